@@ -1,0 +1,253 @@
+"""Image data: scikit-learn's digits, MNIST-style IDX files, image folders and .npz arrays.
+
+Images come back as float32 ``(N, C, H, W)``; ``scale`` picks the range: "pm1" for [-1, 1]
+(what image models train on) or "unit" for [0, 1].
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import struct
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .dataset import Dataset, check_array
+
+log = logging.getLogger("genlab.data")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _rescale(x01: np.ndarray, scale: str) -> np.ndarray:
+    if scale == "unit":
+        return x01.astype(np.float32)
+    if scale == "pm1":
+        return (2.0 * x01 - 1.0).astype(np.float32)
+    raise DataError(f"scale must be 'pm1' or 'unit', got '{scale}'.")
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of ``(N, C, H, W)`` float images to ``size`` x ``size``."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    out = np.empty((n, c, size, size), dtype=np.float32)
+    for i in range(n):
+        for j in range(c):
+            img = Image.fromarray(np.ascontiguousarray(images[i, j], dtype=np.float32))
+            out[i, j] = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+    return out
+
+
+def digits(size: int = 8, scale: str = "unit") -> Dataset:
+    """scikit-learn's 1,797 handwritten digits (8x8, labels 0-9), optionally resized."""
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    x = raw.images.astype(np.float32)[:, None] / 16.0
+    if size != 8:
+        x = np.clip(resize(x, size), 0.0, 1.0)
+    return Dataset(
+        "digits",
+        _rescale(x, scale),
+        raw.target.astype(np.int64),
+        f"handwritten digits 0-9, {size}x{size} grayscale",
+        "UCI optical recognition of handwritten digits, as shipped by scikit-learn",
+        "CC BY 4.0",
+    )
+
+
+# --- MNIST-style IDX files ---------------------------------------------------------------
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MIRRORS = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+MD5 = {  # of the .gz files published by each dataset's authors
+    "mnist": {
+        "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX array (optionally gzipped), checking its header against its size."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} could not be read as an IDX file ({e}).") from e
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number).")
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated (incomplete header).")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    body = data[4 + 4 * ndim :]
+    if len(body) != expected:
+        raise DataError(f"{path} is truncated or padded: {len(body)} bytes for shape {shape}.")
+    return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _download(kind: str, stem: str, root: Path) -> Path:
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("GENLAB_OFFLINE") == "1":
+        raise DataError(f"{stem} is missing in {root} and downloads are off (offline mode).")
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / (stem + ".gz")
+    part = target.with_suffix(".gz.part")
+    try:
+        urllib.request.urlretrieve(MIRRORS[kind] + stem + ".gz", part)
+    except OSError as e:
+        raise DataError(f"Could not download {stem} for {kind} ({e}); copy it to {root}.") from e
+    digest = hashlib.md5(part.read_bytes()).hexdigest()
+    if digest != MD5[kind][stem]:
+        part.unlink()
+        raise DataError(f"Downloaded {stem} has checksum {digest}, expected {MD5[kind][stem]}.")
+    part.rename(target)
+    return target
+
+
+def _idx_dataset(kind: str, path: str | Path, split: str, scale: str, download: bool) -> Dataset:
+    if split not in IDX_FILES:
+        raise DataError(f"split must be 'train' or 'test', got '{split}'.")
+    root = Path(path)
+    files = []
+    for stem in IDX_FILES[split]:
+        found = _find(root, stem)
+        if found is None:
+            if not download:
+                raise DataError(
+                    f"{stem}[.gz] not found in {root}; pass download=True or copy it there."
+                )
+            found = _download(kind, stem, root)
+        files.append(found)
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{files[0].name} and {files[1].name} do not match: images {images.shape}, "
+            f"labels {labels.shape}."
+        )
+    x = images.astype(np.float32)[:, None] / 255.0
+    return Dataset(
+        kind,
+        _rescale(x, scale),
+        labels.astype(np.int64),
+        f"{kind} {split} split, 28x28 grayscale, 10 classes",
+        f"IDX files in {root}",
+        "CC BY-SA 3.0" if kind == "mnist" else "MIT",
+    )
+
+
+def mnist(path: str | Path, split: str = "train", scale: str = "pm1", download: bool = False):
+    """MNIST from IDX files in ``path`` (downloaded there with checksums if ``download``)."""
+    return _idx_dataset("mnist", path, split, scale, download)
+
+
+def fashion_mnist(
+    path: str | Path, split: str = "train", scale: str = "pm1", download: bool = False
+):
+    """Fashion-MNIST from IDX files in ``path`` (same layout as MNIST)."""
+    return _idx_dataset("fashion-mnist", path, split, scale, download)
+
+
+# --- folders of images and .npz arrays --------------------------------------------------
+def _to_mode(img, channels: int):
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels would otherwise show their hidden colour: put them on white.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert("L" if channels == 1 else "RGB")  # also handles CMYK, I;16, P
+
+
+def folder(path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1") -> Dataset:
+    """Every readable image below ``path``, resized to ``size`` x ``size``.
+
+    Unreadable files (corrupt, truncated, empty, not images) are skipped, each logged with
+    its path; ``info["skipped"]`` lists them.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"Image folder {root} does not exist.")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels}.")
+    arrays, skipped = [], []
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            with Image.open(file) as img:
+                img.load()
+                img = _to_mode(img, channels).resize((size, size), Image.Resampling.BICUBIC)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            log.warning("skipped %s: %s", file, e)
+            skipped.append(str(file))
+            continue
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        arrays.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+    if not arrays:
+        raise DataError(f"No usable image in {root} ({len(skipped)} files skipped).")
+    x = np.clip(np.stack(arrays), 0.0, 1.0)
+    ds = Dataset(
+        root.name, _rescale(x, scale), None, f"images from {root}", str(root), "the user's own"
+    )
+    ds.info["skipped"] = skipped
+    return ds
+
+
+def npz(path: str | Path, key: str | None = None, labels: str | None = "y") -> Dataset:
+    """Arrays from a ``.npz`` file (never unpickled): ``key`` or the first array; labels if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = list(f.files)
+            if not names:
+                raise DataError(f"{path} holds no arrays.")
+            name = key or ("x" if "x" in names else names[0])
+            if name not in names:
+                raise DataError(f"{path} has no array {name!r}; it has {', '.join(names)}.")
+            x = f[name]
+            y = f[labels] if labels and labels in names and labels != name else None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path} is not a readable .npz file ({e}).") from e
+    x = check_array(x, f"{path}[{name}]", ndim=(1, 2, 3, 4))
+    if x.ndim == 3:  # (N, H, W) grayscale images
+        x = x[:, None]
+    if y is not None and len(y) != len(x):
+        raise DataError(f"{path}: {len(y)} labels for {len(x)} samples.")
+    return Dataset(path.stem, x, y, f"arrays from {path.name}", str(path), "the user's own")

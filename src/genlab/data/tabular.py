@@ -1,0 +1,86 @@
+"""Small classic tables shipped with genlab (heights, Old Faithful) and user CSV files."""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .dataset import Dataset, check_array
+
+INCH_CM = 2.54
+
+
+def _read_table(name: str) -> list[dict[str, str]]:
+    text = resources.files("genlab.data").joinpath("tables", name).read_text()
+    return list(csv.DictReader(text.splitlines()))
+
+
+def heights(sex: str | None = None, unit: str = "cm") -> Dataset:
+    """Adult heights of 934 children of 205 families (Galton, 1886); ``y`` is 1 for male.
+
+    ``sex`` keeps only "male" or "female"; ``unit`` is "cm" (default) or "in".
+    """
+    if unit not in ("cm", "in"):
+        raise DataError(f"unit must be 'cm' or 'in', got '{unit}'.")
+    rows = _read_table("galton_heights.csv")
+    if sex is not None:
+        if sex not in ("male", "female"):
+            raise DataError(f"sex must be 'male' or 'female', got '{sex}'.")
+        rows = [r for r in rows if r["sex"] == sex]
+    h = np.array([float(r["height_in"]) for r in rows])
+    if unit == "cm":
+        h = h * INCH_CM
+    y = np.array([r["sex"] == "male" for r in rows], dtype=np.int64)
+    return Dataset(
+        "heights",
+        h[:, None],
+        y,
+        f"adult heights in {unit} (sons and daughters)",
+        "Galton (1886) family records, as GaltonFamilies in the R package HistData",
+        "public domain (1886 data); table from HistData, GPL",
+        [f"height_{unit}"],
+    )
+
+
+def faithful() -> Dataset:
+    """Old Faithful geyser: eruption time and waiting time to the next one, in minutes."""
+    rows = _read_table("faithful.csv")
+    x = np.array([[float(r["eruptions"]), float(r["waiting"])] for r in rows])
+    return Dataset(
+        "faithful",
+        x,
+        None,
+        "Old Faithful geyser eruptions (minutes) and waiting times (minutes), 272 x 2",
+        "Azzalini and Bowman (1990), as 'faithful' in R's datasets package",
+        "public domain (measurements); table from R datasets, GPL",
+        ["eruptions", "waiting"],
+    )
+
+
+def table(path: str | Path, columns: str | None = None) -> Dataset:
+    """Numeric columns of a user's CSV file with a header row (``columns``: comma list)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV file {path} does not exist.")
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"CSV file {path} is empty.") from None
+        rows = list(reader)
+    names = [c.strip() for c in columns.split(",")] if columns else header
+    missing = [c for c in names if c not in header]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r}; it has {', '.join(header)}.")
+    idx = [header.index(c) for c in names]
+    try:
+        x = np.array([[float(r[i]) for i in idx] for r in rows if r])
+    except (ValueError, IndexError) as e:
+        raise DataError(f"{path} holds a non-numeric or missing value ({e}).") from e
+    x = check_array(x, str(path), ndim=2)
+    return Dataset(path.stem, x, None, f"table {path.name}", str(path), "the user's own", names)

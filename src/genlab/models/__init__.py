@@ -1,0 +1,1 @@
+"""Generative models. Each is registered by name in ``genlab.registry.MODELS``."""

@@ -1,0 +1,93 @@
+"""Saving and loading models: ``config.yaml`` + ``model.safetensors``, never pickle.
+
+A save writes a complete folder next to the target and swaps it in with renames, so an
+interrupted save leaves the previous model intact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import GenlabError
+
+CONFIG = "config.yaml"
+WEIGHTS = "model.safetensors"
+# File endings that hold pickled Python objects, which can run code when loaded.
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib"}
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    arrays = {k: np.ascontiguousarray(v) for k, v in model.state_arrays().items()}
+    save_file(arrays, str(tmp / WEIGHTS))
+    doc = {"model": model.name, "config": model.get_config()}
+    (tmp / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+    _swap_in(tmp, path)
+    return path
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    if not path.exists():
+        new.rename(path)
+        return
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    path.rename(old)
+    new.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _model_dir(path: Path) -> Path:
+    """The folder holding config.yaml: the path itself, or a run folder's ``model/``."""
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise GenlabError(
+                f"{path} is a pickle-based file; genlab refuses to unpickle files because "
+                "they can run arbitrary code. Convert it to safetensors first."
+            )
+        raise GenlabError(f"{path} is a file; genlab.load expects a model or run folder.")
+    if (path / CONFIG).is_file() and (path / WEIGHTS).is_file():
+        return path
+    if (path / "model" / CONFIG).is_file():
+        return path / "model"
+    # A save interrupted between its two renames leaves only the previous folder, renamed.
+    olds = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if not path.exists() and olds:
+        return _model_dir(olds[-1])
+    if not path.exists():
+        raise GenlabError(f"{path} does not exist.")
+    raise GenlabError(f"{path} holds no genlab model ({CONFIG} and {WEIGHTS} not found).")
+
+
+def load(path: str | Path) -> Any:
+    """Load a model saved by ``model.save`` (or a run folder written by the CLI)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from .registry import model_class
+
+    folder = _model_dir(Path(path))
+    try:
+        doc = yaml.safe_load((folder / CONFIG).read_text())
+        name, config = doc["model"], doc.get("config") or {}
+    except (yaml.YAMLError, KeyError, TypeError) as e:
+        raise GenlabError(f"{folder / CONFIG} is not a valid genlab model config ({e}).") from e
+    try:
+        arrays = load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError) as e:
+        raise GenlabError(f"{folder / WEIGHTS} is not a readable safetensors file ({e}).") from e
+    model = model_class(name)(**config)
+    model.load_state_arrays(arrays)
+    return model
