@@ -52,6 +52,16 @@ class Dataset:
         order = np.random.default_rng(seed).permutation(len(self))
         return self.subset(order[n_test:]), self.subset(order[:n_test])
 
+    def kfold(self, k: int = 5, seed: int = 0) -> list[tuple[Dataset, Dataset]]:
+        """``k`` (train, test) pairs whose test parts partition a seeded shuffle of the data."""
+        if not 2 <= k <= len(self):
+            raise DataError(f"k-fold needs 2 <= k <= {len(self)} samples, got k={k}.")
+        parts = np.array_split(np.random.default_rng(seed).permutation(len(self)), k)
+        return [
+            (self.subset(np.concatenate(parts[:i] + parts[i + 1 :])), self.subset(part))
+            for i, part in enumerate(parts)
+        ]
+
     def subset(self, index: np.ndarray) -> Dataset:
         y = None if self.y is None else self.y[index]
         return replace(self, x=self.x[index], y=y)

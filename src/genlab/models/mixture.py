@@ -508,7 +508,7 @@ class GaussianMixture(_Fitted, GenerativeModel):
         """P(X <= x) for a 1-D mixture."""
         self._check_fitted()
         if self.means_.shape[1] != 1:
-            raise GenlabError("cdf is defined here for 1-D mixtures only.")
+            raise GenlabError("Probabilities of intervals are defined for 1-D mixtures only.")
         std = np.sqrt(self.full_covariances()[:, 0, 0])
         z = (np.asarray(x, dtype=float)[..., None] - self.means_[:, 0]) / std
         return (ndtr(z) * self.weights_).sum(-1)

@@ -1,0 +1,207 @@
+"""The ``genlab`` command line: parse, call the library, print.
+
+Heavy imports happen inside the subcommands so that ``genlab --help`` is instant.
+User errors print one sentence and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+EXAMPLES = {
+    "fit": """examples:
+  genlab fit normal --data heights --out runs/heights
+  genlab fit gmm --data faithful --components 2 --out runs/faithful
+  genlab fit gmm --data csv:my.csv --components 3 --covariance-type diag --out runs/mine""",
+    "sample": """examples:
+  genlab sample runs/heights --n 1000 --out heights.csv
+  genlab sample runs/faithful --n 500 --seed 0 --out faithful.png""",
+    "eval": """examples:
+  genlab eval runs/faithful                 # the held-out split of the run's data
+  genlab eval runs/heights --data heights   # any dataset""",
+    "prob": """examples:
+  genlab prob runs/heights "x <= 160"
+  genlab prob runs/heights "x > 180"
+  genlab prob runs/heights "150 < x <= 170\"""",
+    "models": "example:\n  genlab models",
+    "datasets": "example:\n  genlab datasets",
+    "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
+}
+
+
+def _options(args: argparse.Namespace) -> dict:
+    if args.model != "gmm":
+        extra = [
+            flag
+            for flag, value in (
+                ("--components", args.components),
+                ("--covariance-type", args.covariance_type),
+            )
+            if value is not None
+        ]
+        if extra:
+            from .errors import GenlabError
+
+            raise GenlabError(f"{', '.join(extra)} applies to gmm only, not {args.model}.")
+        return {}
+    opts = {
+        "n_components": args.components or 1,
+        "covariance_type": args.covariance_type or "full",
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "n_init": args.n_init,
+        "init_params": args.init,
+        "seed": args.seed,
+    }
+    return opts
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from .runs import fit_run
+
+    metrics = fit_run(
+        args.model,
+        args.data,
+        args.out,
+        options=_options(args),
+        test_fraction=args.test_fraction,
+        argv=sys.argv,
+    )
+    line = f"fitted {args.model} on {args.data}: "
+    line += f"train avg log-lik {metrics['train_avg_loglik']:.4f}"
+    if "test_avg_loglik" in metrics:
+        line += f", held-out {metrics['test_avg_loglik']:.4f}"
+    if "n_iter" in metrics:
+        line += f", {metrics['n_iter']} EM iterations"
+    print(line)
+    print(f"run written to {args.out}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .runs import sample_run
+
+    path = sample_run(args.run_dir, args.n, args.out, seed=args.seed)
+    print(f"{args.n} samples written to {path}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .runs import eval_run
+
+    result = eval_run(args.run_dir, args.data)
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+
+
+def cmd_prob(args: argparse.Namespace) -> None:
+    from .errors import GenlabError
+    from .serialization import load
+
+    model = load(args.run_dir)
+    if not hasattr(model, "prob"):
+        raise GenlabError("genlab prob answers for 1-D models (normal, or gmm on 1-D data).")
+    print(f"P({args.event}) = {model.prob(args.event):.6f}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from .registry import MODELS
+
+    for name, (_, _, description) in MODELS.items():
+        print(f"{name:<12} {description}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from .data import DATASETS
+
+    for name, (_, description) in DATASETS.items():
+        print(f"{name:<14} {description}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    index = run_demo(args.out)
+    print(f"report written to {index}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genlab",
+        description="genlab: fit, train, sample and compare generative models.",
+        epilog="Run 'genlab COMMAND --help' for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("fit", cmd_fit, "fit a model in closed form (normal, mvn) or by EM (gmm)")
+    p.add_argument("model", choices=["normal", "mvn", "gmm"])
+    p.add_argument("--data", required=True, help="dataset NAME or NAME:PATH (see genlab datasets)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--components", type=int, help="gmm: number of components K")
+    p.add_argument("--covariance-type", choices=["full", "tied", "diag", "spherical"])
+    p.add_argument("--max-iter", type=int, default=100, help="gmm: EM iterations (default 100)")
+    p.add_argument("--tol", type=float, default=1e-3, help="gmm: convergence tolerance")
+    p.add_argument("--n-init", type=int, default=1, help="gmm: restarts, best kept")
+    p.add_argument(
+        "--init", default="kmeans", choices=["kmeans", "k-means++", "random", "random_from_data"]
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="share held out for evaluation (0: fit on all data; default 0.2)",
+    )
+
+    p = add("sample", cmd_sample, "draw samples from a fitted model")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--out", required=True, help=".csv, .npy or .png")
+    p.add_argument("--seed", type=int)
+
+    p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="dataset NAME or NAME:PATH (default: the run's held-out split)")
+
+    p = add("prob", cmd_prob, "probability of an event under a 1-D model")
+    p.add_argument("run_dir")
+    p.add_argument("event", help="e.g. 'x <= 160', 'x > 180', '150 < x <= 170'")
+
+    add("models", cmd_models, "list the models")
+    add("datasets", cmd_datasets, "list the datasets")
+    p = add("demo", cmd_demo, "run the tour and write report/index.html")
+    p.add_argument("--out", default="report", help="report folder (default: report)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import GenlabError
+
+    try:
+        args.func(args)
+    except GenlabError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Run folders for the classical models: fit, evaluate, sample, and the pictures of a fit.
+
+A run folder holds ``model/`` (config.yaml + model.safetensors), ``meta.json`` (command
+line, git commit, versions, seed, data and split), ``metrics.json`` and ``plots/``.
+The CLI and the demo call these functions; they hold no argument parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset, load_spec
+from .errors import GenlabError
+from .registry import model_class
+
+CLASSICAL = ("normal", "mvn", "gmm")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("genlab", "numpy", "scipy", "scikit-learn", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    tmp.replace(path)
+
+
+def read_meta(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "meta.json"
+    if not path.is_file():
+        raise GenlabError(f"{run_dir} is not a genlab run folder (no meta.json).")
+    return json.loads(path.read_text())
+
+
+def split_data(spec: str, test_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    data = load_spec(spec)
+    if test_fraction == 0:
+        return data, None
+    return data.split(test_fraction, seed)
+
+
+def build_model(name: str, options: dict[str, Any]):
+    if name not in CLASSICAL:
+        raise GenlabError(f"'{name}' is not fitted in closed form or by EM; known: {CLASSICAL}.")
+    cls = model_class(name)
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise GenlabError(f"Bad option for model '{name}': {e}.") from e
+
+
+def fit_run(
+    name: str,
+    data_spec: str,
+    out: str | Path,
+    *,
+    options: dict[str, Any] | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    plots: bool = True,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """Fit a classical model on the training split, write the run folder, return metrics."""
+    options = dict(options or {})
+    model = build_model(name, options)
+    train, test = split_data(data_spec, test_fraction, split_seed)
+    model.fit(train)
+    out = Path(out)
+    model.save(out / "model")
+    metrics = {"train_avg_loglik": model.score(train.x), "n_train": len(train)}
+    metrics["train_bic"] = model.bic(train.x)
+    if test is not None:
+        metrics |= {"test_avg_loglik": model.score(test.x), "n_test": len(test)}
+    if name == "gmm":
+        metrics |= {"n_iter": model.n_iter_, "converged": model.converged_}
+    meta = {
+        "model": name,
+        "options": options,
+        "data": data_spec,
+        "test_fraction": test_fraction,
+        "split_seed": split_seed,
+        "columns": train.columns,
+        "argv": argv if argv is not None else sys.argv,
+        "git_commit": git_commit(),
+        "versions": versions(),
+    }
+    write_json(out / "meta.json", meta)
+    write_json(out / "metrics.json", metrics)
+    if plots:
+        metrics["plots"] = [str(p) for p in fit_plots(model, train, out / "plots")]
+    return metrics
+
+
+def cross_validate(
+    name: str, data: Dataset, options: dict[str, Any] | None = None, k: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Held-out average log-likelihood of a classical model on each of ``k`` folds."""
+    scores = []
+    for train, test in data.kfold(k, seed):
+        scores.append(build_model(name, dict(options or {})).fit(train).score(test.x))
+    return np.array(scores)
+
+
+def fit_plots(model, data: Dataset, folder: Path) -> list[Path]:
+    """The pictures that explain a fit, chosen by the data's dimension and the model."""
+    from .viz import plots
+
+    x = data.x
+    label = (data.columns or ["x"])[0]
+    made = []
+    if x.shape[1] == 1:
+        made.append(plots.density_histogram(x, model, folder / "density.png", xlabel=label))
+        fake = model.sample(len(x), seed=0)
+        made.append(
+            plots.compare_histograms(
+                x, fake, folder / "real_vs_generated.png", title="real vs generated", xlabel=label
+            )
+        )
+    elif x.shape[1] == 2:
+        made.append(
+            plots.scatter_density(
+                x, model, folder / "density.png", title=data.name, names=data.columns
+            )
+        )
+        if model.name == "mvn":
+            made.append(plots.normal_surface(model, folder / "surface3d.png"))
+        if model.name == "gmm":
+            resp = model.predict_proba(x)
+            made.append(plots.responsibilities(x, resp, folder / "responsibilities.png"))
+    if model.name == "gmm":
+        made.append(plots.em_history(model.history_, folder / "em_loglik.png"))
+    return made
+
+
+def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:
+    """Held-out average log-likelihood and BIC of a fitted classical model."""
+    from .serialization import load
+
+    meta = read_meta(run_dir)
+    model = load(Path(run_dir) / "model")
+    if data_spec is None:
+        _, test = split_data(meta["data"], meta["test_fraction"], meta["split_seed"])
+        if test is None:
+            raise GenlabError("The run was fitted on all its data; pass --data to evaluate it.")
+        x, source = test.x, f"{meta['data']} (held-out split)"
+    else:
+        x, source = load_spec(data_spec).x, data_spec
+    result = {
+        "data": source,
+        "n": len(x),
+        "avg_loglik": model.score(x),
+        "bic": model.bic(x),
+        "aic": model.aic(x),
+    }
+    write_json(Path(run_dir) / "eval.json", result)
+    return result
+
+
+def sample_run(run_dir: str | Path, n: int, out: str | Path, seed: int | None = None) -> Path:
+    """Draw ``n`` samples and write them as .csv, .npy or a .png picture."""
+    from .serialization import load
+
+    meta = read_meta(run_dir)
+    model = load(Path(run_dir) / "model")
+    x = np.asarray(model.sample(n, seed=seed))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        cols = meta.get("columns") or [f"x{i + 1}" for i in range(x.shape[1])]
+        np.savetxt(out, x, delimiter=",", header=",".join(cols), comments="", fmt="%.6g")
+    elif suffix == ".npy":
+        np.save(out, x)
+    elif suffix == ".png":
+        from .viz import plots
+
+        if x.ndim == 4:
+            plots.image_grid(x, out)
+        elif x.shape[1] == 1:
+            plots.compare_histograms(load_spec(meta["data"]).x, x, out, title="real vs samples")
+        elif x.shape[1] == 2:
+            plots.scatter(x, out, title=f"{n} samples", reference=load_spec(meta["data"]).x)
+        else:
+            raise GenlabError(f"Cannot draw {x.shape[1]}-D samples; write .csv or .npy instead.")
+    else:
+        raise GenlabError(f"Unknown output type '{out.suffix}'; use .csv, .npy or .png.")
+    return out

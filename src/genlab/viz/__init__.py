@@ -1,0 +1,1 @@
+"""Pictures: PNG files drawn with matplotlib, no screen needed."""

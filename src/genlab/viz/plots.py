@@ -1,0 +1,174 @@
+"""Plots of the classical models: densities, mixtures, EM curves, and a 2-D normal in 3-D.
+
+Every function draws one figure, writes it to ``path`` as PNG and returns the path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; works without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def density_histogram(x, model, path, *, title: str = "", xlabel: str = "x") -> Path:
+    """Histogram of 1-D data with the fitted model's density drawn over it."""
+    plt = _pyplot()
+    x = np.asarray(x, dtype=float).ravel()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(x, bins=40, density=True, alpha=0.5, color="tab:blue", label="data")
+    pad = 0.1 * (x.max() - x.min())
+    grid = np.linspace(x.min() - pad, x.max() + pad, 400)
+    ax.plot(grid, np.exp(model.log_prob(grid[:, None])), color="tab:red", lw=2, label="fit")
+    ax.set(xlabel=xlabel, ylabel="density", title=title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def compare_histograms(real, generated, path, *, title: str = "", xlabel: str = "x") -> Path:
+    """Real against generated 1-D samples, on the same bins."""
+    plt = _pyplot()
+    real, generated = np.ravel(real), np.ravel(generated)
+    bins = np.histogram_bin_edges(np.concatenate([real, generated]), bins=40)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(real, bins=bins, density=True, alpha=0.5, label="real")
+    ax.hist(generated, bins=bins, density=True, alpha=0.5, label="generated")
+    ax.set(xlabel=xlabel, ylabel="density", title=title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _grid(x: np.ndarray, steps: int = 200):
+    lo, hi = x.min(0), x.max(0)
+    pad = 0.15 * (hi - lo)
+    gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], steps)
+    gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], steps)
+    xx, yy = np.meshgrid(gx, gy)
+    return xx, yy, np.stack([xx.ravel(), yy.ravel()], 1)
+
+
+def _ellipse(ax, mean, cov, color, n_std: float = 2.0) -> None:
+    from matplotlib.patches import Ellipse
+
+    vals, vecs = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1]))
+    w, h = 2 * n_std * np.sqrt(vals[::-1])
+    ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, color=color, lw=2))
+
+
+def scatter_density(
+    x, model, path, *, title: str = "", labels: Any = None, names: Any = None
+) -> Path:
+    """2-D scatter with the model's log-density contours and, for a mixture, 2-sigma
+    ellipses of its components."""
+    plt = _pyplot()
+    x = np.asarray(x, dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    xx, yy, pts = _grid(x)
+    logp = model.log_prob(pts).reshape(xx.shape)
+    levels = np.quantile(logp, np.linspace(0.5, 0.995, 8))
+    ax.contour(xx, yy, logp, levels=levels, cmap="viridis", linewidths=1)
+    ax.scatter(x[:, 0], x[:, 1], s=6, c="k" if labels is None else labels, alpha=0.5)
+    if hasattr(model, "full_covariances"):
+        colors = plt.cm.tab10(np.arange(len(model.means_)) % 10)
+        for mean, cov, color in zip(model.means_, model.full_covariances(), colors, strict=True):
+            _ellipse(ax, mean, cov, color)
+    elif hasattr(model, "covariance_"):
+        _ellipse(ax, model.mean_, model.covariance_, "tab:red")
+    names = names or ("x1", "x2")
+    ax.set(title=title, xlabel=names[0], ylabel=names[1])
+    return _save(fig, path)
+
+
+def em_history(history, path, *, title: str = "EM: average log-likelihood") -> Path:
+    """The average log-likelihood before each EM iteration's M-step."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(np.arange(1, len(history) + 1), history, marker="o", ms=3)
+    ax.set(xlabel="iteration", ylabel="average log-likelihood", title=title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def responsibilities(x, resp, path, *, title: str = "responsibilities") -> Path:
+    """Each point coloured by the mix of its components' colours, weighted by p(z | x)."""
+    plt = _pyplot()
+    x, resp = np.asarray(x, dtype=float), np.asarray(resp)
+    colors = plt.cm.tab10(np.arange(resp.shape[1]) % 10)[:, :3]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(x[:, 0], x[:, 1], s=10, c=np.clip(resp @ colors, 0, 1))
+    ax.set(title=title)
+    return _save(fig, path)
+
+
+def scatter(x, path, *, title: str = "", reference: Any = None) -> Path:
+    """Samples as a 2-D scatter, optionally over reference data in grey."""
+    plt = _pyplot()
+    x = np.asarray(x, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if reference is not None:
+        ref = np.asarray(reference)
+        ax.scatter(ref[:, 0], ref[:, 1], s=4, c="0.7", label="data")
+    ax.scatter(x[:, 0], x[:, 1], s=4, c="tab:red", label="samples")
+    ax.set(title=title)
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def normal_surface(model, path, *, title: str = "2-D normal density") -> Path:
+    """The density of a 2-D normal as a 3-D surface, with its contours below."""
+    plt = _pyplot()
+    mean, cov = model.mean_, model.covariance_
+    std = np.sqrt(np.diag(cov))
+    gx = np.linspace(mean[0] - 3 * std[0], mean[0] + 3 * std[0], 80)
+    gy = np.linspace(mean[1] - 3 * std[1], mean[1] + 3 * std[1], 80)
+    xx, yy = np.meshgrid(gx, gy)
+    zz = np.exp(model.log_prob(np.stack([xx.ravel(), yy.ravel()], 1))).reshape(xx.shape)
+    fig = plt.figure(figsize=(7, 5))
+    ax = fig.add_subplot(projection="3d")
+    ax.plot_surface(xx, yy, zz, cmap="viridis", linewidth=0, antialiased=True)
+    ax.contour(xx, yy, zz, zdir="z", offset=0, cmap="viridis")
+    ax.set(title=title, xlabel="x1", ylabel="x2", zlabel="p(x)")
+    return _save(fig, path)
+
+
+def image_grid(images, path, *, nrow: int | None = None) -> Path:
+    """Images (N, C, H, W) in [-1, 1] or [0, 1] tiled into one PNG."""
+    from PIL import Image
+
+    imgs = np.asarray(images, dtype=np.float32)
+    if imgs.min() < 0:
+        imgs = (imgs + 1) / 2
+    n, c, h, w = imgs.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    canvas = np.ones((c, ncol * (h + 1) + 1, nrow * (w + 1) + 1), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        canvas[:, 1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = (
+            imgs[i]
+        )
+    pixels = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+    pixels = pixels[0] if c == 1 else pixels.transpose(1, 2, 0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).resize((pixels.shape[1] * 4, pixels.shape[0] * 4), 0).save(path)
+    return path

@@ -1,0 +1,109 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genlab.cli import main
+
+
+def run(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_fit_sample_eval_prob_roundtrip(tmp_path, capsys):
+    run_dir = tmp_path / "h"
+    code, out, _ = run(["fit", "normal", "--data", "heights", "--out", str(run_dir)], capsys)
+    assert code == 0 and "held-out" in out
+    assert (run_dir / "model" / "model.safetensors").is_file()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["data"] == "heights" and "numpy" in meta["versions"]
+    assert (run_dir / "plots" / "density.png").stat().st_size > 1000
+
+    code, out, _ = run(["prob", str(run_dir), "x <= 160"], capsys)
+    assert code == 0 and out.startswith("P(x <= 160) = 0.1")
+
+    code, out, _ = run(["eval", str(run_dir)], capsys)
+    assert code == 0 and "avg_loglik" in out
+    assert json.loads((run_dir / "eval.json").read_text())["n"] == 187
+
+    csv = tmp_path / "s.csv"
+    args = ["sample", str(run_dir), "--n", "300", "--seed", "1", "--out", str(csv)]
+    code, _, _ = run(args, capsys)
+    x = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert code == 0 and x.shape == (300,) and 150 < x.mean() < 190
+    assert csv.read_text().startswith("height_cm")
+
+
+def test_gmm_on_faithful_writes_plots(tmp_path, capsys):
+    run_dir = tmp_path / "f"
+    args = ["fit", "gmm", "--data", "faithful", "--components", "2", "--out", str(run_dir)]
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "EM iterations" in out
+    names = {p.name for p in (run_dir / "plots").iterdir()}
+    assert names == {"density.png", "responsibilities.png", "em_loglik.png"}
+    png = tmp_path / "s.png"
+    assert run(["sample", str(run_dir), "--n", "200", "--out", str(png)], capsys)[0] == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["fit", "gmm", "--data", "nope", "--out", "{tmp}/x"], "Unknown dataset 'nope'"),
+        (["fit", "normal", "--data", "faithful", "--out", "{tmp}/x"], "2 columns"),
+        (["fit", "normal", "--data", "heights", "--components", "3", "--out", "{tmp}/x"], "gmm"),
+        (["sample", "{tmp}/missing", "--n", "3", "--out", "{tmp}/s.csv"], "not a genlab run"),
+        (["prob", "{tmp}/mvn", "x <= 3"], "1-D models"),
+        (["fit", "gmm", "--data", "csv:{tmp}/bad.csv", "--out", "{tmp}/x"], "NaN"),
+    ],
+)
+def test_bad_input_one_sentence_exit_2(tmp_path, capsys, args, message):
+    main(["fit", "mvn", "--data", "faithful", "--out", str(tmp_path / "mvn")])
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\nnan,3\n")
+    capsys.readouterr()
+    code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    assert code == 2
+    assert err.startswith("genlab: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # nothing written half-way
+
+
+def test_lists(capsys):
+    assert "gmm" in run(["models"], capsys)[1]
+    out = run(["datasets"], capsys)[1]
+    assert "faithful" in out and "heights" in out and "folder" in out
+
+
+def test_console_script_help_and_exit_code(tmp_path):
+    exe = [sys.executable, "-m", "genlab.cli"]
+    done = subprocess.run([*exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "fit" in done.stdout
+    for cmd in ["fit", "sample", "eval", "prob", "demo"]:
+        sub = subprocess.run([*exe, cmd, "--help"], capture_output=True, text=True, timeout=60)
+        assert sub.returncode == 0 and "example" in sub.stdout
+    bad = subprocess.run(
+        [*exe, "eval", str(tmp_path / "none")], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("genlab: error:")
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys; from genlab.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('numpy', 'torch', 'matplotlib', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_demo_writes_report(tmp_path, capsys):
+    code, _, _ = run(["demo", "--out", str(tmp_path / "report")], capsys)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert code == 0 and "Old Faithful" in page
+    for src in page.split('src="')[1:]:
+        assert (tmp_path / "report" / src.split('"')[0]).is_file()
+    assert page.count("<img") >= 10
