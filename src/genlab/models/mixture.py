@@ -18,6 +18,7 @@ compared with ``sklearn.mixture.GaussianMixture`` from the same start.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -25,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.special import ndtr
 
 from ..base import GenerativeModel
@@ -122,6 +122,18 @@ def _n_threads() -> int:
     return max(1, min(os.cpu_count() or 1, int(os.environ.get("GENLAB_NUM_THREADS", 8))))
 
 
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="genlab-em")
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _pass(x, shift, w, covariance_type, dtype, *, stats=True, resp_out=None, ll_out=None):
     """One pass: the total log-likelihood, and resp^T phi if ``stats`` (E- and M-step sums).
 
@@ -156,11 +168,9 @@ def _pass(x, shift, w, covariance_type, dtype, *, stats=True, resp_out=None, ll_
 
     threads = _n_threads()
     if threads > 1 and len(starts) > 1:
-        from threadpoolctl import threadpool_limits
-
         # Chunks run in parallel threads; BLAS threads inside them would oversubscribe cores.
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(work, starts))
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            parts = list(_pool(threads).map(work, starts))
     else:
         parts = [work(s) for s in starts]
     log_lik = sum(p[0] for p in parts)
@@ -205,25 +215,34 @@ def precision_cholesky(cov: np.ndarray, covariance_type: str, reg_covar: float):
         return 1.0 / np.sqrt(cov), cov
     mats = cov[None] if covariance_type == "tied" else cov.copy()
     d = mats.shape[-1]
-    out = np.empty_like(mats)
-    for i, m in enumerate(mats):
-        extra = 0.0
-        while True:
-            try:
-                chol = np.linalg.cholesky(m + extra * np.eye(d))
-                break
-            except np.linalg.LinAlgError:
-                extra = floor if extra == 0.0 else extra * 10
-                if extra > 1e6 * max(1.0, np.abs(m).max()):
-                    msg = f"Component {i} has a covariance that cannot be repaired."
-                    raise GenlabError(msg) from None
-        if extra:
-            _warn_degenerate([i], extra)
-            mats[i] = m + extra * np.eye(d)
-        out[i] = solve_triangular(chol, np.eye(d), lower=True).T
+    try:  # the common case, batched: all components positive definite
+        chol = np.linalg.cholesky(mats)
+    except np.linalg.LinAlgError:
+        chol = np.stack([_repaired_cholesky(mats, i, floor) for i in range(len(mats))])
+    # precision = inv(L)^T inv(L), so its Cholesky factor is inv(L)^T (upper triangular)
+    out = np.linalg.solve(chol, np.broadcast_to(np.eye(d), chol.shape)).transpose(0, 2, 1)
     if covariance_type == "tied":
         return out[0], mats[0]
     return out, mats
+
+
+def _repaired_cholesky(mats: np.ndarray, i: int, floor: float) -> np.ndarray:
+    """Cholesky factor of ``mats[i]``, adding to its diagonal (in place) until it exists."""
+    m, d = mats[i], mats.shape[-1]
+    extra = 0.0
+    while True:
+        try:
+            chol = np.linalg.cholesky(m + extra * np.eye(d))
+            break
+        except np.linalg.LinAlgError:
+            extra = floor if extra == 0.0 else extra * 10
+            if extra > 1e6 * max(1.0, np.abs(m).max()):
+                msg = f"Component {i} has a covariance that cannot be repaired."
+                raise GenlabError(msg) from None
+    if extra:
+        _warn_degenerate([i], extra)
+        mats[i] = m + extra * np.eye(d)
+    return chol
 
 
 def _warn_degenerate(components, amount: float) -> None:
