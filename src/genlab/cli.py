@@ -15,6 +15,12 @@ EXAMPLES = {
   genlab fit normal --data heights --out runs/heights
   genlab fit gmm --data faithful --components 2 --out runs/faithful
   genlab fit gmm --data csv:my.csv --components 3 --covariance-type diag --out runs/mine""",
+    "train": """examples:
+  genlab train vae --data digits --out runs/vae           # uses the recipe vae-digits
+  genlab train vae-moons --out runs/vae-moons --steps 1000
+  genlab train my-recipe.yaml --out runs/mine --set lr=3e-4 --set model.latent_dim=16
+  genlab train vae --data digits --out runs/vae --steps 6000 --resume latest
+  accelerate launch --num_processes 2 -m genlab.cli train vae --data digits --out runs/ddp""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png""",
@@ -79,6 +85,20 @@ def cmd_fit(args: argparse.Namespace) -> None:
     print(f"run written to {args.out}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .training.runfolder import resolve, saved_config, train_run
+
+    base = None
+    if args.resume and (Path(args.out) / "config.yaml").is_file():
+        base = saved_config(args.out)
+    flags = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
+    train_run(cfg, args.out, resume=args.resume)
+    print(f"run written to {args.out}")
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     from .runs import sample_run
 
@@ -108,9 +128,11 @@ def cmd_prob(args: argparse.Namespace) -> None:
 
 def cmd_models(args: argparse.Namespace) -> None:
     from .registry import MODELS
+    from .training.runfolder import recipe_names
 
     for name, (_, _, description) in MODELS.items():
         print(f"{name:<12} {description}")
+    print("\nrecipes (genlab train RECIPE): " + ", ".join(recipe_names()))
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -166,7 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="share held out for evaluation (0: fit on all data; default 0.2)",
     )
 
-    p = add("sample", cmd_sample, "draw samples from a fitted model")
+    p = add("train", cmd_train, "train a neural model (or recipe) with the Trainer")
+    p.add_argument("target", nargs="?", help="model name (see genlab models) or RECIPE.yaml")
+    p.add_argument("--data", help="dataset NAME or NAME:PATH")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--steps", type=int, help="total optimizer steps of the run")
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", help="'latest' or a checkpoint folder")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training setting (lr=3e-4), model.KEY or data.KEY",
+    )
+
+    p = add("sample", cmd_sample, "draw samples from a fitted or trained model")
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--out", required=True, help=".csv, .npy or .png")
@@ -180,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("event", help="e.g. 'x <= 160', 'x > 180', '150 < x <= 170'")
 
-    add("models", cmd_models, "list the models")
+    add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")

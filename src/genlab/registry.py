@@ -16,6 +16,9 @@ MODELS: dict[str, tuple[str, str, str]] = {
         "multivariate normal, closed-form maximum likelihood",
     ),
     "gmm": ("genlab.models.mixture", "GaussianMixture", "Gaussian mixture trained by EM"),
+    "ae": ("genlab.models.autoencoder", "AE", "autoencoder (conv for images, MLP for 2-D)"),
+    "vae": ("genlab.models.vae", "VAE", "variational autoencoder: ELBO, IWAE bound"),
+    "hvae": ("genlab.models.hvae", "HVAE", "two-level hierarchical VAE"),
 }
 
 

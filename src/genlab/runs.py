@@ -190,10 +190,13 @@ def sample_run(run_dir: str | Path, n: int, out: str | Path, seed: int | None = 
 
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
-    x = np.asarray(model.sample(n, seed=seed))
+    x = model.sample(n, seed=seed)
+    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
+    if suffix == ".csv" and x.ndim > 2:
+        raise GenlabError("Images cannot be written as .csv; use .png or .npy.")
     if suffix == ".csv":
         cols = meta.get("columns") or [f"x{i + 1}" for i in range(x.shape[1])]
         np.savetxt(out, x, delimiter=",", header=",".join(cols), comments="", fmt="%.6g")
@@ -202,12 +205,13 @@ def sample_run(run_dir: str | Path, n: int, out: str | Path, seed: int | None = 
     elif suffix == ".png":
         from .viz import plots
 
+        reference = load_spec(meta["data"], **meta.get("data_options", {})).x
         if x.ndim == 4:
             plots.image_grid(x, out)
         elif x.shape[1] == 1:
-            plots.compare_histograms(load_spec(meta["data"]).x, x, out, title="real vs samples")
+            plots.compare_histograms(reference, x, out, title="real vs samples")
         elif x.shape[1] == 2:
-            plots.scatter(x, out, title=f"{n} samples", reference=load_spec(meta["data"]).x)
+            plots.scatter(x, out, title=f"{n} samples", reference=reference)
         else:
             raise GenlabError(f"Cannot draw {x.shape[1]}-D samples; write .csv or .npy instead.")
     else:

@@ -1,0 +1,1 @@
+"""One Trainer for every neural model: accelerate, EMA, checkpoints, exact resume."""

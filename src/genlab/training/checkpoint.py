@@ -1,0 +1,122 @@
+"""Checkpoints that survive crashes: written to a temporary folder, given a manifest of
+sha256 sums, then renamed into place. ``latest`` skips folders that are incomplete or whose
+files do not match their manifest.
+
+A checkpoint folder ``step-N/`` holds ``model.safetensors``, ``ema.safetensors`` and
+``state.pt`` (optimizer, scheduler, step, RNG: tensors and numbers only, read back with
+``torch.load(weights_only=True)``), and ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+
+log = logging.getLogger("genlab.training")
+MANIFEST = "manifest.json"
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(folder: Path, step: int, tensors: dict[str, dict], state: dict[str, Any]):
+    """Write ``folder/step-{step}`` atomically. ``tensors`` maps a file stem to a dict of
+    named tensors (saved as safetensors); ``state`` goes to state.pt."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{step}"
+    tmp = folder / f".tmp-step-{step}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    files = []
+    for stem, named in tensors.items():
+        path = tmp / f"{stem}.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(path))
+        files.append(path)
+    torch.save(state, tmp / "state.pt")
+    files.append(tmp / "state.pt")
+    manifest = {"step": step, "files": {p.name: sha256(p) for p in files}}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    for p in [*files, tmp / MANIFEST]:
+        with p.open("rb") as f:
+            os.fsync(f.fileno())
+    if final.exists():  # a re-run of the same step: replace it
+        shutil.rmtree(final)
+    tmp.rename(final)
+    _fsync_dir(folder)
+    return final
+
+
+def verify(path: Path) -> bool:
+    """True if the folder has a manifest and every file matches its sha256."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        return all(sha256(path / name) == digest for name, digest in manifest["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete-looking checkpoint folders, oldest first (temporary ones are ignored)."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP.match(p.name))]
+    return sorted(found)
+
+
+def latest(folder: Path) -> Path | None:
+    """The newest checkpoint whose files match its manifest; corrupt ones are skipped."""
+    for _step, path in reversed(checkpoints(folder)):
+        if verify(path):
+            return path
+        log.warning("skipping checkpoint %s: incomplete or corrupt", path)
+    return None
+
+
+def prune(folder: Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints, and stale temporary folders."""
+    for _, path in checkpoints(folder)[:-keep_last] if keep_last > 0 else []:
+        shutil.rmtree(path, ignore_errors=True)
+    for tmp in folder.glob(".tmp-step-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid != str(os.getpid()):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, dict], dict[str, Any]]:
+    """(tensors by file stem, state) of a verified checkpoint folder."""
+    import torch
+    from safetensors.torch import load_file
+
+    if not verify(path):
+        raise GenlabError(f"Checkpoint {path} is incomplete or corrupt (manifest mismatch).")
+    tensors = {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
+    state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
+    return tensors, state

@@ -1,0 +1,151 @@
+"""``genlab train``: resolve a recipe and overrides into one config, build the model and the
+data, and train into a run folder (config.yaml, meta.json, metrics.jsonl, samples/,
+checkpoints/, model/)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import GenlabError
+from .config import TrainConfig
+
+
+def recipe_names() -> list[str]:
+    folder = resources.files("genlab.recipes")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise GenlabError(f"Recipe {path} does not exist.")
+        text = path.read_text()
+    elif name_or_path in recipe_names():
+        text = resources.files("genlab.recipes").joinpath(f"{name_or_path}.yaml").read_text()
+    else:
+        raise GenlabError(
+            f"Unknown recipe '{name_or_path}'; packaged: {', '.join(recipe_names())}."
+        )
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise GenlabError(f"Recipe {name_or_path} is not valid YAML ({e}).") from e
+    unknown = set(doc) - {"model", "data", "data_options", "model_config", "train"}
+    if unknown:
+        raise GenlabError(f"Recipe {name_or_path} has an unknown section '{sorted(unknown)[0]}'.")
+    return doc
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def resolve(
+    target: str | None,
+    data: str | None,
+    *,
+    sets: list[str] = (),
+    flags: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full run config: ``base`` (a run's saved config) or the recipe for ``target``
+    (a model name picks ``MODEL-DATA`` if packaged), then flags, then ``--set key=value``
+    (``model.KEY`` and ``data.KEY`` reach the model and the data)."""
+    from ..registry import MODELS
+
+    if base is not None:
+        cfg = copy.deepcopy(base)
+    elif target is None:
+        raise GenlabError("Name a model or a recipe to train.")
+    elif target in MODELS:
+        name = f"{target}-{data}"
+        cfg = load_recipe(name) if data and name in recipe_names() else {"model": target}
+    else:
+        cfg = load_recipe(target)
+    if data is not None and data != cfg.get("data"):
+        cfg["data"], cfg["data_options"] = data, {}
+    if not cfg.get("data"):
+        raise GenlabError("No data: pass --data NAME.")
+    cfg.setdefault("data_options", {})
+    cfg.setdefault("model_config", {})
+    cfg.setdefault("train", {})
+    cfg["train"].update({k: v for k, v in (flags or {}).items() if v is not None})
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GenlabError(f"--set takes key=value, got '{item}'.")
+        section, dot, rest = key.partition(".")
+        if dot and section in ("model", "data"):
+            cfg["model_config" if section == "model" else "data_options"][rest] = _parse_value(
+                value
+            )
+        else:
+            cfg["train"][key] = _parse_value(value)
+    return cfg
+
+
+def build(cfg: dict[str, Any]):
+    """(model, dataset, TrainConfig) of a resolved config."""
+    import torch
+
+    from ..data import load_spec
+    from ..registry import model_class
+
+    data = load_spec(cfg["data"], **cfg["data_options"])
+    cls = model_class(cfg["model"])
+    if not hasattr(cls, "training_step"):
+        raise GenlabError(f"'{cfg['model']}' is not trained by gradient steps; use genlab fit.")
+    train = TrainConfig.make(cls, cfg["train"])
+    torch.manual_seed(train.seed)
+    try:
+        model = cls(data.shape, **cfg["model_config"])
+    except TypeError as e:
+        raise GenlabError(f"Bad model setting for {cfg['model']}: {e}.") from e
+    return model, data, train
+
+
+def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -> dict[str, Any]:
+    from ..runs import git_commit, versions, write_json
+    from .trainer import Trainer
+
+    out = Path(out)
+    if resume is None and (out / "checkpoints").exists():
+        raise GenlabError(f"{out} already holds a run; pass --resume latest or another --out.")
+    model, data, train = build(cfg)
+    cfg = {**cfg, "train": train.to_dict()}
+    trainer = Trainer(model, data, train, run_dir=out, resume=resume)  # checks before writing
+    if trainer.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        write_json(
+            out / "meta.json",
+            {
+                "model": cfg["model"],
+                "data": cfg["data"],
+                "data_options": cfg["data_options"],
+                "columns": data.columns,
+                "seed": train.seed,
+                "argv": sys.argv,
+                "git_commit": git_commit(),
+                "versions": versions(),
+                "processes": trainer.world,
+            },
+        )
+    return trainer.train()
+
+
+def saved_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise GenlabError(f"{run_dir} holds no config.yaml to resume from.")
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,278 @@
+"""One Trainer for every neural model, on Hugging Face accelerate.
+
+The same loop runs on a CPU, one GPU, or several processes (``accelerate launch`` or
+``torchrun``). The model supplies ``training_step(batch) -> {"loss": ..., metrics}``; the
+Trainer owns the device, mixed precision, the optimizer and learning-rate schedule,
+gradient clipping, EMA, logging, checkpoints, exact resume and the NaN guard.
+
+Exact resume: the batch of step s is a function of (seed, s) alone, and a checkpoint holds
+weights, EMA, optimizer, scheduler and the RNG state, so 3 steps + resume + 3 steps gives
+the same bits as 6 steps straight.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..errors import DataError, GenlabError
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .ema import EMA
+
+__all__ = ["TrainConfig", "Trainer"]
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Indices of the global batch of ``step``: epochs are seeded permutations, last partial
+    batch dropped. Depends on nothing but its arguments (this is what makes resume exact)."""
+    per_epoch = n // batch_size
+    epoch, pos = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)[pos * batch_size : (pos + 1) * batch_size]
+
+
+def lr_factor(step: int, warmup: int, decay: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 over ``decay`` steps."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if decay:
+        t = min(step - warmup, decay) / decay
+        return 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
+
+
+class Trainer:
+    """Train ``model`` on ``data``; with ``run_dir`` also write the run folder's files."""
+
+    def __init__(
+        self,
+        model: Any,
+        data: Dataset | np.ndarray | torch.Tensor,
+        config: TrainConfig,
+        run_dir: str | Path | None = None,
+        resume: str | None = None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        self.model, self.cfg = model, config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        x = data.x if isinstance(data, Dataset) else data
+        self.data = model.as_batch(x)
+        self.acc = Accelerator(mixed_precision=config.mixed_precision)
+        self.world, self.rank = self.acc.num_processes, self.acc.process_index
+        if config.batch_size % self.world:
+            raise GenlabError(
+                f"batch_size {config.batch_size} does not split evenly over {self.world} processes."
+            )
+        if len(self.data) < config.batch_size:
+            raise DataError(
+                f"The dataset has {len(self.data)} samples, fewer than the batch size "
+                f"{config.batch_size}; lower --batch-size."
+            )
+        torch.manual_seed(config.seed + self.rank)
+        self.net = model.net.to(self.acc.device)
+        self._broadcast_weights()
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
+        )
+        self.ema = EMA(self.net, config.ema_decay) if config.ema_decay > 0 else None
+        self.step, self.bad_steps = 0, 0
+        if resume:
+            self._resume(resume)
+
+    # --- distributed helpers (no-ops in one process) ---------------------------------------
+    @property
+    def main(self) -> bool:
+        return self.acc.is_main_process
+
+    def _broadcast_weights(self) -> None:
+        if self.world > 1:
+            for t in self.net.state_dict().values():
+                torch.distributed.broadcast(t, src=0)
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        flag = torch.tensor([float(torch.isfinite(loss).item())], device=self.acc.device)
+        if self.world > 1:  # every rank skips together
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _sync_gradients(self) -> None:
+        """Average gradients over processes (model-agnostic: the model calls its own
+        submodules, so no DistributedDataParallel wrapper is involved)."""
+        if self.world == 1:
+            return
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        local = cfg.batch_size // self.world
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (cfg.progress and self.main),
+            desc=f"train {self.model.name}",
+            dynamic_ncols=True,
+        )
+        t0, seen, last = time.perf_counter(), 0, {}
+        self.net.train()
+        try:
+            while self.step < cfg.steps:
+                idx = batch_indices(self.step, len(self.data), cfg.batch_size, cfg.seed)
+                batch = self.data[idx[self.rank * local : (self.rank + 1) * local]]
+                last = self._step(batch.to(self.acc.device))
+                self.step += 1
+                seen += cfg.batch_size
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{rate:.0f}")
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    self._log({"step": self.step, **last, "samples_per_s": rate})
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self._write_samples()
+                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            if self.run_dir is not None:
+                self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        self._finish()
+        summary = {"steps": self.step, "seconds": seconds, "samples_per_s": seen / seconds}
+        summary |= {k: v for k, v in last.items()}
+        if self.main and cfg.progress:
+            print(
+                f"done: {self.step} steps in {seconds:.1f} s, {summary['samples_per_s']:.0f} "
+                f"samples/s, final loss {last.get('loss', float('nan')):.4g}"
+            )
+        return summary
+
+    def _step(self, batch: torch.Tensor) -> dict[str, float]:
+        with self.acc.autocast():
+            out = self.model.training_step(batch)
+        loss = out["loss"]
+        if not self._all_finite(loss):
+            self.opt.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+            if self.bad_steps >= self.cfg.max_bad_steps:
+                raise GenlabError(
+                    f"The loss was not finite for {self.bad_steps} steps in a row (last at step "
+                    f"{self.step + 1}); training stopped. Lower the learning rate or check the "
+                    "data."
+                )
+            return {"loss": float("nan"), "skipped": 1.0}
+        self.bad_steps = 0
+        self.acc.backward(loss)
+        self._sync_gradients()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.net)
+        return {k: float(v.detach()) for k, v in out.items()} | {"lr": self.sched.get_last_lr()[0]}
+
+    # --- files ------------------------------------------------------------------------------
+    def _log(self, row: dict[str, float]) -> None:
+        if self.run_dir is None or not self.main:
+            return
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _check_finite_weights(self) -> None:
+        for name, t in self.net.state_dict().items():
+            if t.dtype.is_floating_point and not torch.isfinite(t).all():
+                raise GenlabError(f"Weight {name} is not finite; refusing to save it.")
+
+    def save_checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        self._check_finite_weights()
+        path = None
+        if self.main:
+            tensors = {"model": self.net.state_dict()}
+            if self.ema is not None:
+                tensors["ema"] = self.ema.state()
+            state = {
+                "step": self.step,
+                "bad_steps": self.bad_steps,
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "rng": torch.get_rng_state(),
+            }
+            folder = self.run_dir / "checkpoints"
+            path = ckpt.save_checkpoint(folder, self.step, tensors, state)
+            ckpt.prune(folder, self.cfg.keep_last)
+        self.acc.wait_for_everyone()
+        return path
+
+    def _resume(self, resume: str) -> None:
+        if resume == "latest":
+            if self.run_dir is None:
+                raise GenlabError("--resume latest needs a run folder.")
+            path = ckpt.latest(self.run_dir / "checkpoints")
+            if path is None:
+                raise GenlabError(f"No complete checkpoint in {self.run_dir / 'checkpoints'}.")
+        else:
+            path = Path(resume)
+        tensors, state = ckpt.load_checkpoint(path)
+        self.net.load_state_dict(tensors["model"])
+        if self.ema is not None and "ema" in tensors:
+            self.ema.load(tensors["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
+        if self.step > self.cfg.steps:
+            raise GenlabError(
+                f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
+            )
+
+    def _write_samples(self) -> None:
+        if self.run_dir is None or not self.main or len(self.model.data_shape) != 3:
+            return
+        from ..viz.plots import image_grid
+
+        with torch.no_grad():
+            x = self.model.sample(64, seed=0)
+        self.net.train()
+        image_grid(x.cpu().numpy(), self.run_dir / "samples" / f"step-{self.step}.png")
+
+    def _finish(self) -> None:
+        """Final checkpoint (raw weights), then the EMA weights become the model's."""
+        if self.run_dir is not None:
+            self.save_checkpoint()
+        if self.ema is not None:
+            self.ema.copy_to(self.net)
+        self.net.to("cpu")  # sampling draws its noise on the CPU
+        if hasattr(self.model, "after_training"):
+            self.model.after_training(self.data)
+        self.net.eval()
+        if self.run_dir is not None and self.main:
+            self._check_finite_weights()
+            self._write_samples()
+            self.model.save(self.run_dir / "model")
+        self.acc.wait_for_everyone()
