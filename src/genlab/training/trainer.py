@@ -66,7 +66,9 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         x = data.x if isinstance(data, Dataset) else data
         self.data = model.as_batch(x)
-        self.acc = Accelerator(mixed_precision=config.mixed_precision)
+        # Without an accelerator, accelerate runs several processes only when told cpu=True.
+        on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+        self.acc = Accelerator(mixed_precision=config.mixed_precision, cpu=on_cpu)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if config.batch_size % self.world:
             raise GenlabError(
@@ -88,6 +90,8 @@ class Trainer:
         )
         self.ema = EMA(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.step, self.bad_steps = 0, 0
+        if self.run_dir is not None and self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume(resume)
 

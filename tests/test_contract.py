@@ -1,0 +1,58 @@
+"""Every registered model answers the same questions the same way."""
+
+import numpy as np
+import pytest
+import torch
+
+import genlab
+import genlab.data as gd
+from genlab.registry import MODELS, model_class
+
+FAST_TRAIN = {"steps": 5, "batch_size": 32, "progress": False}
+
+
+def fitted(name):
+    cls = model_class(name)
+    if name == "normal":
+        data = gd.load("heights")
+        return cls().fit(data), data
+    if name in ("mvn", "gmm"):
+        data = gd.load("faithful")
+        return (cls(2, seed=0) if name == "gmm" else cls()).fit(data), data
+    data = gd.load("digits", size=8, scale="pm1")
+    torch.manual_seed(0)
+    model = cls(data.shape, width=8)
+    return model.fit(data, FAST_TRAIN), data
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract(name, tmp_path):
+    model, data = fitted(name)
+    s = model.sample(7, seed=3)
+    s = s.detach().numpy() if hasattr(s, "detach") else s
+    assert s.shape == (7, *data.shape) and np.isfinite(s).all()
+    again = model.sample(7, seed=3)
+    again = again.detach().numpy() if hasattr(again, "detach") else again
+    np.testing.assert_array_equal(s, again)
+    model.save(tmp_path / name)
+    loaded = genlab.load(tmp_path / name)
+    out = loaded.sample(7, seed=3)
+    np.testing.assert_array_equal(s, out.detach().numpy() if hasattr(out, "detach") else out)
+    x = data.x[:20]
+    if model.has_log_prob:
+        np.testing.assert_allclose(loaded.log_prob(x), model.log_prob(x))
+    else:
+        with pytest.raises(NotImplementedError, match="no exact log density"):
+            model.log_prob(x)
+    if model.has_elbo:
+        torch.testing.assert_close(loaded.elbo(x), model.elbo(x))
+    else:
+        with pytest.raises(NotImplementedError):
+            model.elbo(x)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "hvae"])
+def test_wrong_image_size_is_a_clear_error(name):
+    model = model_class(name)((1, 16, 16), width=8)
+    with pytest.raises(genlab.GenlabError, match=r"expects images of shape \(1, 16, 16\)"):
+        model.fit(gd.load("digits", scale="pm1"), FAST_TRAIN)

@@ -1,0 +1,213 @@
+"""The Trainer: exact resume, crash-safe checkpoints, the NaN guard, distributed training."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genlab.errors import GenlabError
+from genlab.models.autoencoder import AE
+from genlab.training import checkpoint as ckpt
+from genlab.training.trainer import TrainConfig, Trainer
+
+TINY = [
+    "--data", "digits", "--set", "data.size=8", "--set", "model.width=8",
+    "--set", "model.latent_dim=4", "--batch-size", "32", "--set", "ema_decay=0.9",
+    "--set", "checkpoint_every=1000", "--set", "progress=false",
+]  # fmt: skip
+
+
+def genlab(*args, **kw):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "genlab.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, **kw)
+
+
+def tensors_of(step_dir: Path) -> dict:
+    out = {
+        f"{p.stem}/{k}": v for p in step_dir.glob("*.safetensors") for k, v in load_file(p).items()
+    }
+    state = torch.load(step_dir / "state.pt", weights_only=True)
+    out["rng"] = state["rng"]
+    for i, s in state["optimizer"]["state"].items():
+        for k, v in s.items():
+            out[f"opt/{i}/{k}"] = torch.as_tensor(v)
+    out["step"] = torch.tensor(state["step"])
+    return out
+
+
+@pytest.mark.parametrize("model", ["vae", "ae"])
+def test_exact_resume_in_a_new_process(tmp_path, model):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert genlab("train", model, "--out", straight, "--steps", 6, *TINY).returncode == 0
+    assert genlab("train", model, "--out", split, "--steps", 3, *TINY).returncode == 0
+    done = genlab("train", "--out", split, "--steps", 6, "--resume", "latest")
+    assert done.returncode == 0, done.stderr
+    a = tensors_of(straight / "checkpoints" / "step-6")
+    b = tensors_of(split / "checkpoints" / "step-6")
+    assert a.keys() == b.keys() and any(k.startswith("ema/") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    final_a, final_b = (
+        load_file(straight / "model" / "model.safetensors"),
+        load_file(split / "model" / "model.safetensors"),
+    )
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+
+
+CRASH = textwrap.dedent(
+    """
+    import os, signal, sys, torch
+    import genlab.training.checkpoint as ckpt
+    from genlab.models.autoencoder import AE
+    from genlab.data import load
+    from genlab.training.trainer import Trainer, TrainConfig
+
+    real_save = torch.save
+    def dying_save(obj, path, *a, **k):
+        real_save(obj, path, *a, **k)
+        if obj["step"] == 4:  # the second checkpoint: die with its files half-renamed
+            os.kill(os.getpid(), signal.SIGKILL)
+    torch.save = dying_save
+    torch.manual_seed(0)
+    data = load("digits", size=8, scale="pm1")
+    model = AE(data.shape, latent_dim=4, width=8)
+    cfg = TrainConfig(steps=6, batch_size=32, checkpoint_every=2, progress=False)
+    Trainer(model, data, cfg, run_dir=sys.argv[1]).train()
+    """
+)
+
+
+def test_sigkill_during_save_keeps_previous_checkpoint(tmp_path):
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH)
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, str(script), str(run)], timeout=300)
+    assert done.returncode == -9  # killed by SIGKILL mid-save
+    folder = run / "checkpoints"
+    assert any(p.name.startswith(".tmp-step-4") for p in folder.iterdir())
+    best = ckpt.latest(folder)
+    assert best is not None and best.name == "step-2"
+    tensors, state = ckpt.load_checkpoint(best)
+    assert state["step"] == 2 and "model" in tensors
+    # And training resumes from it.
+    from genlab.data import load
+
+    data = load("digits", size=8, scale="pm1")
+    model = AE(data.shape, latent_dim=4, width=8)
+    cfg = TrainConfig(steps=4, batch_size=32, checkpoint_every=2, progress=False)
+    trainer = Trainer(model, data, cfg, run_dir=run, resume="latest")
+    assert trainer.step == 2
+    trainer.train()
+    assert ckpt.latest(folder).name == "step-4"
+
+
+def test_corrupt_checkpoint_is_skipped(tmp_path):
+    data = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    model = AE((2,), latent_dim=1, hidden=(8,))
+    cfg = TrainConfig(steps=4, batch_size=16, checkpoint_every=2, progress=False)
+    Trainer(model, data, cfg, run_dir=tmp_path).train()
+    newest = tmp_path / "checkpoints" / "step-4" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:-3] + b"xyz")
+    assert ckpt.latest(tmp_path / "checkpoints").name == "step-2"
+
+
+class _Exploding(AE):
+    """An AE whose loss is NaN on the steps listed in ``bad``."""
+
+    def __init__(self, *a, bad=(), **k):
+        super().__init__(*a, **k)
+        self.bad, self.calls = set(bad), 0
+
+    def training_step(self, batch):
+        self.calls += 1
+        out = super().training_step(batch)
+        if self.calls in self.bad:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nan_guard_skips_then_aborts(tmp_path):
+    data = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    torch.manual_seed(0)
+    model = _Exploding((2,), latent_dim=1, hidden=(8,), bad={2})
+    cfg = TrainConfig(steps=3, batch_size=16, ema_decay=0, progress=False, log_every=1)
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    trainer = Trainer(model, data, cfg)
+    trainer.train()
+    assert all(torch.isfinite(v).all() for v in model.net.state_dict().values())
+    assert any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())
+
+    model = _Exploding((2,), latent_dim=1, hidden=(8,), bad=set(range(3, 100)))
+    cfg = TrainConfig(steps=50, batch_size=16, max_bad_steps=4, progress=False)
+    with pytest.raises(GenlabError, match="not finite for 4 steps in a row"):
+        Trainer(model, data, cfg, run_dir=tmp_path / "run").train()
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_skipped_step_leaves_weights_unchanged():
+    data = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    model = _Exploding((2,), latent_dim=1, hidden=(8,), bad={1})
+    cfg = TrainConfig(steps=1, batch_size=16, ema_decay=0, progress=False)
+    before = {k: v.clone() for k, v in model.net.named_parameters()}
+    Trainer(model, data, cfg).train()  # (buffers change: the AE fits its code Gaussian)
+    assert all(torch.equal(before[k], v) for k, v in model.net.named_parameters())
+
+
+DDP = textwrap.dedent(
+    """
+    import sys, torch
+    from safetensors.torch import save_file
+    from genlab.data import load
+    from genlab.models.autoencoder import AE
+    from genlab.training.trainer import Trainer, TrainConfig
+
+    torch.manual_seed(0)
+    data = load("digits", size=8, scale="pm1")
+    model = AE(data.shape, latent_dim=4, width=8)
+    cfg = TrainConfig(steps=3, batch_size=32, ema_decay=0, progress=False, log_every=1)
+    trainer = Trainer(model, data, cfg, run_dir=sys.argv[1])
+    trainer.train()
+    state = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    save_file(state, f"{sys.argv[1]}/rank{trainer.rank}-of-{trainer.world}.safetensors")
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env)
+    assert single.returncode == 0
+    launch = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        str(script), str(tmp_path / "two"),
+    ]  # fmt: skip
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r0 = load_file(tmp_path / "two" / "rank0-of-2.safetensors")
+    r1 = load_file(tmp_path / "two" / "rank1-of-2.safetensors")
+    one = load_file(tmp_path / "one" / "rank0-of-1.safetensors")
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+        torch.testing.assert_close(r0[k], one[k], rtol=1e-5, atol=1e-6)
+    # Only rank 0 wrote the run files: one metrics line per step, one final model.
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
+    assert (tmp_path / "two" / "model" / "model.safetensors").is_file()
