@@ -45,7 +45,7 @@ def test_linear_gaussian_elbo_matches_closed_form():
         mu, log_var = model.encode(x)
         var = log_var.exp()
         w, b, sigma2 = dec.weight, dec.bias, 0.7**2
-        # E_q log N(x | W z + b, sigma^2 I) = log N(x | W mu + b, sigma^2 I) - tr(W S W^T)/(2 sigma^2)
+        # E_q log N(x | Wz + b, s2 I) = log N(x | W mu + b, s2 I) - tr(W S W^T) / (2 s2)
         resid = x - (mu @ w.T + b)
         rec = (
             -0.5 * (resid**2).sum(1) / sigma2
