@@ -26,7 +26,8 @@ EXAMPLES = {
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png""",
     "eval": """examples:
   genlab eval runs/faithful                 # the held-out split of the run's data
-  genlab eval runs/heights --data heights   # any dataset""",
+  genlab eval runs/heights --data heights   # any dataset
+  genlab eval runs/vae --metrics nll,fd,kid,pr --n 1000""",
     "prob": """examples:
   genlab prob runs/heights "x <= 160"
   genlab prob runs/heights "x > 180"
@@ -107,9 +108,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .runs import eval_run
+    from .runs import CLASSICAL, eval_run, read_meta
 
-    result = eval_run(args.run_dir, args.data)
+    if read_meta(args.run_dir)["model"] in CLASSICAL and not args.metrics:
+        result = eval_run(args.run_dir, args.data)
+    else:
+        from .evaluation.evaluate import evaluate_run
+
+        if args.data:
+            from .errors import GenlabError
+
+            raise GenlabError("--data applies to closed-form models; trained runs use their own.")
+        names = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
+        result = evaluate_run(args.run_dir, names, n=args.n)
     width = max(len(k) for k in result)
     for key, value in result.items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
@@ -213,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
     p.add_argument("run_dir")
     p.add_argument("--data", help="dataset NAME or NAME:PATH (default: the run's held-out split)")
+    p.add_argument("--metrics", help="comma list: nll,fd,kid,pr (images) or nll,swd,mmd (2-D)")
+    p.add_argument("--n", type=int, default=1000, help="generated samples (default 1000)")
 
     p = add("prob", cmd_prob, "probability of an event under a 1-D model")
     p.add_argument("run_dir")

@@ -60,8 +60,10 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def split_data(spec: str, test_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
-    data = load_spec(spec)
+def split_data(
+    spec: str, test_fraction: float, seed: int, **options: Any
+) -> tuple[Dataset, Dataset | None]:
+    data = load_spec(spec, **options)
     if test_fraction == 0:
         return data, None
     return data.split(test_fraction, seed)

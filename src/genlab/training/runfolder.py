@@ -15,6 +15,8 @@ import yaml
 from ..errors import GenlabError
 from .config import TrainConfig
 
+HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
+
 
 def recipe_names() -> list[str]:
     folder = resources.files("genlab.recipes")
@@ -123,6 +125,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
         raise GenlabError(f"{out} already holds a run; pass --resume latest or another --out.")
     model, data, train = build(cfg)
     cfg = {**cfg, "train": train.to_dict()}
+    data, _ = data.split(HELD_OUT, seed=0)  # the held-out part is for genlab eval
     trainer = Trainer(model, data, train, run_dir=out, resume=resume)  # checks before writing
     if trainer.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -134,6 +137,8 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
                 "data": cfg["data"],
                 "data_options": cfg["data_options"],
                 "columns": data.columns,
+                "test_fraction": HELD_OUT,
+                "split_seed": 0,
                 "seed": train.seed,
                 "argv": sys.argv,
                 "git_commit": git_commit(),

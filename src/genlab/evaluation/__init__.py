@@ -1,0 +1,1 @@
+"""Sample-quality and likelihood metrics, and the feature networks they use."""
