@@ -107,3 +107,44 @@ def test_demo_writes_report(tmp_path, capsys):
     for src in page.split('src="')[1:]:
         assert (tmp_path / "report" / src.split('"')[0]).is_file()
     assert page.count("<img") >= 10
+
+
+TRAIN_TINY = ["--set", "data.size=8", "--set", "model.width=8", "--set", "progress=false"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "vae", "--data", "digits", "--set", "bogus=1"], "Unknown training setting"),
+        (["train", "vae", "--data", "digits", "--batch-size", "5000"], "fewer than the batch"),
+        (["train", "vae", "--data", "digits", "--set", "model.depth=3"], "Bad model setting"),
+        (["train", "nope.yaml"], "does not exist"),
+        (["train", "gmm", "--data", "faithful"], "not trained by gradient steps"),
+        (["train", "vae", "--data", "digits", "--resume", "latest"], "No complete checkpoint"),
+    ],
+)
+def test_train_bad_input(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    tiny = TRAIN_TINY if "digits" in args else []
+    code, _, err = run([*args, "--out", str(out), *tiny], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (out / "model").exists() and not (out / "config.yaml").exists()
+
+
+def test_train_sample_eval(tmp_path, capsys):
+    out = tmp_path / "vae"
+    args = ["train", "vae", "--data", "digits", "--steps", "20", "--out", str(out), *TRAIN_TINY]
+    code, text, _ = run(args, capsys)
+    assert code == 0 and "done: 20 steps" in text
+    assert (out / "samples" / "step-20.png").is_file()
+    assert json.loads((out / "meta.json").read_text())["test_fraction"] == 0.2
+    code, _, err = run(["train", "vae", "--data", "digits", "--out", str(out)], capsys)
+    assert code == 2 and "already holds a run" in err
+    png = tmp_path / "grid.png"
+    assert run(["sample", str(out), "--n", "16", "--out", str(png)], capsys)[0] == 0
+    code, text, _ = run(["eval", str(out), "--metrics", "nll,fd,kid,pr", "--n", "200"], capsys)
+    result = json.loads((out / "eval.json").read_text())
+    assert code == 0 and result["n_generated"] == 200
+    assert {"nll", "fd", "kid", "precision", "recall"} <= set(result)
+    code, _, err = run(["eval", str(out), "--metrics", "swd"], capsys)
+    assert code == 2 and "not available for images" in err

@@ -96,7 +96,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         base = saved_config(args.out)
     flags = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
     cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
-    train_run(cfg, args.out, resume=args.resume)
+    summary = train_run(cfg, args.out, resume=args.resume)
+    if summary["rank"] != 0:
+        return
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if k.endswith("loss"))
+    print(
+        f"done: {summary['steps']} steps in {summary['seconds']:.1f} s, "
+        f"{summary['samples_per_s']:.0f} samples/s; final {losses}"
+    )
     print(f"run written to {args.out}")
 
 

@@ -45,6 +45,7 @@ def evaluate(
     metrics: tuple[str, ...] | None = None,
     n: int = 1000,
     seed: int = 0,
+    modes: tuple[np.ndarray, float] | None = None,
 ) -> dict[str, Any]:
     images = train_x.ndim == 4
     allowed = IMAGE_METRICS if images else POINT_METRICS
@@ -88,6 +89,9 @@ def evaluate(
             result["swd"] = M.sliced_wasserstein(ref, fake)
         if "mmd" in metrics:
             result["mmd"] = M.mmd_rbf(ref, fake[: max(len(ref), 1000)])
+        if modes is not None:  # data with known modes (8 Gaussians): is any mode dropped?
+            result["modes_hit"], result["high_quality"] = M.mode_coverage(fake, *modes)
+            result["modes_total"] = len(modes[0])
     return result
 
 
@@ -101,7 +105,8 @@ def evaluate_run(run_dir: str | Path, metrics: tuple[str, ...] | None = None, n:
         meta["data"], meta.get("test_fraction", 0.2), meta.get("split_seed", 0),
         **meta.get("data_options", {}),
     )  # fmt: skip
-    result = evaluate(model, train.x, None if test is None else test.x, metrics, n)
+    modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
+    result = evaluate(model, train.x, None if test is None else test.x, metrics, n, modes=modes)
     result = {"model": meta["model"], "data": meta["data"], **result}
     write_json(Path(run_dir) / "eval.json", result)
     return result

@@ -11,6 +11,7 @@ All functions take arrays of shape (N, D) (features, or 2-D points) and return f
   inside the fake manifold.
 - ``sliced_wasserstein``: mean 1-D Wasserstein-1 distance over random projections.
 - ``mmd_rbf``: unbiased MMD^2 with a Gaussian kernel (median-distance bandwidth).
+- ``mode_coverage``: modes hit and share of high-quality samples (8 Gaussians).
 """
 
 from __future__ import annotations
@@ -99,3 +100,17 @@ def mmd_rbf(real, fake, *, bandwidth: float | None = None) -> float:
     return _mmd2_unbiased(
         np.exp(-d_aa / (2 * h2)), np.exp(-d_bb / (2 * h2)), np.exp(-d_ab / (2 * h2))
     )
+
+
+def mode_coverage(samples, centers, std: float, *, radius: float = 3.0, min_count: int = 1):
+    """(modes hit, share of high-quality samples) for a mixture of isotropic Gaussians.
+
+    A sample is high-quality if it lies within ``radius`` standard deviations of some
+    center; a mode is hit if at least ``min_count`` high-quality samples are nearest to it.
+    Mode collapse shows as few modes hit with a high quality share.
+    """
+    d = cdist(_as2d(samples), _as2d(centers))
+    nearest, dist = d.argmin(1), d.min(1)
+    good = dist <= radius * std
+    counts = np.bincount(nearest[good], minlength=len(centers))
+    return int((counts >= min_count).sum()), float(good.mean())

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
-def mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (128, 128)) -> nn.Sequential:
-    """Linear layers with SiLU between them; ``hidden=()`` gives one linear map."""
+def mlp(
+    n_in: int, n_out: int, hidden: tuple[int, ...] = (128, 128), act: Callable = nn.SiLU
+) -> nn.Sequential:
+    """Linear layers with ``act()`` between them; ``hidden=()`` gives one linear map."""
     sizes = [n_in, *hidden, n_out]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(nn.SiLU())
+            layers.append(act())
     return nn.Sequential(*layers)
 
 

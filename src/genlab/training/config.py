@@ -15,6 +15,8 @@ class TrainConfig:
     steps: int = 2000  # total optimizer steps of the run (a resumed run continues to this)
     batch_size: int = 128  # global batch, split evenly across processes
     lr: float = 1e-3
+    beta1: float = 0.9  # Adam's moment decays (GANs use beta1 = 0.5)
+    beta2: float = 0.999
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
     decay_steps: int = 0  # cosine decay to 0 over this many steps after warm-up (0: none)

@@ -82,12 +82,27 @@ class Trainer:
         torch.manual_seed(config.seed + self.rank)
         self.net = model.net.to(self.acc.device)
         self._broadcast_weights()
-        self.opt = torch.optim.AdamW(
-            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
-        )
+        # One optimizer per update: most models make one ("main"); a GAN makes two, each
+        # with its own optimizer and schedule, all checkpointed.
+        groups = getattr(model, "updates", None)
+        self.updates = [(n, list(p)) for n, p in groups()] if groups else None
+        named = self.updates or [("main", list(self.net.parameters()))]
+        self.params = dict(named)
+        self.opts = {
+            n: torch.optim.AdamW(
+                p,
+                lr=config.lr,
+                betas=(config.beta1, config.beta2),
+                weight_decay=config.weight_decay,
+            )
+            for n, p in named
+        }
+        self.scheds = {
+            n: torch.optim.lr_scheduler.LambdaLR(
+                o, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
+            )
+            for n, o in self.opts.items()
+        }
         self.ema = EMA(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.step, self.bad_steps = 0, 0
         if self.run_dir is not None and self.main:
@@ -111,12 +126,12 @@ class Trainer:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
         return bool(flag.item())
 
-    def _sync_gradients(self) -> None:
+    def _sync_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Average gradients over processes (model-agnostic: the model calls its own
         submodules, so no DistributedDataParallel wrapper is involved)."""
         if self.world == 1:
             return
-        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None]
         flat = torch.cat([g.reshape(-1) for g in grads])
         torch.distributed.all_reduce(flat)
         flat /= self.world
@@ -149,7 +164,8 @@ class Trainer:
                 seen += cfg.batch_size
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{rate:.0f}")
+                shown = {k: f"{v:.4g}" for k, v in last.items() if k.endswith("loss")}
+                bar.set_postfix(**shown, img_s=f"{rate:.0f}")
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     self._log({"step": self.step, **last, "samples_per_s": rate})
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
@@ -165,39 +181,42 @@ class Trainer:
         seconds = time.perf_counter() - t0
         self._finish()
         summary = {"steps": self.step, "seconds": seconds, "samples_per_s": seen / seconds}
-        summary |= {k: v for k, v in last.items()}
-        if self.main and cfg.progress:
-            print(
-                f"done: {self.step} steps in {seconds:.1f} s, {summary['samples_per_s']:.0f} "
-                f"samples/s, final loss {last.get('loss', float('nan')):.4g}"
-            )
+        summary |= last | {"rank": self.rank}
         return summary
 
     def _step(self, batch: torch.Tensor) -> dict[str, float]:
-        with self.acc.autocast():
-            out = self.model.training_step(batch)
-        loss = out["loss"]
-        if not self._all_finite(loss):
-            self.opt.zero_grad(set_to_none=True)
-            self.bad_steps += 1
-            if self.bad_steps >= self.cfg.max_bad_steps:
-                raise GenlabError(
-                    f"The loss was not finite for {self.bad_steps} steps in a row (last at step "
-                    f"{self.step + 1}); training stopped. Lower the learning rate or check the "
-                    "data."
-                )
-            return {"loss": float("nan"), "skipped": 1.0}
+        metrics: dict[str, float] = {}
+        for name, params in self.params.items():
+            with self.acc.autocast():
+                if self.updates is None:
+                    out = self.model.training_step(batch)
+                else:
+                    out = self.model.training_step(batch, name)
+            loss = out["loss"]
+            if not self._all_finite(loss):
+                self.net.zero_grad(set_to_none=True)
+                self.bad_steps += 1
+                if self.bad_steps >= self.cfg.max_bad_steps:
+                    raise GenlabError(
+                        f"The loss was not finite for {self.bad_steps} steps in a row (last at "
+                        f"step {self.step + 1}); training stopped. Lower the learning rate or "
+                        "check the data."
+                    )
+                return {"loss": float("nan"), "skipped": 1.0}
+            self.net.zero_grad(set_to_none=True)  # drop gradients another update left behind
+            self.acc.backward(loss)
+            self._sync_gradients(params)
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            self.opts[name].step()
+            self.scheds[name].step()
+            prefix = "" if self.updates is None else f"{name}_"
+            metrics |= {prefix + k: float(v.detach()) for k, v in out.items()}
+        self.net.zero_grad(set_to_none=True)
         self.bad_steps = 0
-        self.acc.backward(loss)
-        self._sync_gradients()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
-        self.opt.step()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.net)
-        return {k: float(v.detach()) for k, v in out.items()} | {"lr": self.sched.get_last_lr()[0]}
+        return metrics | {"lr": next(iter(self.scheds.values())).get_last_lr()[0]}
 
     # --- files ------------------------------------------------------------------------------
     def _log(self, row: dict[str, float]) -> None:
@@ -223,8 +242,8 @@ class Trainer:
             state = {
                 "step": self.step,
                 "bad_steps": self.bad_steps,
-                "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(),
+                "optimizer": {n: o.state_dict() for n, o in self.opts.items()},
+                "scheduler": {n: s.state_dict() for n, s in self.scheds.items()},
                 "rng": torch.get_rng_state(),
             }
             folder = self.run_dir / "checkpoints"
@@ -246,8 +265,9 @@ class Trainer:
         self.net.load_state_dict(tensors["model"])
         if self.ema is not None and "ema" in tensors:
             self.ema.load(tensors["ema"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
+        for name, opt in self.opts.items():
+            opt.load_state_dict(state["optimizer"][name])
+            self.scheds[name].load_state_dict(state["scheduler"][name])
         torch.set_rng_state(state["rng"])
         self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
         if self.step > self.cfg.steps:
@@ -265,6 +285,14 @@ class Trainer:
         self.net.train()
         image_grid(x.cpu().numpy(), self.run_dir / "samples" / f"step-{self.step}.png")
 
+    def _plot_curves(self) -> None:
+        from ..viz.plots import training_curves
+
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            training_curves(rows, self.run_dir / "plots" / "training.png")
+
     def _finish(self) -> None:
         """Final checkpoint (raw weights), then the EMA weights become the model's."""
         if self.run_dir is not None:
@@ -278,5 +306,6 @@ class Trainer:
         if self.run_dir is not None and self.main:
             self._check_finite_weights()
             self._write_samples()
+            self._plot_curves()
             self.model.save(self.run_dir / "model")
         self.acc.wait_for_everyone()

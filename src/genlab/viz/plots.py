@@ -172,3 +172,18 @@ def image_grid(images, path, *, nrow: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).resize((pixels.shape[1] * 4, pixels.shape[0] * 4), 0).save(path)
     return path
+
+
+def training_curves(rows: list[dict], path, *, title: str = "training") -> Path:
+    """Every loss-like metric logged in metrics.jsonl against the step (one panel each)."""
+    plt = _pyplot()
+    keys = [k for k in rows[0] if k.endswith("loss")] if rows else []
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3.2))
+    axes = np.atleast_1d(axes)
+    steps = [r["step"] for r in rows]
+    for ax, key in zip(axes, keys, strict=False):
+        ax.plot(steps, [r.get(key, np.nan) for r in rows])
+        ax.set(xlabel="step", title=key)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
