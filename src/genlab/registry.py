@@ -19,6 +19,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "ae": ("genlab.models.autoencoder", "AE", "autoencoder (conv for images, MLP for 2-D)"),
     "vae": ("genlab.models.vae", "VAE", "variational autoencoder: ELBO, IWAE bound"),
     "hvae": ("genlab.models.hvae", "HVAE", "two-level hierarchical VAE"),
+    "realnvp": ("genlab.models.flows.realnvp", "RealNVP", "RealNVP flow: exact log-likelihood"),
     "gan": ("genlab.models.gan", "GAN", "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)"),
 }
 

@@ -1,0 +1,1 @@
+"""Normalizing flows: invertible transforms with tractable log-determinants."""
