@@ -20,6 +20,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "vae": ("genlab.models.vae", "VAE", "variational autoencoder: ELBO, IWAE bound"),
     "hvae": ("genlab.models.hvae", "HVAE", "two-level hierarchical VAE"),
     "realnvp": ("genlab.models.flows.realnvp", "RealNVP", "RealNVP flow: exact log-likelihood"),
+    "ebm": ("genlab.models.ebm", "EBM", "energy-based model: Langevin sampling, CD training"),
     "gan": ("genlab.models.gan", "GAN", "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)"),
 }
 
