@@ -19,7 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT = ["ae-digits", "vae-digits", "hvae-digits", "ae-moons", "vae-moons", "hvae-moons"]
+DEFAULT = [
+    *(f"{m}-digits" for m in ("ae", "vae", "hvae", "gan", "realnvp", "ebm")),
+    *(f"{m}-moons" for m in ("ae", "vae", "hvae", "realnvp")),
+    *(f"{m}-8gaussians" for m in ("gan", "realnvp", "ebm")),
+]
 OUT = Path("bench-out")
 
 
@@ -35,22 +39,25 @@ def run(recipe: str) -> dict:
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
     subprocess.run([sys.executable, "-m", "genlab.cli", "eval", str(out)], check=True, env=env,
                    capture_output=True)  # fmt: skip
     result = json.loads((out / "eval.json").read_text())
-    return {"recipe": recipe, "seconds": seconds, "samples_per_s": rows[-1]["samples_per_s"],
-            "final_loss": rows[-1]["loss"], **result}  # fmt: skip
+    losses = {k: v for k, v in last.items() if k.endswith("loss")}
+    return {"recipe": recipe, "seconds": seconds, "samples_per_s": last["samples_per_s"],
+            **losses, **result}  # fmt: skip
 
 
 def main() -> None:
     wanted = sys.argv[1:] or DEFAULT
     print(f"# {platform.machine()}, {os.cpu_count()} cores")
-    keys = ["seconds", "samples_per_s", "nll", "fd", "kid", "precision", "recall", "swd", "mmd"]
+    keys = ["seconds", "samples_per_s", "nll", "nll_bits_per_dim", "fd", "kid", "precision",
+            "recall", "swd", "mmd", "modes_hit", "high_quality"]  # fmt: skip
     print("| recipe | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for recipe in wanted:
         r = run(recipe)
-        cells = [f"{r[k]:.4g}" if isinstance(r.get(k), float) else "-" for k in keys]
+        cells = [f"{r[k]:.4g}" if isinstance(r.get(k), int | float) else "-" for k in keys]
         print(f"| {recipe} | " + " | ".join(cells) + " |", flush=True)
         (OUT / recipe / "bench.json").write_text(json.dumps(r, indent=1))
 
