@@ -51,7 +51,7 @@ def run(recipe: str) -> dict:
 def main() -> None:
     wanted = sys.argv[1:] or DEFAULT
     print(f"# {platform.machine()}, {os.cpu_count()} cores")
-    keys = ["seconds", "samples_per_s", "nll", "nll_bits_per_dim", "fd", "kid", "precision",
+    keys = ["seconds", "samples_per_s", "nll", "bits_per_dim", "fd", "kid", "precision",
             "recall", "swd", "mmd", "modes_hit", "high_quality"]  # fmt: skip
     print("| recipe | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")

@@ -67,6 +67,8 @@ def evaluate(
         result["n_nll"] = len(test_x)
         if images:
             result["nll_bits_per_dim"] = result["nll"] / (np.prod(test_x.shape[1:]) * np.log(2))
+        if getattr(model, "levels", 0):  # discrete pixels: the dequantized bound in bits/dim
+            result["bits_per_dim"] = float(np.mean(_numpy(model.bits_per_dim(test_x))))
     if images:
         if train_x.shape[1] != 1:
             raise GenlabError(
