@@ -166,6 +166,14 @@ class EBM(NeuralModel):
             self.energy, start, steps, step_size, noise, generator=g, bounds=self.bounds
         ).detach()
 
+    def run_plots(self, data, folder) -> None:
+        """Pictures the Trainer adds to a run folder: the energy landscape of 2-D data."""
+        if self.data_shape == (2,):
+            from ..viz.plots import energy_landscape
+
+            samples = self.sample(1000, seed=0).numpy()
+            energy_landscape(self, data, folder / "energy.png", samples=samples)
+
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.net.replay = torch.empty(arrays["replay"].shape)  # its size changes as it fills
         super().load_state_arrays(arrays)

@@ -276,14 +276,18 @@ class Trainer:
             )
 
     def _write_samples(self) -> None:
-        if self.run_dir is None or not self.main or len(self.model.data_shape) != 3:
+        if self.run_dir is None or not self.main:
             return
-        from ..viz.plots import image_grid
+        from ..viz.plots import image_grid, scatter
 
-        with torch.no_grad():
-            x = self.model.sample(64, seed=0)
+        images = len(self.model.data_shape) == 3
+        x = self.model.sample(64 if images else 1000, seed=0).detach().cpu().numpy()
         self.net.train()
-        image_grid(x.cpu().numpy(), self.run_dir / "samples" / f"step-{self.step}.png")
+        path = self.run_dir / "samples" / f"step-{self.step}.png"
+        if images:
+            image_grid(x, path)
+        elif x.shape[1] == 2:
+            scatter(x, path, title=f"step {self.step}", reference=self.data.numpy())
 
     def _plot_curves(self) -> None:
         from ..viz.plots import training_curves
@@ -307,5 +311,7 @@ class Trainer:
             self._check_finite_weights()
             self._write_samples()
             self._plot_curves()
+            if hasattr(self.model, "run_plots"):
+                self.model.run_plots(self.data.numpy(), self.run_dir / "plots")
             self.model.save(self.run_dir / "model")
         self.acc.wait_for_everyone()

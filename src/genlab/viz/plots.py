@@ -213,3 +213,26 @@ def flow_grid(model, data, path, *, lines: int = 21, span: float = 3.0) -> Path:
     ax_p.imshow(dens.reshape(gx.shape), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]))
     ax_p.set(title="exact density p(x)")
     return _save(fig, path)
+
+
+def energy_landscape(model, data, path, *, samples=None) -> Path:
+    """E(x) over the data's box as a heat map, with the data and (optionally) samples."""
+    import torch
+
+    plt = _pyplot()
+    x = np.asarray(data)
+    lo, hi = x.min(0) - 0.5, x.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    with torch.no_grad():
+        grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+        e = model.energy(grid).numpy().reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(5.5, 4.6))
+    im = ax.imshow(e, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="magma_r")
+    fig.colorbar(im, ax=ax, label="energy E(x)")
+    ax.scatter(x[:, 0], x[:, 1], s=1, c="w", alpha=0.3, label="data")
+    if samples is not None:
+        s = np.asarray(samples)
+        ax.scatter(s[:, 0], s[:, 1], s=2, c="tab:cyan", label="Langevin samples")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set(title="energy landscape")
+    return _save(fig, path)

@@ -187,6 +187,13 @@ class RealNVP(NeuralModel):
         log_pu = self._log_prob(x) + dims * math.log(2)
         return -(log_pu - dims * math.log(self.levels)) / (dims * math.log(2))
 
+    def run_plots(self, data, folder) -> None:
+        """Pictures the Trainer adds to a run folder: how a 2-D flow warps space."""
+        if self.data_shape == (2,):
+            from ...viz.plots import flow_grid
+
+            flow_grid(self, data, folder / "flow_grid.png")
+
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         self.net.eval()
