@@ -46,6 +46,7 @@ def evaluate(
     n: int = 1000,
     seed: int = 0,
     modes: tuple[np.ndarray, float] | None = None,
+    plot_dir: Path | None = None,
 ) -> dict[str, Any]:
     images = train_x.ndim == 4
     allowed = IMAGE_METRICS if images else POINT_METRICS
@@ -94,6 +95,11 @@ def evaluate(
         if modes is not None:  # data with known modes (8 Gaussians): is any mode dropped?
             result["modes_hit"], result["high_quality"] = M.mode_coverage(fake, *modes)
             result["modes_total"] = len(modes[0])
+            if plot_dir is not None:
+                from ..viz.plots import mode_coverage
+
+                hit, quality = result["modes_hit"], result["high_quality"]
+                mode_coverage(fake, *modes, hit, quality, plot_dir / "mode_coverage.png")
     return result
 
 
@@ -108,7 +114,9 @@ def evaluate_run(run_dir: str | Path, metrics: tuple[str, ...] | None = None, n:
         **meta.get("data_options", {}),
     )  # fmt: skip
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
-    result = evaluate(model, train.x, None if test is None else test.x, metrics, n, modes=modes)
+    test_x = None if test is None else test.x
+    plot_dir = Path(run_dir) / "plots"
+    result = evaluate(model, train.x, test_x, metrics, n, modes=modes, plot_dir=plot_dir)
     result = {"model": meta["model"], "data": meta["data"], **result}
     write_json(Path(run_dir) / "eval.json", result)
     return result

@@ -236,3 +236,19 @@ def energy_landscape(model, data, path, *, samples=None) -> Path:
     ax.legend(loc="upper right", fontsize=8)
     ax.set(title="energy landscape")
     return _save(fig, path)
+
+
+def mode_coverage(samples, centers, std: float, hit: int, quality: float, path) -> Path:
+    """Samples over the true modes with their 3-sigma circles: dropped modes stand out."""
+    from matplotlib.patches import Circle
+
+    plt = _pyplot()
+    s, c = np.asarray(samples), np.asarray(centers)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(s[:, 0], s[:, 1], s=3, c="tab:red", alpha=0.5, label="samples")
+    for center in c:
+        ax.add_patch(Circle(center, 3 * std, fill=False, color="k", lw=1))
+    ax.set_aspect("equal")
+    ax.set(title=f"{hit} of {len(c)} modes hit; {quality:.0%} of samples within 3 sigma")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
