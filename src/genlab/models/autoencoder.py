@@ -8,7 +8,7 @@ weights), which works better but still leaves gaps between the codes.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,12 +30,6 @@ class _Net(nn.Module):
 
 class AE(NeuralModel):
     name = "ae"
-    train_defaults: ClassVar[dict[str, Any]] = {
-        "lr": 1e-3,
-        "batch_size": 128,
-        "steps": 3000,
-        "ema_decay": 0.0,
-    }
 
     def __init__(
         self,

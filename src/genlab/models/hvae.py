@@ -8,7 +8,7 @@ with one reparameterized sample of each level and the top KL in closed form.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,12 +36,6 @@ class _Net(nn.Module):
 class HVAE(NeuralModel):
     name = "hvae"
     has_elbo = True
-    train_defaults: ClassVar[dict[str, Any]] = {
-        "lr": 1e-3,
-        "batch_size": 128,
-        "steps": 3000,
-        "ema_decay": 0.0,
-    }
 
     def __init__(
         self,

@@ -19,7 +19,12 @@ from ..errors import DataError
 
 class NeuralModel(GenerativeModel):
     #: The Trainer's defaults for this family (a recipe or --set overrides them).
-    train_defaults: ClassVar[dict[str, Any]] = {}
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 1e-3,
+        "batch_size": 128,
+        "steps": 3000,
+        "ema_decay": 0.0,
+    }
 
     def __init__(self, data_shape: tuple[int, ...] | list[int], **hparams: Any) -> None:
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -59,15 +64,6 @@ class NeuralModel(GenerativeModel):
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
-
-    @torch.no_grad()
-    def _eval(self, fn, *args):
-        was = self.net.training
-        self.net.eval()
-        try:
-            return fn(*args)
-        finally:
-            self.net.train(was)
 
 
 def seeded(seed: int | None) -> torch.Generator:

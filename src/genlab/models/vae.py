@@ -9,7 +9,7 @@ z = mu + sigma * eps and the KL in closed form.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,12 +44,6 @@ class VAE(NeuralModel):
 
     name = "vae"
     has_elbo = True
-    train_defaults: ClassVar[dict[str, Any]] = {
-        "lr": 1e-3,
-        "batch_size": 128,
-        "steps": 3000,
-        "ema_decay": 0.0,
-    }
 
     def __init__(
         self,
