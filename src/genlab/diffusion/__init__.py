@@ -1,0 +1,1 @@
+"""Diffusion models in four small parts: schedules, networks, denoisers, samplers."""

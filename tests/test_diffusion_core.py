@@ -1,0 +1,113 @@
+"""Diffusion building blocks against closed forms: the forward process, and every sampler
+given the exact denoiser of Gaussian and Gaussian-mixture data."""
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.diffusion.forward import q_posterior, q_sample, q_step
+from genlab.diffusion.samplers import SAMPLERS
+from genlab.diffusion.schedules import (
+    SCHEDULES,
+    cosine_alpha_bar,
+    discrete_sigmas,
+    karras_sigmas,
+    linear_alpha_bar,
+)
+
+MEAN = torch.tensor([1.0, -0.5], dtype=torch.float64)
+COV = torch.tensor([[0.5, 0.2], [0.2, 0.3]], dtype=torch.float64)
+
+
+def gaussian_denoiser(mean, cov):
+    """E[x0 | x] for x0 ~ N(mean, cov), x = x0 + s eps: mean + cov (cov + s^2 I)^-1 (x - mean)."""
+    eye = torch.eye(len(mean), dtype=torch.float64)
+
+    def denoise(x, sigma, cond=None):
+        s2 = sigma[0] ** 2
+        gain = cov @ torch.linalg.inv(cov + s2 * eye)
+        return mean + (x - mean) @ gain.T
+
+    return denoise
+
+
+def mixture_denoiser(weights, means, covs):
+    eye = torch.eye(means.shape[1], dtype=torch.float64)
+
+    def denoise(x, sigma, cond=None):
+        s2 = sigma[0] ** 2
+        logits, posts = [], []
+        for w, m, c in zip(weights, means, covs, strict=True):
+            total = c + s2 * eye
+            dist = torch.distributions.MultivariateNormal(m, total)
+            logits.append(torch.log(w) + dist.log_prob(x))
+            posts.append(m + (x - m) @ (c @ torch.linalg.inv(total)).T)
+        resp = torch.softmax(torch.stack(logits, 1), 1)
+        return (resp[..., None] * torch.stack(posts, 1)).sum(1)
+
+    return denoise
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_samplers_with_exact_gaussian_denoiser(name):
+    g = torch.Generator().manual_seed(0)
+    # First-order samplers have O(1/steps) error, so they get more steps.
+    sigmas = karras_sigmas(40 if name in ("heun", "dpmpp-2m") else 300, 0.002, 80.0)
+    x = torch.randn(20000, 2, generator=g, dtype=torch.float64) * sigmas[0]
+    out = SAMPLERS[name](gaussian_denoiser(MEAN, COV), x, sigmas, generator=g)
+    np.testing.assert_allclose(out.mean(0).numpy(), MEAN.numpy(), atol=0.03)
+    np.testing.assert_allclose(torch.cov(out.T).numpy(), COV.numpy(), atol=0.03)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_samplers_with_exact_mixture_denoiser(name):
+    weights = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    means = torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64)
+    covs = torch.stack([0.1 * torch.eye(2), 0.2 * torch.eye(2)]).double()
+    g = torch.Generator().manual_seed(1)
+    sigmas = karras_sigmas(40 if name in ("heun", "dpmpp-2m") else 300, 0.002, 40.0)
+    x = torch.randn(8000, 2, generator=g, dtype=torch.float64) * sigmas[0]
+    out = SAMPLERS[name](mixture_denoiser(weights, means, covs), x, sigmas, generator=g)
+    left = out[:, 0] < 0
+    assert left.double().mean().item() == pytest.approx(0.3, abs=0.02)
+    np.testing.assert_allclose(out[left].mean(0).numpy(), means[0].numpy(), atol=0.03)
+    np.testing.assert_allclose(out[~left].mean(0).numpy(), means[1].numpy(), atol=0.03)
+    np.testing.assert_allclose(out[~left].var(0).numpy(), [0.2, 0.2], atol=0.03)
+
+
+def test_closed_form_forward_matches_iterated_steps():
+    alpha_bar = linear_alpha_bar(1000)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.full((50000, 1), 2.0, dtype=torch.float64)
+    x = x0
+    for t in range(1, 301):
+        x = q_step(x, t, alpha_bar, generator=g)
+    direct = q_sample(x0, 300, alpha_bar, generator=g)
+    ab = alpha_bar[299].item()
+    for sample in (x, direct):
+        assert sample.mean().item() == pytest.approx(2.0 * ab**0.5, abs=0.01)
+        assert sample.var().item() == pytest.approx(1 - ab, abs=0.01)
+
+
+def test_posterior_is_consistent_with_the_forward_process():
+    # Draw x_{t-1} ~ q(x_{t-1}|x_0), then x_t ~ q(x_t|x_{t-1}); regress x_{t-1} on x_t.
+    alpha_bar = cosine_alpha_bar(100)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.full((100000, 1), 1.5, dtype=torch.float64)
+    t = 40
+    x_prev = q_sample(x0, t - 1, alpha_bar, generator=g)
+    x_t = q_step(x_prev, t, alpha_bar, generator=g)
+    mean, var = q_posterior(x_t, x0, t, alpha_bar)
+    resid = x_prev - mean
+    assert abs(resid.mean().item()) < 0.005
+    assert resid.var().item() == pytest.approx(var.item(), rel=0.02)
+
+
+def test_schedules_are_decreasing_and_end_in_zero():
+    for make in SCHEDULES.values():
+        ab = make(1000)
+        assert ab.shape == (1000,) and (ab[1:] < ab[:-1]).all() and 0 < ab[-1] < ab[0] <= 1
+    k = karras_sigmas(10, 0.002, 80.0)
+    assert len(k) == 11 and k[0] == pytest.approx(80.0) and k[-1] == 0 and (k[1:] < k[:-1]).all()
+    d = discrete_sigmas(linear_alpha_bar(1000), 20)
+    assert len(d) == 21 and d[-1] == 0 and (d[1:] < d[:-1]).all()
