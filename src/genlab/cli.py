@@ -23,7 +23,8 @@ EXAMPLES = {
   accelerate launch --num_processes 2 -m genlab.cli train vae --data digits --out runs/ddp""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
-  genlab sample runs/faithful --n 500 --seed 0 --out faithful.png""",
+  genlab sample runs/faithful --n 500 --seed 0 --out faithful.png
+  genlab sample runs/ddpm --sampler dpmpp-2m --steps 20 --cfg 3 --label 7 --out grid.png""",
     "eval": """examples:
   genlab eval runs/faithful                 # the held-out split of the run's data
   genlab eval runs/heights --data heights   # any dataset
@@ -110,7 +111,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from .runs import sample_run
 
-    path = sample_run(args.run_dir, args.n, args.out, seed=args.seed)
+    options = {
+        k: v
+        for k, v in {
+            "sampler": args.sampler,
+            "steps": args.steps,
+            "cfg": args.cfg,
+            "label": args.label,
+        }.items()
+        if v is not None
+    }
+    path = sample_run(args.run_dir, args.n, args.out, seed=args.seed, **options)
     print(f"{args.n} samples written to {path}")
 
 
@@ -227,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--out", required=True, help=".csv, .npy or .png")
     p.add_argument("--seed", type=int)
+    p.add_argument("--sampler", help="diffusion: ddpm, ddim, euler, heun, dpmpp-2m")
+    p.add_argument("--steps", type=int, help="diffusion: sampling steps (default 20)")
+    p.add_argument("--cfg", type=float, help="diffusion: classifier-free guidance scale")
+    p.add_argument("--label", type=int, help="class-conditional models: the class to draw")
 
     p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
     p.add_argument("run_dir")

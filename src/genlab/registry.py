@@ -21,6 +21,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "hvae": ("genlab.models.hvae", "HVAE", "two-level hierarchical VAE"),
     "realnvp": ("genlab.models.flows.realnvp", "RealNVP", "RealNVP flow: exact log-likelihood"),
     "ebm": ("genlab.models.ebm", "EBM", "energy-based model: Langevin sampling, CD training"),
+    "ddpm": ("genlab.models.diffusion", "DDPM", "diffusion model: U-Net/MLP, eps/x0/v, samplers"),
     "gan": ("genlab.models.gan", "GAN", "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)"),
 }
 

@@ -186,13 +186,16 @@ def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any
     return result
 
 
-def sample_run(run_dir: str | Path, n: int, out: str | Path, seed: int | None = None) -> Path:
-    """Draw ``n`` samples and write them as .csv, .npy or a .png picture."""
+def sample_run(
+    run_dir: str | Path, n: int, out: str | Path, seed: int | None = None, **options: Any
+) -> Path:
+    """Draw ``n`` samples and write them as .csv, .npy or a .png picture (``options`` go to
+    the model's ``sample``: sampler, steps, cfg, label ...)."""
     from .serialization import load
 
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
-    x = model.sample(n, seed=seed)
+    x = model.sample(n, seed=seed, **options)
     x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,10 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         x = data.x if isinstance(data, Dataset) else data
         self.data = model.as_batch(x)
+        # Class-conditional models also get the labels of each batch.
+        y = data.y if isinstance(data, Dataset) else None
+        wants = getattr(model, "conditional", False)
+        self.labels = torch.as_tensor(y).long() if wants and y is not None else None
         # Without an accelerator, accelerate runs several processes only when told cpu=True.
         on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
         self.acc = Accelerator(mixed_precision=config.mixed_precision, cpu=on_cpu)
@@ -158,8 +162,9 @@ class Trainer:
         try:
             while self.step < cfg.steps:
                 idx = batch_indices(self.step, len(self.data), cfg.batch_size, cfg.seed)
-                batch = self.data[idx[self.rank * local : (self.rank + 1) * local]]
-                last = self._step(batch.to(self.acc.device))
+                mine = idx[self.rank * local : (self.rank + 1) * local]
+                labels = None if self.labels is None else self.labels[mine].to(self.acc.device)
+                last = self._step(self.data[mine].to(self.acc.device), labels)
                 self.step += 1
                 seen += cfg.batch_size
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
@@ -184,11 +189,13 @@ class Trainer:
         summary |= last | {"rank": self.rank}
         return summary
 
-    def _step(self, batch: torch.Tensor) -> dict[str, float]:
+    def _step(self, batch: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         metrics: dict[str, float] = {}
         for name, params in self.params.items():
             with self.acc.autocast():
-                if self.updates is None:
+                if labels is not None:
+                    out = self.model.training_step(batch, labels)
+                elif self.updates is None:
                     out = self.model.training_step(batch)
                 else:
                     out = self.model.training_step(batch, name)

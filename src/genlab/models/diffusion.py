@@ -1,0 +1,144 @@
+"""Denoising diffusion model (Ho et al., 2020) in genlab's four parts: a schedule, a network
+(U-Net for images, MLP for 2-D), a denoiser wrapper (eps, x0 or v prediction) and a sampler
+(any of genlab.diffusion.samplers.SAMPLERS, any number of steps)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..diffusion.guidance import ClassifierFreeGuidance
+from ..diffusion.losses import diffusion_loss
+from ..diffusion.precond import Denoiser
+from ..diffusion.samplers import SAMPLERS
+from ..diffusion.schedules import SCHEDULES, discrete_sigmas, karras_sigmas
+from ..errors import GenlabError
+from ..nn.layers import mlp
+from ..nn.unet import UNet, sinusoidal_embedding
+from .neural import NeuralModel, seeded
+
+
+class MLPNet(nn.Module):
+    """F(x, t, label) for vectors: [x, embedding(t) (+ label embedding)] -> MLP."""
+
+    def __init__(self, dim: int, hidden: tuple[int, ...], num_classes: int = 0) -> None:
+        super().__init__()
+        self.emb_dim = 64
+        self.label_emb = nn.Embedding(num_classes + 1, self.emb_dim) if num_classes else None
+        self.body = mlp(dim + self.emb_dim, dim, hidden)
+
+    def forward(self, x, t, label=None):
+        emb = sinusoidal_embedding(t, self.emb_dim)
+        if self.label_emb is not None:
+            emb = emb + self.label_emb(_label_index(label, len(x), self.label_emb, x.device))
+        return self.body(torch.cat([x, emb], 1))
+
+
+def _label_index(label, n, table: nn.Embedding, device) -> torch.Tensor:
+    """Labels with -1 or None meaning "no label" (the table's last row)."""
+    null = table.num_embeddings - 1
+    if label is None:
+        return torch.full((n,), null, device=device)
+    return torch.where(label < 0, torch.full_like(label, null), label)
+
+
+class _UNetNet(UNet):
+    def forward(self, x, t, label=None):
+        if self.label_emb is not None:
+            label = _label_index(label, len(x), self.label_emb, x.device)
+        return super().forward(x, t, label)
+
+
+class DDPM(NeuralModel):
+    """Parameters: ``channels``/``blocks``/``attention`` (U-Net), ``hidden`` (2-D MLP),
+    ``schedule`` ("linear", "cosine", "sigmoid"), ``timesteps``, ``prediction`` ("eps",
+    "x0", "v"), ``min_snr`` (loss weighting; 0 off), ``num_classes`` (class-conditional
+    when > 0), ``cond_drop`` (chance a label is dropped in training, for guidance)."""
+
+    name = "ddpm"
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 2e-3,
+        "batch_size": 128,
+        "steps": 4000,
+        "ema_decay": 0.999,
+        "warmup_steps": 100,
+    }
+
+    def __init__(
+        self,
+        data_shape,
+        channels: tuple[int, ...] | list[int] = (32, 64),
+        blocks: int = 1,
+        attention: bool = True,
+        hidden: tuple[int, ...] | list[int] = (256, 256, 256),
+        schedule: str = "linear",
+        timesteps: int = 1000,
+        prediction: str = "eps",
+        min_snr: float = 0.0,
+        num_classes: int = 0,
+        cond_drop: float = 0.1,
+    ) -> None:
+        if schedule not in SCHEDULES:
+            raise GenlabError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{schedule}'.")
+        super().__init__(
+            data_shape,
+            channels=list(channels),
+            blocks=blocks,
+            attention=attention,
+            hidden=list(hidden),
+            schedule=schedule,
+            timesteps=timesteps,
+            prediction=prediction,
+            min_snr=min_snr,
+            num_classes=num_classes,
+            cond_drop=cond_drop,
+        )
+        if len(self.data_shape) == 3:
+            net = _UNetNet(self.data_shape[0], tuple(channels), blocks, attention, num_classes)
+        else:
+            net = MLPNet(self.data_shape[0], tuple(hidden), num_classes)
+        self.net = Denoiser(net, SCHEDULES[schedule](timesteps), prediction)
+        self.num_classes, self.cond_drop, self.min_snr = num_classes, cond_drop, min_snr
+        self.conditional = num_classes > 0
+
+    def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):
+        cond = None
+        if self.conditional and labels is not None:
+            drop = torch.rand(len(labels), device=labels.device) < self.cond_drop
+            cond = torch.where(drop, torch.full_like(labels, -1), labels)
+        loss = diffusion_loss(self.net, batch, cond, min_snr=self.min_snr)
+        return {"loss": loss.mean()}
+
+    def sigmas(self, steps: int, spacing: str = "karras") -> torch.Tensor:
+        """``steps`` noise levels for sampling, then 0: Karras spacing between the training
+        extremes, or a subset of the discrete training levels ("trailing", "leading")."""
+        if spacing == "karras":
+            return karras_sigmas(steps, self.net.sigma_min, self.net.sigma_max).float()
+        return discrete_sigmas(self.net.alpha_bar.double(), steps, spacing).float()
+
+    @torch.no_grad()
+    def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        """Options: ``sampler`` (default "dpmpp-2m"), ``steps`` (20), ``spacing``
+        ("karras"), ``cfg`` (guidance scale, 1 = none), ``label`` (int or per-sample
+        labels), ``callback`` (per step), ``eta`` (DDIM)."""
+        name = kw.get("sampler", "dpmpp-2m")
+        if name not in SAMPLERS:
+            raise GenlabError(f"Unknown sampler '{name}'; known: {', '.join(SAMPLERS)}.")
+        label = kw.get("label", cond)
+        if label is not None:
+            if not self.conditional:
+                raise GenlabError("This model was trained without labels; drop --label.")
+            label = torch.as_tensor(label).long().expand(n).clone()
+            if int(label.min()) < 0 or int(label.max()) >= self.num_classes:
+                raise GenlabError(f"Labels must lie in 0..{self.num_classes - 1}.")
+        self.net.eval()
+        g = seeded(seed)
+        sigmas = self.sigmas(kw.get("steps", 20), kw.get("spacing", "karras"))
+        x = torch.randn((n, *self.data_shape), generator=g) * sigmas[0]
+        denoiser = ClassifierFreeGuidance(self.net, kw.get("cfg", 1.0))
+        opts = {"eta": kw["eta"]} if "eta" in kw and name == "ddim" else {}
+        return SAMPLERS[name](
+            denoiser, x, sigmas, cond=label, generator=g, callback=kw.get("callback"), **opts
+        )

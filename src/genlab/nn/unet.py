@@ -1,0 +1,128 @@
+"""A U-Net with a sinusoidal time embedding, for noise prediction on small images.
+
+Shape comments use (N, C, H, W). Resolution halves at each level; ResBlocks get the
+embedding of the noise level (and of the class label, when there is one) added to their
+features; self-attention runs at the lowest resolution; skip connections carry each
+level's features to the matching decoder level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer position encoding of (possibly fractional) timesteps: (N,) -> (N, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, channels), channels)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = _norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = _norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the H*W positions, with a residual connection."""
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        a = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3))
+        return x + self.out(a.transpose(2, 3).reshape(n, c, h, w))
+
+
+class UNet(nn.Module):
+    """F(x, t, label) -> a tensor shaped like x (the eps, x0 or v prediction).
+
+    ``channels``: width per level, e.g. (32, 64); each level but the last halves the
+    resolution. ``num_classes``: adds a label embedding (index ``num_classes`` is the
+    "no label" token used by classifier-free guidance).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: tuple[int, ...] = (32, 64),
+        blocks: int = 1,
+        attention: bool = True,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        base = channels[0]
+        emb_dim = 4 * base
+        self.time_mlp = nn.Sequential(
+            nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        widths, c = [base], base
+        for i, width in enumerate(channels):
+            for _ in range(blocks):
+                self.down.append(ResBlock(c, width, emb_dim))
+                c = width
+                widths.append(c)
+            if i < len(channels) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # H -> H/2
+                widths.append(c)
+        self.mid1, self.mid2 = ResBlock(c, c, emb_dim), ResBlock(c, c, emb_dim)
+        self.mid_attn = Attention(c) if attention else nn.Identity()
+        for i, width in reversed(list(enumerate(channels))):
+            for _ in range(blocks + 1):
+                self.up.append(ResBlock(c + widths.pop(), width, emb_dim))
+                c = width
+            if i > 0:
+                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None):
+        emb = self.time_mlp(sinusoidal_embedding(t, self.stem.out_channels))
+        if self.label_emb is not None:
+            if label is None:  # unconditional: the "no label" token
+                label = torch.full((len(x),), self.label_emb.num_embeddings - 1, device=x.device)
+            emb = emb + self.label_emb(label)
+        h = self.stem(x)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            skips.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for layer in self.up:
+            if isinstance(layer, ResBlock):
+                skip = skips.pop()
+                if skip.shape[-2:] != h.shape[-2:]:  # odd sizes (7 -> 14 -> 28) round up
+                    h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+                h = layer(torch.cat([h, skip], 1), emb)
+            else:
+                h = layer(h)
+        return self.head(h)
