@@ -9,6 +9,7 @@ import genlab.data as gd
 from genlab.registry import MODELS, model_class
 
 FAST_TRAIN = {"steps": 5, "batch_size": 32, "progress": False}
+TINY = {"ddpm": {"channels": [8, 16]}}  # small networks for the neural families
 
 
 def fitted(name):
@@ -21,7 +22,7 @@ def fitted(name):
         return (cls(2, seed=0) if name == "gmm" else cls()).fit(data), data
     data = gd.load("digits", size=8, scale="pm1")
     torch.manual_seed(0)
-    model = cls(data.shape, width=8)
+    model = cls(data.shape, **TINY.get(name, {"width": 8}))
     return model.fit(data, FAST_TRAIN), data
 
 
@@ -51,8 +52,8 @@ def test_contract(name, tmp_path):
             model.elbo(x)
 
 
-@pytest.mark.parametrize("name", ["ae", "vae", "hvae"])
+@pytest.mark.parametrize("name", ["ae", "vae", "hvae", "gan", "realnvp", "ebm", "ddpm"])
 def test_wrong_image_size_is_a_clear_error(name):
-    model = model_class(name)((1, 16, 16), width=8)
+    model = model_class(name)((1, 16, 16), **TINY.get(name, {"width": 8}))
     with pytest.raises(genlab.GenlabError, match=r"expects images of shape \(1, 16, 16\)"):
         model.fit(gd.load("digits", scale="pm1"), FAST_TRAIN)
