@@ -69,7 +69,7 @@ class DDPM(NeuralModel):
     def __init__(
         self,
         data_shape,
-        channels: tuple[int, ...] | list[int] = (32, 64),
+        channels: tuple[int, ...] | list[int] = (32, 64, 72),
         blocks: int = 1,
         attention: bool = True,
         hidden: tuple[int, ...] | list[int] = (256, 256, 256),
