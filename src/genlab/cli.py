@@ -118,6 +118,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             "steps": args.steps,
             "cfg": args.cfg,
             "label": args.label,
+            "gif": args.gif,
         }.items()
         if v is not None
     }
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="diffusion: sampling steps (default 20)")
     p.add_argument("--cfg", type=float, help="diffusion: classifier-free guidance scale")
     p.add_argument("--label", type=int, help="class-conditional models: the class to draw")
+    p.add_argument("--gif", help="diffusion: also write an animation of the denoising to this GIF")
 
     p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
     p.add_argument("run_dir")

@@ -195,7 +195,17 @@ def sample_run(
 
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
+    frames: list = []
+    animation = options.pop("gif", None)
+    if animation is not None:  # keep the running estimate of x0 at every sampling step
+        options["callback"] = lambda info: frames.append(info["denoised"].numpy())
     x = model.sample(n, seed=seed, **options)
+    if animation is not None:
+        from .viz.plots import gif
+
+        if not frames:
+            raise GenlabError("--gif animates diffusion sampling; this model samples in one go.")
+        gif([*frames, x.numpy()], animation)
     x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

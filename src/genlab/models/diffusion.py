@@ -111,6 +111,24 @@ class DDPM(NeuralModel):
         loss = diffusion_loss(self.net, batch, cond, min_snr=self.min_snr)
         return {"loss": loss.mean()}
 
+    @torch.no_grad()
+    def score(self, x: Any, sigma: float, cond=None) -> torch.Tensor:
+        """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 = -eps_hat / sigma."""
+        self.net.eval()
+        x = self.as_batch(x)
+        s = torch.full((len(x),), float(sigma))
+        return (self.net(x, s, cond) - x) / float(sigma) ** 2
+
+    def run_plots(self, data, folder) -> None:
+        """Pictures the Trainer adds to a run: the forward process or the score field."""
+        from ..viz import plots
+
+        if len(self.data_shape) == 3:
+            plots.noising(data[:6], self.net.alpha_bar, folder / "noising.png")
+        elif self.data_shape == (2,):
+            for sigma in (0.1, 0.5):
+                plots.score_field(self.score, data, folder / f"score-{sigma}.png", sigma=sigma)
+
     def sigmas(self, steps: int, spacing: str = "karras") -> torch.Tensor:
         """``steps`` noise levels for sampling, then 0: Karras spacing between the training
         extremes, or a subset of the discrete training levels ("trailing", "leading")."""

@@ -252,3 +252,50 @@ def mode_coverage(samples, centers, std: float, hit: int, quality: float, path) 
     ax.set(title=f"{hit} of {len(c)} modes hit; {quality:.0%} of samples within 3 sigma")
     ax.legend(loc="upper right")
     return _save(fig, path)
+
+
+def noising(x0, alpha_bar, path, *, steps=(0, 50, 100, 200, 400, 600, 800, 999), seed: int = 0):
+    """Rows of images pushed through q(x_t | x_0) at increasing t: the forward process."""
+    import torch
+
+    from ..diffusion.forward import q_sample
+
+    x0 = torch.as_tensor(np.asarray(x0), dtype=torch.float32)
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x0.shape, generator=g)
+    cols = [x0 if t == 0 else q_sample(x0, t, alpha_bar, eps=eps) for t in steps]
+    grid = torch.stack(cols, 1).flatten(0, 1).clamp(-1, 1).numpy()
+    return image_grid(grid, path, nrow=len(steps))
+
+
+def gif(frames, path, *, duration_ms: int = 120) -> Path:
+    """Image batches (one per step, each (N, C, H, W)) as an animated GIF of grids."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".frame.png")
+    images = []
+    for frame in frames:
+        image_grid(np.clip(np.asarray(frame), -1, 1), tmp)
+        with Image.open(tmp) as im:
+            images.append(im.convert("P"))
+    tmp.unlink(missing_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return path
+
+
+def score_field(score, data, path, *, sigma: float, title: str = "") -> Path:
+    """Arrows of the score grad log p_sigma(x) on a 2-D grid, over the data."""
+    plt = _pyplot()
+    x = np.asarray(data)
+    lo, hi = x.min(0) - 0.5, x.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 25), np.linspace(lo[1], hi[1], 25))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)
+    s = np.asarray(score(pts, sigma))
+    norm = np.linalg.norm(s, axis=1, keepdims=True) + 1e-12
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(x[:, 0], x[:, 1], s=1, c="0.7")
+    ax.quiver(pts[:, 0], pts[:, 1], *(s / norm).T, np.log(norm[:, 0]), cmap="viridis")
+    ax.set(title=title or f"score at sigma = {sigma:g} (arrows: direction; colour: log length)")
+    return _save(fig, path)
