@@ -137,3 +137,20 @@ def test_probability_flow_likelihood_of_gaussian_data_is_exact():
         denoiser, x, sigmas, exact=False, probes=64, generator=g, prior=true_prior
     )
     torch.testing.assert_close(est, exact, atol=0.15, rtol=0)
+
+
+def test_classifier_free_guidance_combines_the_right_halves():
+    from genlab.diffusion.guidance import ClassifierFreeGuidance
+
+    def toy(x, sigma, cond):  # labelled: the label; "no label" (-1): 10
+        value = torch.where(cond < 0, torch.full_like(cond, 10), cond).double()
+        return x * 0 + value[:, None]
+
+    x, sigma = torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    labels = torch.tensor([1, 2, 3])
+    out = ClassifierFreeGuidance(toy, 3.0)(x, sigma, labels)
+    expect = 10 + 3.0 * (labels.double() - 10)  # uncond + w (cond - uncond)
+    torch.testing.assert_close(out[:, 0], expect)
+    torch.testing.assert_close(
+        ClassifierFreeGuidance(toy, 1.0)(x, sigma, labels)[:, 0], labels.double()
+    )

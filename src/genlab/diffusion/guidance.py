@@ -19,7 +19,7 @@ class ClassifierFreeGuidance(nn.Module):
         if cond is None or self.scale == 1.0:
             return self.denoiser(x, sigma, cond)
         both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), _with_null(cond))
-        uncond, c = both.chunk(2)
+        c, uncond = both.chunk(2)  # the labelled half first, as _with_null builds it
         return uncond + self.scale * (c - uncond)
 
 
