@@ -47,3 +47,23 @@ def test_ebm_learns_the_modes_of_8_gaussians_and_products_select_them():
     xr = right.sample(1000, seed=0).numpy()
     near = np.linalg.norm(xr[:, None] - centers[None], axis=-1).argmin(1)
     assert np.isin(near, [0, 1, 7]).mean() > 0.9  # the modes at angles 0, 45 and -45 degrees
+
+
+def test_ebm_resumes_exactly_with_a_growing_replay_buffer(tmp_path):
+    data = gd.load("8gaussians", n=512)
+
+    def run(folder, steps, resume=None):
+        torch.manual_seed(0)
+        model = EBM((2,), hidden=(16,), train_steps=3, buffer_size=100)
+        cfg = TrainConfig(steps=steps, batch_size=32, ema_decay=0.9, progress=False,
+                          checkpoint_every=1000)  # fmt: skip
+        Trainer(model, data, cfg, run_dir=folder, resume=resume).train()
+        return model
+
+    straight = run(tmp_path / "a", 6)
+    run(tmp_path / "b", 3)  # the buffer holds 96 of 100 chains when this run stops
+    resumed = run(tmp_path / "b", 6, resume="latest")
+    for (k, a), b in zip(
+        straight.net.state_dict().items(), resumed.net.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k

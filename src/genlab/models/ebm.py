@@ -62,6 +62,12 @@ class _Net(nn.Module):
         self.register_buffer("replay", torch.empty(0, *shape))
         self.buffer_size = buffer_size
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The buffer grows as it fills, so a saved one may be larger than this one.
+        if prefix + "replay" in state_dict:
+            self.replay = torch.empty_like(state_dict[prefix + "replay"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 class EBM(NeuralModel):
     """Parameters: ``hidden``/``width`` (energy network), ``train_steps`` (Langevin steps
@@ -173,10 +179,6 @@ class EBM(NeuralModel):
 
             samples = self.sample(1000, seed=0).numpy()
             energy_landscape(self, data, folder / "energy.png", samples=samples)
-
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.net.replay = torch.empty(arrays["replay"].shape)  # its size changes as it fills
-        super().load_state_arrays(arrays)
 
 
 class GaussianEnergy:

@@ -26,8 +26,10 @@ class EMA:
         for k, v in net.state_dict().items():
             if k in self.params:
                 self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
+            elif self.shadow[k].shape == v.shape:
                 self.shadow[k].copy_(v)
+            else:  # a buffer that changes size (an EBM's replay buffer)
+                self.shadow[k] = v.detach().clone()
 
     def state(self) -> dict[str, torch.Tensor]:
         return {**self.shadow, "__updates__": torch.tensor(self.updates)}
@@ -36,7 +38,7 @@ class EMA:
         tensors = dict(tensors)
         self.updates = int(tensors.pop("__updates__"))
         for k, v in tensors.items():
-            self.shadow[k].copy_(v)
+            self.shadow[k] = v.clone().to(self.shadow[k].dtype)
 
     def copy_to(self, net: nn.Module) -> None:
         net.load_state_dict({k: v.to(net.state_dict()[k].dtype) for k, v in self.shadow.items()})
