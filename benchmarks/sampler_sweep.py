@@ -21,10 +21,9 @@ import torch
 
 
 def main() -> None:
-    import genlab
     from genlab.evaluation.features import digits_features
     from genlab.evaluation.metrics import frechet_distance
-    from genlab.runs import read_meta, split_data
+    from genlab.runs import open_run
     from genlab.viz.plots import _pyplot, _save
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,10 +31,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args()
     run = Path(args.run_dir)
-    meta = read_meta(run)
-    model = genlab.load(run / "model")
-    train, _ = split_data(meta["data"], meta["test_fraction"], meta["split_seed"],
-                          **meta["data_options"])  # fmt: skip
+    _, model, train, _ = open_run(run)
     real = digits_features(train.x)
     labels = torch.arange(args.n) % 10 if model.conditional else None
     nfe_per_step = {"heun": 2}

@@ -69,6 +69,21 @@ def split_data(
     return data.split(test_fraction, seed)
 
 
+def open_run(run_dir: str | Path):
+    """(meta, model, train split, test split or None) of a run folder, as it was fitted."""
+    from .serialization import load
+
+    meta = read_meta(run_dir)
+    model = load(Path(run_dir) / "model")
+    train, test = split_data(
+        meta["data"],
+        meta.get("test_fraction", 0.2),
+        meta.get("split_seed", 0),
+        **meta.get("data_options", {}),
+    )
+    return meta, model, train, test
+
+
 def build_model(name: str, options: dict[str, Any]):
     if name not in CLASSICAL:
         raise GenlabError(f"'{name}' is not fitted in closed form or by EM; known: {CLASSICAL}.")
@@ -164,12 +179,8 @@ def fit_plots(model, data: Dataset, folder: Path) -> list[Path]:
 
 def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:
     """Held-out average log-likelihood and BIC of a fitted classical model."""
-    from .serialization import load
-
-    meta = read_meta(run_dir)
-    model = load(Path(run_dir) / "model")
+    meta, model, _, test = open_run(run_dir)
     if data_spec is None:
-        _, test = split_data(meta["data"], meta["test_fraction"], meta["split_seed"])
         if test is None:
             raise GenlabError("The run was fitted on all its data; pass --data to evaluate it.")
         x, source = test.x, f"{meta['data']} (held-out split)"

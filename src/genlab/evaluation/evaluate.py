@@ -104,15 +104,9 @@ def evaluate(
 
 
 def evaluate_run(run_dir: str | Path, metrics: tuple[str, ...] | None = None, n: int = 1000):
-    from ..runs import read_meta, split_data, write_json
-    from ..serialization import load
+    from ..runs import open_run, write_json
 
-    meta = read_meta(run_dir)
-    model = load(Path(run_dir) / "model")
-    train, test = split_data(
-        meta["data"], meta.get("test_fraction", 0.2), meta.get("split_seed", 0),
-        **meta.get("data_options", {}),
-    )  # fmt: skip
+    meta, model, train, test = open_run(run_dir)
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
     test_x = None if test is None else test.x
     plot_dir = Path(run_dir) / "plots"
