@@ -20,7 +20,7 @@ EXAMPLES = {
   genlab train vae-moons --out runs/vae-moons --steps 1000
   genlab train my-recipe.yaml --out runs/mine --set lr=3e-4 --set model.latent_dim=16
   genlab train vae --data digits --out runs/vae --steps 6000 --resume latest
-  accelerate launch --num_processes 2 -m genlab.cli train vae --data digits --out runs/ddp""",
+  torchrun --nproc_per_node 2 -m genlab.cli train vae --data digits --out runs/ddp""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png
