@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--spacing", default="trailing", help="trailing, leading, linspace, karras")
     args = parser.parse_args()
     run = Path(args.run_dir)
     _, model, train, _ = open_run(run)
@@ -44,7 +45,7 @@ def main() -> None:
         for steps in counts:
             t0 = time.perf_counter()
             x = model.sample(args.n, seed=0, sampler=name, steps=steps, label=labels,
-                             spacing="karras")  # fmt: skip
+                             spacing=args.spacing)  # fmt: skip
             seconds = time.perf_counter() - t0
             nfe = steps * nfe_per_step.get(name, 1) - (1 if name == "heun" else 0)
             fd = frechet_distance(real, digits_features(x.numpy()))
