@@ -45,10 +45,6 @@ def sigma_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
     return ((1 - alpha_bar) / alpha_bar).sqrt()
 
 
-def alpha_bar_from_sigma(sigma: torch.Tensor) -> torch.Tensor:
-    return 1 / (1 + sigma**2)
-
-
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
     """Karras et al. (2022), eq. 5: n levels spaced evenly in sigma^(1/rho), then 0."""
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)

@@ -39,7 +39,6 @@ class AE(NeuralModel):
         width: int = 32,
     ) -> None:
         super().__init__(data_shape, latent_dim=latent_dim, hidden=list(hidden), width=width)
-        self.latent_dim = latent_dim
         self.net = _Net(self.data_shape, latent_dim, tuple(hidden), width)
 
     def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -100,7 +100,6 @@ class DDPM(NeuralModel):
         else:
             net = MLPNet(self.data_shape[0], tuple(hidden), num_classes)
         self.net = Denoiser(net, SCHEDULES[schedule](timesteps), prediction)
-        self.num_classes, self.cond_drop, self.min_snr = num_classes, cond_drop, min_snr
         self.conditional = num_classes > 0
 
     def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):

@@ -113,9 +113,6 @@ class EBM(NeuralModel):
             alpha=alpha,
             init_range=init_range,
         )
-        self.train_steps, self.sample_steps = train_steps, sample_steps
-        self.step_size, self.noise, self.reinit, self.alpha = step_size, noise, reinit, alpha
-        self.init_range = init_range
         self.net = _Net(self.data_shape, tuple(hidden), width, buffer_size)
         self.bounds = (-1.0, 1.0) if len(self.data_shape) == 3 else None
 

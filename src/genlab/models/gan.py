@@ -96,7 +96,6 @@ class GAN(NeuralModel):
         super().__init__(
             data_shape, latent_dim=latent_dim, hidden=list(hidden), width=width, r1_gamma=r1_gamma
         )
-        self.latent_dim, self.r1_gamma = latent_dim, r1_gamma
         self.net = _Net(self.data_shape, latent_dim, tuple(hidden), width)
 
     def updates(self):

@@ -46,7 +46,6 @@ class HVAE(NeuralModel):
         width: int = 32,
     ) -> None:
         super().__init__(data_shape, z1_dim=z1_dim, z2_dim=z2_dim, hidden=list(hidden), width=width)
-        self.z1_dim, self.z2_dim = z1_dim, z2_dim
         self.net = _Net(self.data_shape, z1_dim, z2_dim, tuple(hidden), width)
 
     def elbo_terms(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:

@@ -28,7 +28,9 @@ class NeuralModel(GenerativeModel):
 
     def __init__(self, data_shape: tuple[int, ...] | list[int], **hparams: Any) -> None:
         self.data_shape = tuple(int(s) for s in data_shape)
-        self.hparams = hparams
+        self.hparams = hparams  # what config.yaml records; also readable as attributes
+        for key, value in hparams.items():
+            setattr(self, key, value)
         self.net: nn.Module = nn.Module()
 
     # --- shape checks -----------------------------------------------------------------

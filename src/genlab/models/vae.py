@@ -65,7 +65,6 @@ class VAE(NeuralModel):
             hidden=list(hidden),
             width=width,
         )
-        self.latent_dim, self.likelihood, self.beta = latent_dim, likelihood, beta
         self.net = _Net(self.data_shape, latent_dim, likelihood, hidden, width)
 
     # --- the pieces of the bound ----------------------------------------------------------

@@ -114,7 +114,6 @@ class RealNVP(NeuralModel):
             scales=scales,
             levels=levels,
         )
-        self.levels = levels
         self.net = _Net(self.data_shape, n_couplings, tuple(hidden), width, scales)
 
     # --- the bijection -------------------------------------------------------------------
