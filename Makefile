@@ -11,8 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# Oracles for tests only, kept off the import path: torch-fidelity's FID Inception (its
+# package imports torchvision, which cannot live beside the pinned torch; the tests load
+# just the network's module from here).
+ORACLES := $(VENV)/oracles
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[test]'
+	$(BIN)/pip install -q --no-deps --target $(ORACLES) torch-fidelity==0.4.0
 	touch $@
 
 demo: $(VENV)/.installed

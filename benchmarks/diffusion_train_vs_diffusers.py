@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--channels", default="32,64,72", help="genlab U-Net widths")
+    parser.add_argument("--channels", default="16,64,80", help="genlab U-Net widths")
     args = parser.parse_args()
     torch.manual_seed(0)
     x_all = torch.as_tensor(gd.load("digits", size=16, scale="pm1").x)

@@ -156,6 +156,89 @@ def test_classifier_free_guidance_combines_the_right_halves():
     )
 
 
+MIX_WEIGHTS = torch.tensor([0.3, 0.7], dtype=torch.float64)
+MIX_MEANS = torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64)
+MIX_COVS = torch.stack([0.1 * torch.eye(2), 0.2 * torch.eye(2)]).double()
+
+
+def mixture_classifier(x, sigma):
+    """Exact logits of p(component | x) for the mixture noised to level sigma."""
+    eye = torch.eye(2, dtype=torch.float64)
+    return torch.stack(
+        [
+            torch.log(w)
+            + torch.distributions.MultivariateNormal(m, c + sigma[0] ** 2 * eye).log_prob(x)
+            for w, m, c in zip(MIX_WEIGHTS, MIX_MEANS, MIX_COVS, strict=True)
+        ],
+        1,
+    )
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_classifier_guidance_with_the_exact_classifier_is_the_conditional_denoiser(label):
+    """Bayes + Tweedie: D(x) + sigma^2 grad log p(y | x) = E[x0 | x, y], exactly."""
+    from genlab.diffusion.guidance import ClassifierGuidance
+
+    guided = ClassifierGuidance(
+        mixture_denoiser(MIX_WEIGHTS, MIX_MEANS, MIX_COVS), mixture_classifier, 1.0
+    )
+    conditional = gaussian_denoiser(MIX_MEANS[label], MIX_COVS[label])
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for s in (0.05, 0.5, 2.0, 10.0):
+        sigma = torch.full((50,), s, dtype=torch.float64)
+        y = torch.full((50,), label)
+        torch.testing.assert_close(guided(x * (1 + s), sigma, y), conditional(x * (1 + s), sigma))
+
+
+def test_classifier_guidance_samples_the_requested_component():
+    from genlab.diffusion.guidance import ClassifierGuidance
+
+    denoiser = mixture_denoiser(MIX_WEIGHTS, MIX_MEANS, MIX_COVS)
+    g = torch.Generator().manual_seed(2)
+    sigmas = karras_sigmas(40, 0.002, 40.0)
+    x = torch.randn(4000, 2, generator=g, dtype=torch.float64) * sigmas[0]
+    y = torch.zeros(4000, dtype=torch.long)  # the 30% component
+    out = SAMPLERS["dpmpp-2m"](
+        ClassifierGuidance(denoiser, mixture_classifier, 1.0), x, sigmas, cond=y
+    )
+    assert (out[:, 0] < 0).double().mean().item() > 0.995
+    np.testing.assert_allclose(out.mean(0).numpy(), MIX_MEANS[0].numpy(), atol=0.03)
+    np.testing.assert_allclose(out.var(0).numpy(), [0.1, 0.1], atol=0.02)
+    # scale 0 ignores the label: back to the mixture's 30 / 70 split
+    out = SAMPLERS["dpmpp-2m"](
+        ClassifierGuidance(denoiser, mixture_classifier, 0.0), x, sigmas, cond=y
+    )
+    assert (out[:, 0] < 0).double().mean().item() == pytest.approx(0.3, abs=0.03)
+
+
+def test_a_trained_noise_aware_classifier_guides_toward_its_label():
+    """Trained on labelled samples of the mixture, the classifier steers the exact
+    unconditional denoiser to the requested component."""
+    import genlab.data as gd
+    from genlab.diffusion.guidance import ClassifierGuidance
+    from genlab.models.noisy_classifier import NoisyClassifier
+
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(4000, generator=g) > MIX_WEIGHTS[0]).long()
+    x0 = (
+        MIX_MEANS[y]
+        + torch.randn(4000, 2, generator=g, dtype=torch.float64) * MIX_COVS[y, 0, 0].sqrt()[:, None]
+    )
+    data = gd.Dataset("mixture", x0.float().numpy(), y=y.numpy())
+    torch.manual_seed(0)
+    clf = NoisyClassifier((2,), hidden=(64, 64), num_classes=2)
+    clf.fit(data, {"steps": 600, "batch_size": 256, "lr": 3e-3, "progress": False})
+    assert clf.accuracy(x0[:1000], y[:1000], sigma=0.05) > 0.99
+    assert clf.accuracy(x0[:1000], y[:1000], sigma=100.0) < 0.8  # noise hides the label
+    denoiser = mixture_denoiser(MIX_WEIGHTS, MIX_MEANS, MIX_COVS)
+    net = lambda x, sigma: clf.net(x.float(), sigma.float()).double()  # noqa: E731
+    sigmas = karras_sigmas(30, 0.002, 40.0)
+    x = torch.randn(2000, 2, generator=g, dtype=torch.float64) * sigmas[0]
+    want = torch.zeros(2000, dtype=torch.long)
+    out = SAMPLERS["dpmpp-2m"](ClassifierGuidance(denoiser, net, 1.0), x, sigmas, cond=want)
+    assert (out[:, 0] < 0).double().mean().item() > 0.95
+
+
 def test_variational_bound_of_two_level_data_is_near_one_bit():
     """Data uniform on {-1, +1}: entropy 1 bit. With the exact denoiser the bound lies just
     above it (and can never fall below it)."""

@@ -17,6 +17,7 @@ class GenerativeModel:
     """
 
     name: ClassVar[str] = ""
+    generative: ClassVar[bool] = True  # False for helpers such as a guidance classifier
     has_log_prob: ClassVar[bool] = False
     has_elbo: ClassVar[bool] = False
     has_energy: ClassVar[bool] = False

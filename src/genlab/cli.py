@@ -20,15 +20,18 @@ EXAMPLES = {
   genlab train vae-moons --out runs/vae-moons --steps 1000
   genlab train my-recipe.yaml --out runs/mine --set lr=3e-4 --set model.latent_dim=16
   genlab train vae --data digits --out runs/vae --steps 6000 --resume latest
+  genlab train noisy-classifier --data digits --out runs/clf  # for classifier guidance
   torchrun --nproc_per_node 2 -m genlab.cli train vae --data digits --out runs/ddp""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png
-  genlab sample runs/ddpm --sampler dpmpp-2m --steps 20 --cfg 3 --label 7 --out grid.png""",
+  genlab sample runs/ddpm --sampler dpmpp-2m --steps 20 --cfg 3 --label 7 --out grid.png
+  genlab sample runs/ddpm --cfg 0 --classifier runs/clf --cg-scale 4 --label 7 --out g.png""",
     "eval": """examples:
   genlab eval runs/faithful                 # the held-out split of the run's data
   genlab eval runs/heights --data heights   # any dataset
-  genlab eval runs/vae --metrics nll,fd,kid,pr --n 1000""",
+  genlab eval runs/vae --metrics nll,fd,kid,pr --n 1000
+  genlab eval runs/vae --metrics fid --inception pt_inception-2015-12-05.safetensors""",
     "prob": """examples:
   genlab prob runs/heights "x <= 160"
   genlab prob runs/heights "x > 180"
@@ -118,6 +121,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
             "steps": args.steps,
             "cfg": args.cfg,
             "label": args.label,
+            "classifier": args.classifier,
+            "cg_scale": args.cg_scale,
             "gif": args.gif,
         }.items()
         if v is not None
@@ -139,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
             raise GenlabError("--data applies to closed-form models; trained runs use their own.")
         names = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
-        result = evaluate_run(args.run_dir, names, n=args.n)
+        result = evaluate_run(args.run_dir, names, n=args.n, inception=args.inception)
     width = max(len(k) for k in result)
     for key, value in result.items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
@@ -241,14 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--sampler", help="diffusion: ddpm, ddim, euler, heun, dpmpp-2m")
     p.add_argument("--steps", type=int, help="diffusion: sampling steps (default 20)")
-    p.add_argument("--cfg", type=float, help="diffusion: classifier-free guidance scale")
+    p.add_argument(
+        "--cfg", type=float, help="diffusion: classifier-free guidance scale (0: unconditional)"
+    )
     p.add_argument("--label", type=int, help="class-conditional models: the class to draw")
+    p.add_argument("--classifier", help="diffusion: a noise-aware classifier run, to guide by")
+    p.add_argument("--cg-scale", type=float, help="diffusion: classifier guidance scale (1)")
     p.add_argument("--gif", help="diffusion: also write an animation of the denoising to this GIF")
 
     p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
     p.add_argument("run_dir")
     p.add_argument("--data", help="dataset NAME or NAME:PATH (default: the run's held-out split)")
-    p.add_argument("--metrics", help="comma list: nll,fd,kid,pr (images) or nll,swd,mmd (2-D)")
+    p.add_argument("--metrics", help="comma list: nll,fd,kid,pr,fid (images) or nll,swd,mmd (2-D)")
+    p.add_argument("--inception", help="FID Inception weights (.safetensors) for --metrics fid")
     p.add_argument("--n", type=int, default=1000, help="generated samples (default 1000)")
 
     p = add("prob", cmd_prob, "probability of an event under a 1-D model")

@@ -23,6 +23,11 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "ebm": ("genlab.models.ebm", "EBM", "energy-based model: Langevin sampling, CD training"),
     "ddpm": ("genlab.models.diffusion", "DDPM", "diffusion model: U-Net/MLP, eps/x0/v, samplers"),
     "gan": ("genlab.models.gan", "GAN", "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)"),
+    "noisy-classifier": (
+        "genlab.models.noisy_classifier",
+        "NoisyClassifier",
+        "noise-aware classifier p(y | x_t) for classifier guidance (not generative)",
+    ),
 }
 
 

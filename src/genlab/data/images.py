@@ -61,6 +61,7 @@ def digits(size: int = 8, scale: str = "unit") -> Dataset:
         f"handwritten digits 0-9, {size}x{size} grayscale",
         "UCI optical recognition of handwritten digits, as shipped by scikit-learn",
         "CC BY 4.0",
+        info={"levels": 17},  # pixel values k/16 (resizing blurs them; bounds re-quantize)
     )
 
 

@@ -17,12 +17,14 @@ from .schedules import sigma_from_alpha_bar
 PREDICTIONS = ("eps", "x0", "v")
 
 
-class Denoiser(nn.Module):
-    def __init__(self, net: nn.Module, alpha_bar: torch.Tensor, prediction: str = "eps") -> None:
+class NoiseConditioned(nn.Module):
+    """A network F(x_in, t, cond) fed the way it was trained: x scaled to the
+    variance-preserving x_in, sigma turned into the fractional timestep t of ``alpha_bar``.
+    The base of the denoiser and of the noise-aware classifier."""
+
+    def __init__(self, net: nn.Module, alpha_bar: torch.Tensor) -> None:
         super().__init__()
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        self.net, self.prediction = net, prediction
+        self.net = net
         self.register_buffer("alpha_bar", alpha_bar.float(), persistent=False)
         self.register_buffer(
             "log_sigmas", sigma_from_alpha_bar(alpha_bar).log().float(), persistent=False
@@ -48,6 +50,18 @@ class Denoiser(nn.Module):
     def network_output(self, x: torch.Tensor, sigma: torch.Tensor, t: torch.Tensor, cond=None):
         c_in = (1 + sigma**2).rsqrt().view(-1, *[1] * (x.dim() - 1))
         return self.net(x * c_in, t, cond)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond=None) -> torch.Tensor:
+        sigma = sigma.to(x.dtype)
+        return self.network_output(x, sigma, self.sigma_to_t(sigma), cond)
+
+
+class Denoiser(NoiseConditioned):
+    def __init__(self, net: nn.Module, alpha_bar: torch.Tensor, prediction: str = "eps") -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        super().__init__(net, alpha_bar)
+        self.prediction = prediction
 
     def to_x0(self, x: torch.Tensor, sigma: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         s = sigma.view(-1, *[1] * (x.dim() - 1))

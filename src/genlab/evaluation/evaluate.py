@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import GenlabError
 from . import metrics as M
 
-IMAGE_METRICS = ("nll", "fd", "kid", "pr")
+IMAGE_METRICS = ("nll", "fd", "kid", "pr", "fid")  # fid: Inception FID, weights by path
 POINT_METRICS = ("nll", "swd", "mmd")
 
 
@@ -27,8 +27,12 @@ def _numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-def nll(model, x: np.ndarray) -> tuple[float, str]:
-    """Average negative log-likelihood in nats per sample, and how it was obtained."""
+def nll(model, x: np.ndarray, levels: int = 256) -> tuple[float, str]:
+    """Average negative log-likelihood in nats per sample, and how it was obtained.
+    ``levels``: how many values a pixel takes, for bounds on discrete data (diffusion)."""
+    if hasattr(model, "nll_nats"):
+        values, kind = model.nll_nats(x, levels)
+        return float(np.mean(_numpy(values))), kind
     if model.has_log_prob:
         return float(-np.mean(_numpy(model.log_prob(x)))), "exact"
     if hasattr(model, "iwae"):
@@ -47,16 +51,30 @@ def evaluate(
     seed: int = 0,
     modes: tuple[np.ndarray, float] | None = None,
     plot_dir: Path | None = None,
+    levels: int = 256,
+    inception: str | Path | None = None,
+    low: float = 0.0,
 ) -> dict[str, Any]:
+    """``levels``: values a pixel takes (likelihood bounds); ``inception``: the FID
+    Inception weights (safetensors) for "fid"; ``low``: the images' lowest value (0 or -1)."""
     images = train_x.ndim == 4
     allowed = IMAGE_METRICS if images else POINT_METRICS
     if metrics is None:
-        metrics = tuple(m for m in allowed if m != "nll" or model.has_log_prob or model.has_elbo)
+        metrics = tuple(
+            m
+            for m in allowed
+            if (m != "nll" or model.has_log_prob or model.has_elbo) and (m != "fid" or inception)
+        )
     bad = [m for m in metrics if m not in allowed]
     if bad:
         kind = "images" if images else "point data"
         raise GenlabError(
             f"Metric '{bad[0]}' is not available for {kind}; use {', '.join(allowed)}."
+        )
+    if "fid" in metrics and inception is None:
+        raise GenlabError(
+            "Inception FID needs the FID Inception weights: pass --inception PATH.safetensors "
+            "(genlab never downloads them)."
         )
     t0 = time.perf_counter()
     fake = _numpy(model.sample(n, seed=seed))
@@ -64,13 +82,23 @@ def evaluate(
     if "nll" in metrics:
         if test_x is None:
             raise GenlabError("No held-out split to measure NLL on.")
-        result["nll"], result["nll_kind"] = nll(model, test_x)
+        if hasattr(model, "nll_nats") and images:  # 1,000 network calls per image
+            test_x = test_x[:100]
+        result["nll"], result["nll_kind"] = nll(model, test_x, levels)
         result["n_nll"] = len(test_x)
         if images:
             result["nll_bits_per_dim"] = result["nll"] / (np.prod(test_x.shape[1:]) * np.log(2))
         if getattr(model, "levels", 0):  # discrete pixels: the dequantized bound in bits/dim
             result["bits_per_dim"] = float(np.mean(_numpy(model.bits_per_dim(test_x))))
-    if images:
+    if "fid" in metrics:
+        from .inception import inception_fid
+
+        real = train_x[:n]  # as many real images as generated ones (a shuffled split)
+        result["inception_fid"], result["inception_sha256"] = inception_fid(
+            real, fake, inception, low=low
+        )
+        result["inception_n_real"] = len(real)
+    if images and {"fd", "kid", "pr"} & set(metrics):
         if train_x.shape[1] != 1:
             raise GenlabError(
                 "FD/KID/PR need a feature network; genlab has one for digits (1 channel)."
@@ -103,14 +131,36 @@ def evaluate(
     return result
 
 
-def evaluate_run(run_dir: str | Path, metrics: tuple[str, ...] | None = None, n: int = 1000):
+def evaluate_run(
+    run_dir: str | Path,
+    metrics: tuple[str, ...] | None = None,
+    n: int = 1000,
+    inception: str | Path | None = None,
+):
     from ..runs import open_run, write_json
 
     meta, model, train, test = open_run(run_dir)
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
     test_x = None if test is None else test.x
     plot_dir = Path(run_dir) / "plots"
-    result = evaluate(model, train.x, test_x, metrics, n, modes=modes, plot_dir=plot_dir)
+    if not model.generative:
+        result = {"model": meta["model"], "data": meta["data"], **noisy_accuracy(model, test)}
+        write_json(Path(run_dir) / "eval.json", result)
+        return result
+    levels = train.info.get("levels", 256)
+    low = -1.0 if meta.get("data_options", {}).get("scale") == "pm1" else 0.0
+    result = evaluate(
+        model, train.x, test_x, metrics, n, modes=modes, plot_dir=plot_dir, levels=levels,
+        inception=inception, low=low,
+    )  # fmt: skip
     result = {"model": meta["model"], "data": meta["data"], **result}
     write_json(Path(run_dir) / "eval.json", result)
     return result
+
+
+def noisy_accuracy(model, test, sigmas=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0)) -> dict[str, Any]:
+    """A noise-aware classifier's held-out accuracy at several noise levels sigma."""
+    if test is None or test.y is None:
+        raise GenlabError("A classifier is evaluated on a labelled held-out split; none here.")
+    accuracy = {f"accuracy@{s:g}": model.accuracy(test.x, test.y, s) for s in sigmas}
+    return {"n": len(test.x), "reference": "held-out split, noised to each sigma", **accuracy}

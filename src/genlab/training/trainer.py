@@ -283,7 +283,7 @@ class Trainer:
             )
 
     def _write_samples(self) -> None:
-        if self.run_dir is None or not self.main:
+        if self.run_dir is None or not self.main or not self.model.generative:
             return
         from ..viz.plots import image_grid, scatter
 

@@ -1,0 +1,102 @@
+"""A noise-aware classifier p(y | x_t, sigma) for classifier guidance (Dhariwal and Nichol,
+2021). It is trained on samples noised exactly as a diffusion model's training data, so its
+gradient grad_x log p(y | x, sigma) can steer a sampler at every noise level. It does not
+generate anything itself: see genlab.diffusion.guidance.ClassifierGuidance."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ..diffusion.losses import noisy_classifier_loss
+from ..diffusion.precond import NoiseConditioned
+from ..diffusion.schedules import SCHEDULES
+from ..errors import DataError, GenlabError
+from ..nn.unet import EncoderClassifier
+from .diffusion import MLPNet
+from .neural import NeuralModel
+
+
+class NoisyClassifier(NeuralModel):
+    """Parameters: ``channels``/``blocks``/``attention`` (the U-Net's down path, for
+    images), ``hidden`` (MLP, for vectors), ``schedule`` and ``timesteps`` (the noise
+    levels it trains on; those of the diffusion model it guides), ``num_classes``."""
+
+    name = "noisy-classifier"
+    generative = False
+    conditional = True  # the Trainer hands it the labels
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 1e-3,
+        "batch_size": 128,
+        "steps": 2000,
+        "ema_decay": 0.999,
+        "warmup_steps": 100,
+    }
+
+    def __init__(
+        self,
+        data_shape,
+        channels: tuple[int, ...] | list[int] = (16, 32, 64),
+        blocks: int = 1,
+        attention: bool = True,
+        hidden: tuple[int, ...] | list[int] = (256, 256, 256),
+        schedule: str = "linear",
+        timesteps: int = 1000,
+        num_classes: int = 10,
+    ) -> None:
+        if schedule not in SCHEDULES:
+            raise GenlabError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{schedule}'.")
+        if num_classes < 2:
+            raise GenlabError(f"num_classes must be at least 2, got {num_classes}.")
+        super().__init__(
+            data_shape,
+            channels=list(channels),
+            blocks=blocks,
+            attention=attention,
+            hidden=list(hidden),
+            schedule=schedule,
+            timesteps=timesteps,
+            num_classes=num_classes,
+        )
+        if len(self.data_shape) == 3:
+            net = EncoderClassifier(
+                self.data_shape[0], tuple(channels), blocks, attention, num_classes
+            )
+        else:
+            net = MLPNet(self.data_shape[0], tuple(hidden), out_dim=num_classes)
+        # net(x, sigma) -> logits; x = x0 + sigma * eps as the samplers see it.
+        self.net = NoiseConditioned(net, SCHEDULES[schedule](timesteps))
+
+    def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):
+        if labels is None:
+            raise DataError("A noise-aware classifier needs labelled data; this dataset has none.")
+        if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
+            raise DataError(
+                f"Labels must lie in 0..{self.num_classes - 1} (num_classes={self.num_classes})."
+            )
+        loss, logits = noisy_classifier_loss(self.net, batch, labels)
+        accuracy = (logits.argmax(1) == labels).float().mean()
+        return {"loss": loss.mean(), "accuracy": accuracy.detach()}
+
+    def log_probs(self, x: Any, sigma: float | torch.Tensor) -> torch.Tensor:
+        """log p(y | x, sigma) for every class y: (N, num_classes); differentiable in x."""
+        x = x if isinstance(x, torch.Tensor) else self.as_batch(x)
+        sigma = torch.as_tensor(sigma, dtype=x.dtype).expand(len(x))
+        return torch.log_softmax(self.net(x, sigma), dim=1)
+
+    @torch.no_grad()
+    def accuracy(self, x: Any, y: Any, sigma: float, seed: int = 0) -> float:
+        """The share of ``x`` noised to level ``sigma`` that is classified as ``y``."""
+        self.net.eval()
+        x0 = self.as_batch(x)
+        g = torch.Generator().manual_seed(seed)
+        noisy = x0 + sigma * torch.randn(x0.shape, generator=g)
+        predicted = self.log_probs(noisy, sigma).argmax(1)
+        return float((predicted == torch.as_tensor(y).long()).float().mean())
+
+    def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        raise NotImplementedError(
+            "A noise-aware classifier generates nothing; it guides a diffusion model: "
+            "genlab sample DIFFUSION_RUN --classifier THIS_RUN --cg-scale 2 --label 7."
+        )
