@@ -5,6 +5,9 @@ digits, batch size and threads, and take the same kind of step: eps-prediction M
 uniformly drawn timestep, backward, AdamW. Prints images/s for each and the ratio.
 
     python benchmarks/diffusion_train_vs_diffusers.py [--steps 30] [--batch-size 128]
+
+Each network runs 3 rounds of --steps timed steps, alternating with the other; the table
+gives the median round.
 """
 
 from __future__ import annotations
@@ -17,13 +20,23 @@ import torch
 import torch.nn.functional as F
 
 
-def throughput(step, steps: int, warmup: int, batch: int) -> float:
-    for _ in range(warmup):
-        step()
+def throughput(step, steps: int, batch: int) -> float:
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     return steps * batch / (time.perf_counter() - t0)
+
+
+def interleaved(steps_a, steps_b, steps: int, batch: int, rounds: int = 3):
+    """Median images/s of each over ``rounds`` alternating runs (after 3 warm-up steps),
+    so that a slow spell of the machine hits both."""
+    for _ in range(3):
+        steps_a(), steps_b()
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(throughput(steps_a, steps, batch))
+        b.append(throughput(steps_b, steps, batch))
+    return sorted(a)[rounds // 2], sorted(b)[rounds // 2]
 
 
 def main() -> None:
@@ -80,8 +93,7 @@ def main() -> None:
 
     print(f"# {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads, 16x16 digits, batch {b}")  # fmt: skip
-    rate_theirs = throughput(step_theirs, args.steps, 3, b)
-    rate_ours = throughput(step_ours, args.steps, 3, b)
+    rate_theirs, rate_ours = interleaved(step_theirs, step_ours, args.steps, b)
     print("model | parameters | images/s")
     print(f"diffusers UNet2DModel | {n_theirs:,} | {rate_theirs:.0f}")
     print(f"genlab U-Net {args.channels} | {n_ours:,} | {rate_ours:.0f}")

@@ -1,6 +1,7 @@
 """The diffusion model end to end through the CLI: train, sample with every option
 (sampler, steps, label, classifier-free and classifier guidance, GIF), and the errors."""
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -99,3 +100,35 @@ def test_classifier_needs_labels(tmp_path, capsys):
     code, _, err = run(["train", "noisy-classifier", "--data", "swissroll", "--steps", "2",
                         "--out", str(tmp_path / "c")], capsys)  # fmt: skip
     assert code == 2 and "needs labelled data" in err
+
+
+def test_eval_nll_is_the_bound_on_images_and_the_ode_on_points(runs, tmp_path, capsys):
+    import json
+
+    code, _, err = run(["eval", str(runs / "ddpm"), "--metrics", "nll", "--n", "8"], capsys)
+    result = json.loads((runs / "ddpm" / "eval.json").read_text())
+    assert code == 0, err
+    assert "variational bound" in result["nll_kind"] and "17 levels" in result["nll_kind"]
+    assert result["n_nll"] == 100 and 0 < result["nll_bits_per_dim"] < 20
+    moons = tmp_path / "moons"
+    assert main(["train", "ddpm", "--data", "moons", "--steps", "3", "--out", str(moons),
+                 "--set", "progress=false"]) == 0  # fmt: skip
+    code, _, err = run(["eval", str(moons), "--metrics", "nll,swd", "--n", "50"], capsys)
+    result = json.loads((moons / "eval.json").read_text())
+    assert code == 0, err
+    assert "probability-flow ODE" in result["nll_kind"] and np.isfinite(result["nll"])
+
+
+@pytest.mark.parametrize("size", [8, 16, 28, 32])
+def test_unet_and_classifier_take_any_image_size(size):
+    import torch
+
+    from genlab.nn.unet import EncoderClassifier, UNet
+
+    x, t = torch.randn(2, 3, size, size), torch.tensor([3.0, 700.0])
+    net = UNet(3, channels=(8, 16, 16), num_classes=10)
+    out = net(x, t, torch.tensor([1, 10]))  # 10 = the "no label" token
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert net.stem.weight.grad is not None
+    assert EncoderClassifier(3, (8, 16, 16), num_classes=5)(x, t).shape == (2, 5)
