@@ -100,6 +100,10 @@ def test_classifier_needs_labels(tmp_path, capsys):
     code, _, err = run(["train", "noisy-classifier", "--data", "swissroll", "--steps", "2",
                         "--out", str(tmp_path / "c")], capsys)  # fmt: skip
     assert code == 2 and "needs labelled data" in err
+    assert not (tmp_path / "c").exists()  # refused before anything was written
+    code, _, err = run(["train", "ddpm", "--data", "digits", "--steps", "2", "--out",
+                        str(tmp_path / "d"), "--set", "model.num_classes=5"], capsys)  # fmt: skip
+    assert code == 2 and "classes 0..4" in err and not (tmp_path / "d").exists()
 
 
 def test_eval_nll_is_the_bound_on_images_and_the_ode_on_points(runs, tmp_path, capsys):

@@ -12,7 +12,7 @@ import torch
 from ..diffusion.losses import noisy_classifier_loss
 from ..diffusion.precond import NoiseConditioned
 from ..diffusion.schedules import SCHEDULES
-from ..errors import DataError, GenlabError
+from ..errors import GenlabError
 from ..nn.unet import EncoderClassifier
 from .diffusion import MLPNet
 from .neural import NeuralModel
@@ -68,13 +68,8 @@ class NoisyClassifier(NeuralModel):
         # net(x, sigma) -> logits; x = x0 + sigma * eps as the samplers see it.
         self.net = NoiseConditioned(net, SCHEDULES[schedule](timesteps))
 
-    def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):
-        if labels is None:
-            raise DataError("A noise-aware classifier needs labelled data; this dataset has none.")
-        if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
-            raise DataError(
-                f"Labels must lie in 0..{self.num_classes - 1} (num_classes={self.num_classes})."
-            )
+    def training_step(self, batch: torch.Tensor, labels: torch.Tensor):
+        # The Trainer has checked the labels (present, below num_classes).
         loss, logits = noisy_classifier_loss(self.net, batch, labels)
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": loss.mean(), "accuracy": accuracy.detach()}

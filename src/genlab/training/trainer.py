@@ -49,6 +49,21 @@ def lr_factor(step: int, warmup: int, decay: int) -> float:
     return 1.0
 
 
+def _check_labels(model, y) -> None:
+    """A class-conditional model needs labels, each below its num_classes."""
+    if y is None:
+        raise DataError(
+            f"This {model.name} model is class-conditional and needs labelled data; "
+            "this dataset has no labels."
+        )
+    classes = getattr(model, "num_classes", 0)
+    if classes and (int(min(y)) < 0 or int(max(y)) >= classes):
+        raise DataError(
+            f"The labels run from {int(min(y))} to {int(max(y))}; this {model.name} model "
+            f"knows classes 0..{classes - 1} (set model.num_classes)."
+        )
+
+
 class Trainer:
     """Train ``model`` on ``data``; with ``run_dir`` also write the run folder's files."""
 
@@ -69,7 +84,9 @@ class Trainer:
         # Class-conditional models also get the labels of each batch.
         y = data.y if isinstance(data, Dataset) else None
         wants = getattr(model, "conditional", False)
-        self.labels = torch.as_tensor(y).long() if wants and y is not None else None
+        if wants:
+            _check_labels(model, y)
+        self.labels = torch.as_tensor(y).long() if wants else None
         # Without an accelerator, accelerate runs several processes only when told cpu=True.
         on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
         self.acc = Accelerator(mixed_precision=config.mixed_precision, cpu=on_cpu)
