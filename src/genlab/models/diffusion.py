@@ -194,15 +194,13 @@ class DDPM(NeuralModel):
             if classifier is not None:
                 raise GenlabError("Classifier guidance needs the class to draw: give --label.")
             return None
-        if classifier is not None:
-            classes = classifier.num_classes
-        elif self.conditional:
-            classes = self.num_classes
-        else:
+        known = [m.num_classes for m in (self, classifier) if m is not None and m.conditional]
+        if not known:
             raise GenlabError(
                 "This model was trained without labels; drop --label, or guide it with a "
                 "noise-aware classifier (--classifier)."
             )
+        classes = min(known)  # a label must mean something to the model and the classifier
         label = torch.as_tensor(label).long().expand(n).clone()
         if int(label.min()) < 0 or int(label.max()) >= classes:
             raise GenlabError(f"Labels must lie in 0..{classes - 1}.")

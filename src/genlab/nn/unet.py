@@ -87,8 +87,9 @@ class Upsample(nn.Module):
 
     A 1x1 convolution commutes with nearest upsampling, so running it before the doubling
     costs a quarter of running it after; and the narrower output makes the first ResBlock
-    of the finer level (which also reads the skip) cheaper. On 16x16 digits this is most
-    of the U-Net's training speed over diffusers' UNet2DModel (docs/results.md)."""
+    of the finer level (which also reads the skip) cheaper. With a narrow full-resolution
+    level, this is where the U-Net's training speed over diffusers' UNet2DModel comes from
+    (docs/results.md)."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
