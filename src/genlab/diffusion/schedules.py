@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from ..errors import GenlabError
+
 
 def linear_alpha_bar(steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
     """Ho et al. (2020): betas linear in t."""
@@ -39,6 +41,13 @@ def sigmoid_alpha_bar(steps: int = 1000, start: float = -3.0, end: float = 3.0, 
 
 
 SCHEDULES = {"linear": linear_alpha_bar, "cosine": cosine_alpha_bar, "sigmoid": sigmoid_alpha_bar}
+
+
+def alpha_bar(schedule: str, timesteps: int) -> torch.Tensor:
+    """The named schedule's alpha_bar over ``timesteps`` steps (a clear error otherwise)."""
+    if schedule not in SCHEDULES:
+        raise GenlabError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{schedule}'.")
+    return SCHEDULES[schedule](timesteps)
 
 
 def sigma_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:

@@ -53,10 +53,9 @@ def evaluate(
     plot_dir: Path | None = None,
     levels: int = 256,
     inception: str | Path | None = None,
-    low: float = 0.0,
 ) -> dict[str, Any]:
     """``levels``: values a pixel takes (likelihood bounds); ``inception``: the FID
-    Inception weights (safetensors) for "fid"; ``low``: the images' lowest value (0 or -1)."""
+    Inception weights (safetensors) for "fid"."""
     images = train_x.ndim == 4
     allowed = IMAGE_METRICS if images else POINT_METRICS
     if metrics is None:
@@ -94,6 +93,7 @@ def evaluate(
         from .inception import inception_fid
 
         real = train_x[:n]  # as many real images as generated ones (a shuffled split)
+        low = -1.0 if train_x.min() < 0 else 0.0  # images in [-1, 1] or [0, 1]
         result["inception_fid"], result["inception_sha256"] = inception_fid(
             real, fake, inception, low=low
         )
@@ -148,10 +148,9 @@ def evaluate_run(
         write_json(Path(run_dir) / "eval.json", result)
         return result
     levels = train.info.get("levels", 256)
-    low = -1.0 if meta.get("data_options", {}).get("scale") == "pm1" else 0.0
     result = evaluate(
         model, train.x, test_x, metrics, n, modes=modes, plot_dir=plot_dir, levels=levels,
-        inception=inception, low=low,
+        inception=inception,
     )  # fmt: skip
     result = {"model": meta["model"], "data": meta["data"], **result}
     write_json(Path(run_dir) / "eval.json", result)

@@ -14,7 +14,6 @@ output: the 2,048 pooled features FID compares.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -223,19 +222,13 @@ class FIDInception(nn.Module):
         return x.mean((2, 3))
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_fid_inception(path: str | Path) -> tuple[FIDInception, str]:
     """The FID network with weights from a safetensors file; returns it and the file's
     sha256. The classifier head (fc.*) the file may hold is not needed and is ignored."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from ..training.checkpoint import sha256
 
     path = Path(path)
     if not path.is_file():

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -14,7 +15,7 @@ from ..diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from ..diffusion.losses import diffusion_loss
 from ..diffusion.precond import Denoiser
 from ..diffusion.samplers import SAMPLERS
-from ..diffusion.schedules import SCHEDULES, discrete_sigmas, karras_sigmas
+from ..diffusion.schedules import alpha_bar, discrete_sigmas, karras_sigmas
 from ..errors import GenlabError
 from ..nn.layers import mlp
 from ..nn.unet import UNet, sinusoidal_embedding
@@ -84,8 +85,6 @@ class DDPM(NeuralModel):
         num_classes: int = 0,
         cond_drop: float = 0.1,
     ) -> None:
-        if schedule not in SCHEDULES:
-            raise GenlabError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{schedule}'.")
         super().__init__(
             data_shape,
             channels=list(channels),
@@ -103,7 +102,7 @@ class DDPM(NeuralModel):
             net = _UNetNet(self.data_shape[0], tuple(channels), blocks, attention, num_classes)
         else:
             net = MLPNet(self.data_shape[0], tuple(hidden), num_classes)
-        self.net = Denoiser(net, SCHEDULES[schedule](timesteps), prediction)
+        self.net = Denoiser(net, alpha_bar(schedule, timesteps), prediction)
         self.conditional = num_classes > 0
 
     def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):
@@ -211,7 +210,7 @@ def _classifier(classifier: Any, data_shape: tuple[int, ...]):
     """A NoisyClassifier given as a model or a folder, checked to fit this model's data."""
     if classifier is None:
         return None
-    if not hasattr(classifier, "log_probs"):
+    if isinstance(classifier, str | Path):
         from ..serialization import load
 
         classifier = load(classifier)

@@ -11,7 +11,7 @@ import torch
 
 from ..diffusion.losses import noisy_classifier_loss
 from ..diffusion.precond import NoiseConditioned
-from ..diffusion.schedules import SCHEDULES
+from ..diffusion.schedules import alpha_bar
 from ..errors import GenlabError
 from ..nn.unet import EncoderClassifier
 from .diffusion import MLPNet
@@ -45,8 +45,6 @@ class NoisyClassifier(NeuralModel):
         timesteps: int = 1000,
         num_classes: int = 10,
     ) -> None:
-        if schedule not in SCHEDULES:
-            raise GenlabError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{schedule}'.")
         if num_classes < 2:
             raise GenlabError(f"num_classes must be at least 2, got {num_classes}.")
         super().__init__(
@@ -66,7 +64,7 @@ class NoisyClassifier(NeuralModel):
         else:
             net = MLPNet(self.data_shape[0], tuple(hidden), out_dim=num_classes)
         # net(x, sigma) -> logits; x = x0 + sigma * eps as the samplers see it.
-        self.net = NoiseConditioned(net, SCHEDULES[schedule](timesteps))
+        self.net = NoiseConditioned(net, alpha_bar(schedule, timesteps))
 
     def training_step(self, batch: torch.Tensor, labels: torch.Tensor):
         # The Trainer has checked the labels (present, below num_classes).

@@ -57,9 +57,10 @@ def _check_labels(model, y) -> None:
             "this dataset has no labels."
         )
     classes = getattr(model, "num_classes", 0)
-    if classes and (int(min(y)) < 0 or int(max(y)) >= classes):
+    low, high = int(np.min(y)), int(np.max(y))
+    if classes and (low < 0 or high >= classes):
         raise DataError(
-            f"The labels run from {int(min(y))} to {int(max(y))}; this {model.name} model "
+            f"The labels run from {low} to {high}; this {model.name} model "
             f"knows classes 0..{classes - 1} (set model.num_classes)."
         )
 
