@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from genlab.conditioning import Condition
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
 from genlab.diffusion.samplers import SAMPLERS
 from genlab.diffusion.schedules import (
@@ -142,18 +143,59 @@ def test_probability_flow_likelihood_of_gaussian_data_is_exact():
 def test_classifier_free_guidance_combines_the_right_halves():
     from genlab.diffusion.guidance import ClassifierFreeGuidance
 
-    def toy(x, sigma, cond):  # labelled: the label; "no label" (-1): 10
-        value = torch.where(cond < 0, torch.full_like(cond, 10), cond).double()
+    def toy(x, sigma, cond):  # labelled: the label; unconditional: 10
+        labels = cond.labels if cond.labels is not None else torch.zeros(len(x), dtype=torch.long)
+        value = torch.where(cond.null_mask(len(x)), 10, labels).double()
         return x * 0 + value[:, None]
 
     x, sigma = torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
     labels = torch.tensor([1, 2, 3])
-    out = ClassifierFreeGuidance(toy, 3.0)(x, sigma, labels)
+    cond, uncond = Condition.from_labels(labels), Condition.unconditional(3)
+    out = ClassifierFreeGuidance(toy, 3.0, uncond)(x, sigma, cond)
     expect = 10 + 3.0 * (labels.double() - 10)  # uncond + w (cond - uncond)
     torch.testing.assert_close(out[:, 0], expect)
-    torch.testing.assert_close(
-        ClassifierFreeGuidance(toy, 1.0)(x, sigma, labels)[:, 0], labels.double()
+    one = ClassifierFreeGuidance(toy, 1.0, uncond)(x, sigma, cond)
+    torch.testing.assert_close(one[:, 0], labels.double())
+    zero = ClassifierFreeGuidance(toy, 0.0, uncond)(x, sigma, cond)
+    torch.testing.assert_close(zero[:, 0], torch.full((3,), 10.0, dtype=torch.float64))
+
+
+def test_a_negative_condition_replaces_the_null_one():
+    """The unconditional half is whatever condition is passed in: a negative prompt's
+    tokens steer away from it exactly as the formula says."""
+    from genlab.diffusion.guidance import ClassifierFreeGuidance
+
+    def toy(x, sigma, cond):  # the mean of the tokens the mask keeps
+        kept = (cond.tokens * cond.mask[..., None]).sum(1) / cond.mask.sum(1, keepdim=True)
+        return x * 0 + kept
+
+    x, sigma = torch.zeros(2, 3), torch.ones(2)
+    positive = Condition(tokens=torch.ones(2, 4, 3), mask=torch.ones(2, 4, dtype=torch.bool))
+    negative = Condition(tokens=torch.full((2, 2, 3), -1.0), mask=torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(RuntimeError):  # token lengths differ: a text encoder pads them equal
+        ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive)
+    negative = Condition(
+        tokens=torch.cat([negative.tokens, torch.zeros(2, 2, 3)], 1),
+        mask=torch.tensor([[True, True, False, False]] * 2),
     )
+    out = ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive)
+    torch.testing.assert_close(out, torch.full((2, 3), -1.0 + 2.0 * (1.0 - -1.0)))
+
+
+def test_condition_drop_and_stack():
+    from genlab.conditioning import Condition
+
+    c = Condition.from_labels([3, 1, 4, 1])
+    assert not c.null_mask().any()
+    g = torch.Generator().manual_seed(0)
+    dropped = c.drop(0.5, generator=g)
+    assert 0 < int(dropped.null.sum()) < 4 and torch.equal(dropped.labels, c.labels)
+    both = Condition.cat([c, Condition.unconditional(4)])
+    assert both.labels.tolist() == [3, 1, 4, 1, 0, 0, 0, 0]
+    assert both.null.tolist() == [False] * 4 + [True] * 4
+    assert len(both[torch.tensor([0, 5])]) == 2
+    with pytest.raises(ValueError, match="unless null"):
+        Condition.cat([c, Condition(tokens=torch.zeros(4, 2, 3))])
 
 
 MIX_WEIGHTS = torch.tensor([0.3, 0.7], dtype=torch.float64)
@@ -186,7 +228,7 @@ def test_classifier_guidance_with_the_exact_classifier_is_the_conditional_denois
     x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for s in (0.05, 0.5, 2.0, 10.0):
         sigma = torch.full((50,), s, dtype=torch.float64)
-        y = torch.full((50,), label)
+        y = Condition.from_labels(torch.full((50,), label))
         torch.testing.assert_close(guided(x * (1 + s), sigma, y), conditional(x * (1 + s), sigma))
 
 
@@ -197,7 +239,7 @@ def test_classifier_guidance_samples_the_requested_component():
     g = torch.Generator().manual_seed(2)
     sigmas = karras_sigmas(40, 0.002, 40.0)
     x = torch.randn(4000, 2, generator=g, dtype=torch.float64) * sigmas[0]
-    y = torch.zeros(4000, dtype=torch.long)  # the 30% component
+    y = Condition.from_labels(torch.zeros(4000, dtype=torch.long))  # the 30% component
     out = SAMPLERS["dpmpp-2m"](
         ClassifierGuidance(denoiser, mixture_classifier, 1.0), x, sigmas, cond=y
     )
@@ -234,7 +276,7 @@ def test_a_trained_noise_aware_classifier_guides_toward_its_label():
     net = lambda x, sigma: clf.net(x.float(), sigma.float()).double()  # noqa: E731
     sigmas = karras_sigmas(30, 0.002, 40.0)
     x = torch.randn(2000, 2, generator=g, dtype=torch.float64) * sigmas[0]
-    want = torch.zeros(2000, dtype=torch.long)
+    want = Condition.from_labels(torch.zeros(2000, dtype=torch.long))
     out = SAMPLERS["dpmpp-2m"](ClassifierGuidance(denoiser, net, 1.0), x, sigmas, cond=want)
     assert (out[:, 0] < 0).double().mean().item() > 0.95
 

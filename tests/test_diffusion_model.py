@@ -127,11 +127,13 @@ def test_eval_nll_is_the_bound_on_images_and_the_ode_on_points(runs, tmp_path, c
 def test_unet_and_classifier_take_any_image_size(size):
     import torch
 
+    from genlab.conditioning import Condition
     from genlab.nn.unet import EncoderClassifier, UNet
 
     x, t = torch.randn(2, 3, size, size), torch.tensor([3.0, 700.0])
     net = UNet(3, channels=(8, 16, 16), num_classes=10)
-    out = net(x, t, torch.tensor([1, 10]))  # 10 = the "no label" token
+    cond = Condition(labels=torch.tensor([1, 0]), null=torch.tensor([False, True]))
+    out = net(x, t, cond)  # the second image unconditional
     assert out.shape == x.shape
     out.sum().backward()
     assert net.stem.weight.grad is not None

@@ -35,7 +35,10 @@ def tensors_of(step_dir: Path) -> dict:
         f"{p.stem}/{k}": v for p in step_dir.glob("*.safetensors") for k, v in load_file(p).items()
     }
     state = torch.load(step_dir / "state.pt", weights_only=True)
-    out["rng"] = state["rng"]
+    for rank, rng in enumerate(state["rng"]):  # every process's generators
+        out[f"rng/{rank}/torch"] = rng["torch"]
+        out[f"rng/{rank}/numpy"] = rng["numpy"]["keys"]
+        out[f"rng/{rank}/python"] = rng["python"]["internal"]
     for name, opt in state["optimizer"].items():
         for i, s in opt["state"].items():
             for k, v in s.items():
@@ -127,9 +130,9 @@ class _Exploding(AE):
         super().__init__(*a, **k)
         self.bad, self.calls = set(bad), 0
 
-    def training_step(self, batch):
+    def training_step(self, batch, update="main"):
         self.calls += 1
-        out = super().training_step(batch)
+        out = super().training_step(batch, update)
         if self.calls in self.bad:
             out["loss"] = out["loss"] * float("nan")
         return out

@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .options import Option, resolve
+
 
 class GenerativeModel:
     """A generative model: fit to data, sample, and (where it can) score.
@@ -22,6 +24,8 @@ class GenerativeModel:
     has_elbo: ClassVar[bool] = False
     has_energy: ClassVar[bool] = False
     conditional: ClassVar[bool] = False
+    #: The options ``sample`` takes beyond n, cond and seed (see genlab.options).
+    sample_options: ClassVar[tuple[Option, ...]] = ()
 
     # --- learning and generating -------------------------------------------------
     def fit(self, data: Any, config: Any = None) -> GenerativeModel:
@@ -35,6 +39,30 @@ class GenerativeModel:
 
     def elbo(self, x: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no evidence lower bound.")
+
+    def sampling(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` sampling options checked against ``sample_options``, with defaults."""
+        return resolve(self.name, self.sample_options, given)
+
+    # --- likelihood, as the capability flags promise -----------------------------------
+    def negative_log_likelihood(self, x: Any, levels: int = 256) -> tuple[Any, str]:
+        """(-log p(x) per sample in nats, how it was obtained): exact where the model has a
+        density, the negative ELBO (an upper bound) where it has a bound. ``levels``: the
+        values a pixel takes, for models whose bound is on discrete data."""
+        if self.has_log_prob:
+            return -_numpy(self.log_prob(x)), "exact"
+        if self.has_elbo:
+            return -_numpy(self.elbo(x)), "negative ELBO (upper bound)"
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood.")
+
+    @property
+    def nll_sample_cap(self) -> int | None:
+        """Most held-out samples ``genlab eval`` scores (None: all); set by costly bounds."""
+        return None
+
+    def dequantized_bits_per_dim(self, x: Any) -> Any:
+        """A discrete model of pixels' bound in bits/dim, where the model has one (None)."""
+        return None
 
     # --- persistence: hyperparameters in config.yaml, arrays in safetensors --------
     def get_config(self) -> dict[str, Any]:
@@ -53,3 +81,7 @@ class GenerativeModel:
         from .serialization import save_model
 
         return save_model(self, path)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)

@@ -21,12 +21,17 @@ EXAMPLES = {
   genlab train my-recipe.yaml --out runs/mine --set lr=3e-4 --set model.latent_dim=16
   genlab train vae --data digits --out runs/vae --steps 6000 --resume latest
   genlab train noisy-classifier --data digits --out runs/clf  # for classifier guidance
-  torchrun --nproc_per_node 2 -m genlab.cli train vae --data digits --out runs/ddp""",
+  genlab train ddpm --data digits --out runs/ddpm --batch-size 64 --grad-accum 2
+  torchrun --nproc_per_node 2 -m genlab.cli train vae --data digits --out runs/ddp
+  accelerate launch --multi_gpu --num_processes 4 -m genlab.cli train ddpm --data digits \\
+      --out runs/ddpm --set mixed_precision=bf16""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png
   genlab sample runs/ddpm --sampler dpmpp-2m --steps 20 --cfg 3 --label 7 --out grid.png
-  genlab sample runs/ddpm --cfg 0 --classifier runs/clf --cg-scale 4 --label 7 --out g.png""",
+  genlab sample runs/ddpm --cfg 0 --classifier runs/clf --cg-scale 4 --label 7 --out g.png
+  genlab sample runs/ddpm --sampler ddim --option eta=0.5 --option spacing=karras --out g.png
+  genlab sample runs/vae --option noise=true --out noisy.png""",
     "eval": """examples:
   genlab eval runs/faithful                 # the held-out split of the run's data
   genlab eval runs/heights --data heights   # any dataset
@@ -98,7 +103,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     base = None
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         base = saved_config(args.out)
-    flags = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    flags = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "grad_accum": args.grad_accum,
+        "fsdp": args.fsdp or None,
+    }
     cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
     summary = train_run(cfg, args.out, resume=args.resume)
     if summary["rank"] != 0:
@@ -112,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from .errors import GenlabError
     from .runs import sample_run
 
     options = {
@@ -127,14 +139,20 @@ def cmd_sample(args: argparse.Namespace) -> None:
         }.items()
         if v is not None
     }
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GenlabError(f"--option takes KEY=VALUE, got '{item}'.")
+        options[key.replace("-", "_")] = value
     path = sample_run(args.run_dir, args.n, args.out, seed=args.seed, **options)
     print(f"{args.n} samples written to {path}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .runs import CLASSICAL, eval_run, read_meta
+    from .registry import entry
+    from .runs import eval_run, read_meta
 
-    if read_meta(args.run_dir)["model"] in CLASSICAL and not args.metrics:
+    if entry(read_meta(args.run_dir)["model"]).kind == "classical" and not args.metrics:
         result = eval_run(args.run_dir, args.data)
     else:
         from .evaluation.evaluate import evaluate_run
@@ -165,8 +183,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     from .registry import MODELS
     from .training.runfolder import recipe_names
 
-    for name, (_, _, description) in MODELS.items():
-        print(f"{name:<12} {description}")
+    for name, e in MODELS.items():
+        print(f"{name:<17} {e.kind:<10} {e.description}")
     print("\nrecipes (genlab train RECIPE): " + ", ".join(recipe_names()))
 
 
@@ -185,6 +203,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .registry import names
+
     parser = argparse.ArgumentParser(
         prog="genlab",
         description="genlab: fit, train, sample and compare generative models.",
@@ -204,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("fit", cmd_fit, "fit a model in closed form (normal, mvn) or by EM (gmm)")
-    p.add_argument("model", choices=["normal", "mvn", "gmm"])
+    p.add_argument("model", choices=names("classical"))
     p.add_argument("--data", required=True, help="dataset NAME or NAME:PATH (see genlab datasets)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--components", type=int, help="gmm: number of components K")
@@ -228,7 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset NAME or NAME:PATH")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--steps", type=int, help="total optimizer steps of the run")
-    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--batch-size", type=int, help="global batch size of one forward pass")
+    p.add_argument(
+        "--grad-accum",
+        type=int,
+        help="forward passes per optimizer step (effective batch = batch size x this)",
+    )
+    p.add_argument("--fsdp", action="store_true", help="shard the model over several GPUs (FSDP)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", help="'latest' or a checkpoint folder")
     p.add_argument(
@@ -253,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="diffusion: a noise-aware classifier run, to guide by")
     p.add_argument("--cg-scale", type=float, help="diffusion: classifier guidance scale (1)")
     p.add_argument("--gif", help="diffusion: also write an animation of the denoising to this GIF")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sampling option of the model (spacing=karras, eta=0.5, noise=false ...)",
+    )
 
     p = add("eval", cmd_eval, "held-out average log-likelihood, BIC and AIC; writes eval.json")
     p.add_argument("run_dir")

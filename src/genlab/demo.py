@@ -38,7 +38,7 @@ def autoencoder_section(root: Path, steps: int = 500) -> str:
     from .models.hvae import HVAE
     from .models.vae import VAE
     from .training.trainer import TrainConfig
-    from .viz.plots import image_grid
+    from .viz.plots import image_grid, save
 
     digits = load_data("digits", size=16, scale="pm1")
     cfg = TrainConfig(steps=steps, batch_size=128, lr=2e-3, ema_decay=0, progress=False)
@@ -61,7 +61,9 @@ def autoencoder_section(root: Path, steps: int = 500) -> str:
         "vae_traversal.png": vae.traverse(x[:1], steps=8),
         "hvae_samples.png": hvae.sample(64, seed=0),
     }
-    paths = {name: image_grid(imgs.numpy(), pics / name, nrow=8) for name, imgs in grids.items()}
+    paths = {
+        name: save(image_grid(imgs.numpy(), nrow=8), pics / name) for name, imgs in grids.items()
+    }
     elbo = vae.elbo(x[:500]).mean().item()
     return (
         f"<h2>6. Autoencoders and VAEs ({steps} training steps each, 16x16 digits)</h2>"

@@ -1,45 +1,89 @@
-"""Names the user types -> the code that builds them. Explicit tables, imported lazily."""
+"""Names the user types -> the code that builds them. Explicit tables, imported lazily.
+
+Each model's kind is recorded here, in one place: "classical" models are fitted in closed
+form or by EM (``genlab fit``), "neural" ones by the Trainer (``genlab train``), and
+"pipeline" ones assemble trained parts for generation (text-to-image)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import GenlabError
 
-# name -> ("module", "attribute", one-line description)
-MODELS: dict[str, tuple[str, str, str]] = {
-    "normal": ("genlab.models.gaussian", "Normal", "1-D normal, closed-form maximum likelihood"),
-    "mvn": (
+KINDS = ("classical", "neural", "pipeline")
+
+
+class Entry(NamedTuple):
+    module: str
+    attr: str
+    kind: str
+    description: str
+
+
+MODELS: dict[str, Entry] = {
+    "normal": Entry(
+        "genlab.models.gaussian",
+        "Normal",
+        "classical",
+        "1-D normal, closed-form maximum likelihood",
+    ),
+    "mvn": Entry(
         "genlab.models.gaussian",
         "MultivariateNormal",
+        "classical",
         "multivariate normal, closed-form maximum likelihood",
     ),
-    "gmm": ("genlab.models.mixture", "GaussianMixture", "Gaussian mixture trained by EM"),
-    "ae": ("genlab.models.autoencoder", "AE", "autoencoder (conv for images, MLP for 2-D)"),
-    "vae": ("genlab.models.vae", "VAE", "variational autoencoder: ELBO, IWAE bound"),
-    "hvae": ("genlab.models.hvae", "HVAE", "two-level hierarchical VAE"),
-    "realnvp": ("genlab.models.flows.realnvp", "RealNVP", "RealNVP flow: exact log-likelihood"),
-    "ebm": ("genlab.models.ebm", "EBM", "energy-based model: Langevin sampling, CD training"),
-    "ddpm": ("genlab.models.diffusion", "DDPM", "diffusion model: U-Net/MLP, eps/x0/v, samplers"),
-    "gan": ("genlab.models.gan", "GAN", "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)"),
-    "noisy-classifier": (
+    "gmm": Entry(
+        "genlab.models.mixture", "GaussianMixture", "classical", "Gaussian mixture trained by EM"
+    ),
+    "ae": Entry(
+        "genlab.models.autoencoder", "AE", "neural", "autoencoder (conv for images, MLP for 2-D)"
+    ),
+    "vae": Entry("genlab.models.vae", "VAE", "neural", "variational autoencoder: ELBO, IWAE bound"),
+    "hvae": Entry("genlab.models.hvae", "HVAE", "neural", "two-level hierarchical VAE"),
+    "realnvp": Entry(
+        "genlab.models.flows.realnvp", "RealNVP", "neural", "RealNVP flow: exact log-likelihood"
+    ),
+    "ebm": Entry(
+        "genlab.models.ebm", "EBM", "neural", "energy-based model: Langevin sampling, CD training"
+    ),
+    "ddpm": Entry(
+        "genlab.models.diffusion",
+        "DDPM",
+        "neural",
+        "diffusion model: U-Net/MLP, eps/x0/v, samplers",
+    ),
+    "gan": Entry(
+        "genlab.models.gan",
+        "GAN",
+        "neural",
+        "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)",
+    ),
+    "noisy-classifier": Entry(
         "genlab.models.noisy_classifier",
         "NoisyClassifier",
+        "neural",
         "noise-aware classifier p(y | x_t) for classifier guidance (not generative)",
     ),
 }
 
 
-def _resolve(table: dict[str, tuple[str, str, str]], kind: str, name: str) -> Any:
+def entry(name: str) -> Entry:
+    """The registry entry of model ``name`` (GenlabError for an unknown name)."""
     try:
-        module, attr, _ = table[name]
+        return MODELS[name]
     except KeyError:
-        known = ", ".join(sorted(table))
-        raise GenlabError(f"Unknown {kind} '{name}'; known {kind}s: {known}.") from None
-    return getattr(importlib.import_module(module), attr)
+        known = ", ".join(sorted(MODELS))
+        raise GenlabError(f"Unknown model '{name}'; known models: {known}.") from None
+
+
+def names(kind: str) -> list[str]:
+    """The registered models of one kind."""
+    return [name for name, e in MODELS.items() if e.kind == kind]
 
 
 def model_class(name: str) -> Any:
     """The class registered under ``name`` (raises GenlabError for an unknown name)."""
-    return _resolve(MODELS, "model", name)
+    e = entry(name)
+    return getattr(importlib.import_module(e.module), e.attr)

@@ -18,9 +18,7 @@ import numpy as np
 
 from .data import Dataset, load_spec
 from .errors import GenlabError
-from .registry import model_class
-
-CLASSICAL = ("normal", "mvn", "gmm")
+from .registry import entry, model_class, names
 
 
 def versions() -> dict[str, str]:
@@ -85,8 +83,9 @@ def open_run(run_dir: str | Path):
 
 
 def build_model(name: str, options: dict[str, Any]):
-    if name not in CLASSICAL:
-        raise GenlabError(f"'{name}' is not fitted in closed form or by EM; known: {CLASSICAL}.")
+    if entry(name).kind != "classical":
+        known = ", ".join(names("classical"))
+        raise GenlabError(f"'{name}' is not fitted in closed form or by EM; known: {known}.")
     cls = model_class(name)
     try:
         return cls(**options)
@@ -132,7 +131,8 @@ def fit_run(
     write_json(out / "meta.json", meta)
     write_json(out / "metrics.json", metrics)
     if plots:
-        metrics["plots"] = [str(p) for p in fit_plots(model, train, out / "plots")]
+        made = save_figures(fit_plots(model, train), out / "plots")
+        metrics["plots"] = [str(p) for p in made]
     return metrics
 
 
@@ -146,35 +146,36 @@ def cross_validate(
     return np.array(scores)
 
 
-def fit_plots(model, data: Dataset, folder: Path) -> list[Path]:
-    """The pictures that explain a fit, chosen by the data's dimension and the model."""
+def fit_plots(model, data: Dataset) -> dict[str, Any]:
+    """The figures that explain a fit, by file stem, chosen by the data's dimension and
+    the model."""
     from .viz import plots
 
     x = data.x
     label = (data.columns or ["x"])[0]
-    made = []
+    figures: dict[str, Any] = {}
     if x.shape[1] == 1:
-        made.append(plots.density_histogram(x, model, folder / "density.png", xlabel=label))
+        figures["density"] = plots.density_histogram(x, model, xlabel=label)
         fake = model.sample(len(x), seed=0)
-        made.append(
-            plots.compare_histograms(
-                x, fake, folder / "real_vs_generated.png", title="real vs generated", xlabel=label
-            )
+        figures["real_vs_generated"] = plots.compare_histograms(
+            x, fake, title="real vs generated", xlabel=label
         )
     elif x.shape[1] == 2:
-        made.append(
-            plots.scatter_density(
-                x, model, folder / "density.png", title=data.name, names=data.columns
-            )
-        )
+        figures["density"] = plots.scatter_density(x, model, title=data.name, names=data.columns)
         if model.name == "mvn":
-            made.append(plots.normal_surface(model, folder / "surface3d.png"))
+            figures["surface3d"] = plots.normal_surface(model)
         if model.name == "gmm":
-            resp = model.predict_proba(x)
-            made.append(plots.responsibilities(x, resp, folder / "responsibilities.png"))
+            figures["responsibilities"] = plots.responsibilities(x, model.predict_proba(x))
     if model.name == "gmm":
-        made.append(plots.em_history(model.history_, folder / "em_loglik.png"))
-    return made
+        figures["em_loglik"] = plots.em_history(model.history_)
+    return figures
+
+
+def save_figures(figures: dict[str, Any], folder: Path) -> list[Path]:
+    """Write figures by stem as PNG files in ``folder``."""
+    from .viz.plots import save
+
+    return [save(fig, Path(folder) / f"{stem}.png") for stem, fig in figures.items()]
 
 
 def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:
@@ -200,46 +201,47 @@ def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any
 def sample_run(
     run_dir: str | Path, n: int, out: str | Path, seed: int | None = None, **options: Any
 ) -> Path:
-    """Draw ``n`` samples and write them as .csv, .npy or a .png picture (``options`` go to
-    the model's ``sample``: sampler, steps, cfg, label ...)."""
+    """Draw ``n`` samples and write them as .csv, .npy or a .png picture. ``options`` are
+    the model's sampling options (checked against its ``sample_options``), and ``gif``: a
+    path for an animation of the denoising (diffusion)."""
     from .serialization import load
+    from .viz import plots
 
+    if n < 1:
+        raise GenlabError(f"--n must be at least 1, got {n}.")
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".npy", ".png"):
+        raise GenlabError(f"Unknown output type '{out.suffix}'; use .csv, .npy or .png.")
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
     frames: list = []
     animation = options.pop("gif", None)
     if animation is not None:  # keep the running estimate of x0 at every sampling step
+        if "callback" not in {o.name for o in model.sample_options}:
+            raise GenlabError("--gif animates diffusion sampling; this model samples in one go.")
         options["callback"] = lambda info: frames.append(info["denoised"].numpy())
     x = model.sample(n, seed=seed, **options)
     if animation is not None:
-        from .viz.plots import gif
-
-        if not frames:
-            raise GenlabError("--gif animates diffusion sampling; this model samples in one go.")
-        gif([*frames, x.numpy()], animation)
+        plots.save(plots.animation([*frames, x.numpy()]), animation)
     x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = out.suffix.lower()
     if suffix == ".csv" and x.ndim > 2:
         raise GenlabError("Images cannot be written as .csv; use .png or .npy.")
+    if suffix == ".png" and x.ndim == 2 and x.shape[1] > 2:
+        raise GenlabError(f"Cannot draw {x.shape[1]}-D samples; write .csv or .npy instead.")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         cols = meta.get("columns") or [f"x{i + 1}" for i in range(x.shape[1])]
         np.savetxt(out, x, delimiter=",", header=",".join(cols), comments="", fmt="%.6g")
     elif suffix == ".npy":
         np.save(out, x)
-    elif suffix == ".png":
-        from .viz import plots
-
+    else:
         reference = load_spec(meta["data"], **meta.get("data_options", {})).x
         if x.ndim == 4:
-            plots.image_grid(x, out)
+            figure = plots.image_grid(x)
         elif x.shape[1] == 1:
-            plots.compare_histograms(reference, x, out, title="real vs samples")
-        elif x.shape[1] == 2:
-            plots.scatter(x, out, title=f"{n} samples", reference=reference)
+            figure = plots.compare_histograms(reference, x, title="real vs samples")
         else:
-            raise GenlabError(f"Cannot draw {x.shape[1]}-D samples; write .csv or .npy instead.")
-    else:
-        raise GenlabError(f"Unknown output type '{out.suffix}'; use .csv, .npy or .png.")
+            figure = plots.scatter(x, title=f"{n} samples", reference=reference)
+        plots.save(figure, out)
     return out

@@ -1,28 +1,32 @@
-"""Guidance as denoiser wrappers, never as new model classes."""
+"""Guidance as denoiser wrappers, never as new model classes. Conditions are
+genlab.conditioning.Condition objects; the unconditional half is passed in explicitly."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..conditioning import Condition
+
 
 class ClassifierFreeGuidance(nn.Module):
-    """D_w(x, sigma, c) = D(x, sigma, None) + w (D(x, sigma, c) - D(x, sigma, None))
-    (Ho and Salimans, 2022); w = 1 is plain conditional sampling. Both halves run as one
-    batch."""
+    """D_w(x, sigma, c) = D(x, sigma, u) + w (D(x, sigma, c) - D(x, sigma, u))
+    (Ho and Salimans, 2022), where ``uncond`` is u: ``Condition.unconditional(n)`` for
+    labels, the encoded negative prompt for text. w = 1 is plain conditional sampling, w = 0
+    the unconditional model. Both halves run as one batch."""
 
-    def __init__(self, denoiser: nn.Module, scale: float) -> None:
+    def __init__(self, denoiser: nn.Module, scale: float, uncond: Condition) -> None:
         super().__init__()
-        self.denoiser, self.scale = denoiser, scale
+        self.denoiser, self.scale, self.uncond = denoiser, scale, uncond
 
-    def forward(self, x, sigma, cond=None):
-        if cond is None or self.scale == 0.0:  # w = 0: the unconditional model alone
-            return self.denoiser(x, sigma, None)
+    def forward(self, x, sigma, cond: Condition | None = None):
+        if cond is None or self.scale == 0.0:
+            return self.denoiser(x, sigma, self.uncond)
         if self.scale == 1.0:
             return self.denoiser(x, sigma, cond)
-        both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), _with_null(cond))
-        c, uncond = both.chunk(2)  # the labelled half first, as _with_null builds it
-        return uncond + self.scale * (c - uncond)
+        both = Condition.cat([cond, self.uncond])
+        c, u = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), both).chunk(2)
+        return u + self.scale * (c - u)
 
 
 class ClassifierGuidance(nn.Module):
@@ -40,16 +44,12 @@ class ClassifierGuidance(nn.Module):
 
     def forward(self, x, sigma, cond=None):
         denoised = self.denoiser(x, sigma, cond)
-        if cond is None or self.scale == 0.0:
+        if cond is None or cond.labels is None or self.scale == 0.0:
             return denoised
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             log_p = torch.log_softmax(self.classifier(x_in, sigma), dim=1)
-            (grad,) = torch.autograd.grad(log_p.gather(1, cond.view(-1, 1)).sum(), x_in)
+            picked = log_p.gather(1, cond.labels.view(-1, 1))
+            (grad,) = torch.autograd.grad(picked.sum(), x_in)
         s2 = (sigma**2).view(-1, *[1] * (x.dim() - 1))
         return denoised + self.scale * s2 * grad
-
-
-def _with_null(cond: torch.Tensor) -> torch.Tensor:
-    """Labels followed by the same number of "no label" tokens (-1, mapped by the net)."""
-    return torch.cat([cond, torch.full_like(cond, -1)])

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import GenlabError
 from ..nn.layers import decoder, encoder
-from .neural import NeuralModel, seeded
+from ..options import Option
+from .neural import Batch, NeuralModel, seeded
 
 
 class _Net(nn.Module):
@@ -30,6 +30,15 @@ class _Net(nn.Module):
 
 class AE(NeuralModel):
     name = "ae"
+    sample_options = (
+        Option(
+            "latent",
+            str,
+            "fitted",
+            "where codes are drawn: a Gaussian fitted to the training codes, or N(0, I)",
+            choices=("fitted", "normal"),
+        ),
+    )
 
     def __init__(
         self,
@@ -41,9 +50,9 @@ class AE(NeuralModel):
         super().__init__(data_shape, latent_dim=latent_dim, hidden=list(hidden), width=width)
         self.net = _Net(self.data_shape, latent_dim, tuple(hidden), width)
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_hat = self.net.dec(self.net.enc(batch))
-        return {"loss": ((x_hat - batch) ** 2).flatten(1).sum(1).mean()}
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        x_hat = self.net.dec(self.net.enc(batch.x))
+        return {"loss": ((x_hat - batch.x) ** 2).flatten(1).sum(1).mean()}
 
     @torch.no_grad()
     def encode(self, x: Any) -> torch.Tensor:
@@ -57,14 +66,12 @@ class AE(NeuralModel):
         self.net.code_mean.copy_(z.mean(0))
         self.net.code_chol.copy_(torch.linalg.cholesky(cov))
 
-    def after_training(self, data: torch.Tensor) -> None:
-        self.fit_latent(data)
+    def after_training(self, x: torch.Tensor) -> None:
+        self.fit_latent(x)
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
-        latent = kw.get("latent", "fitted")
-        if latent not in ("fitted", "normal"):
-            raise GenlabError(f"latent must be 'fitted' or 'normal', got '{latent}'.")
+        latent = self.sampling(kw)["latent"]
         self.net.eval()
         eps = torch.randn((n, self.latent_dim), generator=seeded(seed))
         z = eps if latent == "normal" else self.net.code_mean + eps @ self.net.code_chol.T

@@ -5,25 +5,22 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from ..diffusion.losses import diffusion_loss
 from ..diffusion.precond import Denoiser
-from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedules import alpha_bar, discrete_sigmas, karras_sigmas
-from ..errors import GenlabError
-from ..nn.layers import mlp
+from ..nn.layers import LabelEmbedding, mlp
 from ..nn.unet import UNet, sinusoidal_embedding
-from .neural import NeuralModel, seeded
+from ..pipelines.diffusion import DiffusionPipeline
+from .neural import Batch, NeuralModel, label_condition
 
 
 class MLPNet(nn.Module):
-    """F(x, t, label) for vectors: [x, embedding(t) (+ label embedding)] -> MLP, with
+    """F(x, t, cond) for vectors: [x, embedding(t) (+ label embedding)] -> MLP, with
     ``out_dim`` outputs (default: like x)."""
 
     def __init__(
@@ -31,29 +28,14 @@ class MLPNet(nn.Module):
     ) -> None:
         super().__init__()
         self.emb_dim = 64
-        self.label_emb = nn.Embedding(num_classes + 1, self.emb_dim) if num_classes else None
+        self.label_emb = LabelEmbedding(num_classes, self.emb_dim) if num_classes else None
         self.body = mlp(dim + self.emb_dim, out_dim or dim, hidden)
 
-    def forward(self, x, t, label=None):
+    def forward(self, x, t, cond=None):
         emb = sinusoidal_embedding(t, self.emb_dim)
         if self.label_emb is not None:
-            emb = emb + self.label_emb(_label_index(label, len(x), self.label_emb, x.device))
+            emb = emb + self.label_emb.embed(cond, len(x), x.device)
         return self.body(torch.cat([x, emb], 1))
-
-
-def _label_index(label, n, table: nn.Embedding, device) -> torch.Tensor:
-    """Labels with -1 or None meaning "no label" (the table's last row)."""
-    null = table.num_embeddings - 1
-    if label is None:
-        return torch.full((n,), null, device=device)
-    return torch.where(label < 0, torch.full_like(label, null), label)
-
-
-class _UNetNet(UNet):
-    def forward(self, x, t, label=None):
-        if self.label_emb is not None:
-            label = _label_index(label, len(x), self.label_emb, x.device)
-        return super().forward(x, t, label)
 
 
 class DDPM(NeuralModel):
@@ -63,6 +45,7 @@ class DDPM(NeuralModel):
     when > 0), ``cond_drop`` (chance a label is dropped in training, for guidance)."""
 
     name = "ddpm"
+    sample_options = DiffusionPipeline.options
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 2e-3,
         "batch_size": 128,
@@ -99,18 +82,23 @@ class DDPM(NeuralModel):
             cond_drop=cond_drop,
         )
         if len(self.data_shape) == 3:
-            net = _UNetNet(self.data_shape[0], tuple(channels), blocks, attention, num_classes)
+            net = UNet(self.data_shape[0], tuple(channels), blocks, attention, num_classes)
         else:
             net = MLPNet(self.data_shape[0], tuple(hidden), num_classes)
         self.net = Denoiser(net, alpha_bar(schedule, timesteps), prediction)
         self.conditional = num_classes > 0
+        # Vectors: an exact likelihood (probability-flow ODE); images: a variational bound.
+        self.has_log_prob = len(self.data_shape) == 1
+        self.has_elbo = len(self.data_shape) == 3
 
-    def training_step(self, batch: torch.Tensor, labels: torch.Tensor | None = None):
-        cond = None
-        if self.conditional and labels is not None:
-            drop = torch.rand(len(labels), device=labels.device) < self.cond_drop
-            cond = torch.where(drop, torch.full_like(labels, -1), labels)
-        loss = diffusion_loss(self.net, batch, cond, min_snr=self.min_snr)
+    def conditions(self, data: Any):
+        return label_condition(self, data) if self.conditional else None
+
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        cond = batch.cond
+        if cond is not None:  # labels dropped at random train the unconditional model too
+            cond = cond.drop(self.cond_drop)
+        loss = diffusion_loss(self.net, batch.x, cond, min_snr=self.min_snr)
         return {"loss": loss.mean()}
 
     @torch.no_grad()
@@ -121,35 +109,55 @@ class DDPM(NeuralModel):
         s = torch.full((len(x),), float(sigma))
         return (self.net(x, s, cond) - x) / float(sigma) ** 2
 
-    def nll_nats(self, x: Any, levels: int = 256, seed: int = 0) -> tuple[torch.Tensor, str]:
-        """-log p(x) in nats per sample, and how it was obtained. Vectors: the
-        probability-flow ODE (Heun, 100 steps, exact divergence: a likelihood, not a bound).
-        Images: the variational bound (an upper bound) of x quantized to ``levels`` values
-        in [-1, 1]. Unconditional: a class-conditional model uses its "no label" half."""
-        from ..diffusion.likelihood import pf_ode_log_prob, vlb_bits_per_dim
+    def log_prob(self, x: Any, seed: int = 0) -> torch.Tensor:
+        """log p(x) of vectors by the probability-flow ODE (Heun, 100 steps, exact
+        divergence): a likelihood, not a bound. Unconditional: a class-conditional model
+        uses its "no label" half."""
+        from ..diffusion.likelihood import pf_ode_log_prob
 
+        if not self.has_log_prob:
+            raise NotImplementedError("A diffusion model of images has no exact log density.")
+        self.net.eval()
+        sigmas = karras_sigmas(100, self.net.sigma_min, self.net.sigma_max).flip(0)[1:]
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            return pf_ode_log_prob(
+                self.net, self.as_batch(x), sigmas.float(), exact=True, generator=g
+            )
+
+    def elbo(self, x: Any, levels: int = 256, seed: int = 0) -> torch.Tensor:
+        """The variational lower bound on log p(x) in nats per image, of x quantized to
+        ``levels`` values in [-1, 1] (1,000 network calls per image)."""
+        from ..diffusion.likelihood import vlb_bits_per_dim
+
+        if not self.has_elbo:
+            raise NotImplementedError("A diffusion model of vectors has no ELBO; use log_prob.")
         self.net.eval()
         x = self.as_batch(x)
-        g = torch.Generator().manual_seed(seed)
-        if len(self.data_shape) == 1:
-            sigmas = karras_sigmas(100, self.net.sigma_min, self.net.sigma_max).flip(0)[1:]
-            with torch.no_grad():
-                log_p = pf_ode_log_prob(self.net, x, sigmas.float(), exact=True, generator=g)
-            return -log_p, "probability-flow ODE (Heun, 100 steps)"
         x = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
+        g = torch.Generator().manual_seed(seed)
         bits = vlb_bits_per_dim(self.net, x, levels=levels, generator=g)
-        kind = f"variational bound (upper bound), data quantized to {levels} levels"
-        return bits * x[0].numel() * math.log(2), kind
+        return -bits * x[0].numel() * math.log(2)
 
-    def run_plots(self, data, folder) -> None:
-        """Pictures the Trainer adds to a run: the forward process or the score field."""
+    def negative_log_likelihood(self, x: Any, levels: int = 256):
+        if self.has_log_prob:
+            return -self.log_prob(x).numpy(), "probability-flow ODE (Heun, 100 steps)"
+        kind = f"variational bound (upper bound), data quantized to {levels} levels"
+        return -self.elbo(x, levels).numpy(), kind
+
+    @property
+    def nll_sample_cap(self) -> int | None:
+        return 100 if self.has_elbo else None  # the bound costs 1,000 network calls an image
+
+    def run_plots(self, x) -> dict[str, Any]:
+        """The forward process (images) or the score field (2-D)."""
         from ..viz import plots
 
         if len(self.data_shape) == 3:
-            plots.noising(data[:6], self.net.alpha_bar, folder / "noising.png")
-        elif self.data_shape == (2,):
-            for sigma in (0.1, 0.5):
-                plots.score_field(self.score, data, folder / f"score-{sigma}.png", sigma=sigma)
+            return {"noising": plots.noising(x[:6], self.net.alpha_bar)}
+        if self.data_shape == (2,):
+            return {f"score-{s}": plots.score_field(self.score, x, sigma=s) for s in (0.1, 0.5)}
+        return {}
 
     def sigmas(self, steps: int, spacing: str = "trailing") -> torch.Tensor:
         """``steps`` noise levels for sampling, then 0: a subset of the discrete training
@@ -162,63 +170,7 @@ class DDPM(NeuralModel):
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
-        """Options: ``sampler`` (default "dpmpp-2m"), ``steps`` (20), ``spacing``
-        ("trailing"), ``label`` (int or per-sample labels), ``cfg`` (classifier-free
-        guidance scale: 1 = the conditional model, 0 = the unconditional one),
-        ``classifier`` (a NoisyClassifier, or its folder) with ``cg_scale`` (classifier
-        guidance, default 1), ``callback`` (per step), ``eta`` (DDIM)."""
-        name = kw.get("sampler", "dpmpp-2m")
-        if name not in SAMPLERS:
-            raise GenlabError(f"Unknown sampler '{name}'; known: {', '.join(SAMPLERS)}.")
-        classifier = _classifier(kw.get("classifier"), self.data_shape)
-        label = self._labels(kw.get("label", cond), n, classifier)
-        self.net.eval()
-        g = seeded(seed)
-        sigmas = self.sigmas(kw.get("steps", 20), kw.get("spacing", "trailing"))
-        x = torch.randn((n, *self.data_shape), generator=g) * sigmas[0]
-        denoiser: nn.Module = self.net
-        if self.conditional:
-            denoiser = ClassifierFreeGuidance(self.net, kw.get("cfg", 1.0))
-        if classifier is not None:
-            classifier.net.eval()
-            denoiser = ClassifierGuidance(denoiser, classifier.net, kw.get("cg_scale", 1.0))
-        opts = {"eta": kw["eta"]} if "eta" in kw and name == "ddim" else {}
-        return SAMPLERS[name](
-            denoiser, x, sigmas, cond=label, generator=g, callback=kw.get("callback"), **opts
-        )
-
-    def _labels(self, label: Any, n: int, classifier) -> torch.Tensor | None:
-        """``n`` labels checked against the classes this model (or its classifier) knows."""
-        if label is None:
-            if classifier is not None:
-                raise GenlabError("Classifier guidance needs the class to draw: give --label.")
-            return None
-        known = [m.num_classes for m in (self, classifier) if m is not None and m.conditional]
-        if not known:
-            raise GenlabError(
-                "This model was trained without labels; drop --label, or guide it with a "
-                "noise-aware classifier (--classifier)."
-            )
-        classes = min(known)  # a label must mean something to the model and the classifier
-        label = torch.as_tensor(label).long().expand(n).clone()
-        if int(label.min()) < 0 or int(label.max()) >= classes:
-            raise GenlabError(f"Labels must lie in 0..{classes - 1}.")
-        return label
-
-
-def _classifier(classifier: Any, data_shape: tuple[int, ...]):
-    """A NoisyClassifier given as a model or a folder, checked to fit this model's data."""
-    if classifier is None:
-        return None
-    if isinstance(classifier, str | Path):
-        from ..serialization import load
-
-        classifier = load(classifier)
-    if getattr(classifier, "name", "") != "noisy-classifier":
-        raise GenlabError("--classifier must be a noise-aware classifier (noisy-classifier).")
-    if tuple(classifier.data_shape) != tuple(data_shape):
-        raise GenlabError(
-            f"The classifier was trained on shape {tuple(classifier.data_shape)}, "
-            f"this diffusion model on {tuple(data_shape)}."
-        )
-    return classifier
+        """Through the diffusion pipeline; options in ``sample_options`` (sampler, steps,
+        spacing, eta, label, cfg, classifier, cg_scale, callback). ``cond``: labels, one
+        or one per sample, or a Condition."""
+        return DiffusionPipeline(self)(n, cond=cond, seed=seed, **kw)

@@ -20,7 +20,11 @@ from torch import nn
 
 from ..base import GenerativeModel
 from ..nn.layers import ConvEncoder, mlp
-from .neural import NeuralModel, seeded
+from ..options import Option
+from .neural import Batch, NeuralModel, seeded
+
+STEPS = Option("steps", int, None, "Langevin steps (default: the model's)", low=0)
+STEP_SIZE = Option("step_size", float, None, "Langevin step size (default: the model's)", low=0)
 
 
 def langevin(
@@ -77,6 +81,11 @@ class EBM(NeuralModel):
 
     name = "ebm"
     has_energy = True
+    sample_options = (
+        STEPS,
+        STEP_SIZE,
+        Option("noise", float, None, "Langevin noise scale (default: the model's)", low=0),
+    )
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 1e-3,
         "beta1": 0.0,
@@ -135,7 +144,8 @@ class EBM(NeuralModel):
         )
         return start, idx
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        batch = batch.x
         start, idx = self._negatives(len(batch), batch.device)
         for p in self.net.parameters():
             p.requires_grad_(False)  # the chains need gradients in x only
@@ -160,22 +170,24 @@ class EBM(NeuralModel):
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         """Langevin chains from uniform noise (``steps``, ``step_size``, ``noise`` override
         the model's sampling settings)."""
+        opts = self.sampling(kw)
         g = seeded(seed)
         start = self._noise(n, generator=g)
-        steps = kw.get("steps", self.sample_steps)
-        step_size = kw.get("step_size", self.step_size)
-        noise = kw.get("noise", self.noise)
+        steps = _default(opts["steps"], self.sample_steps)
+        step_size = _default(opts["step_size"], self.step_size)
+        noise = _default(opts["noise"], self.noise)
         return langevin(
             self.energy, start, steps, step_size, noise, generator=g, bounds=self.bounds
         ).detach()
 
-    def run_plots(self, data, folder) -> None:
-        """Pictures the Trainer adds to a run folder: the energy landscape of 2-D data."""
-        if self.data_shape == (2,):
-            from ..viz.plots import energy_landscape
+    def run_plots(self, x) -> dict[str, Any]:
+        """The energy landscape of 2-D data."""
+        if self.data_shape != (2,):
+            return {}
+        from ..viz.plots import energy_landscape
 
-            samples = self.sample(1000, seed=0).numpy()
-            energy_landscape(self, data, folder / "energy.png", samples=samples)
+        samples = self.sample(1000, seed=0).numpy()
+        return {"energy": energy_landscape(self, x, samples=samples)}
 
 
 class GaussianEnergy:
@@ -198,6 +210,7 @@ class EnergySum(GenerativeModel):
 
     name = "energy-sum"
     has_energy = True
+    sample_options = (STEPS, STEP_SIZE)
 
     def __init__(self, *terms: Any, steps: int = 500, step_size: float = 0.01, init_range=3.0):
         self.terms, self.steps, self.step_size, self.init_range = (
@@ -211,17 +224,18 @@ class EnergySum(GenerativeModel):
         return sum(term.energy(x) for term in self.terms)
 
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        opts = self.sampling(kw)
         g = seeded(seed)
-        dim = (
-            len(self.terms[0].mean)
-            if hasattr(self.terms[0], "mean")
-            else self.terms[0].data_shape[0]
-        )
-        start = (2 * torch.rand((n, dim), generator=g) - 1) * self.init_range
-        return langevin(self.energy, start, kw.get("steps", self.steps),
-                        kw.get("step_size", self.step_size), generator=g)  # fmt: skip
+        start = (2 * torch.rand((n, *self.terms[0].data_shape), generator=g) - 1) * self.init_range
+        steps = _default(opts["steps"], self.steps)
+        step_size = _default(opts["step_size"], self.step_size)
+        return langevin(self.energy, start, steps, step_size, generator=g)
 
 
 def product(*models: Any, **options: Any) -> EnergySum:
     """The product of the models' distributions: their energies added."""
     return EnergySum(*models, **options)
+
+
+def _default(value: Any, fallback: Any) -> Any:
+    return fallback if value is None else value

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.layers import mlp
-from .neural import NeuralModel, seeded
+from .neural import Batch, NeuralModel, seeded
 
 
 class _Generator(nn.Module):
@@ -100,13 +100,14 @@ class GAN(NeuralModel):
 
     def updates(self):
         """The Trainer's two updates per step, in order, with the parameters each moves."""
-        return [("d", self.net.d.parameters()), ("g", self.net.g.parameters())]
+        return [("d", list(self.net.d.parameters())), ("g", list(self.net.g.parameters()))]
 
-    def training_step(self, batch: torch.Tensor, update: str = "d") -> dict[str, torch.Tensor]:
-        z = torch.randn(len(batch), self.latent_dim, device=batch.device)
+    def training_step(self, batch: Batch, update: str = "d") -> dict[str, torch.Tensor]:
+        x = batch.x
+        z = torch.randn(len(x), self.latent_dim, device=x.device)
         fake = self.net.g(z)
         if update == "d":
-            real = batch.requires_grad_(self.r1_gamma > 0)
+            real = x.detach().requires_grad_(self.r1_gamma > 0)
             real_logit, fake_logit = self.net.d(real), self.net.d(fake.detach())
             loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
             out = {"real_score": torch.sigmoid(real_logit).mean().detach()}
@@ -121,6 +122,7 @@ class GAN(NeuralModel):
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        self.sampling(kw)
         self.net.eval()
         z = torch.randn((n, self.latent_dim), generator=seeded(seed))
         return self.net.g(z)

@@ -93,6 +93,7 @@ class Normal(_Fitted, GenerativeModel):
         return float(self.cdf(hi) - self.cdf(lo))
 
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        self.sampling(kw)
         self._check_fitted()
         rng = np.random.default_rng(seed)
         return (self.mean_ + self.std_ * rng.standard_normal(n))[:, None]
@@ -165,6 +166,7 @@ class MultivariateNormal(_Fitted, GenerativeModel):
         return -0.5 * (z**2).sum(0) - 0.5 * log_det - 0.5 * d * LOG_2PI
 
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        self.sampling(kw)
         self._check_fitted()
         eps = np.random.default_rng(seed).standard_normal((n, len(self.mean_)))
         return self.mean_ + eps @ self.cholesky_.T

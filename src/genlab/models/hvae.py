@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..nn.layers import decoder, encoder, mlp
-from .neural import NeuralModel, seeded
-from .vae import gaussian_log_prob
+from .neural import Batch, NeuralModel, randn_like, seeded
+from .vae import NOISE, gaussian_log_prob
 
 
 def _gaussian(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +36,7 @@ class _Net(nn.Module):
 class HVAE(NeuralModel):
     name = "hvae"
     has_elbo = True
+    sample_options = (NOISE,)
 
     def __init__(
         self,
@@ -51,11 +52,9 @@ class HVAE(NeuralModel):
     def elbo_terms(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
         net = self.net
         m1, s1 = _gaussian(net.q1(x))
-        eps1 = torch.randn(m1.shape, generator=generator)
-        z1 = m1 + torch.exp(s1) * eps1
+        z1 = m1 + torch.exp(s1) * randn_like(m1, generator)
         m2, s2 = _gaussian(net.q2(z1))
-        eps2 = torch.randn(m2.shape, generator=generator)
-        z2 = m2 + torch.exp(s2) * eps2
+        z2 = m2 + torch.exp(s2) * randn_like(m2, generator)
         pm1, ps1 = _gaussian(net.p1(z2))
         mean_x = net.px(z1)
         rec = gaussian_log_prob(x, mean_x, net.log_std.expand_as(mean_x))
@@ -64,8 +63,8 @@ class HVAE(NeuralModel):
         kl2 = 0.5 * (m2**2 + torch.exp(2 * s2) - 1 - 2 * s2).sum(1)
         return {"rec": rec, "kl1": kl1, "kl2": kl2}
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        t = self.elbo_terms(batch)
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        t = self.elbo_terms(batch.x)
         loss = -(t["rec"] - t["kl1"] - t["kl2"]).mean()
         return {"loss": loss, **{k: v.mean().detach() for k, v in t.items()}}
 
@@ -76,12 +75,13 @@ class HVAE(NeuralModel):
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        noise = self.sampling(kw)["noise"]
         self.net.eval()
         g = seeded(seed)
         z2 = torch.randn((n, self.z2_dim), generator=g)
         m1, s1 = _gaussian(self.net.p1(z2))
         z1 = m1 + torch.exp(s1) * torch.randn(m1.shape, generator=g)
         mean = self.net.px(z1)
-        if kw.get("noise", len(self.data_shape) == 1):
+        if len(self.data_shape) == 1 if noise is None else noise:
             return mean + torch.exp(self.net.log_std) * torch.randn(mean.shape, generator=g)
         return mean

@@ -30,6 +30,7 @@ from scipy.special import ndtr
 
 from ..base import GenerativeModel
 from ..errors import DataError, GenlabError
+from ..options import Option
 from .events import parse_interval
 from .gaussian import LOG_2PI, _Fitted, table_of
 
@@ -357,6 +358,7 @@ class GaussianMixture(_Fitted, GenerativeModel):
     """
 
     name = "gmm"
+    sample_options = (Option("return_labels", bool, False, "also return each sample's component"),)
     has_log_prob = True
 
     def __init__(
@@ -519,13 +521,14 @@ class GaussianMixture(_Fitted, GenerativeModel):
 
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         """``n`` samples (N, d); with ``return_labels=True`` also their components."""
+        return_labels = self.sampling(kw)["return_labels"]
         self._check_fitted()
         rng = np.random.default_rng(seed)
         labels = rng.choice(self.n_components, size=n, p=self.weights_)
         chol = np.linalg.cholesky(self.full_covariances())
         eps = rng.standard_normal((n, self.means_.shape[1]))
         x = self.means_[labels] + np.einsum("nij,nj->ni", chol[labels], eps)
-        return (x, labels) if kw.get("return_labels") else x
+        return (x, labels) if return_labels else x
 
     def cdf(self, x: Any) -> np.ndarray:
         """P(X <= x) for a 1-D mixture."""

@@ -1,12 +1,22 @@
 """Base class of the models built from torch modules and trained by the Trainer.
 
-A neural model owns one ``nn.Module`` (``self.net``) holding every trainable part, answers
-``training_step(batch) -> {"loss": ..., other metrics}``, and keeps its constructor
-arguments for ``config.yaml``. Its weights are saved as safetensors like every model.
+A neural model owns one ``nn.Module`` (``self.net``) and declares every hook the Trainer
+calls, each with a default here (as scikit-learn's BaseMixture declares its template steps):
+
+    conditions(data)               -> Condition of every training sample, or None
+    updates()                      -> [(name, parameters)], one optimizer each, in order
+    training_step(batch, update)   -> {"loss": ..., other metrics}; batch: Batch(x, cond)
+    after_training(x)              -> work after the last step (fit a latent Gaussian ...)
+    run_plots(x)                   -> {name: figure} for the run folder's plots/
+
+``frozen`` names children of ``self.net`` that do not train: the Trainer gives only the
+trainable parameters to the optimizers, the EMA and checkpoints, and ``save`` writes only
+them; a frozen part loads from its own files (or shipped weights) when the model is built.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,7 +24,19 @@ import torch
 from torch import nn
 
 from ..base import GenerativeModel
-from ..errors import DataError
+from ..conditioning import Condition
+from ..errors import DataError, GenlabError
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one training step sees: inputs and their condition (None: unconditional)."""
+
+    x: torch.Tensor
+    cond: Condition | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
 
 
 class NeuralModel(GenerativeModel):
@@ -25,6 +47,8 @@ class NeuralModel(GenerativeModel):
         "steps": 3000,
         "ema_decay": 0.0,
     }
+    #: Children of ``self.net`` that stay frozen (a pretrained autoencoder, a text encoder).
+    frozen: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, data_shape: tuple[int, ...] | list[int], **hparams: Any) -> None:
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -46,8 +70,27 @@ class NeuralModel(GenerativeModel):
             )
         return t
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    # --- the hooks the Trainer calls ----------------------------------------------------
+    def conditions(self, data: Any) -> Condition | None:
+        """The condition of every training sample (a Dataset's labels, captions ...), or
+        None for a model trained unconditionally."""
+        return None
+
+    def updates(self) -> list[tuple[str, list[nn.Parameter]]]:
+        """The optimizer updates of one training step, in order, with the parameters each
+        moves. One by default; a GAN has two (discriminator, then generator)."""
+        return [("main", self.trainable_parameters())]
+
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        """{"loss": scalar to minimise for ``update``, other metrics (detached)}."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement training_step().")
+
+    def after_training(self, x: torch.Tensor) -> None:
+        """Called once after the last step with the training inputs (weights are final)."""
+
+    def run_plots(self, x: np.ndarray) -> dict[str, Any]:
+        """Figures that explain this trained model, by file stem (the Trainer saves them)."""
+        return {}
 
     def fit(self, data: Any, config: Any = None) -> NeuralModel:
         """Train in memory with the Trainer (no run folder); ``config``: TrainConfig or dict."""
@@ -57,15 +100,54 @@ class NeuralModel(GenerativeModel):
         Trainer(self, data, cfg).train()
         return self
 
+    # --- trainable and frozen parts ------------------------------------------------------
+    def is_frozen(self, key: str) -> bool:
+        """Whether a parameter or buffer name of ``self.net`` belongs to a frozen part."""
+        return any(key == f or key.startswith(f + ".") for f in self.frozen)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for k, p in self.net.named_parameters() if not self.is_frozen(k)]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers of the trainable parts: what checkpoints and saves hold."""
+        return {k: v for k, v in self.net.state_dict().items() if not self.is_frozen(k)}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not self.is_frozen(k)]
+        if missing or unexpected:
+            raise GenlabError(
+                f"The saved weights do not fit this {self.name} model "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})."
+            )
+
     # --- persistence ----------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         return {"data_shape": list(self.data_shape), **self.hparams}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return {k: v.detach().cpu().numpy() for k, v in self.trainable_state().items()}
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        self.load_trainable_state({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+
+
+def label_condition(model: NeuralModel, data: Any) -> Condition:
+    """The labels of a Dataset as a Condition, checked against the model's classes."""
+    y = getattr(data, "y", None)
+    if y is None:
+        raise DataError(
+            f"This {model.name} model is class-conditional and needs labelled data; "
+            "this dataset has no labels."
+        )
+    classes = model.num_classes
+    low, high = int(np.min(y)), int(np.max(y))
+    if low < 0 or high >= classes:
+        raise DataError(
+            f"The labels run from {low} to {high}; this {model.name} model "
+            f"knows classes 0..{classes - 1} (set model.num_classes)."
+        )
+    return Condition.from_labels(np.asarray(y))
 
 
 def seeded(seed: int | None) -> torch.Generator:
@@ -73,3 +155,11 @@ def seeded(seed: int | None) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
     return g
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, on ``x``'s device: drawn there from the
+    global RNG (training), or on the generator's device and moved (seeded evaluation)."""
+    if generator is None:
+        return torch.randn(x.shape, device=x.device, dtype=x.dtype)
+    return torch.randn(x.shape, generator=generator, device=generator.device).to(x)

@@ -15,7 +15,7 @@ from ..diffusion.schedules import alpha_bar
 from ..errors import GenlabError
 from ..nn.unet import EncoderClassifier
 from .diffusion import MLPNet
-from .neural import NeuralModel
+from .neural import Batch, NeuralModel, label_condition
 
 
 class NoisyClassifier(NeuralModel):
@@ -25,7 +25,7 @@ class NoisyClassifier(NeuralModel):
 
     name = "noisy-classifier"
     generative = False
-    conditional = True  # the Trainer hands it the labels
+    conditional = True  # trained on labels (conditions() hands them to the Trainer)
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 1e-3,
         "batch_size": 128,
@@ -66,9 +66,12 @@ class NoisyClassifier(NeuralModel):
         # net(x, sigma) -> logits; x = x0 + sigma * eps as the samplers see it.
         self.net = NoiseConditioned(net, alpha_bar(schedule, timesteps))
 
-    def training_step(self, batch: torch.Tensor, labels: torch.Tensor):
-        # The Trainer has checked the labels (present, below num_classes).
-        loss, logits = noisy_classifier_loss(self.net, batch, labels)
+    def conditions(self, data: Any):
+        return label_condition(self, data)
+
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        labels = batch.cond.labels  # checked by conditions(): present, below num_classes
+        loss, logits = noisy_classifier_loss(self.net, batch.x, labels)
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": loss.mean(), "accuracy": accuracy.detach()}
 

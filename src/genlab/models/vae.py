@@ -17,7 +17,15 @@ from torch import nn
 
 from ..errors import GenlabError
 from ..nn.layers import decoder, encoder
-from .neural import NeuralModel, seeded
+from ..options import Option
+from .neural import Batch, NeuralModel, randn_like, seeded
+
+NOISE = Option(
+    "noise",
+    bool,
+    None,
+    "add the decoder's noise (default: for vectors yes, for images no: the mean is shown)",
+)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -44,6 +52,7 @@ class VAE(NeuralModel):
 
     name = "vae"
     has_elbo = True
+    sample_options = (NOISE,)
 
     def __init__(
         self,
@@ -86,13 +95,13 @@ class VAE(NeuralModel):
         """(reconstruction log-likelihood, KL) per sample, from one sample of q(z|x)."""
         mu, log_var = self.encode(x)
         std = torch.exp(0.5 * log_var)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        eps = randn_like(mu, generator)
         z = mu + std * eps  # reparameterization: gradients flow through mu and std
         kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(1)
         return self.log_likelihood(x, z), kl
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        rec, kl = self.elbo_terms(batch)
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        rec, kl = self.elbo_terms(batch.x)
         loss = -(rec - self.beta * kl).mean()
         return {"loss": loss, "rec": -rec.mean().detach(), "kl": kl.mean().detach()}
 
@@ -127,6 +136,9 @@ class VAE(NeuralModel):
         """Estimate of -log p(x) per sample: minus the IWAE bound."""
         return -self.iwae(x, k, seed=seed)
 
+    def negative_log_likelihood(self, x: Any, levels: int = 256):
+        return self.nll(x, k=100).numpy(), "IWAE bound, k=100 (upper bound)"
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor, noise: bool = False, generator=None) -> torch.Tensor:
         out = self.net.dec(z)
@@ -141,10 +153,11 @@ class VAE(NeuralModel):
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         """Decode z ~ N(0, I). Vectors get the decoder's noise (the model's distribution);
         images show the decoder's mean unless ``noise=True``."""
+        noise = self.sampling(kw)["noise"]
         self.net.eval()
         g = seeded(seed)
         z = torch.randn((n, self.latent_dim), generator=g)
-        return self.decode(z, kw.get("noise", len(self.data_shape) == 1), g)
+        return self.decode(z, len(self.data_shape) == 1 if noise is None else noise, g)
 
     @torch.no_grad()
     def reconstruct(self, x: Any) -> torch.Tensor:

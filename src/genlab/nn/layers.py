@@ -77,3 +77,19 @@ def decoder(n_in: int, shape: tuple[int, ...], hidden: tuple[int, ...], width: i
     if len(shape) == 3:
         return ConvDecoder(n_in, shape, width)  # type: ignore[arg-type]
     return mlp(n_in, shape[0], hidden)
+
+
+class LabelEmbedding(nn.Embedding):
+    """Class labels -> vectors, with one extra learned row for "no label". The only place
+    that decodes an unconditional sample: a Condition's ``null`` samples, and every sample
+    when no labels are given, get that row (classifier-free guidance trains and uses it)."""
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__(num_classes + 1, dim)
+
+    def embed(self, cond, n: int, device) -> torch.Tensor:
+        """(n, dim) embedding of ``cond`` (a Condition or None)."""
+        null_row = torch.full((n,), self.num_embeddings - 1, device=device)
+        if cond is None or cond.labels is None:
+            return self(null_row)
+        return self(torch.where(cond.null_mask(n, device), null_row, cond.labels))

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import LabelEmbedding
+
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Transformer position encoding of (possibly fractional) timesteps: (N,) -> (N, dim)."""
@@ -100,11 +102,11 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """F(x, t, label) -> a tensor shaped like x (the eps, x0 or v prediction).
+    """F(x, t, cond) -> a tensor shaped like x (the eps, x0 or v prediction).
 
     ``channels``: width per level, e.g. (32, 64); each level but the last halves the
-    resolution. ``num_classes``: adds a label embedding (index ``num_classes`` is the
-    "no label" token used by classifier-free guidance).
+    resolution. ``num_classes``: adds a label embedding (with a learned "no label" row for
+    classifier-free guidance); ``cond`` is a genlab.conditioning.Condition or None.
     """
 
     def __init__(
@@ -119,7 +121,7 @@ class UNet(nn.Module):
         base = channels[0]
         emb_dim = 4 * base
         self.time_mlp = _time_mlp(base, emb_dim)
-        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        self.label_emb = LabelEmbedding(num_classes, emb_dim) if num_classes else None
         self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
         self.down, widths = _down_path(channels, blocks, emb_dim)
         c = widths[-1]
@@ -137,12 +139,10 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None):
         emb = self.time_mlp(sinusoidal_embedding(t, self.stem.out_channels))
         if self.label_emb is not None:
-            if label is None:  # unconditional: the "no label" token
-                label = torch.full((len(x),), self.label_emb.num_embeddings - 1, device=x.device)
-            emb = emb + self.label_emb(label)
+            emb = emb + self.label_emb.embed(cond, len(x), x.device)
         h = self.stem(x)
         skips = [h]
         for layer in self.down:

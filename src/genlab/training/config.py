@@ -13,7 +13,8 @@ from ..errors import GenlabError
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 2000  # total optimizer steps of the run (a resumed run continues to this)
-    batch_size: int = 128  # global batch, split evenly across processes
+    batch_size: int = 128  # global batch of one forward pass, split evenly across processes
+    grad_accum: int = 1  # forward passes summed into one optimizer step (batch x grad_accum)
     lr: float = 1e-3
     beta1: float = 0.9  # Adam's moment decays (GANs use beta1 = 0.5)
     beta2: float = 0.999
@@ -23,6 +24,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm (0: off)
     ema_decay: float = 0.999  # 0: no EMA (the saved model is the last weights)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (where the device has it)
+    fsdp: bool = False  # shard weights, gradients and optimizer state over GPUs (FSDP)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
@@ -59,8 +61,8 @@ class TrainConfig:
         return cfg
 
     def check(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise GenlabError("steps and batch_size must be at least 1.")
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise GenlabError("steps, batch_size and grad_accum must be at least 1.")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise GenlabError("mixed_precision must be 'no', 'bf16' or 'fp16'.")
         if not 0 <= self.ema_decay < 1:

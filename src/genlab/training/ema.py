@@ -1,29 +1,31 @@
-"""Exponential moving average of a module's weights, used for sampling and saving."""
+"""Exponential moving average of a model's trainable weights, used for sampling and saving."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 class EMA:
     """``shadow = decay * shadow + (1 - decay) * weights`` after every optimizer step.
 
-    The effective decay warms up as ``min(decay, (1 + n) / (10 + n))`` so early averages
-    are not dominated by the random initialisation. Buffers are copied, not averaged.
+    ``state`` is the model's trainable state (parameters and buffers of the parts that
+    train; frozen parts are never averaged); ``params`` names its parameters, which are
+    averaged, while buffers are copied. The effective decay warms up as
+    ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated by the random
+    initialisation.
     """
 
-    def __init__(self, net: nn.Module, decay: float) -> None:
+    def __init__(self, state: dict[str, torch.Tensor], params: set[str], decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
-        self.params = {name for name, _ in net.named_parameters()}
+        self.shadow = {k: v.detach().clone().float() for k, v in state.items()}
+        self.params = params
 
     @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
+    def update(self, state: dict[str, torch.Tensor]) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in net.state_dict().items():
+        for k, v in state.items():
             if k in self.params:
                 self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
             elif self.shadow[k].shape == v.shape:
@@ -40,5 +42,6 @@ class EMA:
         for k, v in tensors.items():
             self.shadow[k] = v.clone().to(self.shadow[k].dtype)
 
-    def copy_to(self, net: nn.Module) -> None:
-        net.load_state_dict({k: v.to(net.state_dict()[k].dtype) for k, v in self.shadow.items()})
+    def averaged(self, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The shadow weights in the dtypes and on the devices of ``like``."""
+        return {k: v.to(like[k]) for k, v in self.shadow.items()}

@@ -101,11 +101,11 @@ def build(cfg: dict[str, Any]):
     import torch
 
     from ..data import load_spec
-    from ..registry import model_class
+    from ..registry import entry, model_class
 
     data = load_spec(cfg["data"], **cfg["data_options"])
     cls = model_class(cfg["model"])
-    if not hasattr(cls, "training_step"):
+    if entry(cfg["model"]).kind != "neural":
         raise GenlabError(f"'{cfg['model']}' is not trained by gradient steps; use genlab fit.")
     train = TrainConfig.make(cls, cfg["train"])
     torch.manual_seed(train.seed)
@@ -144,6 +144,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
                 "git_commit": git_commit(),
                 "versions": versions(),
                 "processes": trainer.world,
+                "effective_batch_size": trainer.effective_batch,
             },
         )
     return trainer.train()

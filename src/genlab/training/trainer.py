@@ -1,17 +1,27 @@
-"""One Trainer for every neural model, on Hugging Face accelerate.
+"""One Trainer for every neural model, on Hugging Face accelerate's prepared objects.
 
 The same loop runs on a CPU, one GPU, or several processes (``accelerate launch`` or
-``torchrun``). The model supplies ``training_step(batch) -> {"loss": ..., metrics}``; the
-Trainer owns the device, mixed precision, the optimizer and learning-rate schedule,
-gradient clipping, EMA, logging, checkpoints, exact resume and the NaN guard.
+``torchrun``). The model supplies the hooks declared on ``NeuralModel`` (conditions,
+updates, training_step, after_training, run_plots); the Trainer owns the rest:
+
+- accelerate: the model's training step runs as the forward of one prepared module (so DDP
+  all-reduces gradients in buckets, overlapped with the backward pass), every optimizer is
+  prepared (under fp16 its wrapper unscales gradients and skips overflowed steps), gradients
+  are clipped by ``accelerator.clip_grad_norm_`` and accumulated by
+  ``accelerator.accumulate`` (``grad_accum`` forward passes per optimizer step);
+- the optimizers and learning-rate schedule (only the trainable parameters), the EMA of
+  the trainable weights, logging, checkpoints, exact resume and the NaN guard. A step is
+  all-or-nothing: if any update of a step (a GAN's generator after its discriminator) has a
+  non-finite loss, the updates already applied are rolled back.
 
 Exact resume: the batch of step s is a function of (seed, s) alone, and a checkpoint holds
-weights, EMA, optimizer, scheduler and the RNG state, so 3 steps + resume + 3 steps gives
-the same bits as 6 steps straight.
+the trainable weights, EMA, optimizers, schedules, the GradScaler and every process's RNG
+state, so 3 steps + resume + 3 steps gives the same bits as 6 steps straight.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -20,10 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data import Dataset
 from ..errors import DataError, GenlabError
+from ..models.neural import Batch
 from . import checkpoint as ckpt
+from . import rng
 from .config import TrainConfig
 from .ema import EMA
 
@@ -49,20 +62,52 @@ def lr_factor(step: int, warmup: int, decay: int) -> float:
     return 1.0
 
 
-def _check_labels(model, y) -> None:
-    """A class-conditional model needs labels, each below its num_classes."""
-    if y is None:
-        raise DataError(
-            f"This {model.name} model is class-conditional and needs labelled data; "
-            "this dataset has no labels."
-        )
-    classes = getattr(model, "num_classes", 0)
-    low, high = int(np.min(y)), int(np.max(y))
-    if classes and (low < 0 or high >= classes):
-        raise DataError(
-            f"The labels run from {low} to {high}; this {model.name} model "
-            f"knows classes 0..{classes - 1} (set model.num_classes)."
-        )
+class TrainingStep(nn.Module):
+    """The model's ``training_step`` as a module's forward. Models call their own
+    submodules (a VAE its encoder and decoder, a GAN one player at a time), so a DDP
+    wrapper around ``model.net`` would never see a forward pass; around this module it sees
+    every one, and autocast covers it."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.net = model.net  # registers the parameters (and so moves and wraps them)
+        self.training_step = model.training_step
+
+    def forward(self, batch: Batch, update: str) -> dict[str, torch.Tensor]:
+        return self.training_step(batch, update)
+
+
+def make_accelerator(cfg: TrainConfig, several_updates: bool):
+    """An Accelerator for one training run. accelerate keeps its settings in process-wide
+    singletons, so a second run in the same process (a notebook, ``genlab compare``, the web
+    page) with other settings would be refused: clear them first (the process group, if
+    any, stays)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    # A GAN's updates each leave the other player's parameters without gradients; buffers
+    # (an EBM's replay buffer, batch-norm statistics) stay each process's own.
+    ddp = DistributedDataParallelKwargs(
+        find_unused_parameters=several_updates, broadcast_buffers=False
+    )
+    fsdp = None
+    if cfg.fsdp:
+        if on_cpu:
+            raise GenlabError("--fsdp shards a model over GPUs; this machine has none.")
+        from accelerate import FullyShardedDataParallelPlugin
+
+        fsdp = FullyShardedDataParallelPlugin()
+    return Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        cpu=on_cpu,
+        gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[ddp],
+        fsdp_plugin=fsdp,
+    )
 
 
 class Trainer:
@@ -76,98 +121,69 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: str | None = None,
     ) -> None:
-        from accelerate import Accelerator
-
         self.model, self.cfg = model, config
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        x = data.x if isinstance(data, Dataset) else data
-        self.data = model.as_batch(x)
-        # Class-conditional models also get the labels of each batch.
-        y = data.y if isinstance(data, Dataset) else None
-        wants = getattr(model, "conditional", False)
-        if wants:
-            _check_labels(model, y)
-        self.labels = torch.as_tensor(y).long() if wants else None
-        # Without an accelerator, accelerate runs several processes only when told cpu=True.
-        on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-        self.acc = Accelerator(mixed_precision=config.mixed_precision, cpu=on_cpu)
+        self.x = model.as_batch(data.x if isinstance(data, Dataset) else data)
+        self.cond = model.conditions(data)  # checks labels before anything is written
+        updates = model.updates()
+        self.acc = make_accelerator(config, several_updates=len(updates) > 1)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if config.batch_size % self.world:
             raise GenlabError(
                 f"batch_size {config.batch_size} does not split evenly over {self.world} processes."
             )
-        if len(self.data) < config.batch_size:
+        if len(self.x) < config.batch_size:
             raise DataError(
-                f"The dataset has {len(self.data)} samples, fewer than the batch size "
+                f"The dataset has {len(self.x)} samples, fewer than the batch size "
                 f"{config.batch_size}; lower --batch-size."
             )
-        torch.manual_seed(config.seed + self.rank)
-        self.net = model.net.to(self.acc.device)
-        self._broadcast_weights()
-        # One optimizer per update: most models make one ("main"); a GAN makes two, each
-        # with its own optimizer and schedule, all checkpointed.
-        groups = getattr(model, "updates", None)
-        self.updates = [(n, list(p)) for n, p in groups()] if groups else None
-        named = self.updates or [("main", list(self.net.parameters()))]
-        self.params = dict(named)
-        self.opts = {
-            n: torch.optim.AdamW(
-                p,
-                lr=config.lr,
-                betas=(config.beta1, config.beta2),
+        from accelerate.utils import set_seed
+
+        set_seed(config.seed + self.rank)  # torch (CPU and every GPU), numpy, random
+        for key, p in model.net.named_parameters():
+            if model.is_frozen(key):
+                p.requires_grad_(False)
+        self.params = {name: [p for p in ps if p.requires_grad] for name, ps in updates}
+        opts = [
+            torch.optim.AdamW(
+                ps, lr=config.lr, betas=(config.beta1, config.beta2),
                 weight_decay=config.weight_decay,
             )
-            for n, p in named
-        }
+            for ps in self.params.values()
+        ]  # fmt: skip
+        # The schedules step once per optimizer step of the run (not once per process, as a
+        # prepared scheduler would), and not after a step the GradScaler skipped.
         self.scheds = {
-            n: torch.optim.lr_scheduler.LambdaLR(
+            name: torch.optim.lr_scheduler.LambdaLR(
                 o, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
             )
-            for n, o in self.opts.items()
+            for name, o in zip(self.params, opts, strict=True)
         }
-        self.ema = EMA(self.net, config.ema_decay) if config.ema_decay > 0 else None
+        self.module, *prepared = self.acc.prepare(TrainingStep(model), *opts)
+        self.opts = dict(zip(self.params, prepared, strict=True))
+        self.ema = None
+        if config.ema_decay > 0:
+            names = {k for k, _ in model.net.named_parameters() if not model.is_frozen(k)}
+            self.ema = EMA(model.trainable_state(), names, config.ema_decay)
         self.step, self.bad_steps = 0, 0
         if self.run_dir is not None and self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume(resume)
 
-    # --- distributed helpers (no-ops in one process) ---------------------------------------
     @property
     def main(self) -> bool:
         return self.acc.is_main_process
 
-    def _broadcast_weights(self) -> None:
-        if self.world > 1:
-            for t in self.net.state_dict().values():
-                torch.distributed.broadcast(t, src=0)
-
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        flag = torch.tensor([float(torch.isfinite(loss).item())], device=self.acc.device)
-        if self.world > 1:  # every rank skips together
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        return bool(flag.item())
-
-    def _sync_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        """Average gradients over processes (model-agnostic: the model calls its own
-        submodules, so no DistributedDataParallel wrapper is involved)."""
-        if self.world == 1:
-            return
-        grads = [p.grad for p in params if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        torch.distributed.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+    @property
+    def effective_batch(self) -> int:
+        return self.cfg.batch_size * self.cfg.grad_accum
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        local = cfg.batch_size // self.world
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
@@ -176,20 +192,20 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0, seen, last = time.perf_counter(), 0, {}
-        self.net.train()
+        self.module.train()
         try:
             while self.step < cfg.steps:
-                idx = batch_indices(self.step, len(self.data), cfg.batch_size, cfg.seed)
-                mine = idx[self.rank * local : (self.rank + 1) * local]
-                labels = None if self.labels is None else self.labels[mine].to(self.acc.device)
-                last = self._step(self.data[mine].to(self.acc.device), labels)
+                out = self._step(self._micro_batches())
                 self.step += 1
-                seen += cfg.batch_size
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                seen += self.effective_batch
                 bar.update(1)
-                shown = {k: f"{v:.4g}" for k, v in last.items() if k.endswith("loss")}
-                bar.set_postfix(**shown, img_s=f"{rate:.0f}")
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                logging = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                if logging or self.step % 10 == 0:  # metrics leave the device only here
+                    last = {k: float(v) for k, v in out.items()}
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    shown = {k: f"{v:.4g}" for k, v in last.items() if k.endswith("loss")}
+                    bar.set_postfix(**shown, img_s=f"{rate:.0f}")
+                if logging:
                     self._log({"step": self.step, **last, "samples_per_s": rate})
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self._write_samples()
@@ -207,41 +223,84 @@ class Trainer:
         summary |= last | {"rank": self.rank}
         return summary
 
-    def _step(self, batch: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for name, params in self.params.items():
-            with self.acc.autocast():
-                if labels is not None:
-                    out = self.model.training_step(batch, labels)
-                elif self.updates is None:
-                    out = self.model.training_step(batch)
-                else:
-                    out = self.model.training_step(batch, name)
-            loss = out["loss"]
-            if not self._all_finite(loss):
-                self.net.zero_grad(set_to_none=True)
-                self.bad_steps += 1
-                if self.bad_steps >= self.cfg.max_bad_steps:
-                    raise GenlabError(
-                        f"The loss was not finite for {self.bad_steps} steps in a row (last at "
-                        f"step {self.step + 1}); training stopped. Lower the learning rate or "
-                        "check the data."
-                    )
-                return {"loss": float("nan"), "skipped": 1.0}
-            self.net.zero_grad(set_to_none=True)  # drop gradients another update left behind
-            self.acc.backward(loss)
-            self._sync_gradients(params)
-            if self.cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-            self.opts[name].step()
-            self.scheds[name].step()
-            prefix = "" if self.updates is None else f"{name}_"
-            metrics |= {prefix + k: float(v.detach()) for k, v in out.items()}
-        self.net.zero_grad(set_to_none=True)
+    def _micro_batches(self) -> list[Batch]:
+        """This process's share of the ``grad_accum`` global batches of the current step."""
+        cfg, local = self.cfg, self.cfg.batch_size // self.world
+        out = []
+        for m in range(cfg.grad_accum):
+            idx = batch_indices(
+                self.step * cfg.grad_accum + m, len(self.x), cfg.batch_size, cfg.seed
+            )
+            mine = idx[self.rank * local : (self.rank + 1) * local]
+            cond = None if self.cond is None else self.cond[mine].to(self.acc.device)
+            out.append(Batch(self.x[mine].to(self.acc.device), cond))
+        return out
+
+    def _step(self, micro_batches: list[Batch]) -> dict[str, torch.Tensor]:
+        """One optimizer step of every update; metrics stay tensors on the device."""
+        several = len(self.opts) > 1
+        before = self._snapshot() if several else None
+        metrics: dict[str, torch.Tensor] = {}
+        for name, opt in self.opts.items():
+            self.acc.step = 0  # keep accelerate's accumulation counter in phase per update
+            # An earlier update's backward leaves gradients on parameters it does not move
+            # (a GAN's generator loss reaches the discriminator): drop them.
+            self.model.net.zero_grad(set_to_none=True)
+            for batch in micro_batches:
+                with self.acc.accumulate(self.module):
+                    out = self.module(batch, name)
+                    if not self._all_finite(out["loss"]):
+                        return self._skip(before)
+                    self.acc.backward(out["loss"])
+                    if self.acc.sync_gradients and self.cfg.grad_clip > 0:
+                        self.acc.clip_grad_norm_(self.params[name], self.cfg.grad_clip)
+                    opt.step()  # a no-op until the last micro-batch
+                    opt.zero_grad(set_to_none=True)
+                prefix = f"{name}_" if several else ""
+                for k, v in out.items():
+                    share = v.detach().float() / len(micro_batches)
+                    metrics[prefix + k] = metrics.get(prefix + k, 0) + share
+        for name, opt in self.opts.items():
+            if not opt.step_was_skipped:  # fp16: the GradScaler skips overflowed steps
+                self.scheds[name].step()
         self.bad_steps = 0
         if self.ema is not None:
-            self.ema.update(self.net)
-        return metrics | {"lr": next(iter(self.scheds.values())).get_last_lr()[0]}
+            self.ema.update(self.model.trainable_state())
+        lr = next(iter(self.scheds.values())).get_last_lr()[0]
+        return metrics | {"lr": torch.tensor(lr)}
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every process (one bool a step: the NaN guard)."""
+        flag = torch.isfinite(loss.detach()).all().float().reshape(1)
+        if self.world > 1:  # every rank skips together
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _snapshot(self) -> dict[str, Any]:
+        """What a step changes, to roll back a step whose later update fails."""
+        return {
+            "net": {k: v.detach().clone() for k, v in self.model.net.state_dict().items()},
+            "opts": {n: copy.deepcopy(o.optimizer.state_dict()) for n, o in self.opts.items()},
+            "scaler": None if self.acc.scaler is None else self.acc.scaler.state_dict(),
+        }
+
+    def _skip(self, before: dict[str, Any] | None) -> dict[str, torch.Tensor]:
+        for opt in self.opts.values():
+            opt.optimizer.zero_grad(set_to_none=True)
+        if before is not None:
+            self.model.net.load_state_dict(before["net"])
+            for n, o in self.opts.items():
+                o.optimizer.load_state_dict(before["opts"][n])
+            if before["scaler"] is not None:
+                self.acc.scaler.load_state_dict(before["scaler"])
+        self.bad_steps += 1
+        if self.bad_steps >= self.cfg.max_bad_steps:
+            raise GenlabError(
+                f"The loss was not finite for {self.bad_steps} steps in a row (last at "
+                f"step {self.step + 1}); training stopped. Lower the learning rate or "
+                "check the data."
+            )
+        return {"loss": torch.tensor(float("nan")), "skipped": torch.tensor(1.0)}
 
     # --- files ------------------------------------------------------------------------------
     def _log(self, row: dict[str, float]) -> None:
@@ -251,17 +310,27 @@ class Trainer:
             f.write(json.dumps(row) + "\n")
 
     def _check_finite_weights(self) -> None:
-        for name, t in self.net.state_dict().items():
+        for name, t in self.model.trainable_state().items():
             if t.dtype.is_floating_point and not torch.isfinite(t).all():
                 raise GenlabError(f"Weight {name} is not finite; refusing to save it.")
+
+    def _gather_rng(self) -> list[dict]:
+        """Every process's RNG state, in rank order."""
+        mine = rng.get_state()
+        if self.world == 1:
+            return [mine]
+        states: list = [None] * self.world
+        torch.distributed.all_gather_object(states, mine)
+        return states
 
     def save_checkpoint(self) -> Path | None:
         if self.run_dir is None:
             return None
         self._check_finite_weights()
+        states = self._gather_rng()
         path = None
         if self.main:
-            tensors = {"model": self.net.state_dict()}
+            tensors = {"model": self.model.trainable_state()}
             if self.ema is not None:
                 tensors["ema"] = self.ema.state()
             state = {
@@ -269,7 +338,8 @@ class Trainer:
                 "bad_steps": self.bad_steps,
                 "optimizer": {n: o.state_dict() for n, o in self.opts.items()},
                 "scheduler": {n: s.state_dict() for n, s in self.scheds.items()},
-                "rng": torch.get_rng_state(),
+                "scaler": None if self.acc.scaler is None else self.acc.scaler.state_dict(),
+                "rng": states,
             }
             folder = self.run_dir / "checkpoints"
             path = ckpt.save_checkpoint(folder, self.step, tensors, state)
@@ -287,13 +357,16 @@ class Trainer:
         else:
             path = Path(resume)
         tensors, state = ckpt.load_checkpoint(path)
-        self.net.load_state_dict(tensors["model"])
+        self.model.load_trainable_state(tensors["model"])
         if self.ema is not None and "ema" in tensors:
             self.ema.load(tensors["ema"])
         for name, opt in self.opts.items():
             opt.load_state_dict(state["optimizer"][name])
             self.scheds[name].load_state_dict(state["scheduler"][name])
-        torch.set_rng_state(state["rng"])
+        if state.get("scaler") is not None and self.acc.scaler is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
+        states = state["rng"]
+        rng.set_state(states[self.rank % len(states)])
         self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
         if self.step > self.cfg.steps:
             raise GenlabError(
@@ -303,40 +376,39 @@ class Trainer:
     def _write_samples(self) -> None:
         if self.run_dir is None or not self.main or not self.model.generative:
             return
-        from ..viz.plots import image_grid, scatter
+        from ..viz.plots import image_grid, save, scatter
 
         images = len(self.model.data_shape) == 3
         x = self.model.sample(64 if images else 1000, seed=0).detach().cpu().numpy()
-        self.net.train()
+        self.module.train()
         path = self.run_dir / "samples" / f"step-{self.step}.png"
         if images:
-            image_grid(x, path)
+            save(image_grid(x), path)
         elif x.shape[1] == 2:
-            scatter(x, path, title=f"step {self.step}", reference=self.data.numpy())
-
-    def _plot_curves(self) -> None:
-        from ..viz.plots import training_curves
-
-        path = self.run_dir / "metrics.jsonl"
-        if path.is_file():
-            rows = [json.loads(line) for line in path.read_text().splitlines()]
-            training_curves(rows, self.run_dir / "plots" / "training.png")
+            save(scatter(x, title=f"step {self.step}", reference=self.x.numpy()), path)
 
     def _finish(self) -> None:
         """Final checkpoint (raw weights), then the EMA weights become the model's."""
+        from ..runs import save_figures
+
         if self.run_dir is not None:
             self.save_checkpoint()
+        model = self.model
         if self.ema is not None:
-            self.ema.copy_to(self.net)
-        self.net.to("cpu")  # sampling draws its noise on the CPU
-        if hasattr(self.model, "after_training"):
-            self.model.after_training(self.data)
-        self.net.eval()
+            model.load_trainable_state(self.ema.averaged(model.trainable_state()))
+        model.net.to("cpu")  # sampling draws its noise on the CPU
+        model.after_training(self.x)
+        model.net.eval()
         if self.run_dir is not None and self.main:
             self._check_finite_weights()
             self._write_samples()
-            self._plot_curves()
-            if hasattr(self.model, "run_plots"):
-                self.model.run_plots(self.data.numpy(), self.run_dir / "plots")
-            self.model.save(self.run_dir / "model")
+            figures = model.run_plots(self.x.numpy())
+            path = self.run_dir / "metrics.jsonl"
+            if path.is_file():
+                from ..viz.plots import training_curves
+
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                figures["training"] = training_curves(rows)
+            save_figures(figures, self.run_dir / "plots")
+            model.save(self.run_dir / "model")
         self.acc.wait_for_everyone()

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..neural import NeuralModel, seeded
+from ..neural import Batch, NeuralModel, seeded
 from .transforms import (
     Affine,
     AffineCoupling,
@@ -162,8 +162,8 @@ class RealNVP(NeuralModel):
         u = torch.rand(x.shape, generator=generator, device=x.device)
         return 2 * (v + u) / self.levels - 1
 
-    def training_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.dequantize(batch) if self.levels else batch
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        x = self.dequantize(batch.x) if self.levels else batch.x
         nll = -self._log_prob(x)
         dims = math.prod(self.data_shape)
         return {"loss": nll.mean() / dims, "nll": nll.mean().detach()}
@@ -186,15 +186,20 @@ class RealNVP(NeuralModel):
         log_pu = self._log_prob(x) + dims * math.log(2)
         return -(log_pu - dims * math.log(self.levels)) / (dims * math.log(2))
 
-    def run_plots(self, data, folder) -> None:
-        """Pictures the Trainer adds to a run folder: how a 2-D flow warps space."""
-        if self.data_shape == (2,):
-            from ...viz.plots import flow_grid
+    def dequantized_bits_per_dim(self, x: Any):
+        return self.bits_per_dim(x) if self.levels else None
 
-            flow_grid(self, data, folder / "flow_grid.png")
+    def run_plots(self, x) -> dict[str, Any]:
+        """How a 2-D flow warps space."""
+        if self.data_shape != (2,):
+            return {}
+        from ...viz.plots import flow_grid
+
+        return {"flow_grid": flow_grid(self, x)}
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        self.sampling(kw)
         self.net.eval()
         g = seeded(seed)
         pieces = [torch.randn((n, *s), generator=g) for s in self.latent_shapes()]
