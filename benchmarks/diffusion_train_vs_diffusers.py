@@ -43,7 +43,9 @@ def main() -> None:
     from diffusers import UNet2DModel
 
     import genlab.data as gd
+    from genlab.conditioning import Condition
     from genlab.models.diffusion import DDPM
+    from genlab.models.neural import Batch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -86,7 +88,7 @@ def main() -> None:
 
     def step_ours():
         x0, y = batch()
-        loss = ours.training_step(x0, y)["loss"]
+        loss = ours.training_step(Batch(x0, Condition.from_labels(y)))["loss"]
         opt_ours.zero_grad()
         loss.backward()
         opt_ours.step()

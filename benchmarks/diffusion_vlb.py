@@ -15,6 +15,7 @@ import torch
 
 
 def main() -> None:
+    from genlab.conditioning import Condition
     from genlab.diffusion.likelihood import vlb_bits_per_dim
     from genlab.runs import open_run
 
@@ -25,7 +26,7 @@ def main() -> None:
     _, model, _, test = open_run(args.run_dir)
     x = torch.as_tensor(test.x[: args.n])
     x = torch.round((x + 1) / 2 * 16) / 16 * 2 - 1  # 17 levels in [-1, 1]
-    labels = torch.as_tensor(test.y[: args.n]) if model.conditional else None
+    labels = Condition.from_labels(test.y[: args.n]) if model.conditional else None
     t0 = time.perf_counter()
     bits = vlb_bits_per_dim(model.net, x, levels=17, cond=labels,
                             generator=torch.Generator().manual_seed(0))  # fmt: skip

@@ -26,7 +26,7 @@ def main() -> None:
     from genlab.evaluation.features import digits_features, digits_predict
     from genlab.evaluation.metrics import frechet_distance, precision_recall
     from genlab.runs import open_run
-    from genlab.viz.plots import _pyplot, _save
+    from genlab.viz.plots import save, subplots
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
@@ -47,7 +47,7 @@ def main() -> None:
     rows = []
     print(f"{kind} | accuracy | precision | recall | FD")
     for scale in scales:
-        x = model.sample(args.n, seed=0, steps=20, label=labels, **options(scale)).numpy()
+        x = model.sample(args.n, seed=0, steps=20, cond=labels, **options(scale)).numpy()
         accuracy = float((digits_predict(x) == labels.numpy()).mean())
         fake = digits_features(x)
         precision, recall = precision_recall(real, fake)
@@ -56,14 +56,13 @@ def main() -> None:
                      "recall": recall, "fd": fd})  # fmt: skip
         print(f"{scale} | {accuracy:.3f} | {precision:.3f} | {recall:.3f} | {fd:.2f}", flush=True)
     (run / f"{kind}_sweep.json").write_text(json.dumps(rows, indent=1))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for key in ("accuracy", "precision", "recall"):
         ax.plot([r["scale"] for r in rows], [r[key] for r in rows], marker="o", label=key)
     title = "classifier guidance" if args.classifier else "classifier-free guidance"
     ax.set(xlabel="guidance scale", ylabel="share", title=title)
     ax.legend()
-    _save(fig, run / f"{kind}_sweep.png")
+    save(fig, run / f"{kind}_sweep.png")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def main() -> None:
     from genlab.evaluation.features import digits_features
     from genlab.evaluation.metrics import frechet_distance
     from genlab.runs import open_run
-    from genlab.viz.plots import _pyplot, _save
+    from genlab.viz.plots import save, subplots
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
@@ -44,7 +44,7 @@ def main() -> None:
     for name, counts in list(grid.items()) + [(k, [v]) for k, v in reference.items()]:
         for steps in counts:
             t0 = time.perf_counter()
-            x = model.sample(args.n, seed=0, sampler=name, steps=steps, label=labels,
+            x = model.sample(args.n, seed=0, sampler=name, steps=steps, cond=labels,
                              spacing=args.spacing)  # fmt: skip
             seconds = time.perf_counter() - t0
             nfe = steps * nfe_per_step.get(name, 1) - (1 if name == "heun" else 0)
@@ -58,15 +58,14 @@ def main() -> None:
           f"({dpm[20] / best - 1:+.0%}, target within +10%), at 10 NFE {dpm[10]:.2f} "
           f"({dpm[10] / best - 1:+.0%}, target within +25%)")  # fmt: skip
     (run / "sweep.json").write_text(json.dumps(rows, indent=1))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for name in grid:
         pts = sorted((r["nfe"], r["fd"]) for r in rows if r["sampler"] == name)
         ax.plot(*zip(*pts, strict=True), marker="o", label=name)
     ax.axhline(best, color="k", ls="--", lw=1, label="best 1000-step")
     ax.set(xscale="log", xlabel="network evaluations", ylabel="FD (digits features)")
     ax.legend()
-    _save(fig, run / "sweep.png")
+    save(fig, run / "sweep.png")
 
 
 if __name__ == "__main__":

@@ -171,7 +171,9 @@ def test_a_negative_condition_replaces_the_null_one():
 
     x, sigma = torch.zeros(2, 3), torch.ones(2)
     positive = Condition(tokens=torch.ones(2, 4, 3), mask=torch.ones(2, 4, dtype=torch.bool))
-    negative = Condition(tokens=torch.full((2, 2, 3), -1.0), mask=torch.ones(2, 2, dtype=torch.bool))
+    negative = Condition(
+        tokens=torch.full((2, 2, 3), -1.0), mask=torch.ones(2, 2, dtype=torch.bool)
+    )
     with pytest.raises(RuntimeError):  # token lengths differ: a text encoder pads them equal
         ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive)
     negative = Condition(

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 
-def _subplots(*grid: int, figsize: tuple[float, float]):
+def subplots(*grid: int, figsize: tuple[float, float]):
+    """A new Figure and its axes (no pyplot: nothing global, nothing to close)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
@@ -53,7 +54,7 @@ def save(figure: Any, path: str | Path) -> Path:
 def density_histogram(x, model, *, title: str = "", xlabel: str = "x") -> Any:
     """Histogram of 1-D data with the fitted model's density drawn over it."""
     x = np.asarray(x, dtype=float).ravel()
-    fig, ax = _subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.hist(x, bins=40, density=True, alpha=0.5, color="tab:blue", label="data")
     pad = 0.1 * (x.max() - x.min())
     grid = np.linspace(x.min() - pad, x.max() + pad, 400)
@@ -67,7 +68,7 @@ def compare_histograms(real, generated, *, title: str = "", xlabel: str = "x") -
     """Real against generated 1-D samples, on the same bins."""
     real, generated = np.ravel(real), np.ravel(generated)
     bins = np.histogram_bin_edges(np.concatenate([real, generated]), bins=40)
-    fig, ax = _subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.hist(real, bins=bins, density=True, alpha=0.5, label="real")
     ax.hist(generated, bins=bins, density=True, alpha=0.5, label="generated")
     ax.set(xlabel=xlabel, ylabel="density", title=title)
@@ -97,7 +98,7 @@ def scatter_density(x, model, *, title: str = "", labels: Any = None, names: Any
     """2-D scatter with the model's log-density contours and, for a mixture, 2-sigma
     ellipses of its components."""
     x = np.asarray(x, dtype=float)
-    fig, ax = _subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     xx, yy, pts = _grid(x)
     logp = model.log_prob(pts).reshape(xx.shape)
     levels = np.quantile(logp, np.linspace(0.5, 0.995, 8))
@@ -116,7 +117,7 @@ def scatter_density(x, model, *, title: str = "", labels: Any = None, names: Any
 
 def em_history(history, *, title: str = "EM: average log-likelihood") -> Any:
     """The average log-likelihood before each EM iteration's M-step."""
-    fig, ax = _subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(np.arange(1, len(history) + 1), history, marker="o", ms=3)
     ax.set(xlabel="iteration", ylabel="average log-likelihood", title=title)
     ax.grid(alpha=0.3)
@@ -127,7 +128,7 @@ def responsibilities(x, resp, *, title: str = "responsibilities") -> Any:
     """Each point coloured by the mix of its components' colours, weighted by p(z | x)."""
     x, resp = np.asarray(x, dtype=float), np.asarray(resp)
     colors = _colors(resp.shape[1])[:, :3]
-    fig, ax = _subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     ax.scatter(x[:, 0], x[:, 1], s=10, c=np.clip(resp @ colors, 0, 1))
     ax.set(title=title)
     return _done(fig)
@@ -136,7 +137,7 @@ def responsibilities(x, resp, *, title: str = "responsibilities") -> Any:
 def scatter(x, *, title: str = "", reference: Any = None) -> Any:
     """Samples as a 2-D scatter, optionally over reference data in grey."""
     x = np.asarray(x, dtype=float)
-    fig, ax = _subplots(figsize=(5, 5))
+    fig, ax = subplots(figsize=(5, 5))
     if reference is not None:
         ref = np.asarray(reference)
         ax.scatter(ref[:, 0], ref[:, 1], s=4, c="0.7", label="data")
@@ -188,7 +189,7 @@ def image_grid(images, *, nrow: int | None = None) -> Any:
 def training_curves(rows: list[dict], *, title: str = "training") -> Any:
     """Every loss-like metric logged in metrics.jsonl against the step (one panel each)."""
     keys = [k for k in rows[0] if k.endswith("loss")] if rows else []
-    fig, axes = _subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3.2))
+    fig, axes = subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3.2))
     axes = np.atleast_1d(axes)
     steps = [r["step"] for r in rows]
     for ax, key in zip(axes, keys, strict=False):
@@ -205,7 +206,7 @@ def flow_grid(model, data, *, lines: int = 21, span: float = 3.0) -> Any:
     import torch
 
     t = np.linspace(-span, span, 200)
-    fig, (ax_z, ax_x, ax_p) = _subplots(1, 3, figsize=(13, 4.3))
+    fig, (ax_z, ax_x, ax_p) = subplots(1, 3, figsize=(13, 4.3))
     with torch.no_grad():
         for v in np.linspace(-span, span, lines):
             for pts in (np.stack([t, np.full_like(t, v)], 1), np.stack([np.full_like(t, v), t], 1)):
@@ -234,7 +235,7 @@ def energy_landscape(model, data, *, samples=None) -> Any:
     with torch.no_grad():
         grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
         e = model.energy(grid).numpy().reshape(gx.shape)
-    fig, ax = _subplots(figsize=(5.5, 4.6))
+    fig, ax = subplots(figsize=(5.5, 4.6))
     im = ax.imshow(e, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="magma_r")
     fig.colorbar(im, ax=ax, label="energy E(x)")
     ax.scatter(x[:, 0], x[:, 1], s=1, c="w", alpha=0.3, label="data")
@@ -251,7 +252,7 @@ def mode_coverage(samples, centers, std: float, hit: int, quality: float) -> Any
     from matplotlib.patches import Circle
 
     s, c = np.asarray(samples), np.asarray(centers)
-    fig, ax = _subplots(figsize=(5, 5))
+    fig, ax = subplots(figsize=(5, 5))
     ax.scatter(s[:, 0], s[:, 1], s=3, c="tab:red", alpha=0.5, label="samples")
     for center in c:
         ax.add_patch(Circle(center, 3 * std, fill=False, color="k", lw=1))
@@ -288,7 +289,7 @@ def score_field(score, data, *, sigma: float, title: str = "") -> Any:
     pts = np.stack([gx.ravel(), gy.ravel()], 1)
     s = np.asarray(score(pts, sigma))
     norm = np.linalg.norm(s, axis=1, keepdims=True) + 1e-12
-    fig, ax = _subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     ax.scatter(x[:, 0], x[:, 1], s=1, c="0.7")
     ax.quiver(pts[:, 0], pts[:, 1], *(s / norm).T, np.log(norm[:, 0]), cmap="viridis")
     ax.set(title=title or f"score at sigma = {sigma:g} (arrows: direction; colour: log length)")
