@@ -40,8 +40,8 @@ def cpu_grad_scaler(monkeypatch):
     with a CPU GradScaler (no autocast: the scaling is what is under test)."""
     real = trainer_module.make_accelerator
 
-    def with_scaler(cfg, several_updates):
-        acc = real(cfg, several_updates)
+    def with_scaler(cfg):
+        acc = real(cfg)
         acc.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
         return acc
 

@@ -63,21 +63,23 @@ def lr_factor(step: int, warmup: int, decay: int) -> float:
 
 
 class TrainingStep(nn.Module):
-    """The model's ``training_step`` as a module's forward. Models call their own
-    submodules (a VAE its encoder and decoder, a GAN one player at a time), so a DDP
-    wrapper around ``model.net`` would never see a forward pass; around this module it sees
-    every one, and autocast covers it."""
+    """One update's ``training_step`` as a module's forward, holding the parameters that
+    update moves. Models call their own submodules (a VAE its encoder and decoder, a GAN
+    one player at a time), so a DDP wrapper around ``model.net`` would never see a forward
+    pass; around this module it sees every one, autocast covers it, and DDP all-reduces
+    exactly this update's gradients (a GAN's generator step does not sync the
+    discriminator's)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, update: str, params: list[nn.Parameter]) -> None:
         super().__init__()
-        self.net = model.net  # registers the parameters (and so moves and wraps them)
-        self.training_step = model.training_step
+        self.params = nn.ParameterList(params)  # shared with model.net, not copies
+        self.training_step, self.update = model.training_step, update
 
-    def forward(self, batch: Batch, update: str) -> dict[str, torch.Tensor]:
-        return self.training_step(batch, update)
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.training_step(batch, self.update)
 
 
-def make_accelerator(cfg: TrainConfig, several_updates: bool):
+def make_accelerator(cfg: TrainConfig):
     """An Accelerator for one training run. accelerate keeps its settings in process-wide
     singletons, so a second run in the same process (a notebook, ``genlab compare``, the web
     page) with other settings would be refused: clear them first (the process group, if
@@ -89,11 +91,8 @@ def make_accelerator(cfg: TrainConfig, several_updates: bool):
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    # A GAN's updates each leave the other player's parameters without gradients; buffers
-    # (an EBM's replay buffer, batch-norm statistics) stay each process's own.
-    ddp = DistributedDataParallelKwargs(
-        find_unused_parameters=several_updates, broadcast_buffers=False
-    )
+    # Buffers (an EBM's replay buffer, batch-norm statistics) stay each process's own.
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
     fsdp = None
     if cfg.fsdp:
         if on_cpu:
@@ -126,7 +125,7 @@ class Trainer:
         self.x = model.as_batch(data.x if isinstance(data, Dataset) else data)
         self.cond = model.conditions(data)  # checks labels before anything is written
         updates = model.updates()
-        self.acc = make_accelerator(config, several_updates=len(updates) > 1)
+        self.acc = make_accelerator(config)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if config.batch_size % self.world:
             raise GenlabError(
@@ -159,8 +158,11 @@ class Trainer:
             )
             for name, o in zip(self.params, opts, strict=True)
         }
-        self.module, *prepared = self.acc.prepare(TrainingStep(model), *opts)
-        self.opts = dict(zip(self.params, prepared, strict=True))
+        model.net.to(self.acc.device)  # frozen parts and buffers too
+        steps = [TrainingStep(model, name, ps) for name, ps in self.params.items()]
+        prepared = self.acc.prepare(*steps, *opts)
+        self.modules = dict(zip(self.params, prepared[: len(steps)], strict=True))
+        self.opts = dict(zip(self.params, prepared[len(steps) :], strict=True))
         self.ema = None
         if config.ema_decay > 0:
             names = {k for k, _ in model.net.named_parameters() if not model.is_frozen(k)}
@@ -192,7 +194,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0, seen, last = time.perf_counter(), 0, {}
-        self.module.train()
+        self.model.net.train()
         try:
             while self.step < cfg.steps:
                 out = self._step(self._micro_batches())
@@ -247,8 +249,8 @@ class Trainer:
             # (a GAN's generator loss reaches the discriminator): drop them.
             self.model.net.zero_grad(set_to_none=True)
             for batch in micro_batches:
-                with self.acc.accumulate(self.module):
-                    out = self.module(batch, name)
+                with self.acc.accumulate(self.modules[name]):
+                    out = self.modules[name](batch)
                     if not self._all_finite(out["loss"]):
                         return self._skip(before)
                     self.acc.backward(out["loss"])
@@ -277,10 +279,14 @@ class Trainer:
         return bool(flag.item())
 
     def _snapshot(self) -> dict[str, Any]:
-        """What a step changes, to roll back a step whose later update fails."""
+        """What the updates before the last change (their parameters and optimizer state,
+        and the buffers), to roll back a step whose later update fails. The last update
+        needs no copy: its loss is checked before it changes anything."""
+        earlier = list(self.opts)[:-1]
         return {
-            "net": {k: v.detach().clone() for k, v in self.model.net.state_dict().items()},
-            "opts": {n: copy.deepcopy(o.optimizer.state_dict()) for n, o in self.opts.items()},
+            "params": [(p, p.detach().clone()) for n in earlier for p in self.params[n]],
+            "buffers": [(b, b.detach().clone()) for b in self.model.net.buffers()],
+            "opts": {n: copy.deepcopy(self.opts[n].optimizer.state_dict()) for n in earlier},
             "scaler": None if self.acc.scaler is None else self.acc.scaler.state_dict(),
         }
 
@@ -288,9 +294,11 @@ class Trainer:
         for opt in self.opts.values():
             opt.optimizer.zero_grad(set_to_none=True)
         if before is not None:
-            self.model.net.load_state_dict(before["net"])
-            for n, o in self.opts.items():
-                o.optimizer.load_state_dict(before["opts"][n])
+            with torch.no_grad():
+                for t, saved in before["params"] + before["buffers"]:
+                    t.copy_(saved)
+            for n, state in before["opts"].items():
+                self.opts[n].optimizer.load_state_dict(state)
             if before["scaler"] is not None:
                 self.acc.scaler.load_state_dict(before["scaler"])
         self.bad_steps += 1
@@ -380,7 +388,7 @@ class Trainer:
 
         images = len(self.model.data_shape) == 3
         x = self.model.sample(64 if images else 1000, seed=0).detach().cpu().numpy()
-        self.module.train()
+        self.model.net.train()
         path = self.run_dir / "samples" / f"step-{self.step}.png"
         if images:
             save(image_grid(x), path)
