@@ -91,8 +91,9 @@ def make_accelerator(cfg: TrainConfig):
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    # Buffers (an EBM's replay buffer, batch-norm statistics) stay each process's own.
-    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    # Buffers (an EBM's replay buffer, batch-norm statistics) stay each process's own;
+    # gradients live in DDP's buckets (no copy into them and back).
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False, gradient_as_bucket_view=True)
     fsdp = None
     if cfg.fsdp:
         if on_cpu:
