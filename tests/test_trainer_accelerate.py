@@ -132,12 +132,16 @@ def test_several_trainings_in_one_process_with_different_precision():
 
 
 class _FailingGenerator(GAN):
-    """A GAN whose generator loss is NaN on its first update."""
+    """A GAN whose generator loss is NaN on the generator updates listed in ``bad``."""
+
+    bad, calls = (1,), 0
 
     def training_step(self, batch, update="d"):
         out = super().training_step(batch, update)
         if update == "g":
-            out["loss"] = out["loss"] * float("nan")
+            self.calls += 1
+            if self.calls in self.bad:
+                out["loss"] = out["loss"] * float("nan")
         return out
 
 
@@ -153,6 +157,25 @@ def test_a_step_with_several_updates_is_all_or_nothing():
     for k, v in model.net.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(not s for s in trainer.opts["d"].optimizer.state.values())
+
+
+def test_a_later_failed_step_restores_the_optimizer_state_too():
+    torch.manual_seed(0)
+    model = _FailingGenerator((2,), hidden=(16,))
+    model.bad = (2,)
+    cfg = TrainConfig(steps=2, batch_size=32, ema_decay=0, progress=False, max_bad_steps=2)
+    trainer = Trainer(model, DATA, cfg)
+    trainer._step(trainer._micro_batches())  # a good step: both players move
+    trainer.step = 1
+    weights = {k: v.clone() for k, v in model.net.state_dict().items()}
+    opt = trainer.opts["d"].optimizer
+    d_state = {(i, k): v.clone() for i, st in enumerate(opt.state.values()) for k, v in st.items()}
+    assert trainer._step(trainer._micro_batches())["skipped"] == 1
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    after = {(i, k): v for i, st in enumerate(opt.state.values()) for k, v in st.items()}
+    assert after.keys() == d_state.keys() and len(d_state) == 12  # 4 tensors x 3 states
+    assert all(torch.equal(after[k], d_state[k]) for k in d_state)
 
 
 FAMILIES = {

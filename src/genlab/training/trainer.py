@@ -21,7 +21,6 @@ state, so 3 steps + resume + 3 steps gives the same bits as 6 steps straight.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -280,26 +279,33 @@ class Trainer:
         return bool(flag.item())
 
     def _snapshot(self) -> dict[str, Any]:
-        """What the updates before the last change (their parameters and optimizer state,
-        and the buffers), to roll back a step whose later update fails. The last update
-        needs no copy: its loss is checked before it changes anything."""
+        """What the updates before the last change (their parameters, their optimizers'
+        state, the buffers), copied into tensors kept from step to step, to roll back a
+        step whose later update fails. The last update needs no copy: its loss is checked
+        before it changes anything."""
         earlier = list(self.opts)[:-1]
-        return {
-            "params": [(p, p.detach().clone()) for n in earlier for p in self.params[n]],
-            "buffers": [(b, b.detach().clone()) for b in self.model.net.buffers()],
-            "opts": {n: copy.deepcopy(self.opts[n].optimizer.state_dict()) for n in earlier},
-            "scaler": None if self.acc.scaler is None else self.acc.scaler.state_dict(),
-        }
+        opts = [self.opts[n].optimizer for n in earlier]
+        live = [p for n in earlier for p in self.params[n]]
+        live += [b for b in self.model.net.buffers()]
+        live += [t for o in opts for st in o.state.values() for t in st.values()]
+        live = [t.detach() for t in live if torch.is_tensor(t)]
+        saved = getattr(self, "_saved", [])
+        if [t.shape for t in saved] != [t.shape for t in live]:  # first step, a new buffer
+            saved = self._saved = [t.clone() for t in live]
+        else:
+            torch._foreach_copy_(saved, live)
+        started = [set(o.state) for o in opts]  # Adam creates its state on the first step
+        scaler = None if self.acc.scaler is None else self.acc.scaler.state_dict()
+        return {"live": live, "saved": saved, "opts": opts, "started": started, "scaler": scaler}
 
     def _skip(self, before: dict[str, Any] | None) -> dict[str, torch.Tensor]:
         for opt in self.opts.values():
             opt.optimizer.zero_grad(set_to_none=True)
         if before is not None:
-            with torch.no_grad():
-                for t, saved in before["params"] + before["buffers"]:
-                    t.copy_(saved)
-            for n, state in before["opts"].items():
-                self.opts[n].optimizer.load_state_dict(state)
+            torch._foreach_copy_(before["live"], before["saved"])
+            for opt, started in zip(before["opts"], before["started"], strict=True):
+                for p in set(opt.state) - started:
+                    del opt.state[p]
             if before["scaler"] is not None:
                 self.acc.scaler.load_state_dict(before["scaler"])
         self.bad_steps += 1

@@ -1,0 +1,279 @@
+"""Captioned scenes for text-to-image: one or two coloured shapes on a plain grey background,
+each image with several captions (sentences, paraphrases, and comma-separated tag prompts as
+people type them into Stable Diffusion front ends).
+
+Everything is drawn from a seed, so a data set of any size is reproducible. A fixed set of
+compositions never appears in training: some colour-shape pairs, and some (shape, relation,
+shape) triples. ``split="heldout"`` draws only scenes that contain one of them, which is how
+text-to-image models are asked to compose what they have not seen.
+
+The background is a grey tone, so a colour word stays measurable from the pixels, and each
+scene keeps its ground truth (``info["scenes"]``) for the adherence detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import DataError
+from .dataset import Dataset
+
+SHAPES = ("circle", "square", "triangle", "star", "heart")
+COLOURS = {  # RGB, far apart in hue and from any grey
+    "red": (215, 35, 35),
+    "orange": (245, 135, 20),
+    "yellow": (240, 215, 30),
+    "green": (35, 165, 60),
+    "blue": (35, 75, 220),
+    "purple": (135, 50, 185),
+    "pink": (250, 135, 195),
+    "white": (250, 250, 250),
+}
+POSITIONS = {  # centre of a single object, in [0, 1] image coordinates (x right, y down)
+    "left": (0.27, 0.5),
+    "right": (0.73, 0.5),
+    "top": (0.5, 0.27),
+    "bottom": (0.5, 0.73),
+    "centre": (0.5, 0.5),
+}
+RELATIONS = {  # first object's offset from the second one's, along one axis
+    "above": (0.0, -1.0),
+    "below": (0.0, 1.0),
+    "to the left of": (-1.0, 0.0),
+    "to the right of": (1.0, 0.0),
+}
+RADIUS = {"small": 0.12, "large": 0.2, "pair": 0.15}  # of the image side
+
+# Never in training; ``split="heldout"`` draws scenes holding at least one of them.
+HELDOUT_PAIRS = {("green", "star"), ("pink", "square"), ("yellow", "heart"), ("blue", "triangle")}
+HELDOUT_TRIPLES = {
+    ("circle", "above", "square"),
+    ("triangle", "to the left of", "star"),
+    ("heart", "below", "circle"),
+}
+
+SHAPE_WORDS = {
+    "circle": ("circle", "disc", "round dot", "ball"),
+    "square": ("square", "box", "block"),
+    "triangle": ("triangle", "pyramid", "wedge"),
+    "star": ("star", "five-pointed star", "starburst"),
+    "heart": ("heart", "love heart"),
+}
+COLOUR_WORDS = {
+    "red": ("red", "crimson", "scarlet"),
+    "orange": ("orange", "tangerine"),
+    "yellow": ("yellow", "lemon", "golden"),
+    "green": ("green", "emerald"),
+    "blue": ("blue", "azure", "cobalt"),
+    "purple": ("purple", "violet"),
+    "pink": ("pink", "rose"),
+    "white": ("white", "snow-white"),
+}
+SIZE_WORDS = {"small": ("small", "tiny", "little"), "large": ("large", "big", "huge")}
+POSITION_WORDS = {
+    "left": ("on the left", "at the left", "to the left"),
+    "right": ("on the right", "at the right", "to the right"),
+    "top": ("at the top", "near the top", "up top"),
+    "bottom": ("at the bottom", "near the bottom", "down below"),
+    "centre": ("in the centre", "in the middle", "at the center"),
+}
+INVERSE = {
+    "above": "below",
+    "below": "above",
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+}
+
+
+@dataclass(frozen=True)
+class Thing:
+    """One object of a scene: what it is and where its centre lies (x right, y down)."""
+
+    shape: str
+    colour: str
+    size: str  # "small", "large", or "pair" (the size of both objects of a relation)
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Scene:
+    things: tuple[Thing, ...]
+    background: int  # grey level 0-255
+    position: str | None = None  # single object: where it is
+    relation: str | None = None  # two objects: things[0] RELATION things[1]
+
+    def compositions(self) -> tuple[set, set]:
+        """(colour-shape pairs, shape-relation-shape triples) the scene shows."""
+        pairs = {(t.colour, t.shape) for t in self.things}
+        triples = set()
+        if self.relation is not None:
+            a, b = self.things
+            triples = {
+                (a.shape, self.relation, b.shape),
+                (b.shape, INVERSE[self.relation], a.shape),
+            }
+        return pairs, triples
+
+    def is_heldout(self) -> bool:
+        pairs, triples = self.compositions()
+        return bool(pairs & HELDOUT_PAIRS or triples & HELDOUT_TRIPLES)
+
+
+# --- drawing -------------------------------------------------------------------------------
+def _polygon(px: np.ndarray, py: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """Even-odd test: which points (px, py) lie inside the polygon (vx, vy)."""
+    inside = np.zeros(px.shape, dtype=bool)
+    for i in range(len(vx)):
+        x1, y1, x2, y2 = vx[i - 1], vy[i - 1], vx[i], vy[i]
+        crosses = (y1 > py) != (y2 > py)
+        at = x1 + (py - y1) * (x2 - x1) / np.where(y2 == y1, 1e-12, y2 - y1)
+        inside ^= crosses & (px < at)
+    return inside
+
+
+def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The shape's mask in its own frame: u right, v down, the shape spanning about [-1, 1]."""
+    if shape == "circle":
+        return u**2 + v**2 <= 1.0
+    if shape == "square":
+        return np.maximum(abs(u), abs(v)) <= 0.85
+    if shape == "triangle":  # pointing up
+        return _polygon(u, v, np.array([0.0, 1.0, -1.0]), np.array([-1.0, 0.8, 0.8]))
+    if shape == "star":
+        angles = -np.pi / 2 + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, 1.05, 0.45)
+        return _polygon(u, v, radii * np.cos(angles), radii * np.sin(angles) + 0.08)
+    if shape == "heart":  # (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, y up, scaled to fit
+        x, y = u * 1.2, -v * 1.2 + 0.15
+        return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def draw(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
+    """The scene as a (3, size, size) uint8 image, anti-aliased by supersampling."""
+    n = size * supersample
+    grid = (np.arange(n) + 0.5) / n
+    px, py = np.meshgrid(grid, grid)
+    image = np.full((3, n, n), float(scene.background))
+    for thing in scene.things:
+        r = RADIUS[thing.size]
+        mask = _inside(thing.shape, (px - thing.x) / r, (py - thing.y) / r)
+        image[:, mask] = np.array(COLOURS[thing.colour], dtype=float)[:, None]
+    pooled = image.reshape(3, size, supersample, size, supersample).mean((2, 4))
+    return np.round(pooled).astype(np.uint8)
+
+
+# --- drawing scenes at random --------------------------------------------------------------
+def random_scene(rng: np.random.Generator, split: str = "train") -> Scene:
+    """A scene of ``split``: "train" never shows a held-out composition, "heldout" always
+    shows one, "any" either."""
+    while True:
+        scene = _any_scene(rng)
+        held = scene.is_heldout()
+        if split == "any" or held == (split == "heldout"):
+            return scene
+
+
+def _any_scene(rng: np.random.Generator) -> Scene:
+    background = int(rng.integers(96, 161))
+    jitter = lambda: rng.uniform(-0.04, 0.04)  # noqa: E731
+    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    if rng.random() < 0.5:
+        position = pick(tuple(POSITIONS))
+        cx, cy = POSITIONS[position]
+        thing = Thing(pick(SHAPES), pick(tuple(COLOURS)), pick(("small", "large")),
+                      cx + jitter(), cy + jitter())  # fmt: skip
+        return Scene((thing,), background, position=position)
+    relation = pick(tuple(RELATIONS))
+    dx, dy = RELATIONS[relation]
+    # the pair straddles the centre along the relation's axis, at a random spot across it
+    cross = 0.5 + rng.uniform(-0.2, 0.2)
+    gap = 0.23 + rng.uniform(0.0, 0.03)
+    centre = (0.5 + jitter(), cross) if dy == 0 else (cross, 0.5 + jitter())
+    first = (centre[0] + dx * gap, centre[1] + dy * gap)
+    second = (centre[0] - dx * gap, centre[1] - dy * gap)
+    colours = rng.choice(len(COLOURS), 2, replace=False)
+    names = tuple(COLOURS)
+    a = Thing(pick(SHAPES), names[colours[0]], "pair", *first)
+    b = Thing(pick(SHAPES), names[colours[1]], "pair", *second)
+    return Scene((a, b), background, relation=relation)
+
+
+# --- captions ------------------------------------------------------------------------------
+def captions(scene: Scene, rng: np.random.Generator, k: int = 4) -> list[str]:
+    """``k`` different captions of the scene: a plain sentence, paraphrases with synonyms,
+    tag prompts."""
+    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+
+    def noun(t: Thing, plain: bool) -> str:
+        if plain:
+            return f"{t.colour} {t.shape}"
+        return f"{pick(COLOUR_WORDS[t.colour])} {pick(SHAPE_WORDS[t.shape])}"
+
+    if scene.relation is None:
+        (t,) = scene.things
+        where = scene.position
+
+        def sentence(plain: bool) -> str:
+            size = t.size if plain else pick(SIZE_WORDS[t.size])
+            place = POSITION_WORDS[where][0] if plain else pick(POSITION_WORDS[where])
+            return f"a {size} {noun(t, plain)} {place}"
+
+        styles = [
+            lambda: sentence(True),
+            lambda: sentence(False),
+            lambda: f"{t.colour} {t.shape}, {where}, {t.size}",
+            lambda: f"{noun(t, False)}, {pick(POSITION_WORDS[where])}",
+        ]
+    else:
+        a, b = scene.things
+        rel, inv = scene.relation, INVERSE[scene.relation]
+        styles = [
+            lambda: f"a {noun(a, True)} {rel} a {noun(b, True)}",
+            lambda: f"a {noun(a, False)} {rel} a {noun(b, False)}",
+            lambda: f"a {noun(b, False)} {inv} a {noun(a, False)}",
+            lambda: f"{noun(a, True)}, {rel}, {noun(b, True)}",
+        ]
+    out: list[str] = []
+    for attempt in range(8 * k):  # distinct captions; styles first, then extra paraphrases
+        text = styles[attempt % len(styles)]()
+        if text not in out:
+            out.append(text)
+        if len(out) == k:
+            break
+    return out
+
+
+def shapes(
+    n: int = 4000,
+    size: int = 32,
+    seed: int = 0,
+    split: str = "train",
+    captions_per_image: int = 4,
+    scale: str = "pm1",
+) -> Dataset:
+    """``n`` captioned scenes of ``split`` ("train", "heldout" or "any"), ``size`` x ``size``
+    RGB (32 or 64; any multiple of 8), pixels in [-1, 1] (``scale="pm1"``) or [0, 1]
+    ("unit"). ``info["captions"]`` holds each image's captions, ``info["scenes"]`` its
+    ground truth."""
+    if split not in ("train", "heldout", "any"):
+        raise DataError(f"split must be 'train', 'heldout' or 'any', got '{split}'.")
+    if n < 1 or size < 8 or size % 8:
+        raise DataError("shapes needs n >= 1 and a size that is a multiple of 8 (32, 64 ...).")
+    if scale not in ("pm1", "unit"):
+        raise DataError(f"scale must be 'pm1' or 'unit', got '{scale}'.")
+    rng = np.random.default_rng(seed)
+    scenes = [random_scene(rng, split) for _ in range(n)]
+    x = np.stack([draw(s, size) for s in scenes]).astype(np.float32) / 255.0
+    texts = [captions(s, rng, captions_per_image) for s in scenes]
+    return Dataset(
+        "shapes",
+        x * 2 - 1 if scale == "pm1" else x,
+        description=f"captioned scenes of coloured shapes, {size}x{size} RGB ({split} split)",
+        source="drawn by genlab from a seed",
+        licence="MIT (generated)",
+        info={"captions": texts, "scenes": [asdict(s) for s in scenes], "split": split},
+    )

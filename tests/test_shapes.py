@@ -1,0 +1,92 @@
+"""Captioned scenes: reproducible, held-out compositions kept out of training, captions in
+every style, colours measurable from the pixels."""
+
+import numpy as np
+import pytest
+
+import genlab.data as gd
+from genlab.data import shapes as S
+from genlab.errors import DataError
+
+
+def test_same_seed_same_scenes_and_captions():
+    a = gd.load("shapes", n=40, seed=3)
+    b = gd.load("shapes", n=40, seed=3)
+    assert a.x.shape == (40, 3, 32, 32) and a.x.dtype == np.float32
+    assert -1.0 <= a.x.min() and a.x.max() <= 1.0
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.records == b.records
+    assert not np.array_equal(a.x, gd.load("shapes", n=40, seed=4).x)
+    assert gd.load("shapes", n=2, size=64).x.shape == (2, 3, 64, 64)
+
+
+def test_training_never_shows_a_heldout_composition_and_heldout_always_does():
+    train = gd.load("shapes", n=600, seed=0)
+    held = gd.load("shapes", n=200, seed=0, split="heldout")
+    for record in train.records:
+        scene = _scene(record)
+        pairs, triples = scene.compositions()
+        assert not pairs & S.HELDOUT_PAIRS and not triples & S.HELDOUT_TRIPLES
+    assert all(_scene(r).is_heldout() for r in held.records)
+    # every colour and every shape is still seen in training, just not in those pairs
+    seen = {(t["colour"], t["shape"]) for r in train.records for t in r["scene"]["things"]}
+    assert {c for c, _ in seen} == set(S.COLOURS) and {s for _, s in seen} == set(S.SHAPES)
+    relations = {r["scene"]["relation"] for r in train.records} - {None}
+    assert relations == set(S.RELATIONS)
+
+
+def test_captions_come_in_every_style_and_name_what_is_drawn():
+    data = gd.load("shapes", n=300, seed=1)
+    texts = [c for r in data.records for c in r["captions"]]
+    assert all(len(r["captions"]) == 4 for r in data.records)
+    assert any(", " in t and not t.startswith("a ") for t in texts)  # tag prompts
+    assert any(w in t for t in texts for w in ("crimson", "disc", "emerald", "azure"))
+    for record in data.records[:50]:
+        scene = record["scene"]
+        plain = record["captions"][0]
+        for thing in scene["things"]:
+            assert f"{thing['colour']} {thing['shape']}" in plain
+        if scene["relation"]:
+            assert scene["relation"] in plain
+        else:
+            assert S.POSITION_WORDS[scene["position"]][0] in plain
+
+
+def test_the_colour_is_measurable_from_the_pixels():
+    """The pixel at an object's centre has its colour; the background is grey."""
+    data = gd.load("shapes", n=100, seed=2, scale="unit")
+    for image, record in zip(data.x, data.records, strict=True):
+        scene = record["scene"]
+        corner = image[:, 0, 0] * 255
+        assert np.ptp(corner) < 1 and 96 <= corner[0] <= 160  # grey, untouched
+        for t in scene["things"]:
+            px = image[:, int(t["y"] * 32), int(t["x"] * 32)] * 255
+            np.testing.assert_allclose(px, S.COLOURS[t["colour"]], atol=2)
+
+
+def test_split_keeps_captions_with_their_images():
+    data = gd.load("shapes", n=50, seed=5)
+    train, test = data.split(0.2, seed=0)
+    assert len(train.records) == len(train.x) == 40 and len(test.records) == 10
+    first = np.flatnonzero((data.x == test.x[0]).all(axis=(1, 2, 3)))[0]
+    assert test.records[0] == data.records[first]
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"split": "test"}, "split must be"),
+        ({"size": 30}, "multiple of 8"),
+        ({"n": 0}, "n >= 1"),
+        ({"scale": "byte"}, "scale must be"),
+    ],
+)
+def test_bad_options_are_one_sentence(options, message):
+    with pytest.raises(DataError, match=message):
+        gd.load("shapes", **options)
+
+
+def _scene(record):
+    s = record["scene"]
+    return S.Scene(tuple(S.Thing(**t) for t in s["things"]), s["background"], s["position"],
+                   s["relation"])  # fmt: skip
