@@ -1,6 +1,8 @@
 """Captioned scenes: reproducible, held-out compositions kept out of training, captions in
 every style, colours measurable from the pixels."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -39,7 +41,8 @@ def test_captions_come_in_every_style_and_name_what_is_drawn():
     data = gd.load("shapes", n=300, seed=1)
     texts = [c for r in data.records for c in r["captions"]]
     assert all(len(r["captions"]) == 4 for r in data.records)
-    assert any(", " in t and not t.startswith("a ") for t in texts)  # tag prompts
+    assert any(", " in t and not t.startswith(("a ", "an ")) for t in texts)  # tag prompts
+    assert not any(f"a {v}" in f" {t}" for t in texts for v in "aeiou")  # "an orange"
     assert any(w in t for t in texts for w in ("crimson", "disc", "emerald", "azure"))
     for record in data.records[:50]:
         scene = record["scene"]

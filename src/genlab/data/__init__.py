@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DataError
-from . import images, tabular, toy2d
+from . import images, shapes, tabular, toy2d
 from .dataset import Dataset, as_table, check_array
 
 # name -> (loader, one-line description). Loaders with a ``path`` argument read user files.
@@ -22,6 +22,7 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
     "rings": (toy2d.rings, "2-D concentric rings, exact log-density"),
     "heights": (tabular.heights, "934 adult heights in cm (Galton 1886), 1-D"),
     "faithful": (tabular.faithful, "Old Faithful eruptions and waiting times, 272 x 2"),
+    "shapes": (shapes.shapes, "captioned scenes of coloured shapes, 32x32 RGB, for text-to-image"),
     "digits": (images.digits, "1,797 handwritten digits 8x8 (size=16 resizes), labels"),
     "mnist": (images.mnist, "MNIST from IDX files: mnist:PATH"),
     "fashion-mnist": (images.fashion_mnist, "Fashion-MNIST from IDX files: fashion-mnist:PATH"),

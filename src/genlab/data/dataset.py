@@ -17,7 +17,9 @@ class Dataset:
 
     ``x`` is ``(N, d)`` for tables and 2-D toys, ``(N, C, H, W)`` for images; ``y`` holds
     integer labels where the data has them. ``log_prob`` is the exact log density of the
-    generating distribution, for the toys that have one (likelihood checks).
+    generating distribution, for the toys that have one (likelihood checks). ``records``
+    holds one dict per sample where the data has more than a label (a scene's captions and
+    ground truth); splits and subsets keep it aligned with ``x``.
     """
 
     name: str
@@ -29,6 +31,7 @@ class Dataset:
     columns: list[str] | None = None
     log_prob: Callable[[np.ndarray], np.ndarray] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -64,7 +67,8 @@ class Dataset:
 
     def subset(self, index: np.ndarray) -> Dataset:
         y = None if self.y is None else self.y[index]
-        return replace(self, x=self.x[index], y=y)
+        records = None if self.records is None else [self.records[i] for i in index]
+        return replace(self, x=self.x[index], y=y, records=records)
 
 
 def check_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:

@@ -220,7 +220,7 @@ def captions(scene: Scene, rng: np.random.Generator, k: int = 4) -> list[str]:
         def sentence(plain: bool) -> str:
             size = t.size if plain else pick(SIZE_WORDS[t.size])
             place = POSITION_WORDS[where][0] if plain else pick(POSITION_WORDS[where])
-            return f"a {size} {noun(t, plain)} {place}"
+            return f"{_a(size)} {noun(t, plain)} {place}"
 
         styles = [
             lambda: sentence(True),
@@ -232,9 +232,9 @@ def captions(scene: Scene, rng: np.random.Generator, k: int = 4) -> list[str]:
         a, b = scene.things
         rel, inv = scene.relation, INVERSE[scene.relation]
         styles = [
-            lambda: f"a {noun(a, True)} {rel} a {noun(b, True)}",
-            lambda: f"a {noun(a, False)} {rel} a {noun(b, False)}",
-            lambda: f"a {noun(b, False)} {inv} a {noun(a, False)}",
+            lambda: f"{_a(noun(a, True))} {rel} {_a(noun(b, True))}",
+            lambda: f"{_a(noun(a, False))} {rel} {_a(noun(b, False))}",
+            lambda: f"{_a(noun(b, False))} {inv} {_a(noun(a, False))}",
             lambda: f"{noun(a, True)}, {rel}, {noun(b, True)}",
         ]
     out: list[str] = []
@@ -247,6 +247,11 @@ def captions(scene: Scene, rng: np.random.Generator, k: int = 4) -> list[str]:
     return out
 
 
+def _a(phrase: str) -> str:
+    """The phrase with its indefinite article."""
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
 def shapes(
     n: int = 4000,
     size: int = 32,
@@ -257,8 +262,8 @@ def shapes(
 ) -> Dataset:
     """``n`` captioned scenes of ``split`` ("train", "heldout" or "any"), ``size`` x ``size``
     RGB (32 or 64; any multiple of 8), pixels in [-1, 1] (``scale="pm1"``) or [0, 1]
-    ("unit"). ``info["captions"]`` holds each image's captions, ``info["scenes"]`` its
-    ground truth."""
+    ("unit"). Each sample's record holds its ``captions`` and its ``scene`` (ground
+    truth: shape, colour, size and centre of each object, the position or relation)."""
     if split not in ("train", "heldout", "any"):
         raise DataError(f"split must be 'train', 'heldout' or 'any', got '{split}'.")
     if n < 1 or size < 8 or size % 8:
@@ -275,5 +280,6 @@ def shapes(
         description=f"captioned scenes of coloured shapes, {size}x{size} RGB ({split} split)",
         source="drawn by genlab from a seed",
         licence="MIT (generated)",
-        info={"captions": texts, "scenes": [asdict(s) for s in scenes], "split": split},
+        info={"split": split},
+        records=[{"captions": c, "scene": asdict(s)} for c, s in zip(texts, scenes, strict=True)],
     )
