@@ -1,8 +1,6 @@
 """Captioned scenes: reproducible, held-out compositions kept out of training, captions in
 every style, colours measurable from the pixels."""
 
-import re
-
 import numpy as np
 import pytest
 
