@@ -108,7 +108,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         "batch_size": args.batch_size,
         "seed": args.seed,
         "grad_accum": args.grad_accum,
-        "fsdp": args.fsdp or None,
     }
     cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
     summary = train_run(cfg, args.out, resume=args.resume)
@@ -254,7 +253,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="forward passes per optimizer step (effective batch = batch size x this)",
     )
-    p.add_argument("--fsdp", action="store_true", help="shard the model over several GPUs (FSDP)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", help="'latest' or a checkpoint folder")
     p.add_argument(

@@ -24,7 +24,6 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm (0: off)
     ema_decay: float = 0.999  # 0: no EMA (the saved model is the last weights)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (where the device has it)
-    fsdp: bool = False  # shard weights, gradients and optimizer state over GPUs (FSDP)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)

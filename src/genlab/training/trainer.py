@@ -93,19 +93,11 @@ def make_accelerator(cfg: TrainConfig):
     # Buffers (an EBM's replay buffer, batch-norm statistics) stay each process's own;
     # gradients live in DDP's buckets (no copy into them and back).
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False, gradient_as_bucket_view=True)
-    fsdp = None
-    if cfg.fsdp:
-        if on_cpu:
-            raise GenlabError("--fsdp shards a model over GPUs; this machine has none.")
-        from accelerate import FullyShardedDataParallelPlugin
-
-        fsdp = FullyShardedDataParallelPlugin()
     return Accelerator(
         mixed_precision=cfg.mixed_precision,
         cpu=on_cpu,
         gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[ddp],
-        fsdp_plugin=fsdp,
     )
 
 
@@ -126,6 +118,13 @@ class Trainer:
         self.cond = model.conditions(data)  # checks labels before anything is written
         updates = model.updates()
         self.acc = make_accelerator(config)
+        if self.acc.distributed_type.name == "FSDP":
+            # Checkpoints, the EMA and the saved model read whole weights on rank 0; sharded
+            # ones would be saved silently wrong.
+            raise GenlabError(
+                "FSDP (from an accelerate config) is not supported yet: genlab's checkpoints "
+                "and EMA need whole weights; use DDP (--multi_gpu) instead."
+            )
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if config.batch_size % self.world:
             raise GenlabError(
