@@ -41,6 +41,7 @@ EXAMPLES = {
   genlab prob runs/heights "x <= 160"
   genlab prob runs/heights "x > 180"
   genlab prob runs/heights "150 < x <= 170\"""",
+    "png-info": "example:\n  genlab png-info out.png",
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
@@ -178,6 +179,12 @@ def cmd_prob(args: argparse.Namespace) -> None:
     print(f"P({args.event}) = {model.prob(args.event):.6f}")
 
 
+def cmd_png_info(args: argparse.Namespace) -> None:
+    from .generation import read_parameters
+
+    print(read_parameters(args.file))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from .registry import MODELS
     from .training.runfolder import recipe_names
@@ -295,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("prob", cmd_prob, "probability of an event under a 1-D model")
     p.add_argument("run_dir")
     p.add_argument("event", help="e.g. 'x <= 160', 'x > 180', '150 < x <= 170'")
+
+    p = add("png-info", cmd_png_info, "print the generation parameters stored in a PNG")
+    p.add_argument("file")
 
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")
