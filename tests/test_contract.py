@@ -9,7 +9,7 @@ import genlab.data as gd
 from genlab.registry import MODELS, model_class
 
 FAST_TRAIN = {"steps": 5, "batch_size": 32, "progress": False}
-TINY = {"ddpm": {"channels": [8, 16]}}  # small networks for the neural families
+TINY = {"ddpm": {"channels": [8, 16]}, "kl-autoencoder": {"widths": [8, 8, 8]}}  # small nets
 
 
 def fitted(name):
@@ -26,11 +26,16 @@ def fitted(name):
     return model.fit(data, FAST_TRAIN), data
 
 
-GENERATIVE = [name for name in sorted(MODELS) if name != "noisy-classifier"]
+PARTS = ["kl-autoencoder", "noisy-classifier"]  # trained parts of other models
+GENERATIVE = [name for name in sorted(MODELS) if name not in PARTS]
 
 
-def test_only_the_guidance_classifier_is_not_generative():
-    assert [n for n in MODELS if not model_class(n).generative] == ["noisy-classifier"]
+def test_only_the_parts_of_other_models_are_not_generative():
+    assert sorted(n for n in MODELS if not model_class(n).generative) == PARTS
+    for name in PARTS:  # a part refuses to sample, with a sentence
+        model = model_class(name)((1, 8, 8))
+        with pytest.raises(NotImplementedError, match=r"\w+ \w+"):
+            model.sample(2, seed=0)
 
 
 @pytest.mark.parametrize("name", GENERATIVE)
@@ -59,7 +64,9 @@ def test_contract(name, tmp_path):
             model.elbo(x)
 
 
-@pytest.mark.parametrize("name", ["ae", "vae", "hvae", "gan", "realnvp", "ebm", "ddpm"])
+@pytest.mark.parametrize(
+    "name", ["ae", "vae", "hvae", "gan", "realnvp", "ebm", "ddpm", "kl-autoencoder"]
+)
 def test_wrong_image_size_is_a_clear_error(name):
     model = model_class(name)((1, 16, 16), **TINY.get(name, {"width": 8}))
     with pytest.raises(genlab.GenlabError, match=r"expects images of shape \(1, 16, 16\)"):

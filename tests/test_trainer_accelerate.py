@@ -187,6 +187,7 @@ FAMILIES = {
     "ebm": {"width": 8, "train_steps": 3},
     "ddpm": {"channels": [8, 16], "num_classes": 10},
     "noisy-classifier": {"channels": [8, 16]},
+    "kl-autoencoder": {"widths": [8, 8, 8]},
 }
 
 

@@ -60,6 +60,12 @@ MODELS: dict[str, Entry] = {
         "neural",
         "GAN, non-saturating loss (DCGAN for images, MLP for 2-D)",
     ),
+    "kl-autoencoder": Entry(
+        "genlab.models.kl_autoencoder",
+        "KLAutoencoder",
+        "neural",
+        "KL-regularized autoencoder, 4x downsampling: the first stage of latent diffusion",
+    ),
     "noisy-classifier": Entry(
         "genlab.models.noisy_classifier",
         "NoisyClassifier",

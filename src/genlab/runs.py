@@ -59,12 +59,14 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
 
 
 def split_data(
-    spec: str, test_fraction: float, seed: int, **options: Any
+    spec: str, test_fraction: float, split_seed: int, /, **options: Any
 ) -> tuple[Dataset, Dataset | None]:
+    """(train, test) of a dataset; ``options`` go to its loader (which may take a seed of
+    its own, hence the positional-only split seed)."""
     data = load_spec(spec, **options)
     if test_fraction == 0:
         return data, None
-    return data.split(test_fraction, seed)
+    return data.split(test_fraction, split_seed)
 
 
 def open_run(run_dir: str | Path):
@@ -215,6 +217,8 @@ def sample_run(
         raise GenlabError(f"Unknown output type '{out.suffix}'; use .csv, .npy or .png.")
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
+    if not model.generative:
+        raise GenlabError(f"A {model.name} run is a part of other models; it samples nothing.")
     frames: list = []
     animation = options.pop("gif", None)
     if animation is not None:  # keep the running estimate of x0 at every sampling step

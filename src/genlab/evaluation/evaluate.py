@@ -138,8 +138,10 @@ def evaluate_run(
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
     test_x = None if test is None else test.x
     plot_dir = Path(run_dir) / "plots"
-    if not model.generative:
-        result = {"model": meta["model"], "data": meta["data"], **noisy_accuracy(model, test)}
+    if not model.generative:  # a part (classifier, autoencoder): its own held-out figures
+        if test is None:
+            raise GenlabError("The run kept no held-out split to evaluate on.")
+        result = {"model": meta["model"], "data": meta["data"], **model.held_out_metrics(test)}
         write_json(Path(run_dir) / "eval.json", result)
         return result
     levels = train.info.get("levels", 256)
@@ -150,11 +152,3 @@ def evaluate_run(
     result = {"model": meta["model"], "data": meta["data"], **result}
     write_json(Path(run_dir) / "eval.json", result)
     return result
-
-
-def noisy_accuracy(model, test, sigmas=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0)) -> dict[str, Any]:
-    """A noise-aware classifier's held-out accuracy at several noise levels sigma."""
-    if test is None or test.y is None:
-        raise GenlabError("A classifier is evaluated on a labelled held-out split; none here.")
-    accuracy = {f"accuracy@{s:g}": model.accuracy(test.x, test.y, s) for s in sigmas}
-    return {"n": len(test.x), "reference": "held-out split, noised to each sigma", **accuracy}

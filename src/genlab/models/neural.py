@@ -8,6 +8,7 @@ calls, each with a default here (as scikit-learn's BaseMixture declares its temp
     training_step(batch, update)   -> {"loss": ..., other metrics}; batch: Batch(x, cond)
     after_training(x)              -> work after the last step (fit a latent Gaussian ...)
     run_plots(x)                   -> {name: figure} for the run folder's plots/
+    held_out_metrics(data)         -> genlab eval's figures for a part that generates nothing
 
 ``frozen`` names children of ``self.net`` that do not train: the Trainer gives only the
 trainable parameters to the optimizers, the EMA and checkpoints, and ``save`` writes only
@@ -91,6 +92,11 @@ class NeuralModel(GenerativeModel):
     def run_plots(self, x: np.ndarray) -> dict[str, Any]:
         """Figures that explain this trained model, by file stem (the Trainer saves them)."""
         return {}
+
+    def held_out_metrics(self, data: Any) -> dict[str, Any]:
+        """What ``genlab eval`` reports for a part that generates nothing (a classifier's
+        accuracy, an autoencoder's reconstruction), measured on held-out ``data``."""
+        raise NotImplementedError(f"{type(self).__name__} has no held-out metrics.")
 
     def fit(self, data: Any, config: Any = None) -> NeuralModel:
         """Train in memory with the Trainer (no run folder); ``config``: TrainConfig or dict."""

@@ -91,6 +91,13 @@ class NoisyClassifier(NeuralModel):
         predicted = self.log_probs(noisy, sigma).argmax(1)
         return float((predicted == torch.as_tensor(y).long()).float().mean())
 
+    def held_out_metrics(self, data: Any, sigmas=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0)) -> dict:
+        """Held-out accuracy at several noise levels sigma."""
+        if data.y is None:
+            raise GenlabError("A classifier is evaluated on a labelled held-out split; none here.")
+        accuracy = {f"accuracy@{s:g}": self.accuracy(data.x, data.y, s) for s in sigmas}
+        return {"n": len(data.x), "reference": "held-out split, noised to each sigma", **accuracy}
+
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         raise NotImplementedError(
             "A noise-aware classifier generates nothing; it guides a diffusion model: "
