@@ -64,23 +64,26 @@ class Option:
         }
 
 
+def parse_bool(value: Any) -> bool:
+    """A bool from a flag or form value: 1/true/yes/on and 0/false/no/off (any case)."""
+    if not isinstance(value, str):
+        return bool(value)
+    words = {"1": True, "true": True, "yes": True, "on": True}
+    words |= {"0": False, "false": False, "no": False, "off": False}
+    if value.lower() not in words:
+        raise ValueError(value)
+    return words[value.lower()]
+
+
 def _coerce(value: Any, kind: type) -> Any:
     if kind is bool:
-        if isinstance(value, str):
-            words = {"1": True, "true": True, "yes": True, "on": True}
-            words |= {"0": False, "false": False, "no": False, "off": False}
-            return words[value.lower()] if value.lower() in words else _raise(value)
-        return bool(value)
+        return parse_bool(value)
     if kind is int:
         number = float(value)
         if not number.is_integer():
             raise ValueError(value)
         return int(number)
     return kind(value)
-
-
-def _raise(value: Any):
-    raise ValueError(value)
 
 
 def resolve(owner: str, schema: tuple[Option, ...], given: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GenlabError
+from ..options import parse_bool
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,7 @@ class TrainConfig:
 
 def _coerce(value: Any, kind: type) -> Any:
     if kind is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        return bool(value)
+        return parse_bool(value)
     if kind is int and isinstance(value, str):
         return int(float(value)) if value.replace(".", "", 1).isdigit() else int(value)
     return kind(value)
