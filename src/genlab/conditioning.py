@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-FIELDS = ("labels", "tokens", "mask")
+FIELDS = ("labels", "tokens", "mask", "ids")
+SEQUENCES = ("tokens", "mask", "ids")  # padded to a common length when stacked
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Condition:
     labels : (n,) int64 class indices
     tokens : (n, L, D) token embeddings (a text encoder's output)
     mask   : (n, L) bool, True where a token is real (not padding)
+    ids    : (n, L) int64 token ids, for a text encoder trained with the network (which
+             embeds them itself); a frozen encoder's output comes as ``tokens``
     null   : (n,) bool, True where a sample is unconditional; None means none is
     """
 
@@ -31,6 +34,7 @@ class Condition:
     tokens: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     null: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(t) for t in self._tensors().values()}
@@ -77,7 +81,9 @@ class Condition:
     @staticmethod
     def cat(parts: list[Condition]) -> Condition:
         """Stack conditions along the batch. A field one part lacks is filled with zeros, which
-        is allowed only where that part's samples are all unconditional."""
+        is allowed only where that part's samples are all unconditional; token sequences of
+        different lengths (a prompt and a negative prompt) are padded to the longest, the
+        padding masked out."""
         out = {}
         for name in FIELDS:
             present = [getattr(c, name) for c in parts if getattr(c, name) is not None]
@@ -94,6 +100,9 @@ class Condition:
                         (len(c), *like.shape[1:]), dtype=like.dtype, device=like.device
                     )
                 pieces.append(value)
+            if name in SEQUENCES:
+                length = max(p.shape[1] for p in pieces)
+                pieces = [_pad(p, length) for p in pieces]
             out[name] = torch.cat(pieces)
         if any(c.null is not None for c in parts):
             out["null"] = torch.cat([c.null_mask(len(c), _device(c)) for c in parts])
@@ -103,3 +112,13 @@ class Condition:
 def _device(c: Condition):
     tensors = c._tensors()
     return next(iter(tensors.values())).device if tensors else "cpu"
+
+
+def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
+    """``t`` (n, L, ...) padded with zeros (False for a mask) to (n, length, ...)."""
+    if t.shape[1] == length:
+        return t
+    pad = torch.zeros(
+        (t.shape[0], length - t.shape[1], *t.shape[2:]), dtype=t.dtype, device=t.device
+    )
+    return torch.cat([t, pad], 1)

@@ -66,6 +66,12 @@ MODELS: dict[str, Entry] = {
         "neural",
         "KL-regularized autoencoder, 4x downsampling: the first stage of latent diffusion",
     ),
+    "latent-diffusion": Entry(
+        "genlab.models.latent_diffusion",
+        "LatentDiffusion",
+        "neural",
+        "text-to-image latent diffusion (autoencoder, text encoder, cross-attention U-Net)",
+    ),
     "noisy-classifier": Entry(
         "genlab.models.noisy_classifier",
         "NoisyClassifier",

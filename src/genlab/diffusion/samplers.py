@@ -105,10 +105,33 @@ def sample_dpmpp_2m(denoiser, x, sigmas, *, cond=None, generator=None, callback=
     return x
 
 
+@torch.no_grad()
+def sample_euler_ancestral(denoiser, x, sigmas, *, cond=None, generator=None, callback=None):
+    """Euler ancestral ("Euler a" in stable-diffusion-webui): each step goes down to
+    sigma_down by an Euler step of the ODE, then adds fresh noise of std sigma_up, where
+    sigma_down^2 + sigma_up^2 = sigma_next^2 and sigma_up is the DDPM posterior's std
+    (eta = 1). Stochastic: the same seed gives the same image."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _denoise(denoiser, x, s, cond)
+        _report(callback, i, x, s, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        up = torch.sqrt(s_next**2 * (s**2 - s_next**2) / s**2)
+        down = torch.sqrt(s_next**2 - up**2)
+        x = x + (x - denoised) / s * (down - s)
+        x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * up
+    return x
+
+
 SAMPLERS: dict[str, Callable] = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
     "euler": sample_euler,
     "heun": sample_heun,
     "dpmpp-2m": sample_dpmpp_2m,
+    "euler-a": sample_euler_ancestral,
 }
+#: The samplers that draw fresh noise at each step (a seed is needed per image).
+STOCHASTIC = frozenset({"ddpm", "euler-a"})

@@ -4,6 +4,7 @@ A neural model owns one ``nn.Module`` (``self.net``) and declares every hook the
 calls, each with a default here (as scikit-learn's BaseMixture declares its template steps):
 
     conditions(data)               -> Condition of every training sample, or None
+    training_data(data)            -> (inputs, Condition or None) the steps draw batches from
     updates()                      -> [(name, parameters)], one optimizer each, in order
     training_step(batch, update)   -> {"loss": ..., other metrics}; batch: Batch(x, cond)
     after_training(x)              -> work after the last step (fit a latent Gaussian ...)
@@ -11,8 +12,11 @@ calls, each with a default here (as scikit-learn's BaseMixture declares its temp
     held_out_metrics(data)         -> genlab eval's figures for a part that generates nothing
 
 ``frozen`` names children of ``self.net`` that do not train: the Trainer gives only the
-trainable parameters to the optimizers, the EMA and checkpoints, and ``save`` writes only
-them; a frozen part loads from its own files (or shipped weights) when the model is built.
+trainable parameters to the optimizers, the EMA and checkpoints. ``external`` names the
+frozen parts that have a home of their own (a pip package's pretrained text encoder): they
+load from there when the model is built, and ``save`` leaves them out; other frozen parts
+(latent diffusion's autoencoder) are saved with the model, as a Stable Diffusion checkpoint
+carries its VAE.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ class NeuralModel(GenerativeModel):
         "ema_decay": 0.0,
     }
     #: Children of ``self.net`` that stay frozen (a pretrained autoencoder, a text encoder).
-    frozen: ClassVar[tuple[str, ...]] = ()
+    frozen: tuple[str, ...] = ()
+    #: Frozen children loaded from elsewhere when the model is built, never saved with it.
+    external: tuple[str, ...] = ()
 
     def __init__(self, data_shape: tuple[int, ...] | list[int], **hparams: Any) -> None:
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -76,6 +82,13 @@ class NeuralModel(GenerativeModel):
         """The condition of every training sample (a Dataset's labels, captions ...), or
         None for a model trained unconditionally."""
         return None
+
+    def training_data(self, data: Any) -> tuple[torch.Tensor, Condition | None]:
+        """What the training steps draw their batches from: the inputs (row i is sample i)
+        and their condition. By default the data itself and ``conditions(data)``; latent
+        diffusion encodes images to latents once and pairs each with each of its captions."""
+        x = self.as_batch(data.x if hasattr(data, "x") else data)
+        return x, self.conditions(data)
 
     def updates(self) -> list[tuple[str, list[nn.Parameter]]]:
         """The optimizer updates of one training step, in order, with the parameters each
@@ -109,7 +122,7 @@ class NeuralModel(GenerativeModel):
     # --- trainable and frozen parts ------------------------------------------------------
     def is_frozen(self, key: str) -> bool:
         """Whether a parameter or buffer name of ``self.net`` belongs to a frozen part."""
-        return any(key == f or key.startswith(f + ".") for f in self.frozen)
+        return _within(key, self.frozen)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for k, p in self.net.named_parameters() if not self.is_frozen(k)]
@@ -132,10 +145,26 @@ class NeuralModel(GenerativeModel):
         return {"data_shape": list(self.data_shape), **self.hparams}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.trainable_state().items()}
+        """What ``save`` writes: every weight but the external parts'."""
+        state = self.net.state_dict()
+        return {
+            k: v.detach().cpu().numpy() for k, v in state.items() if not _within(k, self.external)
+        }
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.load_trainable_state({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not _within(k, self.external)]
+        if missing or unexpected:
+            raise GenlabError(
+                f"The saved weights do not fit this {self.name} model "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})."
+            )
+
+
+def _within(key: str, parts: tuple[str, ...]) -> bool:
+    """Whether a state-dict key lies in one of the named children."""
+    return any(key == f or key.startswith(f + ".") for f in parts)
 
 
 def label_condition(model: NeuralModel, data: Any) -> Condition:

@@ -3,7 +3,9 @@
 Shape comments use (N, C, H, W). Resolution halves at each level; ResBlocks get the
 embedding of the noise level (and of the class label, when there is one) added to their
 features; self-attention runs at the lowest resolution; skip connections carry each
-level's features to the matching decoder level.
+level's features to the matching decoder level. With ``context_dim`` every ResBlock is
+followed by cross-attention to a text encoder's token embeddings (as in Stable Diffusion's
+U-Net): queries from the image positions, keys and values from the tokens.
 """
 
 from __future__ import annotations
@@ -29,19 +31,45 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
 
 
+class CrossAttention(nn.Module):
+    """Image positions attend to the tokens of a context (N, L, D) with its padding mask
+    (N, L), residually; the output projection starts at zero, so an untrained block is the
+    identity."""
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 4) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor, context: tuple[torch.Tensor, torch.Tensor]):
+        tokens, mask = context
+        n, c, h, w = x.shape
+        d = c // self.heads
+        q = self.q(self.norm(x)).view(n, self.heads, d, h * w).transpose(2, 3)  # N, heads, HW, d
+        k, v = self.kv(tokens).view(n, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        return x + self.out(a.transpose(2, 3).reshape(n, c, h, w))
+
+
 class ResBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, emb_dim: int) -> None:
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, context_dim: int = 0) -> None:
         super().__init__()
         self.norm1, self.conv1 = _norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
         self.norm2, self.conv2 = _norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.cross = CrossAttention(c_out, context_dim) if context_dim else None
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context=None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         h = h + self.emb(F.silu(emb))[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + self.skip(x)
+        h = self.conv2(F.silu(self.norm2(h))) + self.skip(x)
+        return h if self.cross is None else self.cross(h, context)
 
 
 class Attention(nn.Module):
@@ -65,13 +93,15 @@ def _time_mlp(base: int, emb_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
 
-def _down_path(channels, blocks: int, emb_dim: int) -> tuple[nn.ModuleList, list[int]]:
+def _down_path(
+    channels, blocks: int, emb_dim: int, context_dim: int = 0
+) -> tuple[nn.ModuleList, list[int]]:
     """ResBlocks and stride-2 convolutions from channels[0] wide inputs; also the width of
     every output (the stem's first), which the U-Net's skips need."""
     down, widths, c = nn.ModuleList(), [channels[0]], channels[0]
     for i, width in enumerate(channels):
         for _ in range(blocks):
-            down.append(ResBlock(c, width, emb_dim))
+            down.append(ResBlock(c, width, emb_dim, context_dim))
             c = width
             widths.append(c)
         if i < len(channels) - 1:
@@ -80,8 +110,8 @@ def _down_path(channels, blocks: int, emb_dim: int) -> tuple[nn.ModuleList, list
     return down, widths
 
 
-def _apply(layer: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-    return layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+def _apply(layer: nn.Module, h: torch.Tensor, emb: torch.Tensor, context=None) -> torch.Tensor:
+    return layer(h, emb, context) if isinstance(layer, ResBlock) else layer(h)
 
 
 class Upsample(nn.Module):
@@ -102,11 +132,13 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """F(x, t, cond) -> a tensor shaped like x (the eps, x0 or v prediction).
+    """F(x, t, cond, context) -> a tensor shaped like x (the eps, x0 or v prediction).
 
     ``channels``: width per level, e.g. (32, 64); each level but the last halves the
     resolution. ``num_classes``: adds a label embedding (with a learned "no label" row for
     classifier-free guidance); ``cond`` is a genlab.conditioning.Condition or None.
+    ``context_dim``: adds cross-attention after every ResBlock to ``context``, a pair
+    (token embeddings (N, L, context_dim), mask (N, L)).
     """
 
     def __init__(
@@ -116,21 +148,22 @@ class UNet(nn.Module):
         blocks: int = 1,
         attention: bool = True,
         num_classes: int = 0,
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
-        base = channels[0]
+        base, k = channels[0], context_dim
         emb_dim = 4 * base
         self.time_mlp = _time_mlp(base, emb_dim)
         self.label_emb = LabelEmbedding(num_classes, emb_dim) if num_classes else None
         self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
-        self.down, widths = _down_path(channels, blocks, emb_dim)
+        self.down, widths = _down_path(channels, blocks, emb_dim, k)
         c = widths[-1]
         self.up = nn.ModuleList()
-        self.mid1, self.mid2 = ResBlock(c, c, emb_dim), ResBlock(c, c, emb_dim)
+        self.mid1, self.mid2 = ResBlock(c, c, emb_dim, k), ResBlock(c, c, emb_dim, k)
         self.mid_attn = Attention(c) if attention else nn.Identity()
         for i, width in reversed(list(enumerate(channels))):
             for _ in range(blocks + 1):
-                self.up.append(ResBlock(c + widths.pop(), width, emb_dim))
+                self.up.append(ResBlock(c + widths.pop(), width, emb_dim, k))
                 c = width
             if i > 0:
                 self.up.append(Upsample(c, channels[i - 1]))
@@ -139,22 +172,22 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None):
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None, context=None):
         emb = self.time_mlp(sinusoidal_embedding(t, self.stem.out_channels))
         if self.label_emb is not None:
             emb = emb + self.label_emb.embed(cond, len(x), x.device)
         h = self.stem(x)
         skips = [h]
         for layer in self.down:
-            h = _apply(layer, h, emb)
+            h = _apply(layer, h, emb, context)
             skips.append(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb, context)), emb, context)
         for layer in self.up:
             if isinstance(layer, ResBlock):
                 skip = skips.pop()
                 if skip.shape[-2:] != h.shape[-2:]:  # odd sizes (7 -> 14 -> 28) round up
                     h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
-                h = layer(torch.cat([h, skip], 1), emb)
+                h = layer(torch.cat([h, skip], 1), emb, context)
             else:
                 h = layer(h)
         return self.head(h)

@@ -114,8 +114,8 @@ class Trainer:
     ) -> None:
         self.model, self.cfg = model, config
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.x = model.as_batch(data.x if isinstance(data, Dataset) else data)
-        self.cond = model.conditions(data)  # checks labels before anything is written
+        # checks labels (or captions) before anything is written
+        self.x, self.cond = model.training_data(data)
         updates = model.updates()
         self.acc = make_accelerator(config)
         if self.acc.distributed_type.name == "FSDP":

@@ -1,0 +1,75 @@
+"""The text encoder interface and the factory that builds one by name."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import GenlabError
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token ids of ``n`` prompts, padded to the longest: ``ids`` (n, L) int64, ``mask``
+    (n, L) bool (True where a token is real), ``truncated`` (n,) whether a prompt was cut
+    to the encoder's ``max_tokens``."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    truncated: tuple[bool, ...]
+
+
+class TextEncoder(nn.Module):
+    """prompts -> (n, L, dim) token embeddings. Subclasses set ``name``, ``dim``,
+    ``max_tokens`` and ``trainable`` and implement ``tokenize`` and ``forward``."""
+
+    name: str = ""
+    dim: int = 0
+    max_tokens: int = 0
+    trainable: bool = False
+
+    def tokenize(self, prompts: list[str]) -> Tokens:
+        raise NotImplementedError
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str], batch_size: int = 256):
+        """(embeddings (n, L, dim) float32, mask (n, L), truncated flags) of ``prompts``,
+        in batches; warns once when a prompt was longer than the encoder takes."""
+        was_training = self.training
+        self.eval()
+        tokens = self.tokenize(list(prompts))
+        device = next(self.parameters()).device
+        parts = [
+            self(
+                tokens.ids[s : s + batch_size].to(device),
+                tokens.mask[s : s + batch_size].to(device),
+            )
+            for s in range(0, len(tokens.ids), batch_size)
+        ]
+        self.train(was_training)
+        if any(tokens.truncated):
+            warnings.warn(
+                f"A prompt was longer than the {self.name} text encoder's {self.max_tokens} "
+                "tokens and was truncated.",
+                stacklevel=2,
+            )
+        return torch.cat(parts), tokens.mask, tokens.truncated
+
+
+def text_encoder(name: str, **options) -> TextEncoder:
+    """The text encoder called ``name`` ("minilm" or "tiny")."""
+    if name == "minilm":
+        from .minilm import MiniLM
+
+        return MiniLM(**options)
+    if name == "tiny":
+        from .tiny import TinyTextEncoder
+
+        return TinyTextEncoder(**options)
+    raise GenlabError(f"Unknown text encoder '{name}'; choose 'minilm' or 'tiny'.")
