@@ -42,6 +42,14 @@ EXAMPLES = {
   genlab prob runs/heights "x > 180"
   genlab prob runs/heights "150 < x <= 170\"""",
     "png-info": "example:\n  genlab png-info out.png",
+    "txt2img": """examples:
+  genlab txt2img "a red circle to the left of a blue square" --seed 1 --out out.png
+  genlab txt2img "green star, top, small" --negative "red" --cfg 7 --steps 30 --out star.png
+  genlab txt2img "a pink heart above a white box" --batch 8 --out hearts.png  # + grid
+  genlab txt2img "a blue triangle on the right" --model runs/txt2img --sampler euler-a""",
+    "eval-t2i": """examples:
+  genlab eval-t2i builtin
+  genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
@@ -185,6 +193,37 @@ def cmd_png_info(args: argparse.Namespace) -> None:
     print(read_parameters(args.file))
 
 
+def cmd_txt2img(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .generation import GenerationRequest
+    from .generation.backend import load_pipeline
+    from .generation.output import check_writable, save_result
+
+    request = GenerationRequest(
+        args.prompt, args.negative, args.sampler, args.steps, args.cfg, args.seed,
+        args.batch, args.width, args.height,
+    )  # fmt: skip
+    check_writable(args.out)
+    pipe = load_pipeline(args.model)
+    pipe.check_size(request.width, request.height)
+    with tqdm(total=request.steps, desc="txt2img", leave=False) as bar:
+        result = pipe(request, callback=lambda p: bar.update(1) if p.step > bar.n else None)
+    for path in save_result(result, args.out):
+        print(f"wrote {path}")
+
+
+def cmd_eval_t2i(args: argparse.Namespace) -> None:
+    from .evaluation.text_to_image import evaluate_text_to_image
+
+    report = evaluate_text_to_image(args.model, n=args.n, out=args.out, seed=args.seed)
+    for split in ("heldout", "seen"):
+        acc = report[split]["accuracy"]
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items())
+        print(f"{split:<8} {shown}")
+    print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from .registry import MODELS
     from .training.runfolder import recipe_names
@@ -305,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("png-info", cmd_png_info, "print the generation parameters stored in a PNG")
     p.add_argument("file")
+
+    from .generation.request import WEBUI_SAMPLERS
+
+    p = add("txt2img", cmd_txt2img, "draw images from a text prompt (built-in model by default)")
+    p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
+    p.add_argument("--negative", default="", help="negative prompt: what to steer away from")
+    p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run folder")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
+    p.add_argument("--batch", type=int, default=1, help="images to draw (also writes a grid)")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--out", default="txt2img.png", help="PNG file (a batch: FILE-0.png ...)")
+
+    p = add("eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model")
+    p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
+    p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
 
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")

@@ -49,7 +49,7 @@ def _swap_in(new: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _model_dir(path: Path) -> Path:
+def model_dir(path: Path) -> Path:
     """The folder holding config.yaml: the path itself, or a run folder's ``model/``."""
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -65,7 +65,7 @@ def _model_dir(path: Path) -> Path:
     # A save interrupted between its two renames leaves only the previous folder, renamed.
     olds = sorted(path.parent.glob(f".{path.name}.old-*"))
     if not path.exists() and olds:
-        return _model_dir(olds[-1])
+        return model_dir(olds[-1])
     if not path.exists():
         raise GenlabError(f"{path} does not exist.")
     raise GenlabError(f"{path} holds no genlab model ({CONFIG} and {WEIGHTS} not found).")
@@ -78,7 +78,7 @@ def load(path: str | Path) -> Any:
 
     from .registry import model_class
 
-    folder = _model_dir(Path(path))
+    folder = model_dir(Path(path))
     try:
         doc = yaml.safe_load((folder / CONFIG).read_text())
         name, config = doc["model"], doc.get("config") or {}

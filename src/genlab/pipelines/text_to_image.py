@@ -86,55 +86,72 @@ class TextToImagePipeline:
         ]
         return GenerationResult(images, request.seeds, params, {"truncated": truncated})
 
+    def check_size(self, width: int, height: int) -> int:
+        """The autoencoder's downsampling factor, which must divide the image size."""
+        factor = self.model.data_shape[1] // self.model.latent_shape[1]
+        if width % factor or height % factor:
+            raise GenlabError(
+                f"Width and height must be multiples of {factor} (the autoencoder's factor), "
+                f"got {width}x{height}."
+            )
+        return factor
+
     def latents(self, request: GenerationRequest, callback: Callable | None = None):
         """(latents (n, C, h, w), whether the prompt or the negative prompt was truncated)."""
+        n = request.batch_size
+        return self.run(
+            [request.prompt] * n, [request.negative_prompt] * n, request.seeds,
+            request.sampler, request.steps, request.cfg_scale, request.width, request.height,
+            callback,
+        )  # fmt: skip
+
+    def run(
+        self, prompts: list[str], negatives: list[str], seeds: list[int], sampler: str,
+        steps: int, cfg: float, width: int, height: int, callback: Callable | None = None,
+    ):  # fmt: skip
+        """Latents for prompt i with negative prompt i from seed i (one batch): the request's
+        work, also used by evaluation to draw many prompts at once."""
         from ..models.neural import seeded
 
         model = self.model
-        factor = model.data_shape[1] // model.latent_shape[1]
-        if request.width % factor or request.height % factor:
-            raise GenlabError(
-                f"Width and height must be multiples of {factor} (the autoencoder's factor), "
-                f"got {request.width}x{request.height}."
-            )
+        factor = self.check_size(width, height)
         model.net.eval()
-        n = request.batch_size
-        cond, uncond, truncated = self.conditions(request, n)
-        name, spacing = SCHEDULED.get(request.sampler, (request.sampler, "trailing"))
-        sigmas = sampling_sigmas(model.net.denoiser, request.steps, spacing)
-        shape = (model.latent_shape[0], request.height // factor, request.width // factor)
-        gens = [seeded(s) for s in request.seeds]
+        cond, uncond, truncated = self.conditions(prompts, negatives)
+        name, spacing = SCHEDULED.get(sampler, (sampler, "trailing"))
+        sigmas = sampling_sigmas(model.net.denoiser, steps, spacing)
+        shape = (model.latent_shape[0], height // factor, width // factor)
+        gens = [seeded(s) for s in seeds]
         x = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigmas[0]
-        denoiser = ClassifierFreeGuidance(model.net.denoiser, request.cfg_scale, uncond)
-        report = _reporter(callback, request.steps, model.decode)
-        if name not in STOCHASTIC:
-            out = SAMPLERS[name](denoiser, x, sigmas, cond=cond, generator=gens[0], callback=report)
-        else:
-            parts = []
-            for i, g in enumerate(gens):
-                c = None if cond is None else cond[i : i + 1]
-                guided = ClassifierFreeGuidance(
-                    model.net.denoiser, request.cfg_scale, uncond[i : i + 1]
-                )
-                parts.append(
-                    SAMPLERS[name](
-                        guided, x[i : i + 1], sigmas, cond=c, generator=g, callback=report
-                    )
-                )
-            out = torch.cat(parts)
-        return out, truncated
+        report = _reporter(callback, steps, model.decode)
+        groups = (
+            [slice(0, len(x))]
+            if name not in STOCHASTIC
+            else [slice(i, i + 1) for i in range(len(x))]
+        )
+        parts = []
+        for part in groups:  # a stochastic sampler draws each image's noise from its seed
+            guided = ClassifierFreeGuidance(model.net.denoiser, cfg, uncond[part])
+            c = None if cond is None else cond[part]
+            g = gens[part.start]
+            parts.append(
+                SAMPLERS[name](guided, x[part], sigmas, cond=c, generator=g, callback=report)
+            )
+        return torch.cat(parts), truncated
 
-    def conditions(self, request: GenerationRequest, n: int):
-        """(condition or None, the unconditional branch, truncated?) for ``n`` images."""
-        prompts = [request.prompt, request.negative_prompt]
-        encoded, truncated = self.model.encode_text(prompts)
-        cond = None if not request.prompt.strip() else _repeat(encoded[0:1], n)
-        if request.negative_prompt.strip():
-            uncond = _repeat(encoded[1:2], n)
-        else:
+    def conditions(self, prompts: list[str], negatives: list[str]):
+        """(condition or None, the unconditional branch, truncated?): each distinct text
+        encoded once; an empty prompt is unconditional, an empty negative prompt leaves the
+        unconditional branch to the model's own "no text"."""
+        texts = sorted(set(prompts) | set(negatives))
+        encoded, truncated = self.model.encode_text(texts)
+        at = {t: i for i, t in enumerate(texts)}
+        n = len(prompts)
+        cond = encoded[torch.tensor([at[p] for p in prompts])]
+        uncond = encoded[torch.tensor([at[q] for q in negatives])]
+        if not any(q.strip() for q in negatives):
             uncond = Condition.unconditional(n)
-        if cond is None and uncond.tokens is not None:  # no prompt, only a negative one
-            cond = Condition.unconditional(n)
+        if not any(p.strip() for p in prompts) and uncond.tokens is None:
+            cond = None  # nothing asked at all: one unconditional pass, no guidance
         return cond, uncond, any(truncated)
 
     def sample(self, n: int, *, seed: int | None = None, **given: Any) -> torch.Tensor:
@@ -148,10 +165,6 @@ class TextToImagePipeline:
         )  # fmt: skip
         latents, _ = self.latents(request, opts["callback"])
         return self.model.decode(latents)
-
-
-def _repeat(cond: Condition, n: int) -> Condition:
-    return cond[torch.zeros(n, dtype=torch.long)]
 
 
 def _reporter(callback: Callable | None, steps: int, decode: Callable):

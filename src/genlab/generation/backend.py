@@ -1,0 +1,58 @@
+"""The text-to-image back ends the command line and the web page call: a model spec
+("builtin", or a run or model folder of a latent diffusion model) -> a pipeline, loaded
+once and kept; ``generate(request)`` -> images with their parameters."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import GenlabError
+from .request import GenerationRequest
+
+BUILTIN = "builtin"
+BUILTIN_NAME = "genlab-shapes"
+
+
+def builtin_folder() -> Path:
+    """The shipped text-to-image model (weights, config and card) inside the package."""
+    return Path(__file__).resolve().parent.parent / "assets" / "txt2img-shapes"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=2)
+def load_pipeline(spec: str = BUILTIN):
+    """The text-to-image pipeline of ``spec``, built once per process."""
+    from ..pipelines.text_to_image import TextToImagePipeline
+    from ..serialization import WEIGHTS, load, model_dir
+
+    if spec == BUILTIN:
+        folder, name = builtin_folder(), BUILTIN_NAME
+        if not (folder / WEIGHTS).is_file():
+            raise GenlabError(f"The built-in model is missing from this install ({folder}).")
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise GenlabError(
+                f"Unknown model '{spec}': give 'builtin' or the folder of a trained "
+                "latent-diffusion run."
+            )
+        folder, name = model_dir(path), path.resolve().name
+    model = load(folder)
+    if model.name != "latent-diffusion":
+        raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
+    return TextToImagePipeline(model, name, file_sha256(folder / WEIGHTS))
+
+
+def generate(request: GenerationRequest, model: str = BUILTIN, callback: Callable | None = None):
+    """Run ``request`` on the model ``model`` names; a GenerationResult."""
+    return load_pipeline(model)(request, callback)

@@ -1,0 +1,231 @@
+"""Text-to-image: text encoders, cross-attention, latent diffusion, the pipeline, txt2img."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.conditioning import Condition
+from genlab.data import load
+from genlab.errors import GenlabError
+from genlab.generation import GenerationRequest, parse_parameters, read_parameters
+from genlab.models.kl_autoencoder import KLAutoencoder
+from genlab.models.latent_diffusion import LatentDiffusion
+from genlab.nn.unet import UNet
+from genlab.pipelines.text_to_image import TextToImagePipeline
+from genlab.text import text_encoder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A latent diffusion model with the trainable encoder, trained a few steps."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("t2i")
+    KLAutoencoder((3, 32, 32), widths=(8, 8, 8)).save(folder / "ae")
+    model = LatentDiffusion(
+        (3, 32, 32), autoencoder=str(folder / "ae"), text_encoder="tiny", channels=(16, 32),
+        attention=False,
+    )  # fmt: skip
+    model.fit(load("shapes", n=64, captions_per_image=2), {"steps": 3, "batch_size": 16})
+    model.save(folder / "ld")
+    return model, folder
+
+
+def test_tiny_encoder_hashes_words_and_truncates():
+    enc = text_encoder("tiny", max_tokens=6)
+    t = enc.tokenize(["Red circle, left", "a b c d e f g h"])
+    assert t.ids.shape == (2, 6)
+    assert t.mask[0].tolist() == [True] * 5 + [False]  # start, red, circle, ",", left
+    assert t.truncated == (False, True)
+    assert enc.tokenize(["red"]).ids[0, 1] == enc.tokenize(["RED circle"]).ids[0, 1]
+    with pytest.warns(UserWarning, match="truncated"):
+        emb, _, truncated = enc.encode(["a b c d e f g h"])
+    assert emb.shape == (1, 6, enc.dim) and truncated == (True,)
+
+
+def test_minilm_matches_transformers():
+    """Oracle: transformers' own AutoModel on the package's files gives the same states."""
+    from transformers import AutoModel
+
+    enc = text_encoder("minilm")
+    prompts = ["a red circle on the left", "green star, top"]
+    emb, mask, _ = enc.encode(prompts)
+    from genlab.text.minilm import model_folder
+
+    ref = AutoModel.from_pretrained(model_folder(), local_files_only=True).eval()
+    tokens = enc.tokenize(prompts)
+    with torch.no_grad():
+        want = ref(input_ids=tokens.ids, attention_mask=tokens.mask.long()).last_hidden_state
+    assert emb.shape == want.shape and emb.shape[-1] == 384
+    torch.testing.assert_close(emb[mask], want[mask], atol=1e-5, rtol=1e-5)
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_cross_attention_reads_the_tokens_and_ignores_padding():
+    torch.manual_seed(0)
+    net = UNet(4, (16, 32), attention=False, context_dim=8)
+    for m in net.modules():  # the out projections start at zero: make them act
+        if hasattr(m, "kv"):
+            torch.nn.init.normal_(m.out.weight, std=0.5)
+    torch.nn.init.normal_(net.head[-1].weight, std=0.5)
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([10.0, 500.0])
+    tokens, mask = torch.randn(2, 3, 8), torch.tensor([[True, True, False]] * 2)
+    out = net(x, t, context=(tokens, mask))
+    other = tokens.clone()
+    other[:, 2] = 100.0  # a padded token changes nothing
+    torch.testing.assert_close(net(x, t, context=(other, mask)), out)
+    other[:, 0] = 5.0  # a real one does
+    assert not torch.allclose(net(x, t, context=(other, mask)), out)
+
+
+def test_condition_cat_pads_token_sequences():
+    a = Condition(tokens=torch.ones(2, 3, 4), mask=torch.ones(2, 3, dtype=torch.bool))
+    b = Condition(tokens=torch.ones(1, 5, 4), mask=torch.ones(1, 5, dtype=torch.bool))
+    c = Condition.cat([a, b, Condition.unconditional(2)])
+    assert c.tokens.shape == (5, 5, 4) and c.mask.shape == (5, 5)
+    assert c.mask[:2, 3:].sum() == 0 and c.null.tolist() == [False] * 3 + [True] * 2
+
+
+def test_training_pairs_each_image_with_each_caption(tiny_model):
+    model, _ = tiny_model
+    data = load("shapes", n=10, captions_per_image=3)
+    z, cond = model.training_data(data)
+    assert z.shape == (30, 4, 8, 8) and cond.ids.shape[0] == 30
+    torch.testing.assert_close(z[0], z[2])  # one image, three captions
+    with pytest.raises(GenlabError, match="captioned"):
+        model.training_data(load("digits"))
+
+
+def test_saved_model_loads_and_draws_the_same(tiny_model):
+    import genlab
+
+    model, folder = tiny_model
+    again = genlab.load(folder / "ld")
+    a = model.sample(2, seed=3, prompt="a red circle", steps=4)
+    b = again.sample(2, seed=3, prompt="a red circle", steps=4)
+    torch.testing.assert_close(a, b)
+
+
+def test_minilm_model_saves_without_the_encoder(tmp_path):
+    KLAutoencoder((3, 32, 32), widths=(8, 8, 8)).save(tmp_path / "ae")
+    model = LatentDiffusion((3, 32, 32), autoencoder=str(tmp_path / "ae"), channels=(16, 32))
+    keys = model.state_arrays()
+    assert not any(k.startswith("text.") for k in keys)
+    assert any(k.startswith("vae.") for k in keys)  # the frozen autoencoder travels along
+    assert not any(k.startswith("vae.") for k in model.trainable_state())
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp-2m", "euler-a", "dpmpp-2m-karras"])
+def test_image_i_of_a_batch_is_the_image_of_seed_plus_i(tiny_model, sampler):
+    model, _ = tiny_model
+    pipe = TextToImagePipeline(model)
+    batch = pipe(GenerationRequest("a blue square", sampler=sampler, steps=4, seed=5, batch_size=3))
+    one = pipe(GenerationRequest("a blue square", sampler=sampler, steps=4, seed=7))
+    assert batch.seeds == [5, 6, 7]
+    diff = np.abs(np.asarray(batch.images[2], float) - np.asarray(one.images[0], float))
+    assert diff.max() <= 1  # batched convolutions may round one level differently
+    assert "Seed: 7" in one.parameters[0]
+
+
+def test_negative_prompt_takes_the_unconditional_branch(tiny_model):
+    model, _ = tiny_model
+    pipe = TextToImagePipeline(model)
+    plain = pipe.latents(GenerationRequest("a red heart", steps=3, seed=1))[0]
+    negative = pipe.latents(GenerationRequest("a red heart", "blue", steps=3, seed=1))[0]
+    assert not torch.allclose(plain, negative)
+    # cfg 1 uses the conditional branch alone: the negative prompt cannot matter
+    a = pipe.latents(GenerationRequest("a red heart", steps=3, seed=1, cfg_scale=1.0))[0]
+    b = pipe.latents(GenerationRequest("a red heart", "blue", steps=3, seed=1, cfg_scale=1.0))[0]
+    torch.testing.assert_close(a, b)
+
+
+def test_empty_prompt_is_unconditional(tiny_model):
+    model, _ = tiny_model
+    pipe = TextToImagePipeline(model)
+    cond, uncond, _ = pipe.conditions([""], [""])
+    assert cond is None and bool(uncond.null.all())
+    empty = pipe.latents(GenerationRequest("", steps=3, seed=2, cfg_scale=7.0))[0]
+    uncond_only = pipe.latents(GenerationRequest("anything", steps=3, seed=2, cfg_scale=0.0))[0]
+    torch.testing.assert_close(empty, uncond_only)
+
+
+def test_progress_callback_previews(tiny_model):
+    model, _ = tiny_model
+    seen = []
+    TextToImagePipeline(model)(
+        GenerationRequest("a star", steps=3), callback=lambda p: seen.append(p)
+    )
+    assert [p.step for p in seen] == [1, 2, 3] and seen[-1].steps == 3
+    assert seen[-1].preview()[0].size == (32, 32)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"steps": 0}, "steps"),
+        ({"cfg_scale": float("nan")}, "CFG"),
+        ({"cfg_scale": -1.0}, "CFG"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"sampler": "plms"}, "dpmpp-2m"),
+    ],
+)
+def test_bad_requests_are_one_sentence(fields, message):
+    with pytest.raises(GenlabError, match=message):
+        GenerationRequest("x", **fields)
+
+
+def test_size_must_divide_by_the_autoencoder_factor(tiny_model):
+    model, _ = tiny_model
+    with pytest.raises(GenlabError, match="multiples of 4"):
+        TextToImagePipeline(model)(GenerationRequest("x", width=30, height=32, steps=2))
+
+
+def test_txt2img_cli_writes_images_grid_and_parameters(tiny_model, tmp_path, capsys):
+    from genlab.cli import main
+
+    _, folder = tiny_model
+    out = tmp_path / "img.png"
+    args = ["txt2img", "a red circle", "--model", str(folder / "ld"), "--steps", "3", "--seed", "4"]
+    assert main([*args, "--out", str(out)]) == 0
+    first = out.read_bytes()
+    assert main([*args, "--out", str(out)]) == 0
+    assert out.read_bytes() == first  # same seed, same bytes
+    params = parse_parameters(read_parameters(out))
+    assert params["Prompt"] == "a red circle" and params["Seed"] == "4"
+    assert params["Steps"] == "3" and params["Sampler"] == "DPM++ 2M"
+    assert main([*args, "--batch", "3", "--out", str(tmp_path / "b.png")]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["b-0.png", "b-1.png", "b-2.png", "b-grid.png", "img.png"]
+    assert parse_parameters(read_parameters(tmp_path / "b-2.png"))["Seed"] == "6"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--steps", "0"], "steps"),
+        (["--cfg", "nan"], "CFG"),
+        (["--batch", "-1"], "batch_size"),
+        (["--width", "30"], "multiples"),
+        (["--model", "no/such/run"], "Unknown model"),
+    ],
+)
+def test_txt2img_cli_bad_input(tiny_model, tmp_path, capsys, extra, message):
+    from genlab.cli import main
+
+    _, folder = tiny_model
+    model = ["--model", str(folder / "ld")] if "--model" not in extra else []
+    code = main(["txt2img", "x", *model, "--steps", "2", *extra, "--out", str(tmp_path / "o.png")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_unknown_sampler_lists_the_valid_ones(capsys):
+    from genlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["txt2img", "x", "--sampler", "plms"])
+    assert e.value.code == 2
+    assert "dpmpp-2m-karras" in capsys.readouterr().err
