@@ -229,3 +229,22 @@ def test_unknown_sampler_lists_the_valid_ones(capsys):
         main(["txt2img", "x", "--sampler", "plms"])
     assert e.value.code == 2
     assert "dpmpp-2m-karras" in capsys.readouterr().err
+
+
+def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path, capsys):
+    from genlab.cli import main
+
+    _, folder = tiny_model
+    out = tmp_path / "t2i"
+    code = main(["eval-t2i", str(folder / "ld"), "--n", "4", "--out", str(out)])
+    assert code == 0
+    import json
+
+    report = json.loads((out / "eval-t2i.json").read_text())
+    for split in ("heldout", "seen"):
+        acc = report[split]["accuracy"]
+        assert set(acc) == {"count", "colour", "shape", "size", "position", "overall"}
+        assert all(v is None or 0.0 <= v <= 1.0 for v in acc.values())
+        assert (out / f"{split}.png").is_file()
+    assert np.isfinite(report["fd_pixels"])
+    assert "heldout" in capsys.readouterr().out

@@ -219,7 +219,7 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     report = evaluate_text_to_image(args.model, n=args.n, out=args.out, seed=args.seed)
     for split in ("heldout", "seen"):
         acc = report[split]["accuracy"]
-        shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items())
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
         print(f"{split:<8} {shown}")
     print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
 

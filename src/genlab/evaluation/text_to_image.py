@@ -27,6 +27,11 @@ def pooled(images: np.ndarray) -> np.ndarray:
     return cells.reshape(n, -1)
 
 
+def _mean(values: list[bool]) -> float | None:
+    """The share of True, or None when no image had the attribute (no single objects)."""
+    return float(np.mean(values)) if values else None
+
+
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None, seed: int = 0,
     batch: int = 50, **settings: Any,
@@ -66,7 +71,7 @@ def evaluate_text_to_image(
         scores = [judge(r["scene"], detect(im)) for r, im in zip(data.records, images, strict=True)]
         keys = [k for k in ("count", "colour", "shape", "size", "position", "overall")]
         report[split] = {
-            "accuracy": {k: float(np.mean([s[k] for s in scores if k in s])) for k in keys},
+            "accuracy": {k: _mean([s[k] for s in scores if k in s]) for k in keys},
             "examples": [
                 {"prompt": p, **{k: bool(v) for k, v in s.items()}}
                 for p, s in list(zip(prompts, scores, strict=True))[:10]

@@ -147,7 +147,10 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
                 "effective_batch_size": trainer.effective_batch,
             },
         )
-    return trainer.train()
+    summary = trainer.train()
+    if trainer.main:  # the card of a shipped model quotes its training time from here
+        write_json(out / "summary.json", summary)
+    return summary
 
 
 def saved_config(run_dir: str | Path) -> dict[str, Any]:

