@@ -20,9 +20,28 @@ def fitted(name):
     if name in ("mvn", "gmm"):
         data = gd.load("faithful")
         return (cls(2, seed=0) if name == "gmm" else cls()).fit(data), data
+    if name == "latent-diffusion":  # text-to-image on captioned scenes, a tiny autoencoder
+        return tiny_latent_diffusion()
     data = gd.load("digits", size=8, scale="pm1")
     torch.manual_seed(0)
     model = cls(data.shape, **TINY.get(name, {"width": 8}))
+    return model.fit(data, FAST_TRAIN), data
+
+
+def tiny_latent_diffusion():
+    import tempfile
+
+    from genlab.models.kl_autoencoder import KLAutoencoder
+    from genlab.models.latent_diffusion import LatentDiffusion
+
+    torch.manual_seed(0)
+    data = gd.load("shapes", n=64, captions_per_image=2)
+    with tempfile.TemporaryDirectory() as folder:
+        KLAutoencoder(data.shape, widths=(8, 8, 8)).save(f"{folder}/ae")
+        model = LatentDiffusion(
+            data.shape, autoencoder=f"{folder}/ae", text_encoder="tiny", channels=(8, 16),
+            attention=False,
+        )  # fmt: skip
     return model.fit(data, FAST_TRAIN), data
 
 
