@@ -248,3 +248,76 @@ def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path,
         assert (out / f"{split}.png").is_file()
     assert np.isfinite(report["fd_pixels"])
     assert "heldout" in capsys.readouterr().out
+
+
+def _scene_png(path):
+    from PIL import Image
+
+    from genlab.data.shapes import Scene, Thing, draw
+
+    pixels = draw(Scene((Thing("square", "red", "large", 0.5, 0.5),), 128, position="centre"))
+    Image.fromarray(pixels.transpose(1, 2, 0)).save(path)
+    return path
+
+
+def test_img2img_runs_the_strength_share_of_the_steps(tiny_model, tmp_path):
+    model, _ = tiny_model
+    init = _scene_png(tmp_path / "init.png")
+    steps = []
+    pipe = TextToImagePipeline(model)
+    req = GenerationRequest("a blue circle", steps=10, strength=0.3, init_image=str(init))
+    result = pipe(req, callback=lambda p: steps.append(p.step))
+    assert steps == [1, 2, 3]
+    assert "Denoising strength: 0.3" in result.parameters[0]
+    again = pipe(req)
+    assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[0]))
+
+
+def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_model, tmp_path):
+    from PIL import Image
+
+    model, _ = tiny_model
+    init = _scene_png(tmp_path / "init.png")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 4:16] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    req = GenerationRequest(
+        "a yellow heart", steps=4, init_image=str(init), mask=str(tmp_path / "mask.png")
+    )
+    out = np.asarray(TextToImagePipeline(model)(req).images[0])
+    original = np.asarray(Image.open(init))
+    keep = mask == 0
+    assert np.array_equal(out[keep], original[keep])
+    assert not np.array_equal(out[~keep], original[~keep])
+
+
+def test_img2img_and_inpaint_cli(tiny_model, tmp_path, capsys):
+    from PIL import Image
+
+    from genlab.cli import main
+
+    _, folder = tiny_model
+    init = _scene_png(tmp_path / "init.png")
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(tmp_path / "mask.png")
+    model = ["--model", str(folder / "ld"), "--steps", "3"]
+    assert (
+        main(["img2img", str(init), "a red square", *model, "--out", str(tmp_path / "a.png")]) == 0
+    )
+    params = parse_parameters(read_parameters(tmp_path / "a.png"))
+    assert params["Denoising strength"] == "0.6" and params["Size"] == "32x32"
+    mask = str(tmp_path / "mask.png")
+    assert main(["inpaint", str(init), mask, "x", *model, "--out", str(tmp_path / "b.png")]) == 0
+    bad = main(
+        ["img2img", str(tmp_path / "none.png"), "x", *model, "--out", str(tmp_path / "c.png")]
+    )
+    assert bad == 2 and "does not exist" in capsys.readouterr().err
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    bad = main(
+        ["img2img", str(tmp_path / "junk.png"), "x", *model, "--out", str(tmp_path / "c.png")]
+    )
+    assert bad == 2 and "not a readable image" in capsys.readouterr().err
+    bad = main(
+        ["img2img", str(init), "x", *model, "--strength", "1.5", "--out", str(tmp_path / "c.png")]
+    )
+    assert bad == 2 and "strength" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()

@@ -47,6 +47,12 @@ EXAMPLES = {
   genlab txt2img "green star, top, small" --negative "red" --cfg 7 --steps 30 --out star.png
   genlab txt2img "a pink heart above a white box" --batch 8 --out hearts.png  # + grid
   genlab txt2img "a blue triangle on the right" --model runs/txt2img --sampler euler-a""",
+    "img2img": """examples:
+  genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
+  genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
+    "inpaint": """examples:
+  genlab inpaint scene.png mask.png "a yellow heart" --out painted.png
+  genlab inpaint scene.png mask.png "a red square" --strength 0.8 --out painted.png""",
     "eval-t2i": """examples:
   genlab eval-t2i builtin
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
@@ -193,21 +199,32 @@ def cmd_png_info(args: argparse.Namespace) -> None:
     print(read_parameters(args.file))
 
 
+IMAGE_ARGS = {"init": "initial image (PNG, JPEG ...)", "mask": "mask image: white is regenerated"}
+
+
 def cmd_txt2img(args: argparse.Namespace) -> None:
+    """txt2img, img2img and inpaint: one request, one pipeline, the images written."""
     from tqdm.auto import tqdm
 
     from .generation import GenerationRequest
     from .generation.backend import load_pipeline
+    from .generation.images import size_of
     from .generation.output import check_writable, save_result
 
+    init, mask = getattr(args, "init", None), getattr(args, "mask", None)
+    width, height = args.width, args.height
+    if init is not None:
+        init_w, init_h = size_of(init)
+        width, height = width or init_w, height or init_h
     request = GenerationRequest(
-        args.prompt, args.negative, args.sampler, args.steps, args.cfg, args.seed,
-        args.batch, args.width, args.height,
+        args.prompt, args.negative, args.sampler, args.steps, args.cfg, args.seed, args.batch,
+        width or 32, height or 32, init_image=init, strength=getattr(args, "strength", None),
+        mask=mask,
     )  # fmt: skip
     check_writable(args.out)
     pipe = load_pipeline(args.model)
     pipe.check_size(request.width, request.height)
-    with tqdm(total=request.steps, desc="txt2img", leave=False) as bar:
+    with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
         result = pipe(request, callback=lambda p: bar.update(1) if p.step > bar.n else None)
     for path in save_result(result, args.out):
         print(f"wrote {path}")
@@ -347,18 +364,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .generation.request import WEBUI_SAMPLERS
 
-    p = add("txt2img", cmd_txt2img, "draw images from a text prompt (built-in model by default)")
-    p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
-    p.add_argument("--negative", default="", help="negative prompt: what to steer away from")
-    p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run folder")
-    p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
-    p.add_argument("--batch", type=int, default=1, help="images to draw (also writes a grid)")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--height", type=int, default=32)
-    p.add_argument("--out", default="txt2img.png", help="PNG file (a batch: FILE-0.png ...)")
+    def generation(name: str, help: str, images: tuple[str, ...]) -> argparse.ArgumentParser:
+        p = add(name, cmd_txt2img, help)
+        for image in images:
+            p.add_argument(image, help=IMAGE_ARGS[image])
+        p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
+        p.add_argument("--negative", default="", help="negative prompt: what to steer away from")
+        p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run")
+        p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
+        p.add_argument("--steps", type=int, default=20)
+        p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+        p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
+        p.add_argument("--batch", type=int, default=1, help="images to draw (also writes a grid)")
+        p.add_argument("--width", type=int, help="pixels (default 32, or the initial image's)")
+        p.add_argument("--height", type=int, help="pixels (default 32, or the initial image's)")
+        p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+        return p
+
+    generation("txt2img", "draw images from a text prompt (built-in model by default)", ())
+    p = generation("img2img", "redraw an image after a text prompt", ("init",))
+    p.add_argument("--strength", type=float, default=0.6, help="how much to change: (0, 1]")
+    p = generation("inpaint", "regenerate the masked region of an image", ("init", "mask"))
+    p.add_argument("--strength", type=float, default=1.0, help="how much to change: (0, 1]")
 
     p = add("eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model")
     p.add_argument("model", help="'builtin' or a latent-diffusion run folder")

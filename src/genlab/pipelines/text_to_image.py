@@ -54,6 +54,30 @@ class Progress:
         return to_pil(self.decode(self.denoised))
 
 
+@dataclass(frozen=True)
+class Init:
+    """img2img and inpainting: the starting image's latents (1, C, h, w), the share of the
+    schedule to run again (``strength``: 1 starts from pure noise), and for inpainting the
+    latents to regenerate (``mask`` (1, 1, h, w): 1) or keep (0)."""
+
+    latents: torch.Tensor
+    strength: float = 1.0
+    mask: torch.Tensor | None = None
+
+
+class KeepKnown(torch.nn.Module):
+    """Inpainting with any denoiser: its estimate of the clean latents is replaced by the
+    known latents outside the mask at every step, so the sampler regenerates the masked
+    region in agreement with what is kept around it."""
+
+    def __init__(self, denoiser: Any, known: torch.Tensor, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.denoiser, self.known, self.mask = denoiser, known, mask
+
+    def forward(self, x, sigma, cond=None):
+        return self.mask * self.denoiser(x, sigma, cond) + (1 - self.mask) * self.known
+
+
 @dataclass
 class GenerationResult:
     """Images (PIL), each with its seed and its PNG ``parameters`` text."""
@@ -75,8 +99,12 @@ class TextToImagePipeline:
     def __call__(self, request: GenerationRequest, callback: Callable | None = None):
         from ..generation.pnginfo import format_parameters
 
-        latents, truncated = self.latents(request, callback)
-        images = to_pil(self.model.decode(latents))
+        init, original, pixel_mask = self.init_of(request)
+        latents, truncated = self.latents(request, callback, init)
+        decoded = self.model.decode(latents)
+        if pixel_mask is not None:  # inpainting keeps every pixel outside the mask exactly
+            decoded = torch.where(pixel_mask.bool(), decoded, original)
+        images = to_pil(decoded)
         extra = {"Text encoder": self.model.text_encoder}
         if truncated:
             extra["Prompt truncated"] = f"to {self.model.text_encoder_module.max_tokens} tokens"
@@ -96,21 +124,51 @@ class TextToImagePipeline:
             )
         return factor
 
-    def latents(self, request: GenerationRequest, callback: Callable | None = None):
+    def init_of(self, request: GenerationRequest):
+        """(Init or None, the initial image (1, 3, H, W), the pixel mask (1, 1, H, W)) of an
+        img2img or inpainting request."""
+        from ..generation.images import image_tensor, mask_tensor
+
+        if request.init_image is None:
+            return None, None, None
+        original = image_tensor(request.init_image)
+        if tuple(original.shape[-2:]) != (request.height, request.width):
+            raise GenlabError(
+                f"The initial image is {original.shape[-1]}x{original.shape[-2]}; the request "
+                f"asks for {request.width}x{request.height}."
+            )
+        factor = self.check_size(request.width, request.height)
+        latents = self.model.encode(original)
+        strength = 1.0 if request.strength is None else request.strength
+        if request.mask is None:
+            return Init(latents, strength), original, None
+        pixel_mask = mask_tensor(request.mask)
+        if pixel_mask.shape[-2:] != original.shape[-2:]:
+            raise GenlabError("The mask and the initial image differ in size.")
+        # a latent is regenerated when any pixel it covers is
+        latent_mask = torch.nn.functional.max_pool2d(pixel_mask, factor)
+        return Init(latents, strength, latent_mask), original, pixel_mask
+
+    def latents(
+        self, request: GenerationRequest, callback: Callable | None = None, init: Init | None = None
+    ):
         """(latents (n, C, h, w), whether the prompt or the negative prompt was truncated)."""
         n = request.batch_size
         return self.run(
             [request.prompt] * n, [request.negative_prompt] * n, request.seeds,
             request.sampler, request.steps, request.cfg_scale, request.width, request.height,
-            callback,
+            callback, init,
         )  # fmt: skip
 
     def run(
         self, prompts: list[str], negatives: list[str], seeds: list[int], sampler: str,
         steps: int, cfg: float, width: int, height: int, callback: Callable | None = None,
+        init: Init | None = None,
     ):  # fmt: skip
         """Latents for prompt i with negative prompt i from seed i (one batch): the request's
-        work, also used by evaluation to draw many prompts at once."""
+        work, also used by evaluation to draw many prompts at once. With ``init`` (img2img,
+        inpainting), the last ``strength`` of the schedule runs from the initial latents
+        noised to that level, as diffusers' img2img pipelines count it."""
         from ..models.neural import seeded
 
         model = self.model
@@ -119,10 +177,15 @@ class TextToImagePipeline:
         cond, uncond, truncated = self.conditions(prompts, negatives)
         name, spacing = SCHEDULED.get(sampler, (sampler, "trailing"))
         sigmas = sampling_sigmas(model.net.denoiser, steps, spacing)
+        if init is not None:
+            run_steps = max(1, min(steps, int(steps * init.strength)))
+            sigmas = sigmas[steps - run_steps :]
         shape = (model.latent_shape[0], height // factor, width // factor)
         gens = [seeded(s) for s in seeds]
         x = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigmas[0]
-        report = _reporter(callback, steps, model.decode)
+        if init is not None:
+            x = x + init.latents
+        report = _reporter(callback, len(sigmas) - 1, model.decode)
         groups = (
             [slice(0, len(x))]
             if name not in STOCHASTIC
@@ -131,6 +194,8 @@ class TextToImagePipeline:
         parts = []
         for part in groups:  # a stochastic sampler draws each image's noise from its seed
             guided = ClassifierFreeGuidance(model.net.denoiser, cfg, uncond[part])
+            if init is not None and init.mask is not None:
+                guided = KeepKnown(guided, init.latents, init.mask)
             c = None if cond is None else cond[part]
             g = gens[part.start]
             parts.append(
