@@ -176,10 +176,13 @@ class LatentDiffusion(NeuralModel):
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> tuple[Condition, tuple[bool, ...]]:
-        """The condition of ``prompts`` (an empty prompt is unconditional) and which were
-        truncated."""
-        tokens, mask, truncated = self.text_encoder_module.encode(prompts)
-        null = torch.tensor([not p.strip() for p in prompts])
+        """The condition of ``prompts``, written with stable-diffusion-webui's emphasis
+        syntax (an empty prompt is unconditional), and which were truncated."""
+        from ..generation.emphasis import char_weights
+
+        plain, weights = zip(*(char_weights(p) for p in prompts), strict=True)
+        tokens, mask, truncated = self.text_encoder_module.encode(list(plain), list(weights))
+        null = torch.tensor([not p.strip() for p in plain])
         return Condition(tokens=tokens, mask=mask, null=null if null.any() else None), truncated
 
     @torch.no_grad()

@@ -15,11 +15,13 @@ from ..errors import GenlabError
 class Tokens:
     """Token ids of ``n`` prompts, padded to the longest: ``ids`` (n, L) int64, ``mask``
     (n, L) bool (True where a token is real), ``truncated`` (n,) whether a prompt was cut
-    to the encoder's ``max_tokens``."""
+    to the encoder's ``max_tokens``, ``spans`` the characters (start, end) each token covers
+    ((0, 0) for special and padding tokens)."""
 
     ids: torch.Tensor
     mask: torch.Tensor
     truncated: tuple[bool, ...]
+    spans: tuple[tuple[tuple[int, int], ...], ...] = ()
 
 
 class TextEncoder(nn.Module):
@@ -38,9 +40,12 @@ class TextEncoder(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def encode(self, prompts: list[str], batch_size: int = 256):
+    def encode(self, prompts: list[str], weights=None, batch_size: int = 256):
         """(embeddings (n, L, dim) float32, mask (n, L), truncated flags) of ``prompts``,
-        in batches; warns once when a prompt was longer than the encoder takes."""
+        in batches; warns once when a prompt was longer than the encoder takes. ``weights``:
+        one weight per character of each prompt (prompt emphasis), applied to the tokens."""
+        from ..generation.emphasis import apply_weights, token_weights
+
         was_training = self.training
         self.eval()
         tokens = self.tokenize(list(prompts))
@@ -53,13 +58,17 @@ class TextEncoder(nn.Module):
             for s in range(0, len(tokens.ids), batch_size)
         ]
         self.train(was_training)
+        out = torch.cat(parts)
+        for i, w in enumerate(weights or ()):
+            t = token_weights(tokens.spans[i], w)
+            out[i] = apply_weights(out[i], tokens.mask[i], t.to(out))
         if any(tokens.truncated):
             warnings.warn(
                 f"A prompt was longer than the {self.name} text encoder's {self.max_tokens} "
                 "tokens and was truncated.",
                 stacklevel=2,
             )
-        return torch.cat(parts), tokens.mask, tokens.truncated
+        return out, tokens.mask, tokens.truncated
 
 
 def text_encoder(name: str, **options) -> TextEncoder:

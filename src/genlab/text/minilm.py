@@ -54,10 +54,12 @@ class MiniLM(TextEncoder):
     def tokenize(self, prompts: list[str]) -> Tokens:
         full = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
         out = self.tokenizer(
-            prompts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
+            prompts, padding=True, truncation=True, max_length=self.max_tokens,
+            return_tensors="pt", return_offsets_mapping=True,
+        )  # fmt: skip
         truncated = tuple(len(ids) > self.max_tokens for ids in full)
-        return Tokens(out["input_ids"], out["attention_mask"].bool(), truncated)
+        spans = tuple(tuple((int(a), int(b)) for a, b in row) for row in out["offset_mapping"])
+        return Tokens(out["input_ids"], out["attention_mask"].bool(), truncated, spans)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state

@@ -35,19 +35,25 @@ class TinyTextEncoder(TextEncoder):
         self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
 
+    def words(self, prompt: str) -> list[tuple[int, tuple[int, int]]]:
+        """(token id, character span) of the start token and of each word."""
+        found = [(2 + zlib.crc32(m.group().encode()) % (self.vocab - 2), m.span())
+                 for m in _WORD.finditer(prompt.lower())]  # fmt: skip
+        return [(START, (0, 0)), *found]
+
     def word_ids(self, prompt: str) -> list[int]:
-        words = _WORD.findall(prompt.lower())
-        return [START] + [2 + zlib.crc32(w.encode()) % (self.vocab - 2) for w in words]
+        return [i for i, _ in self.words(prompt)]
 
     def tokenize(self, prompts: list[str]) -> Tokens:
-        rows = [self.word_ids(p) for p in prompts]
+        rows = [self.words(p) for p in prompts]
         truncated = tuple(len(r) > self.max_tokens for r in rows)
         rows = [r[: self.max_tokens] for r in rows]
         length = max(len(r) for r in rows)
         ids = torch.full((len(rows), length), PAD, dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-        return Tokens(ids, ids != PAD, truncated)
+            ids[i, : len(r)] = torch.tensor([t for t, _ in r])
+        spans = tuple(tuple(s for _, s in r) + ((0, 0),) * (length - len(r)) for r in rows)
+        return Tokens(ids, ids != PAD, truncated, spans)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.embed(ids) + self.position[: ids.shape[1]]
