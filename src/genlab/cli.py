@@ -233,7 +233,8 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
 def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from .evaluation.text_to_image import evaluate_text_to_image
 
-    report = evaluate_text_to_image(args.model, n=args.n, out=args.out, seed=args.seed)
+    settings = {"sampler": args.sampler, "steps": args.steps, "cfg": args.cfg}
+    report = evaluate_text_to_image(args.model, n=args.n, out=args.out, seed=args.seed, **settings)
     for split in ("heldout", "seen"):
         acc = report[split]["accuracy"]
         shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
@@ -392,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
 
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")

@@ -42,6 +42,7 @@ def evaluate_text_to_image(
     from ..errors import GenlabError
     from ..generation.backend import load_pipeline
     from ..generation.output import grid_of
+    from ..generation.request import GenerationRequest
     from ..models.latent_diffusion import image_batch
     from ..pipelines.text_to_image import to_pil
     from .metrics import frechet_distance
@@ -51,6 +52,8 @@ def evaluate_text_to_image(
         raise GenlabError(f"--n must be at least 1, got {n}.")
     pipe = load_pipeline(str(model))
     opts = SETTINGS | settings
+    # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
+    GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
     _, h, w = pipe.model.data_shape
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "settings": opts}
     grids, fakes, reals = {}, [], []
