@@ -32,6 +32,12 @@ def summary(run: Path) -> dict:
     return json.loads((run / "summary.json").read_text())
 
 
+def command(run: Path) -> str:
+    """The command line that trained ``run``, as its meta.json recorded it."""
+    argv = json.loads((run / "meta.json").read_text())["argv"]
+    return " ".join(["genlab", *argv[1:]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--autoencoder", required=True, help="the kl-autoencoder-shapes run")
@@ -65,8 +71,8 @@ def main() -> None:
                        "autoencoder": sum(p.numel() for p in model.net.vae.parameters())},
         "recipes": ["kl-autoencoder-shapes", "txt2img-shapes"],
         "commands": [
-            f"genlab train kl-autoencoder-shapes --out {ae_run}",
-            f"genlab train txt2img-shapes --out {run}",
+            command(ae_run),
+            command(run),
             f"python scripts/ship_txt2img.py --autoencoder {ae_run} --run {run}",
         ],
         "training_seconds": {"autoencoder": round(ae_summary["seconds"], 1),
