@@ -80,8 +80,15 @@ def evaluate_text_to_image(
                 for p, s in list(zip(prompts, scores, strict=True))[:10]
             ],
         }
+        real = (data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+        # the detector on the real scenes of the same prompts: how far to trust it
+        on_real = [
+            judge(r["scene"], detect(im))["overall"]
+            for r, im in zip(data.records, real, strict=True)
+        ]
+        report[split]["detector_on_real_scenes"] = float(np.mean(on_real))
         fakes.append(images)
-        reals.append((data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8))
+        reals.append(real)
         grids[split] = grid_of(
             to_pil(torch.from_numpy(images[:64]).permute(0, 3, 1, 2) / 127.5 - 1)
         )
