@@ -100,6 +100,7 @@ def test_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # about 3 minutes: it trains three autoencoders (make test-all runs it)
 def test_demo_writes_report(tmp_path, capsys):
     code, _, _ = run(["demo", "--out", str(tmp_path / "report")], capsys)
     page = (tmp_path / "report" / "index.html").read_text()
@@ -148,3 +149,12 @@ def test_train_sample_eval(tmp_path, capsys):
     assert {"nll", "fd", "kid", "precision", "recall"} <= set(result)
     code, _, err = run(["eval", str(out), "--metrics", "swd"], capsys)
     assert code == 2 and "not available for images" in err
+
+
+def test_demo_text_to_image_section(tmp_path):
+    from genlab.demo import text_to_image_section
+
+    section = text_to_image_section(tmp_path, n=4)
+    assert "held-out prompts drawn right" in section and "of 4" in section
+    assert (tmp_path / "txt2img" / "heldout.png").is_file()
+    assert (tmp_path / "txt2img" / "train.png").is_file()

@@ -174,14 +174,14 @@ def test_a_negative_condition_replaces_the_null_one():
     negative = Condition(
         tokens=torch.full((2, 2, 3), -1.0), mask=torch.ones(2, 2, dtype=torch.bool)
     )
-    with pytest.raises(RuntimeError):  # token lengths differ: a text encoder pads them equal
-        ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive)
-    negative = Condition(
+    want = torch.full((2, 3), -1.0 + 2.0 * (1.0 - -1.0))
+    # token lengths differ: stacking pads the shorter with masked-out zeros
+    torch.testing.assert_close(ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive), want)
+    padded = Condition(
         tokens=torch.cat([negative.tokens, torch.zeros(2, 2, 3)], 1),
         mask=torch.tensor([[True, True, False, False]] * 2),
     )
-    out = ClassifierFreeGuidance(toy, 2.0, negative)(x, sigma, positive)
-    torch.testing.assert_close(out, torch.full((2, 3), -1.0 + 2.0 * (1.0 - -1.0)))
+    torch.testing.assert_close(ClassifierFreeGuidance(toy, 2.0, padded)(x, sigma, positive), want)
 
 
 def test_condition_drop_and_stack():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import genlab
 import genlab.data as gd
 from genlab.cli import main
 from genlab.errors import GenlabError
@@ -82,9 +83,30 @@ def test_sample_cli_refuses_an_option_the_model_does_not_take(tmp_path, capsys):
 
 
 class _FrozenEncoderAE(AE):
-    """An AE whose encoder is a frozen pretrained part (as a text encoder would be)."""
+    """An AE whose encoder is a frozen pretrained part with a home of its own (as a text
+    encoder from a pip package is): frozen and external."""
 
     frozen = ("enc",)
+    external = ("enc",)
+
+
+class _FrozenSavedEncoderAE(AE):
+    """Frozen but not external (as latent diffusion's autoencoder): saved with the model."""
+
+    frozen = ("enc",)
+
+
+def test_frozen_parts_that_are_not_external_travel_with_the_model(tmp_path):
+    data = gd.load("digits", size=8, scale="pm1")
+    torch.manual_seed(0)
+    model = _FrozenSavedEncoderAE(data.shape, latent_dim=4, width=8)
+    trainer = Trainer(model, data, TrainConfig(steps=2, batch_size=32, progress=False), tmp_path)
+    trainer.train()
+    for path in (tmp_path / "checkpoints" / "step-2").glob("*.safetensors"):
+        assert not any(k.startswith("enc.") for k in load_file(path)), path  # not trained
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert any(k.startswith("enc.") for k in saved)
+    torch.testing.assert_close(genlab.load(tmp_path).encode(data.x[:4]), model.encode(data.x[:4]))
 
 
 def test_frozen_parts_are_not_trained_averaged_or_saved(tmp_path):
