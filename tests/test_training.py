@@ -233,3 +233,25 @@ def test_gan_two_updates_resume_exactly(tmp_path):
     rows = (straight / "metrics.jsonl").read_text()
     assert "d_loss" in rows and "g_loss" in rows
     assert (straight / "plots" / "training.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "item, key, want",
+    [
+        ("mixed_precision=no", ("train", "mixed_precision"), "no"),
+        ("lr=1e-3", ("train", "lr"), 1e-3),
+        ("seed=007", ("train", "seed"), 7),
+        ("progress=off", ("train", "progress"), False),
+        ("model.latent_dim=016", ("model_config", "latent_dim"), 16),
+        ("model.hidden=[32, 32]", ("model_config", "hidden"), [32, 32]),
+        ("data.size=016", ("data_options", "size"), 16),
+    ],
+)
+def test_set_values_keep_the_type_of_their_setting(item, key, want):
+    from genlab.training.config import TrainConfig
+    from genlab.training.runfolder import resolve
+
+    cfg = resolve("vae", "digits", sets=[item])
+    section, name = key
+    assert cfg[section][name] == want and type(cfg[section][name]) is type(want)
+    TrainConfig.from_dict(cfg["train"])  # accepted

@@ -5,6 +5,7 @@ checkpoints/, model/)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import GenlabError
+from ..options import parse_bool
 from .config import TrainConfig
 
 HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
@@ -45,11 +47,34 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     return doc
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, like: Any = None) -> Any:
+    """A ``--set`` value, typed by the setting it replaces: the text itself for a text
+    setting ("no" stays "no", "007" stays "007"), a number or a yes/no for a number or a
+    flag (checked where the setting is used); YAML (lists, dicts) for the rest."""
+    if isinstance(like, bool):
+        return parse_bool(text)
+    if isinstance(like, (int, float)):
+        try:
+            return type(like)(text) if isinstance(like, float) else int(text, 10)
+        except ValueError:
+            return text  # refused with a sentence by the setting's own check
+    if isinstance(like, str):
+        return text
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+def _defaults(func: Any) -> dict[str, Any]:
+    """The default value of each keyword parameter of ``func`` (a class: its constructor)."""
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
 def resolve(
@@ -88,12 +113,25 @@ def resolve(
             raise GenlabError(f"--set takes key=value, got '{item}'.")
         section, dot, rest = key.partition(".")
         if dot and section in ("model", "data"):
+            like = _setting_defaults(cfg, section).get(rest)
             cfg["model_config" if section == "model" else "data_options"][rest] = _parse_value(
-                value
+                value, like
             )
         else:
-            cfg["train"][key] = _parse_value(value)
+            like = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(key)
+            cfg["train"][key] = _parse_value(value, like)
     return cfg
+
+
+def _setting_defaults(cfg: dict[str, Any], section: str) -> dict[str, Any]:
+    """The defaults of the model's constructor or of the data set's loader."""
+    from ..data import DATASETS
+    from ..registry import MODELS, model_class
+
+    if section == "model":
+        return _defaults(model_class(cfg["model"])) if cfg.get("model") in MODELS else {}
+    name = str(cfg.get("data", "")).partition(":")[0]
+    return _defaults(DATASETS[name][0]) if name in DATASETS else {}
 
 
 def build(cfg: dict[str, Any]):
