@@ -255,3 +255,27 @@ def test_set_values_keep_the_type_of_their_setting(item, key, want):
     section, name = key
     assert cfg[section][name] == want and type(cfg[section][name]) is type(want)
     TrainConfig.from_dict(cfg["train"])  # accepted
+
+
+def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys):
+    import json as _json
+    import socket as _socket
+
+    from genlab.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".lock"
+    me = {"host": _socket.gethostname(), "pid": os.getpid(), "since": 0}
+    lock.write_text(_json.dumps(me))  # a live process holds the folder
+    args = ["train", "vae", "--data", "digits", "--out", str(run), "--steps", "2",
+            "--set", "progress=false"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is being written by process" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lock.write_text(_json.dumps({**me, "pid": int(dead.stdout)}))  # its process is gone
+    assert main(args) == 0
+    assert not lock.exists() and (run / "model").is_dir()  # released when done

@@ -16,6 +16,7 @@ import yaml
 from ..errors import GenlabError
 from ..options import parse_bool
 from .config import TrainConfig
+from .lock import RunLock
 
 HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
 
@@ -155,7 +156,6 @@ def build(cfg: dict[str, Any]):
 
 
 def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -> dict[str, Any]:
-    from ..runs import git_commit, versions, write_json
     from .trainer import Trainer
 
     out = Path(out)
@@ -165,6 +165,18 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
     cfg = {**cfg, "train": train.to_dict()}
     data, _ = data.split(HELD_OUT, seed=0)  # the held-out part is for genlab eval
     trainer = Trainer(model, data, train, run_dir=out, resume=resume)  # checks before writing
+    lock = RunLock(out)
+    if trainer.main:
+        lock.acquire()  # one writer per run folder
+    try:
+        return _write_and_train(trainer, cfg, data, out)
+    finally:
+        lock.release()
+
+
+def _write_and_train(trainer, cfg: dict[str, Any], data, out: Path) -> dict[str, Any]:
+    from ..runs import git_commit, versions, write_json
+
     if trainer.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -177,7 +189,7 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
                 "columns": data.columns,
                 "test_fraction": HELD_OUT,
                 "split_seed": 0,
-                "seed": train.seed,
+                "seed": trainer.cfg.seed,
                 "argv": sys.argv,
                 "git_commit": git_commit(),
                 "versions": versions(),
