@@ -41,9 +41,6 @@ class TinyTextEncoder(TextEncoder):
                  for m in _WORD.finditer(prompt.lower())]  # fmt: skip
         return [(START, (0, 0)), *found]
 
-    def word_ids(self, prompt: str) -> list[int]:
-        return [i for i, _ in self.words(prompt)]
-
     def tokenize(self, prompts: list[str]) -> Tokens:
         rows = [self.words(p) for p in prompts]
         truncated = tuple(len(r) > self.max_tokens for r in rows)
