@@ -169,3 +169,39 @@ def test_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
     with pytest.raises(DataError, match="non-numeric"):
         gd.load("csv", path=tmp_path / "bad.csv")
+
+
+def test_hostile_image_folder(tmp_path, monkeypatch):
+    """Odd but usable files are used (EXIF-rotated, 16-bit, palette with transparency,
+    animated GIF, a non-ASCII name); the rest are skipped with a reason; a symlink loop
+    does not hang the walk."""
+    from PIL import Image
+
+    side = Image.new("RGB", (20, 10), (255, 0, 0))
+    side.paste((0, 0, 255), (10, 0, 20, 10))  # left red, right blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    side.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    deep = np.full((8, 8), 40000, dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep16.png")
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([0, 255, 0] * 256)
+    palette.save(tmp_path / "palette.png", transparency=0)  # all transparent: white
+    frames = [Image.new("RGB", (8, 8), c) for c in ((0, 255, 0), (255, 0, 0))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.new("RGB", (8, 8), (255, 255, 0)).save(tmp_path / "写真.png")
+    Image.new("L", (100, 100), 0).save(tmp_path / "bomb.png")
+    (tmp_path / "fake.jpg").write_text("<html>not a jpeg</html>")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 100 x 100 counts as a bomb here
+    ds = gd.load("folder", path=tmp_path, size=8, scale="unit")
+    reasons = {k.split("/")[-1]: v for k, v in ds.info["skip_reasons"].items()}
+    assert set(reasons) == {"bomb.png", "fake.jpg"}
+    assert "decompression bomb" in reasons["bomb.png"] and "not an image" in reasons["fake.jpg"]
+    by_name = dict(zip(["anim", "deep16", "palette", "rotated", "写真"], ds.x, strict=True))
+    np.testing.assert_allclose(by_name["deep16"][:, 4, 4], 40000 / 65535, atol=0.01)
+    np.testing.assert_allclose(by_name["palette"], 1.0, atol=1e-6)
+    assert by_name["anim"][1, 4, 4] > 0.9 and by_name["anim"][0, 4, 4] < 0.1  # first frame
+    rotated = by_name["rotated"]  # upright now: red on top, blue below
+    assert rotated[0, 1, 4] > 0.8 and rotated[2, 6, 4] > 0.8
+    assert by_name["写真"][0, 4, 4] > 0.9 and by_name["写真"][1, 4, 4] > 0.9

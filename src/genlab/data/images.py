@@ -194,38 +194,82 @@ def _to_mode(img, channels: int):
     return img.convert("L" if channels == 1 else "RGB")  # also handles CMYK, I;16, P
 
 
+def _eight_bit(img):
+    """16-bit and 32-bit integer greyscale scaled to 8 bits (a plain convert would clip)."""
+    from PIL import Image
+
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L"):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    top = 65535.0 if a.max() > 255 else 255.0
+    return Image.fromarray(np.clip(a / top * 255.0, 0, 255).round().astype(np.uint8), "L")
+
+
+def read_image(file: Path, size: int, channels: int) -> np.ndarray:
+    """One image file as a float array (channels, size, size) in [0, 1]: EXIF orientation
+    applied, first frame of an animation, alpha on white, 16-bit scaled, any mode converted.
+    Raises ValueError with the reason when the file cannot be used."""
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as img:
+                img.load()
+                img = ImageOps.exif_transpose(_eight_bit(img))
+                img = _to_mode(img, channels).resize((size, size), Image.Resampling.BICUBIC)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(
+            f"too many pixels, refused as a possible decompression bomb ({e})"
+        ) from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ValueError(f"unreadable ({e or type(e).__name__})") from None
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def image_files(root: Path) -> list[Path]:
+    """Files below ``root``, sorted; symlinked folders are not followed (no loops)."""
+    import os
+
+    found = []
+    for top, _, names in os.walk(root, followlinks=False):
+        found += [Path(top) / n for n in names if os.path.isfile(Path(top) / n)]
+    return sorted(found)
+
+
 def folder(path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1") -> Dataset:
-    """Every readable image below ``path``, resized to ``size`` x ``size``.
+    """Every usable image below ``path``, resized to ``size`` x ``size``.
 
-    Unreadable files (corrupt, truncated, empty, not images) are skipped, each logged with
-    its path; ``info["skipped"]`` lists them.
+    Unusable files (corrupt, truncated, empty, not images, decompression bombs) are skipped,
+    each logged with its path and reason; ``info["skipped"]`` lists their paths and
+    ``info["skip_reasons"]`` maps each to its reason.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"Image folder {root} does not exist.")
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}.")
-    arrays, skipped = [], []
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    arrays, reasons = [], {}
+    for file in image_files(root):
         try:
-            with Image.open(file) as img:
-                img.load()
-                img = _to_mode(img, channels).resize((size, size), Image.Resampling.BICUBIC)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            arrays.append(read_image(file, size, channels))
+        except ValueError as e:
             log.warning("skipped %s: %s", file, e)
-            skipped.append(str(file))
-            continue
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        arrays.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+            reasons[str(file)] = str(e)
     if not arrays:
-        raise DataError(f"No usable image in {root} ({len(skipped)} files skipped).")
+        first = f"; {next(iter(reasons))}: {next(iter(reasons.values()))}" if reasons else ""
+        raise DataError(f"No usable image in {root} ({len(reasons)} files skipped{first}).")
     x = np.clip(np.stack(arrays), 0.0, 1.0)
     ds = Dataset(
         root.name, _rescale(x, scale), None, f"images from {root}", str(root), "the user's own"
     )
-    ds.info["skipped"] = skipped
+    ds.info["skipped"] = list(reasons)
+    ds.info["skip_reasons"] = reasons
     return ds
 
 
