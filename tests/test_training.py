@@ -279,3 +279,45 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path,
     lock.write_text(_json.dumps({**me, "pid": int(dead.stdout)}))  # its process is gone
     assert main(args) == 0
     assert not lock.exists() and (run / "model").is_dir()  # released when done
+
+
+def _disk_full_after(n_bytes):
+    """A safetensors save_file that writes part of the file and then finds the disk full."""
+    import errno
+
+    def save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * n_bytes)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return save_file
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from genlab.errors import GenlabError
+    from genlab.training import checkpoint as ckpt
+
+    folder = tmp_path / "checkpoints"
+    ckpt.save_checkpoint(folder, 1, {"model": {"w": torch.ones(3)}}, {"step": 1})
+    monkeypatch.setattr(safetensors.torch, "save_file", _disk_full_after(10))
+    with pytest.raises(GenlabError, match=r"No space left on device\); the earlier checkpoints"):
+        ckpt.save_checkpoint(folder, 2, {"model": {"w": torch.zeros(3)}}, {"step": 2})
+    assert [p.name for p in folder.iterdir()] == ["step-1"]  # no half-written folder left
+    assert ckpt.latest(folder) == folder / "step-1" and ckpt.verify(folder / "step-1")
+
+
+def test_a_full_disk_during_a_model_save_keeps_the_previous_model(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    import genlab
+    from genlab.errors import GenlabError
+    from genlab.models.gaussian import Normal
+
+    first = Normal().fit(np.array([[1.0], [2.0], [4.0]]))
+    first.save(tmp_path / "m")
+    monkeypatch.setattr(safetensors.numpy, "save_file", _disk_full_after(10))
+    with pytest.raises(GenlabError, match="saved there before is intact"):
+        Normal().fit(np.array([[10.0], [20.0]])).save(tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert genlab.load(tmp_path / "m").mean_ == pytest.approx(first.mean_)

@@ -22,19 +22,40 @@ WEIGHTS = "model.safetensors"
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib"}
 
 
+def _write_errors() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    # torch.save reports a failed write as a RuntimeError, safetensors as SafetensorError
+    return (OSError, RuntimeError, SafetensorError)
+
+
+#: What a failed write (a full disk, a lost mount) raises on the way to a checkpoint or model.
+WRITE_ERRORS = _write_errors()
+
+
+def why(e: BaseException) -> str:
+    """The reason of a failed write in a few words ("No space left on device")."""
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
 def save_model(model: Any, path: str | Path) -> Path:
     from safetensors.numpy import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     arrays = {k: np.ascontiguousarray(v) for k, v in model.state_arrays().items()}
-    save_file(arrays, str(tmp / WEIGHTS))
     doc = {"model": model.name, "config": model.get_config()}
-    (tmp / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
-    _swap_in(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file(arrays, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+        _swap_in(tmp, path)
+    except WRITE_ERRORS as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "; the model saved there before is intact" if path.exists() else ""
+        raise GenlabError(f"Could not save the model to {path} ({why(e)}){kept}.") from None
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
+from ..serialization import WRITE_ERRORS, why
 
 log = logging.getLogger("genlab.training")
 MANIFEST = "manifest.json"
@@ -46,15 +47,33 @@ def _fsync_dir(path: Path) -> None:
 
 def save_checkpoint(folder: Path, step: int, tensors: dict[str, dict], state: dict[str, Any]):
     """Write ``folder/step-{step}`` atomically. ``tensors`` maps a file stem to a dict of
-    named tensors (saved as safetensors); ``state`` goes to state.pt."""
+    named tensors (saved as safetensors); ``state`` goes to state.pt. A write that fails
+    (a full disk, a lost mount) removes its temporary folder and says so in one sentence;
+    the checkpoints already there are untouched."""
+    final = folder / f"step-{step}"
+    tmp = folder / f".tmp-step-{step}-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _write(tmp, step, tensors, state)
+        if final.exists():  # a re-run of the same step: replace it
+            shutil.rmtree(final)
+        tmp.rename(final)
+        _fsync_dir(folder)
+    except WRITE_ERRORS as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GenlabError(
+            f"Could not write checkpoint {final} ({why(e)}); the earlier checkpoints in that "
+            "folder are intact."
+        ) from None
+    return final
+
+
+def _write(tmp: Path, step: int, tensors: dict[str, dict], state: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"step-{step}"
-    tmp = folder / f".tmp-step-{step}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     files = []
     for stem, named in tensors.items():
         path = tmp / f"{stem}.safetensors"
@@ -67,11 +86,6 @@ def save_checkpoint(folder: Path, step: int, tensors: dict[str, dict], state: di
     for p in [*files, tmp / MANIFEST]:
         with p.open("rb") as f:
             os.fsync(f.fileno())
-    if final.exists():  # a re-run of the same step: replace it
-        shutil.rmtree(final)
-    tmp.rename(final)
-    _fsync_dir(folder)
-    return final
 
 
 def verify(path: Path) -> bool:
