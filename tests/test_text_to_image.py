@@ -321,3 +321,32 @@ def test_img2img_and_inpaint_cli(tiny_model, tmp_path, capsys):
     )
     assert bad == 2 and "strength" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize(
+    "name, cls, karras",
+    [
+        ("ddim", "DDIMScheduler", None),
+        ("euler", "EulerDiscreteScheduler", False),
+        ("euler-a", "EulerAncestralDiscreteScheduler", None),
+        ("heun", "HeunDiscreteScheduler", False),
+        ("dpmpp-2m", "DPMSolverMultistepScheduler", False),
+        ("dpmpp-2m-karras", "DPMSolverMultistepScheduler", True),
+        ("ddpm", "DDPMScheduler", None),
+    ],
+)
+def test_sampler_names_map_to_diffusers_schedulers(name, cls, karras):
+    from diffusers import PNDMScheduler
+
+    from genlab.generation.request import WEBUI_SAMPLERS
+    from genlab.generation.schedulers import DIFFUSERS_SCHEDULERS, diffusers_scheduler
+
+    assert set(DIFFUSERS_SCHEDULERS) == set(WEBUI_SAMPLERS)  # every menu entry has one
+    base = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    s = diffusers_scheduler(name, base.config)  # Stable Diffusion ships a PNDM config
+    assert type(s).__name__ == cls
+    assert s.config.beta_start == 0.00085 and s.config.beta_schedule == "scaled_linear"
+    if karras is not None:
+        assert s.config.use_karras_sigmas is karras
+    if cls == "DPMSolverMultistepScheduler":
+        assert s.config.algorithm_type == "dpmsolver++" and s.config.solver_order == 2
