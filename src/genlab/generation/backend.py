@@ -1,6 +1,7 @@
 """The text-to-image back ends the command line and the web page call: a model spec
-("builtin", or a run or model folder of a latent diffusion model) -> a pipeline, loaded
-once and kept; ``generate(request)`` -> images with their parameters."""
+("builtin", a run or model folder of a latent diffusion model, or a Stable Diffusion
+folder) -> a pipeline, loaded once and kept; ``generate(request)`` -> images with their
+parameters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from ..errors import GenlabError
 from .request import GenerationRequest
+from .stable_diffusion import StableDiffusionBackend, is_diffusers_folder
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
@@ -43,8 +45,18 @@ def load_pipeline(spec: str = BUILTIN):
         path = Path(spec)
         if not path.exists():
             raise GenlabError(
-                f"Unknown model '{spec}': give 'builtin' or the folder of a trained "
-                "latent-diffusion run."
+                f"Unknown model '{spec}': give 'builtin', the folder of a trained "
+                "latent-diffusion run, or a Stable Diffusion folder (model_index.json)."
+            )
+        if path.is_file() and path.suffix == ".safetensors":
+            raise GenlabError(
+                f"{path} is a single-file checkpoint; genlab reads Stable Diffusion as a "
+                "diffusers folder (model_index.json) for now."
+            )
+        if is_diffusers_folder(path):
+            unet = path / "unet" / "diffusion_pytorch_model.safetensors"
+            return StableDiffusionBackend(
+                path, model_hash=file_sha256(unet) if unet.is_file() else ""
             )
         folder, name = model_dir(path), path.resolve().name
     model = load(folder)

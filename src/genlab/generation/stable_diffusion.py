@@ -1,0 +1,90 @@
+"""Stable Diffusion checkpoints (a diffusers folder with ``model_index.json``) behind genlab's
+generation interface: the same GenerationRequest in, images with stable-diffusion-webui's
+PNG parameters out. diffusers does the work, offline (``local_files_only``) and from
+safetensors only (``use_safetensors``: a folder holding only pickled weights is refused).
+The sampler name picks a diffusers scheduler built from the folder's own scheduler config,
+and image i of a batch draws its noise from its own generator seeded with seed + i, so it
+is the image that seed gives alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+from .request import GenerationRequest
+
+
+def is_diffusers_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "model_index.json").is_file()
+
+
+class StableDiffusionBackend:
+    def __init__(self, folder: str | Path, name: str = "", model_hash: str = "") -> None:
+        try:
+            from diffusers import StableDiffusionPipeline
+        except ImportError:
+            raise GenlabError(
+                "Stable Diffusion checkpoints need diffusers: pip install 'genlab[sd]'."
+            ) from None
+        folder = Path(folder)
+        try:
+            self.pipe = StableDiffusionPipeline.from_pretrained(
+                folder, local_files_only=True, use_safetensors=True, safety_checker=None,
+                requires_safety_checker=False,
+            )  # fmt: skip
+        except (OSError, ValueError) as e:
+            raise GenlabError(
+                f"{folder} is not a Stable Diffusion folder genlab can load offline from "
+                f"safetensors ({str(e).splitlines()[0]})."
+            ) from None
+        self.pipe.set_progress_bar_config(disable=True)
+        self.scheduler_config = self.pipe.scheduler.config
+        self.name = name or folder.resolve().name
+        self.model_hash = model_hash
+
+    def check_size(self, width: int, height: int) -> int:
+        factor = max(8, self.pipe.vae_scale_factor)  # diffusers' pipeline asks for 8
+        if width % factor or height % factor:
+            raise GenlabError(
+                f"Width and height must be multiples of {factor} for Stable Diffusion, "
+                f"got {width}x{height}."
+            )
+        return factor
+
+    def __call__(self, request: GenerationRequest, callback: Callable | None = None):
+        import torch
+
+        from ..pipelines.text_to_image import GenerationResult, Progress
+        from .pnginfo import format_parameters
+        from .schedulers import diffusers_scheduler
+
+        if request.init_image is not None:
+            raise GenlabError("img2img and inpainting with Stable Diffusion are not built yet.")
+        self.check_size(request.width, request.height)
+        self.pipe.scheduler = diffusers_scheduler(request.sampler, self.scheduler_config)
+        generators = [torch.Generator().manual_seed(s) for s in request.seeds]
+
+        def on_step(pipe: Any, i: int, t: Any, state: dict) -> dict:
+            latents = state["latents"]
+            callback(Progress(i + 1, request.steps, latents, self._decode))
+            return state
+
+        out = self.pipe(
+            prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+            num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+            height=request.height, width=request.width, num_images_per_prompt=request.batch_size,
+            generator=generators, output_type="pil",
+            callback_on_step_end=on_step if callback is not None else None,
+        )  # fmt: skip
+        params = [
+            format_parameters(request, s, model=self.name, model_hash=self.model_hash)
+            for s in request.seeds
+        ]
+        return GenerationResult(list(out.images), request.seeds, params)
+
+    def _decode(self, latents):
+        """Latents (scaled) -> images in [-1, 1], for previews."""
+        vae = self.pipe.vae
+        return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)

@@ -1,0 +1,115 @@
+"""Stable Diffusion folders through genlab's generation interface, on a tiny pipeline the
+test builds from configs (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a
+CLIPTokenizer whose vocabulary files the test writes), saved as a diffusers folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.generation import parse_parameters, read_parameters
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory):
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    root = tmp_path_factory.mktemp("sd")
+    vocab: dict[str, int] = {}
+    for c in "abcdefghijklmnopqrstuvwxyz0123456789,.:()[]!?-'":
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    start, end = len(vocab), len(vocab) + 1
+    vocab |= {"<|startoftext|>": start, "<|endoftext|>": end}
+    (root / "vocab.json").write_text(json.dumps(vocab))
+    (root / "merges.txt").write_text("#version: 0.2\n")  # characters only: no merges
+    tokenizer = CLIPTokenizer(
+        str(root / "vocab.json"), str(root / "merges.txt"), model_max_length=77
+    )
+    torch.manual_seed(0)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
+        eos_token_id=end, pad_token_id=end,
+    ))  # fmt: skip
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+        attention_head_dim=8, norm_num_groups=8,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8,
+    )  # fmt: skip
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+        scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(root / "tiny-sd", safe_serialization=True)
+    return root / "tiny-sd"
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp-2m-karras", "euler-a"])
+def test_genlab_gives_the_image_diffusers_gives(sd_folder, tmp_path, sampler):
+    from diffusers import StableDiffusionPipeline
+
+    from genlab.cli import main
+    from genlab.generation.schedulers import diffusers_scheduler
+
+    out = tmp_path / "g.png"
+    args = ["txt2img", "a red circle", "--negative", "blue", "--model", str(sd_folder),
+            "--sampler", sampler, "--steps", "4", "--cfg", "6", "--seed", "3",
+            "--width", "16", "--height", "16", "--batch", "2", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
+    ref.scheduler = diffusers_scheduler(sampler, ref.scheduler.config)
+    ref.set_progress_bar_config(disable=True)
+    want = ref(
+        "a red circle",
+        negative_prompt="blue",
+        num_inference_steps=4,
+        guidance_scale=6.0,
+        height=16,
+        width=16,
+        generator=torch.Generator().manual_seed(4),
+        output_type="np",
+    ).images[0]  # the batch's second image: seed 3 + 1
+    got = np.asarray(read_image(tmp_path / "g-1.png"), dtype=np.float64) / 255
+    assert np.abs(got - want).max() <= 2 / 255
+    params = parse_parameters(read_parameters(tmp_path / "g-1.png"))
+    assert params["Seed"] == "4" and params["Model"] == "tiny-sd"
+    assert (
+        params["Sampler"] == {"dpmpp-2m-karras": "DPM++ 2M Karras", "euler-a": "Euler a"}[sampler]
+    )
+    assert len(params["Model hash"]) == 10
+
+
+def read_image(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def test_stable_diffusion_bad_input(sd_folder, tmp_path, capsys):
+    from genlab.cli import main
+
+    base = ["txt2img", "x", "--model", str(sd_folder), "--steps", "2"]
+    assert main([*base, "--width", "12", "--out", str(tmp_path / "a.png")]) == 2
+    assert "multiples of 8" in capsys.readouterr().err
+    (tmp_path / "one.safetensors").write_bytes(b"")
+    code = main(["txt2img", "x", "--model", str(tmp_path / "one.safetensors"), "--out",
+                 str(tmp_path / "b.png")])  # fmt: skip
+    assert code == 2 and "single-file" in capsys.readouterr().err
+    assert not any(p.suffix == ".png" for p in tmp_path.iterdir())
