@@ -113,3 +113,43 @@ def test_stable_diffusion_bad_input(sd_folder, tmp_path, capsys):
                  str(tmp_path / "b.png")])  # fmt: skip
     assert code == 2 and "single-file" in capsys.readouterr().err
     assert not any(p.suffix == ".png" for p in tmp_path.iterdir())
+
+
+def test_img2img_and_inpaint_give_diffusers_images(sd_folder, tmp_path):
+    from diffusers import (
+        StableDiffusionImg2ImgPipeline,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+    )
+    from PIL import Image
+
+    from genlab.cli import main
+    from genlab.generation.schedulers import diffusers_scheduler
+
+    init = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8))
+    init.save(tmp_path / "init.png")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[:8] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    base = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
+    base.scheduler = diffusers_scheduler("dpmpp-2m", base.scheduler.config)
+    common = ["--model", str(sd_folder), "--steps", "4", "--cfg", "6", "--seed", "2"]
+    run = {"generator": torch.Generator().manual_seed(2), "num_inference_steps": 4,
+           "guidance_scale": 6.0, "output_type": "np", "prompt": "a cat"}  # fmt: skip
+    assert main(["img2img", str(tmp_path / "init.png"), "a cat", *common, "--strength", "0.5",
+                 "--out", str(tmp_path / "i2i.png")]) == 0  # fmt: skip
+    ref = StableDiffusionImg2ImgPipeline(**base.components)
+    ref.set_progress_bar_config(disable=True)
+    want = ref(image=init, strength=0.5, **run).images[0]
+    got = np.asarray(read_image(tmp_path / "i2i.png"), dtype=np.float64) / 255
+    assert np.abs(got - want).max() <= 2 / 255
+    assert parse_parameters(read_parameters(tmp_path / "i2i.png"))["Denoising strength"] == "0.5"
+    assert main(["inpaint", str(tmp_path / "init.png"), str(tmp_path / "mask.png"), "a cat",
+                 *common, "--out", str(tmp_path / "inp.png")]) == 0  # fmt: skip
+    ref = StableDiffusionInpaintPipeline(**base.components)
+    ref.set_progress_bar_config(disable=True)
+    run["generator"] = torch.Generator().manual_seed(2)
+    want = ref(image=init, mask_image=Image.fromarray(mask), strength=1.0, height=16, width=16,
+               **run).images[0]  # fmt: skip
+    got = np.asarray(read_image(tmp_path / "inp.png"), dtype=np.float64) / 255
+    assert np.abs(got - want).max() <= 2 / 255

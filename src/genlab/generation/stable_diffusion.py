@@ -60,8 +60,6 @@ class StableDiffusionBackend:
         from .pnginfo import format_parameters
         from .schedulers import diffusers_scheduler
 
-        if request.init_image is not None:
-            raise GenlabError("img2img and inpainting with Stable Diffusion are not built yet.")
         self.check_size(request.width, request.height)
         self.pipe.scheduler = diffusers_scheduler(request.sampler, self.scheduler_config)
         generators = [torch.Generator().manual_seed(s) for s in request.seeds]
@@ -71,18 +69,44 @@ class StableDiffusionBackend:
             callback(Progress(i + 1, request.steps, latents, self._decode))
             return state
 
-        out = self.pipe(
+        pipe, extra = self._pipeline_for(request)
+        out = pipe(
             prompt=request.prompt, negative_prompt=request.negative_prompt or None,
             num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
-            height=request.height, width=request.width, num_images_per_prompt=request.batch_size,
-            generator=generators, output_type="pil",
-            callback_on_step_end=on_step if callback is not None else None,
+            num_images_per_prompt=request.batch_size, generator=generators, output_type="pil",
+            callback_on_step_end=on_step if callback is not None else None, **extra,
         )  # fmt: skip
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash)
             for s in request.seeds
         ]
         return GenerationResult(list(out.images), request.seeds, params)
+
+    def _pipeline_for(self, request: GenerationRequest):
+        """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same
+        components, and the arguments only it takes."""
+        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
+
+        from .images import open_image
+
+        if request.init_image is None:
+            return self.pipe, {"height": request.height, "width": request.width}
+        image = open_image(request.init_image, "RGB", "initial image")
+        if image.size != (request.width, request.height):
+            raise GenlabError(
+                f"The initial image is {image.size[0]}x{image.size[1]}; the request asks for "
+                f"{request.width}x{request.height}."
+            )
+        strength = 1.0 if request.strength is None else request.strength
+        if request.mask is None:
+            pipe = StableDiffusionImg2ImgPipeline(**self.pipe.components)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe, {"image": image, "strength": strength}
+        mask = open_image(request.mask, "L", "mask")
+        pipe = StableDiffusionInpaintPipeline(**self.pipe.components)
+        pipe.set_progress_bar_config(disable=True)
+        extra = {"image": image, "mask_image": mask, "strength": strength}
+        return pipe, extra | {"height": request.height, "width": request.width}
 
     def _decode(self, latents):
         """Latents (scaled) -> images in [-1, 1], for previews."""
