@@ -153,3 +153,14 @@ def test_img2img_and_inpaint_give_diffusers_images(sd_folder, tmp_path):
                **run).images[0]  # fmt: skip
     got = np.asarray(read_image(tmp_path / "inp.png"), dtype=np.float64) / 255
     assert np.abs(got - want).max() <= 2 / 255
+
+
+def test_progress_callback_previews_stable_diffusion(sd_folder):
+    from genlab.generation import GenerationRequest
+    from genlab.generation.backend import load_pipeline
+
+    seen = []
+    backend = load_pipeline(str(sd_folder))
+    backend(GenerationRequest("a dog", steps=3, width=16, height=16), callback=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3]
+    assert seen[-1].preview()[0].size == (16, 16)

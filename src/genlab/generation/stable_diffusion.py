@@ -65,8 +65,8 @@ class StableDiffusionBackend:
         generators = [torch.Generator().manual_seed(s) for s in request.seeds]
 
         def on_step(pipe: Any, i: int, t: Any, state: dict) -> dict:
-            latents = state["latents"]
-            callback(Progress(i + 1, request.steps, latents, self._decode))
+            # diffusers hands over the current latents (still noisy), not the denoised estimate
+            callback(Progress(i + 1, request.steps, state["latents"], self._decode))
             return state
 
         pipe, extra = self._pipeline_for(request)
@@ -110,5 +110,8 @@ class StableDiffusionBackend:
 
     def _decode(self, latents):
         """Latents (scaled) -> images in [-1, 1], for previews."""
+        import torch
+
         vae = self.pipe.vae
-        return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
+        with torch.no_grad():
+            return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
