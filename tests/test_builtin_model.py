@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
-from genlab.generation.backend import builtin_folder, file_sha256, generate
+from genlab.generation.backend import builtin_folder, generate
+from genlab.training.checkpoint import sha256
 
 
 def test_card_matches_the_shipped_weights():
     folder = builtin_folder()
     card = json.loads((folder / "card.json").read_text())
     weights = folder / "model.safetensors"
-    assert card["sha256"] == file_sha256(weights)
+    assert card["sha256"] == sha256(weights)
     total = sum(p.stat().st_size for p in folder.iterdir())
     assert total <= 20 * 2**20  # at most 20 MB in all
     assert card["recipes"] == ["kl-autoencoder-shapes", "txt2img-shapes"]

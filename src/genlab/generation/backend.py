@@ -5,12 +5,13 @@ parameters."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import GenlabError
+from ..training.checkpoint import sha256
 from .request import GenerationRequest
 from .stable_diffusion import StableDiffusionBackend, is_diffusers_folder
 
@@ -23,14 +24,6 @@ def builtin_folder() -> Path:
     return Path(__file__).resolve().parent.parent / "assets" / "txt2img-shapes"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @lru_cache(maxsize=2)
 def load_pipeline(spec: str = BUILTIN):
     """The text-to-image pipeline of ``spec``, built once per process."""
@@ -41,6 +34,11 @@ def load_pipeline(spec: str = BUILTIN):
         folder, name = builtin_folder(), BUILTIN_NAME
         if not (folder / WEIGHTS).is_file():
             raise GenlabError(f"The built-in model is missing from this install ({folder}).")
+        digest = sha256(folder / WEIGHTS)
+        if digest != json.loads((folder / "card.json").read_text())["sha256"]:
+            raise GenlabError(
+                "The built-in model's weights do not match its card; reinstall genlab."
+            )
     else:
         path = Path(spec)
         if not path.exists():
@@ -55,14 +53,13 @@ def load_pipeline(spec: str = BUILTIN):
             )
         if is_diffusers_folder(path):
             unet = path / "unet" / "diffusion_pytorch_model.safetensors"
-            return StableDiffusionBackend(
-                path, model_hash=file_sha256(unet) if unet.is_file() else ""
-            )
+            return StableDiffusionBackend(path, model_hash=sha256(unet) if unet.is_file() else "")
         folder, name = model_dir(path), path.resolve().name
+        digest = sha256(folder / WEIGHTS)
     model = load(folder)
     if model.name != "latent-diffusion":
         raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
-    return TextToImagePipeline(model, name, file_sha256(folder / WEIGHTS))
+    return TextToImagePipeline(model, name, digest)
 
 
 def generate(request: GenerationRequest, model: str = BUILTIN, callback: Callable | None = None):
