@@ -59,6 +59,10 @@ EXAMPLES = {
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
+    "webui": """examples:
+  genlab webui                                # http://127.0.0.1:7860, built-in model
+  genlab webui --models-dir ~/models --runs-dir runs --out outputs
+  genlab webui --port 8000 --listen           # other machines too (with a warning)""",
 }
 
 
@@ -265,6 +269,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"report written to {index}")
 
 
+def cmd_webui(args: argparse.Namespace) -> None:
+    try:
+        from .webui import create, launch
+    except ModuleNotFoundError as e:
+        from .errors import GenlabError
+
+        raise GenlabError(
+            f"The web page needs Gradio ({e.name} is missing): pip install 'genlab[webui]'."
+        ) from None
+    app, studio = create(args.out, args.models_dir, args.runs_dir)
+    print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
+          f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
+    launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .registry import names
 
@@ -401,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("datasets", cmd_datasets, "list the datasets")
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")
+    p = add("webui", cmd_webui, "start the web page on this machine (needs genlab[webui])")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--listen", action="store_true", help="serve other machines too (0.0.0.0)")
+    p.add_argument("--models-dir", help="folder of text-to-image runs and Stable Diffusion folders")
+    p.add_argument("--runs-dir", default="runs", help="trained runs for the model lab")
+    p.add_argument("--out", default="outputs", help="output folder: the only one served")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait (then refused)")
     return parser
 
 

@@ -1,0 +1,96 @@
+"""What the page can offer: the text-to-image models (the built-in one, latent-diffusion runs
+and Stable Diffusion folders found under ``--models-dir``) and the trained runs of every family
+(under ``--runs-dir``). The page only ever loads a model by a name from this catalog, so a
+request cannot make the server open an arbitrary path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import GenlabError
+from ..generation.backend import BUILTIN
+from ..generation.stable_diffusion import is_diffusers_folder
+
+#: folders not searched for runs: virtual environments, caches, version control
+_SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".gradio"}
+
+
+def _folders(root: Path, depth: int) -> list[Path]:
+    """Sub-folders of ``root`` down to ``depth`` levels, sorted, skipping hidden ones and
+    the inside of a folder that is itself a model or a run."""
+    if not root.is_dir() or depth < 0:
+        return []
+    out = []
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not child.name.startswith(".") and child.name not in _SKIP:
+            out.append(child)
+            if not ((child / "config.yaml").is_file() or is_diffusers_folder(child)):
+                out.extend(_folders(child, depth - 1))
+    return out
+
+
+def _model_name(folder: Path) -> str | None:
+    """The registry name a run or model folder holds (from its config), or None."""
+    for config in (folder / "model" / "config.yaml", folder / "config.yaml"):
+        if config.is_file():
+            import yaml
+
+            try:
+                doc = yaml.safe_load(config.read_text())
+            except (OSError, yaml.YAMLError):
+                return None
+            return doc.get("model") if isinstance(doc, dict) else None
+    return None
+
+
+@dataclass
+class Catalog:
+    """Names shown in the pickers -> folders on disk."""
+
+    text_to_image: dict[str, str] = field(default_factory=lambda: {BUILTIN: BUILTIN})
+    runs: dict[str, Path] = field(default_factory=dict)
+    models_dir: str | None = None
+    runs_dir: str | None = None
+
+    @classmethod
+    def scan(cls, models_dir: str | Path | None, runs_dir: str | Path | None) -> Catalog:
+        cat = cls(models_dir=str(models_dir) if models_dir else None,
+                  runs_dir=str(runs_dir) if runs_dir else None)  # fmt: skip
+        for root in {Path(p).resolve() for p in (models_dir, runs_dir) if p}:
+            for folder in _folders(root, 2):
+                name = str(folder.relative_to(root))
+                if is_diffusers_folder(folder):
+                    cat.text_to_image[name] = str(folder)
+                    continue
+                model = _model_name(folder)
+                if model == "latent-diffusion":
+                    cat.text_to_image[name] = str(folder)
+                if model and (folder / "meta.json").is_file():
+                    cat.runs[name] = folder
+        return cat
+
+    def model_spec(self, name: str) -> str:
+        """The load_pipeline spec of a text-to-image model named in the picker."""
+        if name not in self.text_to_image:
+            raise GenlabError(f"Unknown model '{name}'; pick one of the list.")
+        return self.text_to_image[name]
+
+    def run(self, name: str) -> Path:
+        if name not in self.runs:
+            raise GenlabError(f"Unknown run '{name}'; pick one of the list.")
+        return self.runs[name]
+
+
+def run_summary(folder: Path) -> dict:
+    """A run's meta and the metrics it wrote (metrics.json, summary.json, eval.json)."""
+    out: dict = {}
+    for name in ("meta.json", "summary.json", "eval.json", "metrics.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                out[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                out[path.stem] = f"unreadable {name}"
+    return out

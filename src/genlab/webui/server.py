@@ -1,0 +1,95 @@
+"""Starting the page safely: localhost only unless asked, no share link, no analytics, uploads
+capped and opened with Pillow's decompression-bomb guard, a bounded queue drawing one image
+at a time, and only the output folder served."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+
+LOCALHOST = "127.0.0.1"
+#: written into the output folder: the page only serves a folder it made itself
+MARKER = ".genlab-webui"
+MAX_UPLOAD = "10mb"
+#: pixels an uploaded image may have (Pillow refuses more: a small file can hold a huge image)
+MAX_PIXELS = 4096 * 4096
+
+
+def prepare_out(out: str | Path) -> Path:
+    """The output folder, made if missing; an existing folder must be empty or one the page
+    made before, because everything in it is served."""
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise GenlabError(f"--out {out} is a file; give a folder for the page's images.")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise GenlabError(
+            f"--out {out} holds other files; the page serves everything in its output folder, "
+            "so give an empty folder or one made by genlab webui."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("genlab webui output folder: served to the page\n")
+    return out
+
+
+def configure(out: Path) -> None:
+    """Settings that must hold before Gradio is imported: its uploads and caches inside the
+    output folder, analytics off, and the decompression-bomb guard an error."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["GRADIO_TEMP_DIR"] = str(out / "uploads")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(out / "cache")
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def create(
+    out: str | Path = "outputs",
+    models_dir: str | Path | None = None,
+    runs_dir: str | Path | None = "runs",
+) -> tuple[Any, Any]:
+    """(gr.Blocks, Studio) over a prepared output folder, its queue bounded."""
+    from .catalog import Catalog
+    from .studio import Studio
+
+    folder = prepare_out(out)
+    configure(folder)
+    from .app import build_app
+
+    studio = Studio(Catalog.scan(models_dir, runs_dir), folder)
+    return build_app(studio), studio
+
+
+def launch(
+    app: Any, studio: Any, *, port: int | None = None, listen: bool = False,
+    queue_size: int = 16, block: bool = True,
+) -> Any:  # fmt: skip
+    """Serve ``app``; the built-in model loads in the background so the page is up at once."""
+    host = "0.0.0.0" if listen else LOCALHOST
+    if listen:
+        print(
+            "genlab: warning: --listen serves the page to every machine that can reach this "
+            "one; anyone there can generate images and read the output folder.",
+            file=sys.stderr,
+        )
+    app.queue(max_size=queue_size, default_concurrency_limit=1)
+    threading.Thread(target=studio.warm_up, daemon=True).start()
+    app.launch(
+        server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
+        allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
+        show_error=True, prevent_thread_lock=not block,
+        css=_css(), enable_monitoring=False, mcp_server=False,
+    )  # fmt: skip
+    return app
+
+
+def _css() -> str:
+    from .app import CSS
+
+    return CSS

@@ -1,0 +1,121 @@
+"""The page's server side, free of any Gradio code so that it is tested directly: requests
+from the page's fields, one generation at a time, previews while it runs, and the images
+written with their parameters into the output folder (the only folder the page serves)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from collections.abc import Iterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+from ..generation.backend import load_pipeline
+from ..generation.pnginfo import save_png
+from ..generation.request import GenerationRequest
+from .catalog import Catalog
+
+#: a seed of -1 asks for a random one (as in stable-diffusion-webui)
+RANDOM_SEED = -1
+#: previews per generation (each decodes the current estimate of the clean image)
+PREVIEWS = 5
+
+
+def resolve_seed(seed: Any) -> int:
+    seed = int(seed) if seed is not None else RANDOM_SEED
+    return random.SystemRandom().randrange(2**31) if seed < 0 else seed
+
+
+class Studio:
+    """Catalog + output folder + one lock: ``generate(request, model)`` yields
+    ("preview", step, steps, images) while drawing and ends with ("done", paths, result)."""
+
+    def __init__(self, catalog: Catalog, out_dir: str | Path) -> None:
+        self.catalog = catalog
+        self.out = Path(out_dir).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()  # one generation at a time: 2 cores gain nothing from two
+        self._serial = count(len(list(self.out.glob("*/*.png"))))
+
+    def path(self, kind: str, stem: str) -> Path:
+        """A fresh file name in the output folder's ``kind`` sub-folder."""
+        return self.out / kind / f"{next(self._serial):05d}-{stem}.png"
+
+    def warm_up(self) -> None:
+        """Load the built-in model and draw one image, so the first request is fast."""
+        try:
+            with self.lock:
+                self.pipeline("builtin")(GenerationRequest("warm up", steps=2))
+        except Exception as e:  # the page still works; the first request reports the error
+            logging.getLogger("genlab.webui").warning("warm-up failed: %s", e)
+
+    def pipeline(self, model: str):
+        return load_pipeline(self.catalog.model_spec(model))
+
+    def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
+        events: queue.Queue = queue.Queue()
+        every = max(1, request.steps // PREVIEWS)
+
+        def progress(p) -> None:
+            if p.step % every == 0 and p.step < p.steps:
+                events.put(("preview", p.step, p.steps, p.preview()))
+
+        def work() -> None:
+            try:  # loading under the lock too: two threads importing a model's code collide
+                with self.lock:
+                    pipe = self.pipeline(model)
+                    pipe.check_size(request.width, request.height)
+                    events.put(("done", pipe(request, callback=progress)))
+            except BaseException as e:  # handed to the page's thread, which raises it there
+                events.put(("error", e))
+
+        threading.Thread(target=work, daemon=True).start()
+        while True:
+            event = events.get()
+            if event[0] == "error":
+                raise event[1]
+            if event[0] == "preview":
+                yield event
+                continue
+            result = event[1]
+            paths = [
+                save_png(image, self.path(kind, str(seed)), params)
+                for image, seed, params in zip(
+                    result.images, result.seeds, result.parameters, strict=True
+                )
+            ]
+            yield ("done", paths, result)
+            return
+
+
+def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:
+    """An uploaded picture resized to the size asked for (the model draws at that size)."""
+    from PIL import Image
+
+    image = image.convert(mode)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    return image
+
+
+def mask_from_editor(value: dict | None, width: int, height: int) -> tuple[Any, Any]:
+    """(image, mask) from the page's image editor: the background, and white where the user
+    painted on any layer."""
+    from PIL import Image
+
+    if not value or value.get("background") is None:
+        raise GenlabError("Upload an image to paint into first.")
+    background = value["background"]
+    painted = Image.new("L", background.size, 0)
+    for layer in value.get("layers") or []:
+        alpha = layer.convert("RGBA").getchannel("A").point(lambda a: 255 if a > 0 else 0)
+        painted.paste(255, mask=alpha)
+    if painted.getbbox() is None:
+        raise GenlabError("Paint the region to regenerate on the image first.")
+    image = fit_image(background, width, height)
+    mask = painted.resize((width, height), Image.Resampling.NEAREST)
+    return image, mask
