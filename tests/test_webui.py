@@ -116,6 +116,23 @@ def test_playground_density_of_a_mixture_is_its_log_prob():
     assert model.score(x) > -3.0  # 8 well separated modes, unit spread: a good fit
 
 
+def test_studio_streams_steps_previews_and_saved_images(tmp_path, monkeypatch):
+    from genlab.webui import studio as studio_module
+
+    monkeypatch.setattr(studio_module, "PREVIEW_EVERY", 0.0)  # a preview after every step
+    studio = studio_module.Studio(Catalog(), prepare_out(tmp_path / "out"))
+    request = GenerationRequest(PROMPT, steps=3, seed=2, batch_size=2)
+    events = list(studio.generate(request, "builtin", "txt2img"))
+    previews = [e for e in events if e[0] == "preview"]
+    assert [e[1] for e in previews] == [1, 2] and len(previews[0][3]) == 2
+    assert previews[0][3][0].size == (32, 32)
+    kind, paths, result = events[-1]
+    assert kind == "done" and [p.parent for p in paths] == [studio.out / "txt2img"] * 2
+    assert [read_parameters(p) for p in paths] == result.parameters
+    with pytest.raises(GenlabError, match="Unknown model"):
+        list(studio.generate(request, "../runs/x", "txt2img"))
+
+
 # --- a live server ----------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

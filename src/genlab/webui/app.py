@@ -74,7 +74,9 @@ def build_app(studio: Studio) -> Any:
     def draw(request: GenerationRequest, model: str, kind: str, progress: Any):
         """Stream (gallery, info, seed): previews while drawing, then the saved images."""
         for event in studio.generate(request, model, kind):
-            if event[0] == "preview":
+            if event[0] == "step":
+                progress(event[1] / event[2], desc=f"step {event[1]}/{event[2]}")
+            elif event[0] == "preview":
                 _, step, steps, images = event
                 progress(step / steps, desc=f"step {step}/{steps}")
                 yield [(im, f"preview, step {step}/{steps}") for im in images], "", request.seed
@@ -305,7 +307,7 @@ def build_app(studio: Studio) -> Any:
                     y_axis = gr.Dropdown(list(xygrid.AXES), value="CFG scale", label="Y axis")
                     y_values = gr.Textbox("1, 3, 7", label="Y values")
                 go_xy = gr.Button("Draw the grid", variant="primary")
-                xy_image = gr.Image(label="grid", type="filepath", elem_classes="pixelated")
+                xy_image = gr.Image(label="grid", type="filepath", interactive=False)
                 xy_info = gr.Textbox(label="parameters", lines=3)
 
             @page_errors
@@ -340,10 +342,10 @@ def build_app(studio: Studio) -> Any:
             )  # fmt: skip
 
             with gr.Tab("Model lab", id="lab"):
-                lab_tab(studio)
+                lab_tab(studio, app)
 
             with gr.Tab("Playground", id="playground"):
-                playground_tab()
+                playground_tab(app)
 
         def rescan():
             fresh = Catalog.scan(studio.catalog.models_dir, studio.catalog.runs_dir)
@@ -354,7 +356,7 @@ def build_app(studio: Studio) -> Any:
     return app
 
 
-def lab_tab(studio: Studio) -> None:
+def lab_tab(studio: Studio, app: Any) -> None:
     """Any trained run: its metrics and plots, and samples with controls built from the
     model's declared sampling options."""
     import gradio as gr
@@ -374,7 +376,8 @@ def lab_tab(studio: Studio) -> None:
         folder = cat.run(name)
         return run_summary(folder), lab.run_figures(folder)
 
-    run.change(show, run, [summary, figures], api_visibility="private")
+    for trigger in (run.change, app.load):
+        trigger(show, run, [summary, figures], api_visibility="private")
 
     @gr.render(inputs=run)
     def controls(name):
@@ -398,7 +401,7 @@ def lab_tab(studio: Studio) -> None:
                                   precision=0 if o["type"] == "int" else None)  # fmt: skip
                 widgets.append(w)
         go = gr.Button("Sample", variant="primary")
-        picture = gr.Image(label="samples", type="filepath")
+        picture = gr.Image(label="samples", type="filepath", interactive=False)
 
         @page_errors
         def sample(n, seed, *values):
@@ -410,7 +413,7 @@ def lab_tab(studio: Studio) -> None:
                  api_visibility="private")  # fmt: skip
 
 
-def playground_tab() -> None:
+def playground_tab(app: Any) -> None:
     """A mixture, a flow or a diffusion model fitted live on a 2-D toy set."""
     import gradio as gr
 
@@ -439,8 +442,8 @@ def playground_tab() -> None:
     fit.click(fit_density, [data, family, components, steps], density, concurrency_id="draw",
               api_visibility="private")  # fmt: skip
     em_inputs = [data, components, iteration]
-    for trigger in (iteration.release, data.change, components.release):
+    for trigger in (iteration.release, data.change, components.release, app.load):
         trigger(page_errors(lab.em_figure), em_inputs, [em_plot, em_text],
                 api_visibility="private")  # fmt: skip
-    for trigger in (t.release, data.change):
+    for trigger in (t.release, data.change, app.load):
         trigger(page_errors(lab.forward_figure), [data, t], forward, api_visibility="private")

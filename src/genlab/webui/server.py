@@ -79,13 +79,16 @@ def launch(
             file=sys.stderr,
         )
     app.queue(max_size=queue_size, default_concurrency_limit=1)
-    threading.Thread(target=studio.warm_up, daemon=True).start()
     app.launch(
         server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
         allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
-        show_error=True, prevent_thread_lock=not block,
-        css=_css(), enable_monitoring=False, mcp_server=False,
+        show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
+        mcp_server=False, run_history=False,
     )  # fmt: skip
+    # after the page is up: loading the model competes with Gradio's start for the CPU
+    threading.Thread(target=studio.warm_up, daemon=True).start()
+    if block:
+        app.block_thread()
     return app
 
 

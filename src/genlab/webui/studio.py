@@ -8,6 +8,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
@@ -21,8 +22,12 @@ from .catalog import Catalog
 
 #: a seed of -1 asks for a random one (as in stable-diffusion-webui)
 RANDOM_SEED = -1
-#: previews per generation (each decodes the current estimate of the clean image)
-PREVIEWS = 5
+#: seconds between previews (each decodes the current estimate of the clean image and
+#: travels to the browser: a fast draw shows none, a slow one shows one every so often)
+PREVIEW_EVERY = 1.0
+#: seconds between progress messages (each is a message to the browser; 20 a second cost
+#: a fast draw half its time)
+PROGRESS_EVERY = 0.25
 
 
 def resolve_seed(seed: Any) -> int:
@@ -31,8 +36,9 @@ def resolve_seed(seed: Any) -> int:
 
 
 class Studio:
-    """Catalog + output folder + one lock: ``generate(request, model)`` yields
-    ("preview", step, steps, images) while drawing and ends with ("done", paths, result)."""
+    """Catalog + output folder + one lock: ``generate(request, model)`` yields ("step",
+    step, steps) after each step, ("preview", step, steps, images) now and then while
+    drawing, and ends with ("done", paths, result)."""
 
     def __init__(self, catalog: Catalog, out_dir: str | Path) -> None:
         self.catalog = catalog
@@ -58,11 +64,17 @@ class Studio:
 
     def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
         events: queue.Queue = queue.Queue()
-        every = max(1, request.steps // PREVIEWS)
+        start = time.perf_counter()
+        last = {"preview": start, "step": start}
 
         def progress(p) -> None:
-            if p.step % every == 0 and p.step < p.steps:
+            now = time.perf_counter()
+            if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
                 events.put(("preview", p.step, p.steps, p.preview()))
+                last["preview"] = last["step"] = time.perf_counter()
+            elif now - last["step"] >= PROGRESS_EVERY:
+                events.put(("step", p.step, p.steps))
+                last["step"] = now
 
         def work() -> None:
             try:  # loading under the lock too: two threads importing a model's code collide
@@ -78,7 +90,7 @@ class Studio:
             event = events.get()
             if event[0] == "error":
                 raise event[1]
-            if event[0] == "preview":
+            if event[0] in ("step", "preview"):
                 yield event
                 continue
             result = event[1]
