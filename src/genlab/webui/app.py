@@ -182,11 +182,15 @@ def build_app(studio: Studio) -> Any:
                 steps = gr.Slider(1, 150, value=20, step=1, label="steps")
                 cfg = gr.Slider(0, 20, value=5.0, step=0.5, label="CFG scale")
             with gr.Row():
-                seed = gr.Number(RANDOM_SEED, precision=0, label="seed (-1: random)")
+                seed = gr.Number(
+                    RANDOM_SEED, precision=0, label="seed (-1: random)", elem_id=f"{prefix}-seed"
+                )
                 dice = gr.Button("random", scale=0, elem_id=f"{prefix}-dice")
                 reuse = gr.Button("reuse last seed", scale=0, elem_id=f"{prefix}-reuse")
             with gr.Row():
-                batch = gr.Slider(1, 16, value=1, step=1, label="batch size")
+                batch = gr.Slider(
+                    1, 16, value=1, step=1, label="batch size", elem_id=f"{prefix}-batch"
+                )
                 width = gr.Slider(8, 1024, value=32, step=8, label="width")
                 height = gr.Slider(8, 1024, value=32, step=8, label="height")
             dice.click(lambda: RANDOM_SEED, None, seed, api_visibility="private")
