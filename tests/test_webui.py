@@ -263,6 +263,44 @@ def test_only_the_output_folder_is_served(client, server):
         assert ok.status_code == 200 and ok.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_uploads_are_capped_and_bombs_refused(client, server, tmp_path):
+    """An upload over 10 MB is refused; a small PNG that declares a huge image gets a
+    message, not a decoded bomb; the page keeps serving."""
+    import zlib
+
+    import httpx
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    base = server["url"].rstrip("/")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(11 * 2**20))
+    with httpx.Client(timeout=30) as http, big.open("rb") as f:
+        r = http.post(f"{base}/gradio_api/upload", files={"files": ("big.png", f)})
+    assert r.status_code == 413
+    # a 1-bit 30000 x 30000 PNG: a few kB on disk, 900 megapixels once decoded
+    side = 30000
+    row = b"\x00" + bytes(side // 8)
+    data = zlib.compress(row * side, 9)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(AppError, match="too large|exceeds limit|decompression bomb"):
+        client.predict(handle_file(str(bomb)), api_name="/png_info")
+    with pytest.raises(AppError, match="too large|exceeds limit|decompression bomb"):
+        client.predict(handle_file(str(bomb)), PROMPT, steps=2, api_name="/img2img")
+    images, _ = client.predict(PROMPT, steps=2, seed=0, api_name="/txt2img")
+    assert len(images) == 1
+
+
 def test_model_lab_lists_runs_with_their_options(server):
     cat: Catalog = server["studio"].catalog
     assert "faithful" in cat.runs and cat.text_to_image == {"builtin": "builtin"}

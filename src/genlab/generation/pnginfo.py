@@ -97,8 +97,10 @@ def read_parameters(path: str | Path) -> str:
             text = im.text.get("parameters") if hasattr(im, "text") else None
     except FileNotFoundError:
         raise GenlabError(f"{path} does not exist.") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise GenlabError(f"{path} is not a readable image ({e}).") from None
+    except Image.DecompressionBombWarning as e:  # raised where warnings are errors (webui)
+        raise GenlabError(f"{path} is too large an image ({e}).") from None
     if text is None:
         raise GenlabError(f"{path} carries no generation parameters.")
     return text
