@@ -293,9 +293,9 @@ def test_uploads_are_capped_and_bombs_refused(client, server, tmp_path):
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
     assert bomb.stat().st_size < 2**20
-    with pytest.raises(AppError, match="too large|exceeds limit|decompression bomb"):
+    with pytest.raises(AppError, match=r"exceeds limit|decompression bomb"):
         client.predict(handle_file(str(bomb)), api_name="/png_info")
-    with pytest.raises(AppError, match="too large|exceeds limit|decompression bomb"):
+    with pytest.raises(AppError, match=r"exceeds limit|decompression bomb"):
         client.predict(handle_file(str(bomb)), PROMPT, steps=2, api_name="/img2img")
     images, _ = client.predict(PROMPT, steps=2, seed=0, api_name="/txt2img")
     assert len(images) == 1
