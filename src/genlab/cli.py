@@ -7,6 +7,7 @@ User errors print one sentence and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 
@@ -53,6 +54,15 @@ EXAMPLES = {
     "inpaint": """examples:
   genlab inpaint scene.png mask.png "a yellow heart" --out painted.png
   genlab inpaint scene.png mask.png "a red square" --strength 0.8 --out painted.png""",
+    "finetune": """examples:
+  genlab finetune lora --model builtin --data my-images/ --out loras/mine   # NAME.txt captions
+  genlab finetune lora --data photos/ --caption "a teal circle" --steps 300 --rank 8 \
+      --out loras/teal
+  genlab finetune lora --data photos/ --out loras/teal --steps 600 --resume latest
+  genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
+    "lora": """examples:
+  genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
+  genlab lora fuse loras/teal --scale 0.8 --out models/shapes-teal""",
     "eval-t2i": """examples:
   genlab eval-t2i builtin
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
@@ -226,6 +236,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         mask=mask,
     )  # fmt: skip
     check_writable(args.out)
+    request = dataclasses.replace(request, loras=_loras(args.lora, args.lora_scale))
     pipe = load_pipeline(args.model)
     pipe.check_size(request.width, request.height)
     with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
@@ -234,11 +245,52 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _loras(paths: list[str] | None, scales: list[float] | None) -> tuple:
+    """--lora DIR (repeatable) with --lora-scale S: one for all, or one per --lora."""
+    from .errors import GenlabError
+
+    paths, scales = paths or [], scales or [1.0]
+    if len(scales) == 1:
+        scales = scales * len(paths)
+    if len(scales) != len(paths):
+        raise GenlabError("Give one --lora-scale for all LoRAs, or one per --lora.")
+    return tuple(zip(paths, scales, strict=True))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .lora.train import finetune, lora_config
+    from .training.runfolder import saved_config
+
+    train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
+    if args.resume and (Path(args.out) / "config.yaml").is_file():
+        cfg = saved_config(args.out)
+        cfg["train"].update({k: v for k, v in train.items() if v is not None})
+    else:
+        cfg = lora_config(args.model, args.data, caption=args.caption, rank=args.rank,
+                          alpha=args.alpha, train=train)  # fmt: skip
+    summary = finetune(cfg, args.out, resume=args.resume)
+    print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
+          f"final loss {summary.get('loss', float('nan')):.4g}")  # fmt: skip
+    print(f"LoRA written to {args.out} (use: genlab txt2img PROMPT --lora {args.out})")
+
+
+def cmd_lora_fuse(args: argparse.Namespace) -> None:
+    from .lora.fuse import fuse_into_copy
+
+    out = fuse_into_copy(args.lora, args.out, scale=args.scale)
+    print(f"wrote {out} (use: genlab txt2img PROMPT --model {out})")
+
+
 def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from .evaluation.text_to_image import evaluate_text_to_image
 
     settings = {"sampler": args.sampler, "steps": args.steps, "cfg": args.cfg}
-    report = evaluate_text_to_image(args.model, n=args.n, out=args.out, seed=args.seed, **settings)
+    loras = _loras(args.lora, args.lora_scale)
+    report = evaluate_text_to_image(
+        args.model, n=args.n, out=args.out, seed=args.seed, loras=loras, **settings
+    )
     for split in ("heldout", "seen"):
         acc = report[split]["accuracy"]
         shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
@@ -399,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--width", type=int, help="pixels (default 32, or the initial image's)")
         p.add_argument("--height", type=int, help="pixels (default 32, or the initial image's)")
         p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+        p.add_argument("--lora", action="append", help="a LoRA folder (repeat for several)")
+        p.add_argument(
+            "--lora-scale", type=float, action="append",
+            help="LoRA strength (default 1; one for all, or one per --lora)",
+        )  # fmt: skip
         return p
 
     generation("txt2img", "draw images from a text prompt (built-in model by default)", ())
@@ -406,6 +463,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=0.6, help="how much to change: (0, 1]")
     p = generation("inpaint", "regenerate the masked region of an image", ("init", "mask"))
     p.add_argument("--strength", type=float, default=1.0, help="how much to change: (0, 1]")
+
+    p = add("finetune", cmd_finetune, "fine-tune a text-to-image model on your images (LoRA)")
+    p.add_argument("method", choices=["lora"])
+    p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run")
+    p.add_argument("--data", required=True, help="image folder (captions: NAME.txt beside)")
+    p.add_argument("--out", required=True, help="run folder for the LoRA")
+    p.add_argument("--caption", default="", help="caption of images without a NAME.txt")
+    p.add_argument("--steps", type=int, help="optimizer steps (default 400)")
+    p.add_argument("--rank", type=int, default=4, help="rank r of the adapters (default 4)")
+    p.add_argument("--alpha", type=float, help="adapter scale alpha (default: the rank)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, help="images per step (default 16)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
+
+    p = add("lora", cmd_lora_fuse, "LoRA tools: fuse a LoRA into a copy of its base model")
+    p.add_argument("action", choices=["fuse"])
+    p.add_argument("lora", help="a LoRA folder made by genlab finetune lora")
+    p.add_argument("--out", required=True, help="folder for the fused model")
+    p.add_argument("--scale", type=float, default=1.0)
 
     p = add("eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model")
     p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
@@ -415,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    p.add_argument("--lora", action="append", help="a LoRA folder (repeat for several)")
+    p.add_argument("--lora-scale", type=float, action="append", help="LoRA strength")
 
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")

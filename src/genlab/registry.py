@@ -72,6 +72,12 @@ MODELS: dict[str, Entry] = {
         "neural",
         "text-to-image latent diffusion (autoencoder, text encoder, cross-attention U-Net)",
     ),
+    "lora": Entry(
+        "genlab.models.lora",
+        "LoRA",
+        "neural",
+        "low-rank adapters of a text-to-image model, trained on your captioned images",
+    ),
     "noisy-classifier": Entry(
         "genlab.models.noisy_classifier",
         "NoisyClassifier",

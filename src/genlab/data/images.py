@@ -242,25 +242,35 @@ def image_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def folder(path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1") -> Dataset:
+def folder(
+    path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1",
+    captioned: bool = False, caption: str = "",
+) -> Dataset:  # fmt: skip
     """Every usable image below ``path``, resized to ``size`` x ``size``.
 
     Unusable files (corrupt, truncated, empty, not images, decompression bombs) are skipped,
     each logged with its path and reason; ``info["skipped"]`` lists their paths and
-    ``info["skip_reasons"]`` maps each to its reason.
+    ``info["skip_reasons"]`` maps each to its reason. ``captioned``: each image's record
+    holds its caption (for text-to-image training): the text of ``NAME.txt`` beside
+    ``NAME.png``, else ``caption``.
     """
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"Image folder {root} does not exist.")
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}.")
-    arrays, reasons = [], {}
+    arrays, reasons, texts = [], {}, []
     for file in image_files(root):
+        if captioned and file.suffix.lower() == ".txt":
+            continue  # a caption, read with its image
         try:
             arrays.append(read_image(file, size, channels))
         except ValueError as e:
             log.warning("skipped %s: %s", file, e)
             reasons[str(file)] = str(e)
+            continue
+        if captioned:
+            texts.append(_caption(file, caption))
     if not arrays:
         first = f"; {next(iter(reasons))}: {next(iter(reasons.values()))}" if reasons else ""
         raise DataError(f"No usable image in {root} ({len(reasons)} files skipped{first}).")
@@ -270,7 +280,26 @@ def folder(path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm
     )
     ds.info["skipped"] = list(reasons)
     ds.info["skip_reasons"] = reasons
+    if captioned:
+        ds.records = [{"captions": [text]} for text in texts]
     return ds
+
+
+def _caption(image: Path, default: str) -> str:
+    """The caption of an image: its NAME.txt (UTF-8, whitespace collapsed), else ``default``."""
+    side = image.with_suffix(".txt")
+    if side.is_file():
+        try:
+            text = " ".join(side.read_text(encoding="utf-8").split())
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"Cannot read the caption {side} ({e}).") from None
+        if text:
+            return text
+    if not default:
+        raise DataError(
+            f"{image} has no caption: write {side.name} beside it or give one caption for all."
+        )
+    return default
 
 
 def npz(path: str | Path, key: str | None = None, labels: str | None = "y") -> Dataset:

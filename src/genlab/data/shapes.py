@@ -31,6 +31,9 @@ COLOURS = {  # RGB, far apart in hue and from any grey
     "pink": (250, 135, 195),
     "white": (250, 250, 250),
 }
+#: colours the shapes data never draws: words a user can teach the built-in model by
+#: fine-tuning (``genlab finetune lora``; benchmarks/lora_teal.py)
+NEW_COLOURS = {"teal": (0, 150, 150)}
 POSITIONS = {  # centre of a single object, in [0, 1] image coordinates (x right, y down)
     "left": (0.27, 0.5),
     "right": (0.73, 0.5),
@@ -161,7 +164,8 @@ def draw(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
     for thing in scene.things:
         r = RADIUS[thing.size]
         mask = _inside(thing.shape, (px - thing.x) / r, (py - thing.y) / r)
-        image[:, mask] = np.array(COLOURS[thing.colour], dtype=float)[:, None]
+        rgb = COLOURS.get(thing.colour) or NEW_COLOURS[thing.colour]
+        image[:, mask] = np.array(rgb, dtype=float)[:, None]
     pooled = image.reshape(3, size, supersample, size, supersample).mean((2, 4))
     return np.round(pooled).astype(np.uint8)
 
@@ -211,7 +215,7 @@ def captions(scene: Scene, rng: np.random.Generator, k: int = 4) -> list[str]:
     def noun(t: Thing, plain: bool) -> str:
         if plain:
             return f"{t.colour} {t.shape}"
-        return f"{pick(COLOUR_WORDS[t.colour])} {pick(SHAPE_WORDS[t.shape])}"
+        return f"{pick(COLOUR_WORDS.get(t.colour, (t.colour,)))} {pick(SHAPE_WORDS[t.shape])}"
 
     if scene.relation is None:
         (t,) = scene.things

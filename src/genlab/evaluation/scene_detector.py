@@ -85,8 +85,11 @@ def _shape_of(fraction: np.ndarray) -> tuple[str, float]:
     return best
 
 
-def detect(image: np.ndarray) -> list[Detection]:
-    """The objects of one uint8 RGB image, (H, W, 3) or (3, H, W), largest first."""
+def detect(image: np.ndarray, palette: dict[str, tuple] | None = None) -> list[Detection]:
+    """The objects of one uint8 RGB image, (H, W, 3) or (3, H, W), largest first; colours
+    are named from ``palette`` (default: the shapes data's colours)."""
+    names, colours = (NAMES, PALETTE) if palette is None else (
+        list(palette), np.array(list(palette.values()), dtype=float))  # fmt: skip
     img = np.asarray(image, dtype=float)
     if img.shape[0] == 3 and img.shape[-1] != 3:
         img = img.transpose(1, 2, 0)
@@ -102,10 +105,10 @@ def detect(image: np.ndarray) -> list[Detection]:
             continue
         core = ndimage.binary_erosion(component) if component.sum() > 12 else component
         mean = img[core if core.any() else component].mean(0)
-        c = int(np.argmin(np.linalg.norm(PALETTE - mean, axis=1)))
+        c = int(np.argmin(np.linalg.norm(colours - mean, axis=1)))
         # how much of each pixel the object covers: the pixel's projection on the line from
         # the background to the object's colour (anti-aliased edges are partly covered)
-        axis = PALETTE[c] - background
+        axis = colours[c] - background
         along = ((img - background) @ axis) / (axis @ axis)
         region = ndimage.binary_dilation(component, iterations=2)
         fraction = np.where(region, np.clip(along, 0.0, 1.0), 0.0)
@@ -116,7 +119,7 @@ def detect(image: np.ndarray) -> list[Detection]:
         shape, radius = _shape_of(fraction)
         found.append(
             Detection(
-                NAMES[c], shape, "large" if radius > _SIZE_SPLIT else "small",
+                names[c], shape, "large" if radius > _SIZE_SPLIT else "small",
                 (xs.mean() + 0.5) / w, (ys.mean() + 0.5) / h, mask.sum() / (h * w), radius,
             )
         )  # fmt: skip

@@ -34,10 +34,11 @@ def _mean(values: list[bool]) -> float | None:
 
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None, seed: int = 0,
-    batch: int = 50, **settings: Any,
+    batch: int = 50, loras: tuple[tuple[str, float], ...] = (), **settings: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts; with
-    ``out``, writes eval-t2i.json and a grid of each split there."""
+    """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts (with
+    ``loras`` applied: (folder, scale) pairs); with ``out``, writes eval-t2i.json and a grid
+    of each split there."""
     from ..data.shapes import shapes
     from ..errors import GenlabError
     from ..generation.backend import load_pipeline
@@ -55,7 +56,9 @@ def evaluate_text_to_image(
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
     GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
     _, h, w = pipe.model.data_shape
+    adapters = pipe.adapters(loras)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "settings": opts}
+    report["loras"] = [[str(p), float(s)] for p, s in loras]
     grids, fakes, reals = {}, [], []
     t0 = time.perf_counter()
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):
@@ -65,7 +68,7 @@ def evaluate_text_to_image(
         for s in range(0, n, batch):
             part = prompts[s : s + batch]
             seeds = list(range(seed + s, seed + s + len(part)))
-            with torch.no_grad():
+            with torch.no_grad(), pipe.applied(adapters):
                 latents, _ = pipe.run(
                     part, [""] * len(part), seeds, opts["sampler"], opts["steps"], opts["cfg"], w, h
                 )

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..errors import GenlabError
 from ..training.checkpoint import sha256
@@ -28,6 +29,18 @@ def builtin_folder() -> Path:
 def load_pipeline(spec: str = BUILTIN):
     """The text-to-image pipeline of ``spec``, built once per process."""
     from ..pipelines.text_to_image import TextToImagePipeline
+
+    path = Path(spec)
+    if spec != BUILTIN and path.is_dir() and is_diffusers_folder(path):
+        unet = path / "unet" / "diffusion_pytorch_model.safetensors"
+        return StableDiffusionBackend(path, model_hash=sha256(unet) if unet.is_file() else "")
+    model, name, digest = load_model(spec)
+    return TextToImagePipeline(model, name, digest)
+
+
+def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
+    """(genlab's latent-diffusion model, its name, the sha256 of its weights) of ``spec``:
+    "builtin" or a run or model folder."""
     from ..serialization import WEIGHTS, load, model_dir
 
     if spec == BUILTIN:
@@ -51,15 +64,12 @@ def load_pipeline(spec: str = BUILTIN):
                 f"{path} is a single-file checkpoint; genlab reads Stable Diffusion as a "
                 "diffusers folder (model_index.json) for now."
             )
-        if is_diffusers_folder(path):
-            unet = path / "unet" / "diffusion_pytorch_model.safetensors"
-            return StableDiffusionBackend(path, model_hash=sha256(unet) if unet.is_file() else "")
         folder, name = model_dir(path), path.resolve().name
         digest = sha256(folder / WEIGHTS)
     model = load(folder)
     if model.name != "latent-diffusion":
         raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
-    return TextToImagePipeline(model, name, digest)
+    return model, name, digest
 
 
 def generate(request: GenerationRequest, model: str = BUILTIN, callback: Callable | None = None):

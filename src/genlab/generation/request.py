@@ -64,6 +64,10 @@ class GenerationRequest:
             raise GenlabError("strength applies to img2img: give an initial image.")
         if self.mask is not None and self.init_image is None:
             raise GenlabError("A mask applies to inpainting: give the image to paint into.")
+        for lora in self.loras:
+            scale = lora[1] if isinstance(lora, tuple | list) and len(lora) == 2 else None
+            if not isinstance(scale, int | float) or not math.isfinite(scale):
+                raise GenlabError(f"A LoRA is (folder, finite scale), got {lora!r}.")
 
     @property
     def seeds(self) -> list[int]:

@@ -21,6 +21,7 @@ from ..diffusion.guidance import ClassifierFreeGuidance
 from ..diffusion.samplers import SAMPLERS, STOCHASTIC
 from ..errors import GenlabError
 from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
+from ..lora.adapters import applied
 from ..options import CALLBACK, Option, resolve
 from .diffusion import sampling_sigmas
 
@@ -99,8 +100,10 @@ class TextToImagePipeline:
     def __call__(self, request: GenerationRequest, callback: Callable | None = None):
         from ..generation.pnginfo import format_parameters
 
+        loras = self.adapters(request.loras)
         init, original, pixel_mask = self.init_of(request)
-        latents, truncated = self.latents(request, callback, init)
+        with self.applied(loras):
+            latents, truncated = self.latents(request, callback, init)
         decoded = self.model.decode(latents)
         if pixel_mask is not None:  # inpainting keeps every pixel outside the mask exactly
             decoded = torch.where(pixel_mask.bool(), decoded, original)
@@ -108,6 +111,9 @@ class TextToImagePipeline:
         extra = {"Text encoder": self.model.text_encoder}
         if truncated:
             extra["Prompt truncated"] = f"to {self.model.text_encoder_module.max_tokens} tokens"
+        if loras:  # as stable-diffusion-webui records them
+            extra["Lora hashes"] = ", ".join(f"{f.name}: {f.sha256[:12]}" for f, _ in loras)
+            extra["Lora scales"] = ", ".join(f"{f.name}: {s:g}" for f, s in loras)
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=extra)
             for s in request.seeds
@@ -148,6 +154,25 @@ class TextToImagePipeline:
         # a latent is regenerated when any pixel it covers is
         latent_mask = torch.nn.functional.max_pool2d(pixel_mask, factor)
         return Init(latents, strength, latent_mask), original, pixel_mask
+
+    def adapters(self, loras: tuple[tuple[str, float], ...]) -> list[tuple[Any, float]]:
+        """(LoraFile, scale) of each (folder, scale), checked against this pipeline's base."""
+        from ..lora.files import read_lora
+
+        out = []
+        for path, scale in loras:
+            lora = read_lora(path)
+            if self.model_hash and lora.base_sha256 and lora.base_sha256 != self.model_hash:
+                raise GenlabError(
+                    f"The LoRA {lora.name} was trained on another base model (sha256 "
+                    f"{lora.base_sha256[:10]}), not on {self.name} ({self.model_hash[:10]})."
+                )
+            out.append((lora, float(scale)))
+        return out
+
+    def applied(self, adapters: list[tuple[Any, float]]):
+        """A block within which the U-Net carries ``adapters`` (see ``adapters``)."""
+        return applied(self.model.net.denoiser, [(f.state, f.factor(s)) for f, s in adapters])
 
     def latents(
         self, request: GenerationRequest, callback: Callable | None = None, init: Init | None = None

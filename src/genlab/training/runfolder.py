@@ -155,7 +155,11 @@ def build(cfg: dict[str, Any]):
     return model, data, train
 
 
-def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -> dict[str, Any]:
+def train_run(
+    cfg: dict[str, Any], out: str | Path, resume: str | None = None, held_out: float = HELD_OUT
+) -> dict[str, Any]:
+    """Train ``cfg`` into the run folder ``out``; ``held_out``: the share of the data kept
+    for genlab eval (0: train on all, as fine-tuning on a few dozen images does)."""
     from .trainer import Trainer
 
     out = Path(out)
@@ -163,18 +167,21 @@ def train_run(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -
         raise GenlabError(f"{out} already holds a run; pass --resume latest or another --out.")
     model, data, train = build(cfg)
     cfg = {**cfg, "train": train.to_dict()}
-    data, _ = data.split(HELD_OUT, seed=0)  # the held-out part is for genlab eval
+    if held_out > 0:
+        data, _ = data.split(held_out, seed=0)  # the held-out part is for genlab eval
     trainer = Trainer(model, data, train, run_dir=out, resume=resume)  # checks before writing
     lock = RunLock(out)
     if trainer.main:
         lock.acquire()  # one writer per run folder
     try:
-        return _write_and_train(trainer, cfg, data, out)
+        return _write_and_train(trainer, cfg, data, out, held_out)
     finally:
         lock.release()
 
 
-def _write_and_train(trainer, cfg: dict[str, Any], data, out: Path) -> dict[str, Any]:
+def _write_and_train(
+    trainer, cfg: dict[str, Any], data, out: Path, held_out: float
+) -> dict[str, Any]:
     from ..runs import git_commit, versions, write_json
 
     if trainer.main:
@@ -187,7 +194,7 @@ def _write_and_train(trainer, cfg: dict[str, Any], data, out: Path) -> dict[str,
                 "data": cfg["data"],
                 "data_options": cfg["data_options"],
                 "columns": data.columns,
-                "test_fraction": HELD_OUT,
+                "test_fraction": held_out,
                 "split_seed": 0,
                 "seed": trainer.cfg.seed,
                 "argv": sys.argv,

@@ -1,0 +1,107 @@
+"""Low-rank adapters (LoRA, Hu et al. 2021) on a network's attention projections: W x becomes
+W x + (alpha / r) B A x, with A (r x in) and B (out x r), B starting at zero so that an
+untrained adapter changes nothing. Training injects them with peft; generation adds
+``scale (alpha / r) B A`` to the weights for the duration of a draw (several adapters at
+once), and fusing adds it for good. Keys follow peft's layout (``PATH.lora_A.weight``), the
+one diffusers' ``load_lora_weights`` reads under a ``unet.`` prefix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ..errors import GenlabError
+
+#: genlab's U-Net: the cross-attention projections and the self-attention ones
+BUILTIN_TARGETS = r".*(cross\.(q|kv|out)|attn\.(qkv|out))$"
+#: diffusers' UNet2DConditionModel, as diffusers' own LoRA training targets it
+DIFFUSERS_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+def inject(module: nn.Module, rank: int, alpha: float, targets, name: str = "default") -> int:
+    """Add trainable adapters to ``module`` in place (peft); returns how many layers got one."""
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ModuleNotFoundError:
+        raise GenlabError("LoRA training needs peft: pip install 'genlab[lora]'.") from None
+    if rank < 1 or alpha <= 0:
+        raise GenlabError(f"LoRA needs rank >= 1 and alpha > 0, got rank {rank}, alpha {alpha}.")
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0)
+    inject_adapter_in_model(config, module, adapter_name=name)
+    layers = sum(1 for n, _ in module.named_modules() if n.endswith(f"lora_A.{name}"))
+    if not layers:
+        raise GenlabError(f"No layer of the network matches the LoRA targets {targets!r}.")
+    return layers
+
+
+def adapter_state(module: nn.Module, name: str = "default") -> dict[str, torch.Tensor]:
+    """The adapter's weights as ``PATH.lora_A.weight`` / ``PATH.lora_B.weight``."""
+    out = {}
+    for key, value in module.state_dict().items():
+        if f".lora_A.{name}." in key or f".lora_B.{name}." in key:
+            out[key.replace(f".{name}.", ".")] = value.detach().clone()
+    return out
+
+
+def pairs(state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{layer path: (A, B)} of an adapter state; a half-pair is an error."""
+    out = {}
+    for key in state:
+        if key.endswith(".lora_A.weight"):
+            path = key.removesuffix(".lora_A.weight")
+            b = state.get(f"{path}.lora_B.weight")
+            if b is None:
+                raise GenlabError(f"The LoRA file has {key} but no matching lora_B weight.")
+            out[path] = (state[key], b)
+    if not out:
+        raise GenlabError("The file holds no LoRA weights (no '.lora_A.weight' keys).")
+    return out
+
+
+def delta(a: torch.Tensor, b: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """B A as a weight of ``shape`` (a Linear's (out, in) or a convolution's (out, in, k, k))."""
+    rank = a.shape[0]
+    return (b.reshape(b.shape[0], rank).float() @ a.reshape(rank, -1).float()).reshape(shape)
+
+
+def _layers(module: nn.Module, state: dict) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    named = dict(module.named_modules())
+    out = {}
+    for path, (a, b) in pairs(state).items():
+        layer = named.get(path)
+        if layer is None or not hasattr(layer, "weight"):
+            raise GenlabError(f"The LoRA adapts '{path}', which this model does not have.")
+        d = delta(a, b, layer.weight.shape)
+        out[path] = (layer, d)
+    return out
+
+
+@contextlib.contextmanager
+def applied(module: nn.Module, adapters: list[tuple[dict, float]]) -> Iterator[None]:
+    """Within the block, ``module``'s weights carry each adapter (state, factor), factor =
+    scale * alpha / rank; the exact original weights come back afterwards."""
+    saved: dict[str, torch.Tensor] = {}
+    try:
+        with torch.no_grad():
+            for state, factor in adapters:
+                for path, (layer, d) in _layers(module, state).items():
+                    saved.setdefault(path, layer.weight.detach().clone())
+                    layer.weight += factor * d.to(layer.weight.dtype)
+        yield
+    finally:
+        with torch.no_grad():
+            named = dict(module.named_modules())
+            for path, weight in saved.items():
+                named[path].weight.copy_(weight)
+
+
+def fuse(module: nn.Module, state: dict, factor: float) -> int:
+    """Add one adapter to ``module``'s weights for good; returns the layers changed."""
+    layers = _layers(module, state)
+    with torch.no_grad():
+        for layer, d in layers.values():
+            layer.weight += factor * d.to(layer.weight.dtype)
+    return len(layers)

@@ -1,0 +1,65 @@
+"""``genlab finetune lora``: a folder of the user's images (captions in NAME.txt beside each,
+or one for all) -> a LoRA run folder, trained by the Trainer on every image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+
+
+def base_shape(base: str) -> tuple[int, ...]:
+    """The image shape a base model draws, read from its config without building it."""
+    import yaml
+
+    from ..generation.backend import BUILTIN, builtin_folder
+    from ..serialization import CONFIG, model_dir
+
+    folder = builtin_folder() if base == BUILTIN else model_dir(Path(base))
+    doc = yaml.safe_load((folder / CONFIG).read_text())
+    if doc.get("model") != "latent-diffusion":
+        raise GenlabError(
+            f"LoRA fine-tunes a text-to-image model ('builtin' or a latent-diffusion run); "
+            f"{base} holds a {doc.get('model')} model."
+        )
+    return tuple(doc["config"]["data_shape"])
+
+
+def lora_config(
+    base: str, data: str, *, caption: str = "", rank: int = 4, alpha: float | None = None,
+    train: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The run config of a LoRA on ``base`` from ``data``: an image folder, or a captioned
+    data set spec (such as ``shapes``)."""
+    from ..data.images import image_files
+    from ..models.lora import LoRA
+
+    if base != "builtin":
+        base = str(Path(base).resolve())
+    shape = base_shape(base)
+    train = {k: v for k, v in (train or {}).items() if v is not None}
+    if Path(data).is_dir():
+        spec, options = f"folder:{Path(data).resolve()}", {
+            "size": shape[1], "channels": shape[0], "captioned": True, "caption": caption,
+        }  # fmt: skip
+        if "batch_size" not in train:  # a handful of images: each step sees them all
+            files = [f for f in image_files(Path(data)) if f.suffix.lower() != ".txt"]
+            train["batch_size"] = max(1, min(LoRA.train_defaults["batch_size"], len(files)))
+    elif caption:
+        raise GenlabError("--caption applies to an image folder given as --data.")
+    else:
+        spec, options = data, {}
+    return {
+        "model": "lora",
+        "data": spec,
+        "data_options": options,
+        "model_config": {"base": base, "rank": rank, "alpha": float(alpha or rank)},
+        "train": train,
+    }
+
+
+def finetune(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -> dict[str, Any]:
+    from ..training.runfolder import train_run
+
+    return train_run(cfg, out, resume=resume, held_out=0.0)

@@ -1,0 +1,103 @@
+"""A LoRA of a text-to-image model: the base model (genlab's built-in one or a trained
+latent-diffusion run) frozen, low-rank adapters on its U-Net's attention projections
+trained on the user's captioned images by the same Trainer (checkpoints, exact resume,
+NaN guard). Saving writes the adapters only, with the base's sha256, so a LoRA is a few
+hundred kB and refuses to load onto another base."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import GenlabError
+from ..lora.adapters import BUILTIN_TARGETS, adapter_state, inject
+from .latent_diffusion import LatentDiffusion
+from .neural import Batch, NeuralModel
+
+ADAPTER = "default"
+
+
+class LoRA(NeuralModel):
+    """``LoRA(data_shape, base="builtin", rank=4, alpha=4)``; ``alpha / rank`` scales the
+    adapters' output (the scale a user sets at generation multiplies it)."""
+
+    name = "lora"
+    generative = True
+    conditional = True
+    sample_options = LatentDiffusion.sample_options
+    # fine-tuning: a small learning rate on a few hundred steps, no averaging
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 1e-3,
+        "batch_size": 16,
+        "steps": 400,
+        "ema_decay": 0.0,
+        "grad_clip": 1.0,
+        "checkpoint_every": 100,
+    }
+
+    def __init__(
+        self,
+        data_shape: tuple[int, ...] | list[int],
+        base: str = "builtin",
+        base_sha256: str = "",
+        rank: int = 4,
+        alpha: float = 4.0,
+        targets: str = BUILTIN_TARGETS,
+    ) -> None:
+        from ..generation.backend import load_model
+
+        model, _, digest = load_model(base)
+        if base_sha256 and digest != base_sha256:
+            raise GenlabError(
+                f"This LoRA was trained on another version of '{base}' (sha256 "
+                f"{base_sha256[:10]}, found {digest[:10]})."
+            )
+        if tuple(int(s) for s in data_shape) != model.data_shape:
+            raise GenlabError(
+                f"The base model draws {model.data_shape} images; the data are "
+                f"{tuple(data_shape)} (load them at the base's size)."
+            )
+        super().__init__(
+            model.data_shape, base=base, base_sha256=digest, rank=int(rank), alpha=float(alpha),
+            targets=targets,
+        )  # fmt: skip
+        self.layers = inject(model.net.denoiser, int(rank), float(alpha), targets, ADAPTER)
+        self.base_model = model
+        self.net = model.net
+        self.frozen = ("vae", "denoiser", "text")  # all of the base; is_frozen spares adapters
+
+    @property
+    def factor(self) -> float:
+        return self.alpha / self.rank
+
+    def is_frozen(self, key: str) -> bool:
+        return ".lora_" not in key
+
+    # --- the Trainer's hooks: the base model's, with only the adapters trainable -------------
+    def training_data(self, data: Any):
+        return self.base_model.training_data(data)
+
+    def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
+        return self.base_model.training_step(batch, update)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        return self.base_model.sample(n, cond=cond, seed=seed, **kw)
+
+    # --- persistence: the adapters only -------------------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        state = adapter_state(self.net.denoiser, ADAPTER)
+        return {k: v.cpu().numpy() for k, v in state.items()}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        named = {
+            k.replace(f".{ADAPTER}.", "."): k
+            for k in self.net.denoiser.state_dict()
+            if ".lora_" in k
+        }
+        if set(arrays) != set(named):
+            raise GenlabError("The LoRA's saved adapters do not fit its base model's layers.")
+        state = {named[k]: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+        self.net.denoiser.load_state_dict(state, strict=False)
