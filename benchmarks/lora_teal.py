@@ -1,11 +1,13 @@
 """Additional training on a laptop CPU: teach the built-in model a colour word it never saw
 ("teal": the shapes data never draws it) from 40 generated example images, by LoRA.
 
-    python benchmarks/lora_teal.py                          # 40 images, 400 steps
+    python benchmarks/lora_teal.py                  # 40 teal images + 200 prior, 400 steps
     python benchmarks/lora_teal.py --images 40 --steps 300 --rank 8 --keep runs/lora-teal
 
 1. Writes 40 single-object teal scenes (random shape, size, position) with one caption each
-   ("a small teal star on the left", paraphrases) into a folder, as a user would.
+   ("a small teal star on the left", paraphrases) into a folder, as a user would, and beside
+   them ``--prior`` images the base model draws itself from prompts it already knows (prior
+   preservation, as DreamBooth does it: without them the LoRA turns everything teal).
 2. Measures the base model: on 100 new teal prompts (scenes not among the 40), the share of
    images whose object the detector names teal (its palette extended by teal), and the
    held-out adherence of ``genlab eval-t2i`` (200 prompts).
@@ -57,6 +59,29 @@ def write_folder(folder: Path, scenes: list) -> None:
         (folder / f"teal-{i:03d}.txt").write_text(texts[i % len(texts)])
 
 
+def write_prior(folder: Path, n: int, seed: int = 7) -> None:
+    """``n`` images the base model draws from captions of its own training distribution,
+    each saved with its prompt: what the model should keep doing."""
+    import torch
+
+    from genlab.data.shapes import shapes
+    from genlab.generation.backend import load_pipeline
+    from genlab.pipelines.text_to_image import to_pil
+
+    pipe = load_pipeline("builtin")
+    records = shapes(n, seed=seed, split="train").records
+    prompts = [r["captions"][i % len(r["captions"])] for i, r in enumerate(records)]
+    for s in range(0, n, 50):
+        part = prompts[s : s + 50]
+        seeds = list(range(10_000 + s, 10_000 + s + len(part)))
+        with torch.no_grad():
+            latents, _ = pipe.run(part, [""] * len(part), seeds, "dpmpp-2m", 20, 5.0, 32, 32)
+            images = to_pil(pipe.model.decode(latents))
+        for i, (image, prompt) in enumerate(zip(images, part, strict=True)):
+            image.save(folder / f"prior-{s + i:03d}.png")
+            (folder / f"prior-{s + i:03d}.txt").write_text(prompt)
+
+
 def teal_share(loras: tuple, n: int) -> float:
     """Share of ``n`` new teal prompts whose image the detector reads as teal."""
     import torch
@@ -89,6 +114,7 @@ def heldout(loras: tuple, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--prior", type=int, default=200, help="base-model images kept beside")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -107,6 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "teal"
         write_folder(data, teal_scenes(args.images, seed=0))
+        write_prior(data, args.prior)
         run = Path(args.keep or Path(tmp) / "lora")
         before = {"teal": teal_share((), args.prompts), "heldout": heldout((), args.heldout)}
         print(f"base model: teal {before['teal']:.1%} of {args.prompts} new teal prompts; "
@@ -122,7 +149,8 @@ def main() -> None:
         after = {"teal": teal_share(loras, args.prompts), "heldout": heldout(loras, args.heldout)}
         drop = (before["heldout"] - after["heldout"]) * 100
         print(
-            f"LoRA rank {args.rank}, {args.steps} steps on {args.images} images: "
+            f"LoRA rank {args.rank}, {args.steps} steps on {args.images} teal images and "
+            f"{args.prior} prior images: "
             f"{seconds:.1f} s of training (target 300 s), final loss {summary['loss']:.4g}"
         )
         print(

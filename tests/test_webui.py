@@ -148,6 +148,11 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("webui")
     fit_run("gmm", "faithful", root / "runs" / "faithful", options={"n_components": 2})
+    from genlab.lora.train import finetune, lora_config
+
+    cfg = lora_config("builtin", "shapes", train={"steps": 2, "batch_size": 4, "lr": 0.05})
+    cfg["data_options"] = {"n": 8, "seed": 1}
+    finetune(cfg, root / "runs" / "loras" / "tiny")
     app, studio = create(root / "out", runs_dir=root / "runs")
     port = _free_port()
     launch(app, studio, port=port, block=False, queue_size=4)
@@ -193,6 +198,22 @@ def test_three_concurrent_calls_are_all_served(client):
     jobs = [client.submit(PROMPT, steps=4, seed=s, api_name="/txt2img") for s in (1, 2, 3)]
     seeds = [parse_parameters(job.result(timeout=120)[1])["Seed"] for job in jobs]
     assert seeds == ["1", "2", "3"]
+
+
+def test_txt2img_with_a_lora_from_the_picker(client):
+    plain, _ = client.predict(PROMPT, steps=4, seed=5, api_name="/txt2img")
+    images, text = client.predict(
+        PROMPT, steps=4, seed=5, loras=["loras/tiny"], lora_scale=2.0, api_name="/txt2img"
+    )
+    assert "Lora hashes: tiny: " in text and "Lora scales: tiny: 2" in text
+    from PIL import Image
+
+    a, b = (np.asarray(Image.open(x[0]["image"]), dtype=int) for x in (plain, images))
+    assert np.abs(a - b).max() > 0
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError):
+        client.predict(PROMPT, loras=["../../etc"], api_name="/txt2img")
 
 
 def test_errors_show_a_message_and_the_app_keeps_serving(client):
@@ -304,6 +325,7 @@ def test_uploads_are_capped_and_bombs_refused(client, server, tmp_path):
 def test_model_lab_lists_runs_with_their_options(server):
     cat: Catalog = server["studio"].catalog
     assert "faithful" in cat.runs and cat.text_to_image == {"builtin": "builtin"}
+    assert list(cat.loras) == ["loras/tiny"]
     assert lab.run_options(cat.run("faithful")) == []  # a mixture samples with no options
     out = lab.sample_run_to(cat.run("faithful"), server["studio"].path("lab", "gmm"), 50, 0, {})
     assert out.is_file() and out.is_relative_to(server["studio"].out)

@@ -30,11 +30,11 @@ def inject(module: nn.Module, rank: int, alpha: float, targets, name: str = "def
     if rank < 1 or alpha <= 0:
         raise GenlabError(f"LoRA needs rank >= 1 and alpha > 0, got rank {rank}, alpha {alpha}.")
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0)
-    inject_adapter_in_model(config, module, adapter_name=name)
-    layers = sum(1 for n, _ in module.named_modules() if n.endswith(f"lora_A.{name}"))
-    if not layers:
-        raise GenlabError(f"No layer of the network matches the LoRA targets {targets!r}.")
-    return layers
+    try:
+        inject_adapter_in_model(config, module, adapter_name=name)
+    except ValueError as e:  # peft's "target modules not found" (a ValueError subclass)
+        raise GenlabError(f"No layer of the network matches the LoRA targets {targets!r}.") from e
+    return sum(1 for n, _ in module.named_modules() if n.endswith(f"lora_A.{name}"))
 
 
 def adapter_state(module: nn.Module, name: str = "default") -> dict[str, torch.Tensor]:

@@ -59,7 +59,10 @@ def lora_config(
     }
 
 
-def finetune(cfg: dict[str, Any], out: str | Path, resume: str | None = None) -> dict[str, Any]:
+def finetune(
+    cfg: dict[str, Any], out: str | Path, resume: str | None = None, on_step=None
+) -> dict[str, Any]:
+    """Train the LoRA of ``cfg`` (see lora_config) on all its images into ``out``."""
     from ..training.runfolder import train_run
 
-    return train_run(cfg, out, resume=resume, held_out=0.0)
+    return train_run(cfg, out, resume=resume, held_out=0.0, on_step=on_step)

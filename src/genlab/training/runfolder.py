@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -156,10 +157,12 @@ def build(cfg: dict[str, Any]):
 
 
 def train_run(
-    cfg: dict[str, Any], out: str | Path, resume: str | None = None, held_out: float = HELD_OUT
-) -> dict[str, Any]:
+    cfg: dict[str, Any], out: str | Path, resume: str | None = None, held_out: float = HELD_OUT,
+    on_step: Callable | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Train ``cfg`` into the run folder ``out``; ``held_out``: the share of the data kept
-    for genlab eval (0: train on all, as fine-tuning on a few dozen images does)."""
+    for genlab eval (0: train on all, as fine-tuning on a few dozen images does);
+    ``on_step``: the Trainer's per-step hook."""
     from .trainer import Trainer
 
     out = Path(out)
@@ -169,7 +172,7 @@ def train_run(
     cfg = {**cfg, "train": train.to_dict()}
     if held_out > 0:
         data, _ = data.split(held_out, seed=0)  # the held-out part is for genlab eval
-    trainer = Trainer(model, data, train, run_dir=out, resume=resume)  # checks before writing
+    trainer = Trainer(model, data, train, run_dir=out, resume=resume, on_step=on_step)
     lock = RunLock(out)
     if trainer.main:
         lock.acquire()  # one writer per run folder

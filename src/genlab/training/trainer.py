@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,15 @@ def make_accelerator(cfg: TrainConfig):
     )
 
 
+class Cancelled(Exception):
+    """Raised by an ``on_step`` hook to stop training as Ctrl-C does: a checkpoint is saved
+    and training can resume from it."""
+
+
 class Trainer:
-    """Train ``model`` on ``data``; with ``run_dir`` also write the run folder's files."""
+    """Train ``model`` on ``data``; with ``run_dir`` also write the run folder's files.
+    ``on_step(step, metrics)`` is called after each step (metrics: the latest logged ones;
+    a front end's progress bar and loss plot), and may raise Cancelled."""
 
     def __init__(
         self,
@@ -111,8 +119,9 @@ class Trainer:
         config: TrainConfig,
         run_dir: str | Path | None = None,
         resume: str | None = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        self.model, self.cfg = model, config
+        self.model, self.cfg, self.on_step = model, config, on_step
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # checks labels (or captions) before anything is written
         self.x, self.cond = model.training_data(data)
@@ -212,7 +221,9 @@ class Trainer:
                     self._write_samples()
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
+                if self.on_step is not None:
+                    self.on_step(self.step, last)
+        except (KeyboardInterrupt, Cancelled):
             if self.run_dir is not None:
                 self.save_checkpoint()
             raise

@@ -65,10 +65,12 @@ def build_app(studio: Studio) -> Any:
 
     cat = studio.catalog
 
-    def request_of(prompt, negative, sampler, steps, cfg, seed, batch, width, height, **images):
+    def request_of(prompt, negative, sampler, steps, cfg, seed, batch, width, height,
+                   loras=None, lora_scale=1.0, **images):  # fmt: skip
+        chosen = tuple((str(cat.lora(name)), float(lora_scale)) for name in loras or ())
         return GenerationRequest(
             prompt, negative or "", sampler, int(steps), float(cfg), resolve_seed(seed),
-            int(batch), int(width), int(height), **images,
+            int(batch), int(width), int(height), loras=chosen, **images,
         )  # fmt: skip
 
     def draw(request: GenerationRequest, model: str, kind: str, progress: Any):
@@ -97,13 +99,16 @@ def build_app(studio: Studio) -> Any:
         width: int = 32,
         height: int = 32,
         model: str = "builtin",
+        loras: list[str] | None = None,
+        lora_scale: float = 1.0,
         progress=gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
     ):
         """Draw images from a prompt; returns the gallery, the first image's parameters
         and the seed used (-1 draws a random seed)."""
         request = request_of(
-            prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height
-        )
+            prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
+            loras, lora_scale,
+        )  # fmt: skip
         yield from draw(request, model, "txt2img", progress)
 
     @page_errors
@@ -120,6 +125,8 @@ def build_app(studio: Studio) -> Any:
         height: int = 32,
         strength: float = 0.6,
         model: str = "builtin",
+        loras: list[str] | None = None,
+        lora_scale: float = 1.0,
         progress=gr.Progress(),  # noqa: B008
     ):
         """Redraw ``image`` (resized to width x height) after the prompt."""
@@ -128,7 +135,7 @@ def build_app(studio: Studio) -> Any:
         init = fit_image(image, int(width), int(height))
         request = request_of(
             prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
-            init_image=init, strength=float(strength),
+            loras, lora_scale, init_image=init, strength=float(strength),
         )  # fmt: skip
         yield from draw(request, model, "img2img", progress)
 
@@ -146,13 +153,15 @@ def build_app(studio: Studio) -> Any:
         height: int = 32,
         strength: float = 1.0,
         model: str = "builtin",
+        loras: list[str] | None = None,
+        lora_scale: float = 1.0,
         progress=gr.Progress(),  # noqa: B008
     ):
         """Regenerate the painted region of the editor's image after the prompt."""
         init, mask = mask_from_editor(editor, int(width), int(height))
         request = request_of(
             prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
-            init_image=init, strength=float(strength), mask=mask,
+            loras, lora_scale, init_image=init, strength=float(strength), mask=mask,
         )  # fmt: skip
         yield from draw(request, model, "inpaint", progress)
 
@@ -172,8 +181,12 @@ def build_app(studio: Studio) -> Any:
         last_seed = gr.State(RANDOM_SEED)
         selected = gr.State(None)
         with gr.Row():
-            model = gr.Dropdown(list(cat.text_to_image), value="builtin", label="model")
+            model = gr.Dropdown(list(cat.text_to_image), value="builtin", label="model", scale=2)
+            lora_pick = gr.Dropdown(list(cat.loras), value=[], multiselect=True, label="LoRA",
+                                    elem_id="lora-pick", scale=2)  # fmt: skip
+            lora_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", scale=1)
             refresh = gr.Button("refresh models", scale=0)
+        picks = [model, lora_pick, lora_scale]
 
         def settings(prefix: str):
             """The shared drawing controls of one tab."""
@@ -217,10 +230,10 @@ def build_app(studio: Studio) -> Any:
                     gallery, info = results("txt2img")
                     send = gr.Button("send to img2img")
             go.click(
-                txt2img, [prompt, negative, *t2i, model], [gallery, info, last_seed],
+                txt2img, [prompt, negative, *t2i, *picks], [gallery, info, last_seed],
                 api_name="txt2img", concurrency_id="draw",
             )  # fmt: skip
-            prompt.submit(txt2img, [prompt, negative, *t2i, model], [gallery, info, last_seed],
+            prompt.submit(txt2img, [prompt, negative, *t2i, *picks], [gallery, info, last_seed],
                           api_visibility="private", concurrency_id="draw")  # fmt: skip
 
             def pick(event: gr.SelectData):
@@ -249,12 +262,12 @@ def build_app(studio: Studio) -> Any:
                     i2i_gallery, i2i_info = results("img2img")
             go_i2i.click(
                 img2img,
-                [init, i2i_prompt, i2i_negative, *i2i, i2i_strength, model],
+                [init, i2i_prompt, i2i_negative, *i2i, i2i_strength, *picks],
                 [i2i_gallery, i2i_info, last_seed], api_name="img2img", concurrency_id="draw",
             )  # fmt: skip
             go_inp.click(
                 inpaint,
-                [editor, i2i_prompt, i2i_negative, *i2i, inp_strength, model],
+                [editor, i2i_prompt, i2i_negative, *i2i, inp_strength, *picks],
                 [i2i_gallery, i2i_info, last_seed], api_name="inpaint", concurrency_id="draw",
             )  # fmt: skip
 
@@ -317,12 +330,12 @@ def build_app(studio: Studio) -> Any:
             @page_errors
             def xy_plot(prompt, x_axis, x_values, y_axis, y_values, negative_prompt=None,
                         sampler="dpmpp-2m", steps=20, cfg_scale=5.0, seed=RANDOM_SEED,
-                        batch_size=1, width=32, height=32, model="builtin",
-                        progress=gr.Progress()):  # noqa: B008  # fmt: skip
+                        batch_size=1, width=32, height=32, model="builtin", loras=None,
+                        lora_scale=1.0, progress=gr.Progress()):  # noqa: B008  # fmt: skip
                 """One grid over two axes (batch_size is ignored: one image a cell)."""
                 x_text, y_text = x_values, y_values
                 base = request_of(prompt, negative_prompt, sampler, steps, cfg_scale, seed,
-                                  batch_size, width, height)  # fmt: skip
+                                  batch_size, width, height, loras, lora_scale)  # fmt: skip
                 xs, ys, rows = xygrid.cell_requests(base, x_axis, x_text, y_axis, y_text)
                 total, done, images = len(xs) * len(ys), 0, []
                 for row in rows:
@@ -341,9 +354,12 @@ def build_app(studio: Studio) -> Any:
                 return str(save_png(grid, studio.path("xy", "grid"), text)), text
 
             go_xy.click(
-                xy_plot, [prompt, x_axis, x_values, y_axis, y_values, negative, *t2i, model],
+                xy_plot, [prompt, x_axis, x_values, y_axis, y_values, negative, *t2i, *picks],
                 [xy_image, xy_info], api_name="xy_plot", concurrency_id="draw",
             )  # fmt: skip
+
+            with gr.Tab("Train", id="train"):
+                train_done = train_tab(studio)
 
             with gr.Tab("Model lab", id="lab"):
                 lab_tab(studio, app)
@@ -353,11 +369,103 @@ def build_app(studio: Studio) -> Any:
 
         def rescan():
             fresh = Catalog.scan(studio.catalog.models_dir, studio.catalog.runs_dir)
-            studio.catalog.text_to_image, studio.catalog.runs = fresh.text_to_image, fresh.runs
-            return gr.Dropdown(choices=list(fresh.text_to_image))
+            cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
+            return gr.Dropdown(choices=list(cat.text_to_image)), gr.Dropdown(
+                choices=list(cat.loras)
+            )
 
-        refresh.click(rescan, None, model, api_visibility="private")
+        refresh.click(rescan, None, [model, lora_pick], api_visibility="private")
+        train_done.change(rescan, None, [model, lora_pick], api_visibility="private")
     return app
+
+
+def train_tab(studio: Studio) -> Any:
+    """LoRA fine-tuning of the chosen text-to-image model on uploaded images (or a folder):
+    progress, loss plot, cancel and resume; returns a component that changes when a LoRA is
+    saved (the pickers refresh on it)."""
+    import gradio as gr
+
+    from ..lora.train import lora_config
+    from .training import LoraTraining, check_name, gather_images, lora_root
+
+    job = LoraTraining()
+    root = lora_root(studio.catalog.runs_dir)
+    gr.Markdown(
+        "Teach the model something new from a few dozen images: upload them with a caption "
+        "each (`NAME.txt` beside `NAME.png`), or give one caption for all. The LoRA is saved "
+        f"in `{root}` and appears in the LoRA picker."
+    )
+    with gr.Row():
+        with gr.Column():
+            files = gr.File(label="images and captions", file_count="multiple",
+                            file_types=["image", ".txt"])  # fmt: skip
+            folder = gr.Textbox(label="or a folder of images on this machine")
+            caption = gr.Textbox(label="caption for images without a NAME.txt",
+                                 placeholder="a teal circle")  # fmt: skip
+        with gr.Column():
+            name = gr.Textbox("my-lora", label="LoRA name", elem_id="lora-name")
+            base = gr.Dropdown(list(studio.catalog.text_to_image), value="builtin",
+                               label="base model")  # fmt: skip
+            with gr.Row():
+                rank = gr.Slider(1, 64, value=4, step=1, label="rank")
+                steps = gr.Slider(10, 5000, value=400, step=10, label="steps")
+                lr = gr.Number(1e-3, label="learning rate")
+            resume = gr.Checkbox(False, label="resume the run of this name (up to the steps)")
+            with gr.Row():
+                go = gr.Button("Train", variant="primary")
+                stop = gr.Button("Cancel")
+    status = gr.Markdown()
+    loss = gr.Plot(label="loss")
+    done = gr.Textbox(visible=False)
+
+    def figure(history: list[tuple[int, float]]):
+        from ..viz.plots import subplots
+
+        fig, ax = subplots(figsize=(6, 3))
+        if history:
+            ax.plot(*zip(*history, strict=True))
+        ax.set(xlabel="step", ylabel="loss", yscale="log" if history else "linear")
+        return fig
+
+    @page_errors
+    def train(files, folder, caption, name, base, rank, steps, lr, resume,
+              progress=gr.Progress()):  # noqa: B008  # fmt: skip
+        name = check_name(name)
+        out = root / name
+        if resume and not (out / "config.yaml").is_file():
+            raise GenlabError(f"There is no LoRA run named '{name}' to resume.")
+        if resume:
+            from ..training.runfolder import saved_config
+
+            cfg = saved_config(out)
+            cfg["train"]["steps"] = int(steps)
+        else:
+            data = gather_images(files, folder, root / f"{name}-images")
+            cfg = lora_config(studio.catalog.model_spec(base), str(data), caption=caption,
+                              rank=int(rank), train={"steps": int(steps), "lr": float(lr),
+                                                     "progress": False})  # fmt: skip
+        history: list[tuple[int, float]] = []
+        for event in job.run(cfg, out, resume=bool(resume)):
+            if event[0] == "step":
+                _, step, total, metrics = event
+                progress(step / total, desc=f"step {step}/{total}")
+                if "loss" in metrics and (not history or history[-1][0] != step):
+                    history.append((step, metrics["loss"]))
+                if step % 10 == 0 or step == total:
+                    yield f"step {step}/{total}", figure(history), gr.update()
+            elif event[0] == "cancelled":
+                yield (f"Cancelled at step {event[1]}; a checkpoint is kept: tick resume and "
+                       "press Train to continue.", figure(history), gr.update())  # fmt: skip
+            else:
+                _, summary, folder_out = event
+                yield (f"Saved LoRA **{name}** ({summary['steps']} steps, "
+                       f"{summary['seconds']:.0f} s) in `{folder_out}`; pick it in the LoRA "
+                       "list.", figure(history), name)  # fmt: skip
+
+    go.click(train, [files, folder, caption, name, base, rank, steps, lr, resume],
+             [status, loss, done], concurrency_id="draw", api_visibility="private")  # fmt: skip
+    stop.click(lambda: job.cancel.set(), None, None, api_visibility="private")
+    return done
 
 
 def lab_tab(studio: Studio, app: Any) -> None:

@@ -51,6 +51,7 @@ class Catalog:
 
     text_to_image: dict[str, str] = field(default_factory=lambda: {BUILTIN: BUILTIN})
     runs: dict[str, Path] = field(default_factory=dict)
+    loras: dict[str, Path] = field(default_factory=dict)
     models_dir: str | None = None
     runs_dir: str | None = None
 
@@ -67,6 +68,8 @@ class Catalog:
                 model = _model_name(folder)
                 if model == "latent-diffusion":
                     cat.text_to_image[name] = str(folder)
+                if model == "lora":
+                    cat.loras[name] = folder
                 if model and (folder / "meta.json").is_file():
                     cat.runs[name] = folder
         return cat
@@ -76,6 +79,11 @@ class Catalog:
         if name not in self.text_to_image:
             raise GenlabError(f"Unknown model '{name}'; pick one of the list.")
         return self.text_to_image[name]
+
+    def lora(self, name: str) -> Path:
+        if name not in self.loras:
+            raise GenlabError(f"Unknown LoRA '{name}'; pick one of the list.")
+        return self.loras[name]
 
     def run(self, name: str) -> Path:
         if name not in self.runs:
