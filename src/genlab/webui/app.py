@@ -375,7 +375,8 @@ def build_app(studio: Studio) -> Any:
             )
 
         refresh.click(rescan, None, [model, lora_pick], api_visibility="private")
-        train_done.change(rescan, None, [model, lora_pick], api_visibility="private")
+        for trigger in (train_done.change, app.load):  # a new page sees new runs and LoRAs
+            trigger(rescan, None, [model, lora_pick], api_visibility="private")
     return app
 
 
