@@ -22,6 +22,10 @@ def fitted(name):
         return (cls(2, seed=0) if name == "gmm" else cls()).fit(data), data
     if name == "latent-diffusion":  # text-to-image on captioned scenes, a tiny autoencoder
         return tiny_latent_diffusion()
+    if name == "lora":  # adapters of the built-in text-to-image model
+        data = gd.load("shapes", n=32, captions_per_image=2)
+        torch.manual_seed(0)
+        return cls(data.shape, rank=2).fit(data, {**FAST_TRAIN, "lr": 0.01}), data
     data = gd.load("digits", size=8, scale="pm1")
     torch.manual_seed(0)
     model = cls(data.shape, **TINY.get(name, {"width": 8}))

@@ -66,6 +66,10 @@ EXAMPLES = {
     "eval-t2i": """examples:
   genlab eval-t2i builtin
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
+    "compare": """examples:
+  genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
+  genlab compare --steps 500 --seeds 2 --out report/quick
+  genlab compare --data moons --families gmm,realnvp,ddpm --no-lr-sweep""",
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
@@ -298,6 +302,33 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    import os
+    import platform
+
+    from tqdm.auto import tqdm
+
+    from .evaluation.compare import FAMILIES, compare
+    from .evaluation.compare_report import table, write_report
+
+    families = tuple(args.families.split(",")) if args.families else None
+    total = sum(1 for f in FAMILIES if families is None or f.model in families)
+    with tqdm(total=total * args.seeds, desc="compare", leave=False) as bar:
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            if "learning rate" not in what:
+                bar.update(1)
+
+        report = compare(args.data, args.seeds, args.steps, args.n, families,
+                         not args.no_lr_sweep, progress)  # fmt: skip
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[2:]), machine)
+    for row in table(report):
+        print("  ".join(row[:1] + row[1:3] + row[4:5] + row[8:10] + row[11:12]))
+    print(f"report written to {path} (and compare.html, compare.json)")
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from .registry import MODELS
     from .training.runfolder import recipe_names
@@ -497,6 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")
+    p = add("compare", cmd_compare, "train every family on the same data and measure them")
+    p.add_argument("--data", default="8gaussians", help="a 2-D data set (default 8gaussians)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, help="training steps for every family (default: recipe)")
+    p.add_argument("--n", type=int, default=2000, help="samples per measurement")
+    p.add_argument("--families", help="comma-separated: gmm,vae,hvae,gan,realnvp,ebm,ddpm")
+    p.add_argument("--no-lr-sweep", action="store_true", help="skip the learning-rate sweep")
+    p.add_argument("--out", default="report", help="folder for compare.md/.html/.json")
+
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")
     p = add("webui", cmd_webui, "start the web page on this machine (needs genlab[webui])")

@@ -367,6 +367,9 @@ def build_app(studio: Studio) -> Any:
             with gr.Tab("Playground", id="playground"):
                 playground_tab(app)
 
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(studio)
+
         def rescan():
             fresh = Catalog.scan(studio.catalog.models_dir, studio.catalog.runs_dir)
             cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
@@ -524,6 +527,41 @@ def lab_tab(studio: Studio, app: Any) -> None:
 
         go.click(sample, [n, seed, *widgets], picture, concurrency_id="draw",
                  api_visibility="private")  # fmt: skip
+
+
+def compare_tab(studio: Studio) -> None:
+    """genlab compare in the page: the families trained on one 2-D data set, measured, with
+    the table and the sample plots."""
+    import gradio as gr
+
+    from ..evaluation.compare import FAMILIES, compare
+    from ..evaluation.compare_report import write_report
+
+    models = list(dict.fromkeys(f.model for f in FAMILIES))
+    gr.Markdown("Train every family on the same data with several seeds and measure them "
+                "(the command line's `genlab compare`; recipes' full length takes tens of "
+                "minutes on a laptop, a few hundred steps a few minutes).")  # fmt: skip
+    with gr.Row():
+        data = gr.Dropdown(["8gaussians", "moons", "rings", "checkerboard"], value="8gaussians",
+                           label="data")  # fmt: skip
+        chosen = gr.CheckboxGroup(models, value=models, label="families")
+        seeds = gr.Slider(1, 5, value=2, step=1, label="seeds")
+        steps = gr.Slider(50, 5000, value=300, step=50, label="training steps")
+    go = gr.Button("Compare", variant="primary")
+    table = gr.Markdown()
+    samples = gr.Image(label="samples (seed 0) over the held-out points", interactive=False)
+
+    @page_errors
+    def run(data, chosen, seeds, steps, progress=gr.Progress()):  # noqa: B008
+        report = compare(data, int(seeds), int(steps), 1000, tuple(chosen), lr_sweep=False,
+                         progress=lambda what: progress(None, desc=what))  # fmt: skip
+        folder = studio.out / "compare" / f"{data}-{int(steps)}-steps"
+        path = write_report(report, folder, f"webui: {data}, {steps} steps", "this machine")
+        text = path.read_text().split("\n![")[0]  # the table and marks; the picture below
+        return text, str(folder / "compare-samples.png")
+
+    go.click(run, [data, chosen, seeds, steps], [table, samples], concurrency_id="draw",
+             api_visibility="private")  # fmt: skip
 
 
 def playground_tab(app: Any) -> None:

@@ -1,0 +1,192 @@
+"""The comparison as a table in numbers with a mark per cell (good / fair / poor, by the
+thresholds written under the table), sample scatter plots side by side and the loss curves:
+report/compare.md, compare.html and compare.json."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: the marks' thresholds, printed in the report
+THRESHOLDS = {
+    "likelihood": "NLL gap to the data's true entropy (nats/point): good <= 0.1, fair <= 0.5, "
+    "poor above; none where the model has no likelihood",
+    "stability": "good: no diverged run, seeds' SWD interval within 25% of its mean and both "
+    "learning rates (x0.3, x3) within 2x of the default's SWD; fair: within 4x and no "
+    "divergence at the default rate; poor otherwise",
+    "fidelity": "sliced Wasserstein distance to held-out points: good <= 0.05 with every mode "
+    "hit, fair <= 0.15, poor above",
+    "speed": "samples per second on this machine: good >= 10,000, fair >= 1,000, poor below",
+}
+
+
+def _fmt(pair, digits: int = 3) -> str:
+    if pair is None:
+        return "–"
+    mean, half = pair
+    return f"{mean:.{digits}g}" if not math.isfinite(half) else f"{mean:.{digits}g} ± {half:.2g}"
+
+
+def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
+    s = entry["summary"]
+    out = {}
+    if s["nll"] is None:
+        out["likelihood"] = "none"
+    elif true_nll is None:
+        out["likelihood"] = "–"
+    else:
+        gap = s["nll"][0] - true_nll
+        out["likelihood"] = "good" if gap <= 0.1 else "fair" if gap <= 0.5 else "poor"
+    swd = s["swd"]
+    sweep = entry.get("lr_sweep", {})
+    ratios = [(v["swd"] / swd[0]) if (v.get("swd") and swd) else math.inf for v in sweep.values()]
+    tight = swd is not None and (not math.isfinite(swd[1]) or swd[1] <= 0.25 * swd[0])
+    if s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
+        out["stability"] = "good"
+    elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
+        out["stability"] = "fair"
+    else:
+        out["stability"] = "poor"
+    modes = s["modes_hit"]
+    all_modes = modes is None or modes[0] >= 8
+    if swd is None:
+        out["fidelity"] = "poor"
+    else:
+        out["fidelity"] = (
+            "good" if swd[0] <= 0.05 and all_modes else "fair" if swd[0] <= 0.15 else "poor"
+        )
+    rate = s["samples_per_s"]
+    out["speed"] = "poor" if rate is None else (
+        "good" if rate[0] >= 10_000 else "fair" if rate[0] >= 1_000 else "poor")  # fmt: skip
+    return out
+
+
+def fidelity_ranks(report: dict) -> dict[str, str]:
+    """Rank by SWD; a family whose interval overlaps the one ranked before it shares its
+    rank (a tie the seeds cannot resolve)."""
+    rows = [(label, e["summary"]["swd"]) for label, e in report["families"].items()]
+    rows = sorted([r for r in rows if r[1]], key=lambda r: r[1][0])
+    out, rank, previous = {}, 0, None
+    for i, (label, (mean, half)) in enumerate(rows):
+        half = 0.0 if not math.isfinite(half) else half
+        if previous is None or mean - half > previous[0] + previous[1]:
+            rank = i + 1
+        out[label] = (
+            str(rank) if sum(r == str(rank) for r in out.values()) == 0 else f"{rank} (tie)"
+        )
+        previous = (mean, half)
+    return out
+
+
+def table(report: dict) -> list[list[str]]:
+    true_nll = report.get("true_nll")
+    ranks = fidelity_ranks(report)
+    rows = [["family", "held-out NLL (nats)", "likelihood", "diverged", "SWD", "fidelity rank",
+             "MMD", "modes hit", "stability", "fidelity", "train s", "samples/s", "NFE",
+             "speed"]]  # fmt: skip
+    for label, entry in report["families"].items():
+        s, m = entry["summary"], marks(entry, true_nll)
+        nll = "none" if s["nll"] is None else f"{_fmt(s['nll'])} ({s['nll_kind'].split(' (')[0]})"
+        rows.append([
+            label, nll, m["likelihood"], f"{s['diverged']}/{len(entry['runs'])}", _fmt(s["swd"]),
+            ranks.get(label, "–"), _fmt(s["mmd"], 2), _fmt(s["modes_hit"], 2), m["stability"],
+            m["fidelity"], _fmt(s["train_seconds"], 3), _fmt(s["samples_per_s"], 3),
+            str(s["nfe"]), m["speed"],
+        ])  # fmt: skip
+    return rows
+
+
+def _figures(report: dict, folder: Path) -> list[str]:
+    from ..viz.plots import save, subplots
+
+    labels = list(report["families"])
+    reference = report.get("_test")
+    cols = 4
+    rows = math.ceil(len(labels) / cols)
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows))
+    for ax, label in zip(np.ravel(axes), labels, strict=False):
+        fake = report["families"][label]["runs"][0].get("_samples")
+        if reference is not None:  # the held-out points, grey, on the same axes everywhere
+            ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.8")
+            lo, hi = reference.min(0) - 0.5, reference.max(0) + 0.5
+            ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+        if fake is not None:
+            ax.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.5)
+        ax.set(title=label, aspect="equal")
+        ax.title.set_fontsize(8)
+    for ax in np.ravel(axes)[len(labels) :]:
+        ax.axis("off")
+    save(fig, folder / "compare-samples.png")
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows))
+    for ax, label in zip(np.ravel(axes), labels, strict=False):
+        for run in report["families"][label]["runs"]:
+            if run["curve"]:
+                ax.plot(*zip(*run["curve"], strict=True), lw=0.8)
+        ax.set_title(label, fontsize=8)
+    for ax in np.ravel(axes)[len(labels) :]:
+        ax.axis("off")
+    save(fig, folder / "compare-loss.png")
+    return ["compare-samples.png", "compare-loss.png"]
+
+
+def _plain(obj: Any) -> Any:
+    """The report without arrays (samples) and with tuples as lists, for JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def write_report(report: dict, out: str | Path, command: str, machine: str) -> Path:
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = table(report)
+    figures = _figures(report, folder)
+    steps = "each recipe's" if report["steps"] is None else str(report["steps"])
+    intro = (
+        f"Data: {report['data']} ({report['n_train']} training, {report['n_test']} held-out "
+        f"points); {report['seeds']} seeds per family; {steps} training steps; "
+        f"{report['n_generated']} samples per measurement. True held-out NLL of the data: "
+        f"{report.get('true_nll', float('nan')):.3f} nats. Command: `{command}`. "
+        f"Machine: {machine}. Cells: mean ± 95% interval over seeds."
+    )
+    md = ["# genlab compare", "", intro, "",
+          "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]  # fmt: skip
+    md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    md += ["", "Marks:", ""] + [f"- {k}: {v}" for k, v in THRESHOLDS.items()]
+    md += ["", "Learning-rate sweep (seed 0, SWD at x0.3 / x3 the recipe's rate):", ""]
+    for label, entry in report["families"].items():
+        sweep = entry.get("lr_sweep")
+        if sweep:
+            shown = ", ".join(
+                f"x{f:g}: " + ("diverged" if v["diverged"] else f"{v['swd']:.3g}")
+                for f, v in sweep.items()
+            )
+            md.append(f"- {label}: {shown}")
+    md += ["", *[f"![{f}]({f})" for f in figures], ""]
+    (folder / "compare.md").write_text("\n".join(md))
+    cells = lambda r, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in r)  # noqa: E731
+    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows[1:])
+    doc = (
+        "<!doctype html><meta charset='utf-8'><title>genlab compare</title>"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style>"
+        f"<h1>genlab compare</h1><p>{html.escape(intro)}</p>"
+        f"<table><tr>{cells(rows[0], 'th')}</tr>{body}</table><h2>Marks</h2><ul>"
+        + "".join(f"<li>{k}: {html.escape(v)}</li>" for k, v in THRESHOLDS.items())
+        + "</ul>"
+        + "".join(f"<p><img src='{f}' style='max-width:100%'></p>" for f in figures)
+    )
+    (folder / "compare.html").write_text(doc)
+    (folder / "compare.json").write_text(json.dumps(_plain(report), indent=1))
+    return folder / "compare.md"

@@ -1,0 +1,78 @@
+"""genlab compare: marks by the written thresholds, ties the seeds cannot resolve, and a
+small run that is the same on a rerun."""
+
+import math
+
+import numpy as np
+import pytest
+
+from genlab.cli import main
+from genlab.errors import GenlabError
+from genlab.evaluation.compare import compare
+from genlab.evaluation.compare_report import fidelity_ranks, marks, write_report
+
+
+def _entry(nll=None, swd=(0.04, 0.005), modes=(8.0, 0.0), diverged=0, rate=(2e4, 1.0), sweep=None):
+    summary = {"nll": nll, "swd": swd, "modes_hit": modes, "diverged": diverged,
+               "samples_per_s": rate}  # fmt: skip
+    return {"summary": summary, "lr_sweep": sweep or {}, "runs": [{}, {}, {}]}
+
+
+def test_marks_follow_the_written_thresholds():
+    good = marks(_entry(nll=(1.05, 0.01)), true_nll=1.0)
+    assert good == {"likelihood": "good", "stability": "good", "fidelity": "good",
+                    "speed": "good"}  # fmt: skip
+    assert marks(_entry(), true_nll=1.0)["likelihood"] == "none"
+    assert marks(_entry(nll=(1.4, 0.01)), 1.0)["likelihood"] == "fair"
+    assert marks(_entry(nll=(2.0, 0.01)), 1.0)["likelihood"] == "poor"
+    assert marks(_entry(modes=(7.0, 0.5)), 1.0)["fidelity"] == "fair"  # a mode dropped
+    assert marks(_entry(swd=(0.3, 0.01)), 1.0)["fidelity"] == "poor"
+    assert marks(_entry(diverged=1), 1.0)["stability"] == "poor"
+    swept = _entry(
+        sweep={0.3: {"swd": 0.12, "diverged": None}, 3.0: {"swd": 0.05, "diverged": None}}
+    )
+    assert marks(swept, 1.0)["stability"] == "fair"  # 3x worse at a third of the rate
+    assert marks(_entry(rate=(500.0, 1.0)), 1.0)["speed"] == "poor"
+
+
+def test_overlapping_intervals_are_ties():
+    report = {"families": {
+        "a": _entry(swd=(0.10, 0.02)), "b": _entry(swd=(0.11, 0.02)), "c": _entry(swd=(0.5, 0.01)),
+    }}  # fmt: skip
+    assert fidelity_ranks(report) == {"a": "1", "b": "1 (tie)", "c": "3"}
+
+
+def test_a_small_comparison_is_the_same_on_a_rerun(tmp_path):
+    kw = {
+        "seeds": 2,
+        "steps": 15,
+        "n": 300,
+        "families": ("gmm", "gan", "realnvp"),
+        "lr_sweep": False,
+    }
+    first, second = compare("8gaussians", **kw), compare("8gaussians", **kw)
+    assert list(first["families"]) == ["Gaussian mixture (EM)", "GAN", "RealNVP flow"]
+    gmm = first["families"]["Gaussian mixture (EM)"]["summary"]
+    assert abs(gmm["nll"][0] - first["true_nll"]) < 0.1  # EM finds the 8 modes
+    assert gmm["modes_hit"][0] == 8 and gmm["nfe"] == 0
+    assert first["families"]["GAN"]["summary"]["nll"] is None
+    assert first["families"]["RealNVP flow"]["summary"]["nll_kind"].startswith("exact")
+    for label in first["families"]:
+        for a, b in zip(first["families"][label]["runs"], second["families"][label]["runs"],
+                        strict=True):  # fmt: skip
+            for key in ("swd", "mmd", "nll", "final_loss"):
+                assert (a.get(key) == b.get(key)) or (
+                    a.get(key) is not None and math.isclose(a[key], b[key], rel_tol=1e-9)
+                ), (label, key)
+    path = write_report(first, tmp_path, "genlab compare (test)", "test machine")
+    text = path.read_text()
+    assert "| Gaussian mixture (EM) |" in text and "poor above" in text
+    assert (tmp_path / "compare.html").is_file() and (tmp_path / "compare-samples.png").is_file()
+    assert np.isfinite(first["families"]["GAN"]["summary"]["swd"][0])
+
+
+def test_compare_command_refuses_what_it_cannot_measure(tmp_path):
+    assert main(["compare", "--data", "digits", "--out", str(tmp_path)]) == 2
+    assert main(["compare", "--families", "nothing", "--out", str(tmp_path)]) == 2
+    with pytest.raises(GenlabError, match="seeds"):
+        compare(seeds=0)
