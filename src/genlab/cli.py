@@ -323,7 +323,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         report = compare(args.data, args.seeds, args.steps, args.n, families,
                          not args.no_lr_sweep, progress)  # fmt: skip
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[2:]), machine)
+    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[1:]), machine)
     for row in table(report):
         print("  ".join(row[:1] + row[1:3] + row[4:5] + row[8:10] + row[11:12]))
     print(f"report written to {path} (and compare.html, compare.json)")

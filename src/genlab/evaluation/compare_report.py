@@ -67,19 +67,22 @@ def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
 
 
 def fidelity_ranks(report: dict) -> dict[str, str]:
-    """Rank by SWD; a family whose interval overlaps the one ranked before it shares its
-    rank (a tie the seeds cannot resolve)."""
+    """Rank by SWD; a family whose interval overlaps that of its group's best shares the
+    group's rank (a tie the seeds cannot resolve)."""
     rows = [(label, e["summary"]["swd"]) for label, e in report["families"].items()]
     rows = sorted([r for r in rows if r[1]], key=lambda r: r[1][0])
-    out, rank, previous = {}, 0, None
-    for i, (label, (mean, half)) in enumerate(rows):
-        half = 0.0 if not math.isfinite(half) else half
-        if previous is None or mean - half > previous[0] + previous[1]:
-            rank = i + 1
-        out[label] = (
-            str(rank) if sum(r == str(rank) for r in out.values()) == 0 else f"{rank} (tie)"
-        )
-        previous = (mean, half)
+    out, leader, rank = {}, None, 0
+
+    def bounds(pair):
+        half = pair[1] if math.isfinite(pair[1]) else 0.0
+        return pair[0] - half, pair[0] + half
+
+    for i, (label, pair) in enumerate(rows):
+        if leader is None or bounds(pair)[0] > bounds(leader)[1]:
+            leader, rank = pair, i + 1
+            out[label] = str(rank)
+        else:
+            out[label] = f"{rank} (tie)"
     return out
 
 
@@ -151,7 +154,10 @@ def write_report(report: dict, out: str | Path, command: str, machine: str) -> P
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     rows = table(report)
-    figures = _figures(report, folder)
+    if "_test" in report:
+        figures = _figures(report, folder)
+    else:  # a report read back from compare.json: its figures are already there
+        figures = [f for f in ("compare-samples.png", "compare-loss.png") if (folder / f).is_file()]
     steps = "each recipe's" if report["steps"] is None else str(report["steps"])
     intro = (
         f"Data: {report['data']} ({report['n_train']} training, {report['n_test']} held-out "
