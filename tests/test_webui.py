@@ -375,6 +375,24 @@ def test_in_a_real_browser(server, tmp_path):
         )
         assert page.locator("#pnginfo-text textarea").input_value() == read_parameters(made)
         page.screenshot(path=str(artifacts / "webui-pnginfo.png"))
+
+        # send a gallery image to img2img and redraw it
+        page.get_by_role("tab", name="txt2img").click()
+        page.locator("#txt2img-gallery img").first.click()
+        page.get_by_role("button", name="send to img2img").click()
+        page.locator("#img2img-prompt textarea").fill("a blue circle")
+        page.get_by_role("button", name="Redraw (img2img)").click()
+        page.wait_for_function(
+            "document.querySelector('#img2img-info textarea').value.includes('Denoising')",
+            timeout=60_000,
+        )
+        assert "Denoising strength: 0.6" in page.locator("#img2img-info textarea").input_value()
+        page.screenshot(path=str(artifacts / "webui-img2img.png"))
+        for tab, text in (("X/Y plot", "Draw the grid"), ("Train", "LoRA name"),
+                          ("Model lab", "trained run"), ("Playground", "EM iteration"),
+                          ("Compare", "families")):  # fmt: skip
+            page.get_by_role("tab", name=tab).click()
+            page.get_by_text(text, exact=True).first.wait_for(timeout=10_000)
         browser.close()
 
 

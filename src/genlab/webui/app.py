@@ -255,7 +255,7 @@ def build_app(studio: Studio) -> Any:
                         )  # fmt: skip
                         inp_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="strength")
                         go_inp = gr.Button("Inpaint", variant="primary")
-                    i2i_prompt = gr.Textbox(label="prompt", lines=2)
+                    i2i_prompt = gr.Textbox(label="prompt", lines=2, elem_id="img2img-prompt")
                     i2i_negative = gr.Textbox(label="negative prompt")
                     i2i = settings("img2img")
                 with gr.Column(scale=2):
