@@ -550,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
+        print("genlab: error: an argument contains a NUL character.", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import GenlabError

@@ -138,6 +138,8 @@ def compare(
         raise GenlabError(f"No family among {families}; known: gmm, vae, hvae, gan, ...")
     if seeds < 1:
         raise GenlabError(f"--seeds must be at least 1, got {seeds}.")
+    if n < 2 or (steps is not None and steps < 1):
+        raise GenlabError(f"--n must be at least 2 and --steps at least 1, got {n} and {steps}.")
     ds = load_spec(data, n=6000) if data in ("8gaussians", "moons", "rings", "checkerboard",
                                              "swissroll") else load_spec(data)  # fmt: skip
     if ds.x.ndim != 2 or ds.x.shape[1] != 2:
