@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/pytest -q
 
 test-all: lint
-	$(BIN)/pytest -q -m ''
+	GENLAB_FUZZ_EXAMPLES=300 $(BIN)/pytest -q -m ''
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/gmm_vs_sklearn.py
