@@ -249,6 +249,28 @@ def test_img2img_png_info_and_xy_endpoints(client, server):
     assert "Y: CFG scale = 1, 5" in read_parameters(grid)
 
 
+def test_inpaint_endpoint_keeps_what_was_not_painted(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    images, _ = client.predict(PROMPT, steps=4, seed=9, api_name="/txt2img")
+    layer = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (0, 0, 16, 32))  # the left half painted
+    layer.save(tmp_path / "layer.png")
+    editor = {
+        "background": handle_file(images[0]["image"]),
+        "layers": [handle_file(str(tmp_path / "layer.png"))],
+        "composite": None,
+        "id": None,
+    }
+    painted, text = client.predict(editor, "a yellow heart", steps=4, seed=1, api_name="/inpaint")
+    before = np.asarray(Image.open(images[0]["image"]).convert("RGB"), dtype=int)
+    after = np.asarray(Image.open(painted[0]["image"]).convert("RGB"), dtype=int)
+    assert np.array_equal(before[:, 16:], after[:, 16:])  # outside the mask: kept exactly
+    assert np.abs(before[:, :16] - after[:, :16]).max() > 0
+    assert "Denoising strength: 1" in text
+
+
 def test_only_the_output_folder_is_served(client, server):
     """/etc/passwd, a checkpoint, traversal, URL-encoded and case variants: all refused; an
     image the page made: served."""
