@@ -271,9 +271,11 @@ def build_app(studio: Studio) -> Any:
                 [i2i_gallery, i2i_info, last_seed], api_name="inpaint", concurrency_id="draw",
             )  # fmt: skip
 
-            def send_to_img2img(path, text, prompt, negative):
+            def send_to_img2img(path, prompt, negative):
                 if not path:
                     raise gr.Error("Click an image in the gallery first.")
+                if not Path(path).resolve().is_relative_to(studio.out):  # a path the browser
+                    raise gr.Error("That image is not one of this page's.")  # sent: checked
                 from PIL import Image
 
                 with Image.open(path) as im:
@@ -282,7 +284,7 @@ def build_app(studio: Studio) -> Any:
                         prompt, negative, gr.Tabs(selected="img2img"))  # fmt: skip
 
             send.click(
-                send_to_img2img, [selected, info, prompt, negative],
+                send_to_img2img, [selected, prompt, negative],
                 [init, editor, i2i_prompt, i2i_negative, tabs], api_visibility="private",
             )  # fmt: skip
 
