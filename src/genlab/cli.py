@@ -549,6 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_at_next_interrupt() -> None:
+    """After a Ctrl-C has been handled the process is on its way out; another one ends it at
+    once (the default action) instead of raising in an exit handler with a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
         print("genlab: error: an argument contains a NUL character.", file=sys.stderr)
@@ -563,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _exit_at_next_interrupt()
         print("genlab: interrupted", file=sys.stderr)
         return 130
     return 0

@@ -1,0 +1,66 @@
+"""Ctrl-C (SIGINT to a real `genlab train` process): the first writes a final checkpoint and
+exits with one line and code 130, and --resume latest continues from it; a second Ctrl-C
+during that save exits at once and leaves the last good checkpoint readable."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from genlab.training import checkpoint as ckpt
+
+
+def _start(run, *extra):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "genlab.cli", "train", "vae", "--data", "moons", "--steps",
+           "1000000", "--batch-size", "32", "--out", str(run), *extra]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(run, proc, timeout=120):
+    t = time.monotonic()
+    while ckpt.latest(run / "checkpoints") is None:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t < timeout
+        time.sleep(0.2)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, "--set", "checkpoint_every=50")
+    _wait_for_checkpoint(run, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "genlab: interrupted"
+    last = ckpt.latest(run / "checkpoints")
+    _, state = ckpt.load_checkpoint(last)
+    assert state["step"] % 50 != 0 or state["step"] > 50  # the final save, not only the periodic
+    step = state["step"]
+    done = subprocess.run(
+        [sys.executable, "-m", "genlab.cli", "train", "vae", "--data", "moons", "--steps",
+         str(step + 3), "--out", str(run), "--resume", "latest"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"done: {step + 3} steps" in done.stdout
+
+
+def test_a_second_ctrl_c_exits_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, "--set", "checkpoint_every=20")
+    _wait_for_checkpoint(run, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.01)  # the second one lands while the first's checkpoint is being written
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t < 30
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "Traceback" not in err
+    best = ckpt.latest(run / "checkpoints")
+    tensors, state = ckpt.load_checkpoint(best)  # readable, manifest checked
+    assert state["step"] >= 20 and "model" in tensors
