@@ -217,3 +217,36 @@ def test_page_training_cancels_with_a_checkpoint_and_resumes(trained, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / f"step-{stopped}").is_dir()
     last = list(job.run(cfg, tmp_path / "run", resume=True))[-1]
     assert last[0] == "done" and last[1]["steps"] == 40
+
+
+def test_tampered_loras_are_refused_with_a_sentence(trained, tmp_path, capsys):
+    """A LoRA someone else made: truncated weights, another model's config, a rank that is
+    not a number, broken YAML, an adapter that does not fit; each refused, nothing drawn."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    def copy(name):
+        shutil.copytree(trained / "run" / "model", tmp_path / name)
+        return tmp_path / name
+
+    weights = copy("truncated") / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    config = copy("other") / "config.yaml"
+    config.write_text(config.read_text().replace("model: lora", "model: gan"))
+    config = copy("rank") / "config.yaml"
+    config.write_text(config.read_text().replace("rank: 4", "rank: four"))
+    (copy("yaml") / "config.yaml").write_text("model: [lora\n")
+    weights = copy("shape") / "model.safetensors"
+    arrays = load_file(str(weights))
+    key = next(k for k in arrays if "lora_A" in k)
+    arrays[key] = arrays[key][:, :3].copy()
+    save_file(arrays, str(weights))
+    for name in ("truncated", "other", "rank", "yaml", "shape"):
+        out = tmp_path / f"{name}.png"
+        code = main(["txt2img", "x", "--steps", "2", "--lora", str(tmp_path / name),
+                     "--out", str(out)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and not out.exists(), name
+        lines = [line for line in err.splitlines() if "error:" in line]
+        assert len(lines) == 1 and "Traceback" not in err, (name, err)

@@ -92,23 +92,35 @@ def model_dir(path: Path) -> Path:
     raise GenlabError(f"{path} holds no genlab model ({CONFIG} and {WEIGHTS} not found).")
 
 
-def load(path: str | Path) -> Any:
-    """Load a model saved by ``model.save`` (or a run folder written by the CLI)."""
+def read_saved(path: str | Path) -> tuple[Path, str, dict[str, Any], dict[str, Any]]:
+    """(folder, model name, config, weight arrays) of a saved model, each file checked with
+    a sentence naming it; nothing is built or executed."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    from .registry import model_class
 
     folder = model_dir(Path(path))
     try:
         doc = yaml.safe_load((folder / CONFIG).read_text())
         name, config = doc["model"], doc.get("config") or {}
+        if not isinstance(name, str) or not isinstance(config, dict):
+            raise TypeError("'model' must be a name and 'config' a mapping")
     except (yaml.YAMLError, KeyError, TypeError) as e:
-        raise GenlabError(f"{folder / CONFIG} is not a valid genlab model config ({e}).") from e
+        reason = " ".join(str(e).split())  # YAML's messages span lines
+        raise GenlabError(
+            f"{folder / CONFIG} is not a valid genlab model config ({reason})."
+        ) from e
     try:
         arrays = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as e:
         raise GenlabError(f"{folder / WEIGHTS} is not a readable safetensors file ({e}).") from e
+    return folder, name, config, arrays
+
+
+def load(path: str | Path) -> Any:
+    """Load a model saved by ``model.save`` (or a run folder written by the CLI)."""
+    from .registry import model_class
+
+    _, name, config, arrays = read_saved(path)
     model = model_class(name)(**config)
     model.load_state_arrays(arrays)
     return model

@@ -74,7 +74,13 @@ def _layers(module: nn.Module, state: dict) -> dict[str, tuple[nn.Module, torch.
         layer = named.get(path)
         if layer is None or not hasattr(layer, "weight"):
             raise GenlabError(f"The LoRA adapts '{path}', which this model does not have.")
-        d = delta(a, b, layer.weight.shape)
+        try:
+            d = delta(a, b, layer.weight.shape)
+        except RuntimeError:  # the adapter's A or B does not fit the layer
+            raise GenlabError(
+                f"The LoRA's adapter of '{path}' does not fit that layer's weight "
+                f"{tuple(layer.weight.shape)}."
+            ) from None
         out[path] = (layer, d)
     return out
 

@@ -26,26 +26,34 @@ class LoraFile:
 
 
 def read_lora(path: str | Path) -> LoraFile:
-    """A LoRA run or model folder written by ``genlab finetune lora``."""
-    import yaml
-    from safetensors.torch import load_file
-
-    from ..serialization import CONFIG, WEIGHTS, model_dir
+    """A LoRA run or model folder written by ``genlab finetune lora``, checked: its config
+    names a LoRA with a whole rank and a positive alpha, and every adapter is a (A, B) pair
+    of that rank."""
+    from ..serialization import WEIGHTS, read_saved
     from ..training.checkpoint import sha256
+    from .adapters import pairs
 
     path = Path(path)
     if not path.exists():
         raise GenlabError(f"LoRA {path} does not exist.")
-    folder = model_dir(path)
-    doc = yaml.safe_load((folder / CONFIG).read_text())
-    if not isinstance(doc, dict) or doc.get("model") != "lora":
-        raise GenlabError(f"{path} is not a LoRA (its config names no 'lora' model).")
-    config = doc.get("config") or {}
+    folder, name, config, arrays = read_saved(path)
+    if name != "lora":
+        raise GenlabError(f"{path} is not a LoRA (its config names a '{name}' model).")
+    try:
+        rank, alpha = int(config["rank"]), float(config["alpha"])
+        if rank < 1 or not alpha > 0:
+            raise ValueError("rank must be >= 1 and alpha > 0")
+    except (KeyError, TypeError, ValueError) as e:
+        raise GenlabError(f"{folder / 'config.yaml'} has no valid rank and alpha ({e}).") from e
+    state = {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+    for key, (a, b) in pairs(state).items():
+        if a.shape[0] != rank or b.shape[1] != rank:
+            raise GenlabError(f"{folder / WEIGHTS}: the adapter of {key} is not of rank {rank}.")
     return LoraFile(
         name=path.resolve().name,
-        state=load_file(str(folder / WEIGHTS)),
-        rank=int(config["rank"]),
-        alpha=float(config["alpha"]),
+        state=state,
+        rank=rank,
+        alpha=alpha,
         base_sha256=str(config.get("base_sha256", "")),
         sha256=sha256(folder / WEIGHTS),
     )
