@@ -76,6 +76,17 @@ def test_output_folder_must_be_the_pages_own(tmp_path):
         prepare_out(tmp_path / "file")
 
 
+def test_webui_command_refuses_bad_settings_in_one_sentence(tmp_path, capsys):
+    from genlab.cli import main
+
+    for args in (["--port", "-1"], ["--port", "99999"], ["--queue", "0"],
+                 ["--out", "/proc/genlab/out"], ["--out", str(tmp_path / "f")]):  # fmt: skip
+        (tmp_path / "f").write_text("a file, not a folder")
+        assert main(["webui", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1 and "Traceback" not in err, (args, err)
+
+
 def test_mask_from_the_editor_is_what_was_painted():
     from PIL import Image
 

@@ -361,10 +361,18 @@ def cmd_webui(args: argparse.Namespace) -> None:
         raise GenlabError(
             f"The web page needs Gradio ({e.name} is missing): pip install 'genlab[webui]'."
         ) from None
+    from .errors import GenlabError
+
+    if not 1 <= args.port <= 65535 or args.queue < 1:
+        raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
+                          f"{args.port} and {args.queue}.")  # fmt: skip
     app, studio = create(args.out, args.models_dir, args.runs_dir)
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
-    launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue)
+    try:
+        launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue)
+    except OSError as e:  # the port is taken, or not ours to bind
+        raise GenlabError(f"Cannot serve on port {args.port} ({e}).") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

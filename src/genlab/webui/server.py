@@ -32,8 +32,11 @@ def prepare_out(out: str | Path) -> Path:
             f"--out {out} holds other files; the page serves everything in its output folder, "
             "so give an empty folder or one made by genlab webui."
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("genlab webui output folder: served to the page\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("genlab webui output folder: served to the page\n")
+    except OSError as e:
+        raise GenlabError(f"Cannot write the output folder {out} ({e.strerror or e}).") from None
     return out
 
 
