@@ -1,7 +1,8 @@
 """``genlab webui``: a local Gradio page over the same library calls as the command line.
 txt2img (also the API endpoint ``txt2img``), img2img and inpainting, PNG info, the X/Y plot,
-the model lab and the 2-D playground. The page layout is here; the work is in ``studio``,
-``xygrid`` and ``lab``, which know nothing of Gradio."""
+LoRA training, the model lab, the 2-D playground and the comparison. The page layout is
+here; the work is in ``studio``, ``xygrid``, ``lab`` and ``training``, which know nothing
+of Gradio."""
 
 import functools
 import logging
