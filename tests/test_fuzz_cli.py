@@ -93,6 +93,7 @@ def baselines(w: Path, out: Path) -> dict[str, list[str]]:
         ],
         "lora": ["lora", "fuse", str(w / "lora"), "--out", str(out / "fused")],
         "eval-t2i": ["eval-t2i", "builtin", "--n", "1", "--steps", "1", "--out", str(out / "e")],
+        "course": ["course", "2", "--quick", "--out", str(out / "course")],
         "models": ["models"],
         "datasets": ["datasets"],
         "compare": [

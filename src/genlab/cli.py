@@ -73,6 +73,13 @@ EXAMPLES = {
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
+    "course": """examples:
+  genlab course                               # list the steps
+  genlab course 2                             # step 2 -> course/02-maximum-likelihood/index.html
+  genlab course 5 --lang ja --out kouza       # the Japanese page
+  genlab course 2 --data txt:height.txt       # your own numbers (a plain text file)
+  genlab course 7 --elbo-reduction mean       # a variant other texts use
+  genlab course --all                         # the whole course as one linked site""",
     "webui": """examples:
   genlab webui                                # http://127.0.0.1:7860, built-in model
   genlab webui --models-dir ~/models --runs-dir runs --out outputs
@@ -352,6 +359,37 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"report written to {index}")
 
 
+def cmd_course(args: argparse.Namespace) -> None:
+    from .course import STEPS, Options, run_all, run_step
+    from .errors import GenlabError
+
+    if args.step is None and not args.all:
+        for step in STEPS:
+            print(f"{step.key:>3}  {step.name(args.lang)}: {step.summary[args.lang == 'ja']}")
+            if step.takes_data:
+                print(f"       --data: {step.takes_data}")
+        print("run one: genlab course N [--lang ja]; all: genlab course --all")
+        return
+    if args.step is not None and args.all:
+        raise GenlabError("Give a step or --all, not both.")
+    options = Options(
+        data=args.data, quick=args.quick, seed=args.seed, cond_drop_per=args.cond_drop_per,
+        t_base=args.t_base, elbo_reduction=args.elbo_reduction,
+        reverse_variance=args.reverse_variance,
+    )  # fmt: skip
+    if args.all:
+
+        def announce(step) -> None:
+            print(f"step {step.key}: {step.name(args.lang)}", flush=True)
+
+        results = run_all(args.lang, args.out, options, progress=announce)
+        total = sum(r.seconds for r in results)
+        print(f"course written to {args.out}/index.html ({total:.0f} s)")
+        return
+    result = run_step(args.step, args.lang, args.out, options)
+    print(f"step {result.step.key} written to {result.page} ({result.seconds:.1f} s)")
+
+
 def cmd_webui(args: argparse.Namespace) -> None:
     try:
         from .webui import create, launch
@@ -547,6 +585,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")
+    p = add("course", cmd_course, "the textbook road, step by step, as pages (en or ja)")
+    p.add_argument("step", nargs="?", help="the step to run: 1-10 or A (none: list them)")
+    p.add_argument("--all", action="store_true", help="every step, and an index linking them")
+    p.add_argument("--lang", choices=["en", "ja"], default="en")
+    p.add_argument("--out", default="course", help="folder for the pages (default: course)")
+    p.add_argument("--data", help="your own data for the steps that take it (see the list)")
+    p.add_argument("--quick", action="store_true", help="fewer training steps, rougher numbers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cond-drop-per",
+        choices=["sample", "batch"],
+        default="sample",
+        help="step 10: drop labels per sample or per batch",
+    )
+    p.add_argument(
+        "--t-base",
+        type=int,
+        choices=[0, 1],
+        default=1,
+        help="steps 8-9: number time steps 1..T (1) or 0..T-1 (0)",
+    )
+    p.add_argument(
+        "--elbo-reduction",
+        choices=["sum", "mean"],
+        default="sum",
+        help="step 7: the VAE loss sums (the ELBO) or averages its terms",
+    )
+    p.add_argument(
+        "--reverse-variance",
+        choices=["posterior", "beta"],
+        default="posterior",
+        help="step 9: DDPM's reverse-step variance, beta_tilde_t or beta_t",
+    )
     p = add("webui", cmd_webui, "start the web page on this machine (needs genlab[webui])")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--listen", action="store_true", help="serve other machines too (0.0.0.0)")

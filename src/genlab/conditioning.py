@@ -65,11 +65,20 @@ class Condition:
         n = len(self) if n is None else n
         return torch.zeros(n, dtype=torch.bool, device=device)
 
-    def drop(self, p: float, generator: torch.Generator | None = None) -> Condition:
-        """Each sample made unconditional with chance ``p`` (training for guidance)."""
+    def drop(
+        self, p: float, generator: torch.Generator | None = None, per: str = "sample"
+    ) -> Condition:
+        """Made unconditional with chance ``p`` (training for guidance): each sample on its
+        own (``per="sample"``, as most libraries do), or the whole batch at once
+        (``per="batch"``, as some textbooks' code does). Both teach the unconditional model
+        on a fraction ``p`` of the samples; the batch version mixes no conditional and
+        unconditional samples within one gradient step."""
+        if per not in ("sample", "batch"):
+            raise ValueError(f"per must be 'sample' or 'batch', got '{per}'.")
         n = len(self)
         device = next(iter(self._tensors().values())).device
-        dropped = torch.rand(n, generator=generator, device=device) < p
+        draws = 1 if per == "batch" else n
+        dropped = (torch.rand(draws, generator=generator, device=device) < p).expand(n)
         return replace(self, null=self.null_mask(n, device) | dropped)
 
     def to(self, device) -> Condition:

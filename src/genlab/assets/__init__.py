@@ -1,0 +1,38 @@
+"""Weights shipped inside the package, each in its own folder: ``model.safetensors``,
+``config.yaml`` and ``card.json`` (sha256, recipe, command, time, metric reached)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+
+
+def folder(name: str) -> Path:
+    return Path(__file__).resolve().parent / name
+
+
+def checked_folder(name: str) -> Path:
+    """The folder of shipped weights ``name``, after checking them against their card."""
+    from ..serialization import WEIGHTS
+    from ..training.checkpoint import sha256
+
+    path = folder(name)
+    if not (path / WEIGHTS).is_file():
+        raise GenlabError(f"The shipped model '{name}' is missing from this install ({path}).")
+    if sha256(path / WEIGHTS) != json.loads((path / "card.json").read_text())["sha256"]:
+        raise GenlabError(f"The shipped model '{name}' does not match its card; reinstall genlab.")
+    return path
+
+
+def load_shipped(name: str) -> Any:
+    """A shipped model, loaded (for example ``load_shipped("ddpm-digits")``)."""
+    from ..serialization import load
+
+    return load(checked_folder(name))
+
+
+def card(name: str) -> dict[str, Any]:
+    return json.loads((folder(name) / "card.json").read_text())

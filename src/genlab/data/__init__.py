@@ -22,6 +22,7 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
     "rings": (toy2d.rings, "2-D concentric rings, exact log-density"),
     "heights": (tabular.heights, "934 adult heights in cm (Galton 1886), 1-D"),
     "faithful": (tabular.faithful, "Old Faithful eruptions and waiting times, 272 x 2"),
+    "height-weight": (tabular.height_weight, "height (cm) and weight (kg) of 200 adults, 200 x 2"),
     "shapes": (shapes.shapes, "captioned scenes of coloured shapes, 32x32 RGB, for text-to-image"),
     "digits": (images.digits, "1,797 handwritten digits 8x8 (size=16 resizes), labels"),
     "mnist": (images.mnist, "MNIST from IDX files: mnist:PATH"),
@@ -29,6 +30,7 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
     "folder": (images.folder, "your PNG/JPEG images: folder:PATH"),
     "npz": (images.npz, "arrays in a .npz file: npz:PATH"),
     "csv": (tabular.table, "numeric columns of a CSV file with a header: csv:PATH"),
+    "txt": (tabular.text, "numbers in a plain text file, no header (as textbooks ship): txt:PATH"),
 }
 
 __all__ = ["DATASETS", "Dataset", "as_table", "check_array", "load", "load_spec"]

@@ -84,3 +84,53 @@ def table(path: str | Path, columns: str | None = None) -> Dataset:
         raise DataError(f"{path} holds a non-numeric or missing value ({e}).") from e
     x = check_array(x, str(path), ndim=2)
     return Dataset(path.stem, x, None, f"table {path.name}", str(path), "the user's own", names)
+
+
+def text(path: str | Path) -> Dataset:
+    """Numbers in a plain text file, separated by spaces, tabs or commas, one row per line,
+    no header (as textbooks ship their data); lines starting with # are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Text file {path} does not exist.")
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text file.") from None
+    rows = [line.replace(",", " ").split() for line in lines]
+    rows = [r for r in rows if r and not r[0].startswith("#")]
+    if not rows:
+        raise DataError(f"Text file {path} holds no numbers.")
+    if len({len(r) for r in rows}) != 1:
+        raise DataError(f"The rows of {path} do not all have the same number of columns.")
+    try:
+        x = np.array([[float(v) for v in r] for r in rows])
+    except ValueError as e:
+        raise DataError(f"{path} holds something that is not a number ({e}).") from e
+    x = check_array(x, str(path), ndim=2)
+    names = [f"x{i + 1}" for i in range(x.shape[1])]
+    return Dataset(path.stem, x, None, f"numbers from {path.name}", str(path), "the user's own",
+                   names)  # fmt: skip
+
+
+def height_weight(sex: str | None = None) -> Dataset:
+    """Measured height (cm) and weight (kg) of 200 people who exercise regularly (Davis,
+    1990); ``y`` is 1 for men. One record has the two swapped in the source (weight 166 kg,
+    height 57 cm, a known recording error); it is put right here."""
+    rows = _read_table("davis_height_weight.csv")
+    if sex is not None:
+        if sex not in ("male", "female"):
+            raise DataError(f"sex must be 'male' or 'female', got '{sex}'.")
+        rows = [r for r in rows if r["sex"] == sex[0].upper()]
+    x = np.array([[float(r["height_cm"]), float(r["weight_kg"])] for r in rows])
+    swapped = x[:, 0] < x[:, 1]  # nobody in this table is taller in cm than heavy in kg
+    x[swapped] = x[swapped][:, ::-1]
+    y = np.array([r["sex"] == "M" for r in rows], dtype=np.int64)
+    return Dataset(
+        "height-weight",
+        x,
+        y,
+        "height (cm) and weight (kg) of 200 adults, 200 x 2",
+        "Davis (1990), as 'Davis' in the R package carData",
+        "measurements; table from carData, GPL",
+        ["height_cm", "weight_kg"],
+    )

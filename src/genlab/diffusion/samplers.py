@@ -74,11 +74,36 @@ def sample_ddim(denoiser, x, sigmas, *, cond=None, generator=None, callback=None
     return x
 
 
-def sample_ddpm(denoiser, x, sigmas, *, cond=None, generator=None, callback=None):
-    """Ancestral DDPM sampling (Ho et al. 2020): DDIM with eta = 1."""
-    return sample_ddim(
-        denoiser, x, sigmas, cond=cond, generator=generator, callback=callback, eta=1.0
-    )
+@torch.no_grad()
+def sample_ddpm(
+    denoiser, x, sigmas, *, cond=None, generator=None, callback=None, variance="posterior"
+):
+    """Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2): x_{t-1} = mu_tilde(x_t, x0_hat)
+    + s_t z. The reverse variance s_t^2 is the posterior's beta_tilde_t ("posterior", the
+    default: the same chain as DDIM with eta = 1) or beta_t ("beta", as in the paper's
+    Algorithm 2); the paper found both give similar samples. Computed in the
+    variance-preserving view x_vp = sqrt(alpha_bar) x."""
+    if variance == "posterior":
+        return sample_ddim(
+            denoiser, x, sigmas, cond=cond, generator=generator, callback=callback, eta=1.0
+        )
+    if variance != "beta":
+        raise ValueError(f"variance must be 'posterior' or 'beta', got '{variance}'.")
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _denoise(denoiser, x, s, cond)
+        _report(callback, i, x, s, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        ab, ab_next = 1 / (1 + s**2), 1 / (1 + s_next**2)
+        beta = 1 - ab / ab_next
+        mean = (ab_next.sqrt() * beta / (1 - ab)) * denoised + (
+            (1 - beta).sqrt() * (1 - ab_next) / (1 - ab)
+        ) * (x * ab.sqrt())
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        x = (mean + beta.sqrt() * noise) / ab_next.sqrt()
+    return x
 
 
 @torch.no_grad()

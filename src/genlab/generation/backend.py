@@ -5,7 +5,6 @@ parameters."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -44,14 +43,10 @@ def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
     from ..serialization import WEIGHTS, load, model_dir
 
     if spec == BUILTIN:
-        folder, name = builtin_folder(), BUILTIN_NAME
-        if not (folder / WEIGHTS).is_file():
-            raise GenlabError(f"The built-in model is missing from this install ({folder}).")
+        from ..assets import checked_folder
+
+        folder, name = checked_folder(builtin_folder().name), BUILTIN_NAME
         digest = sha256(folder / WEIGHTS)
-        if digest != json.loads((folder / "card.json").read_text())["sha256"]:
-            raise GenlabError(
-                "The built-in model's weights do not match its card; reinstall genlab."
-            )
     else:
         path = Path(spec)
         if not path.exists():

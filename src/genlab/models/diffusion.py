@@ -13,6 +13,7 @@ from torch import nn
 from ..diffusion.losses import diffusion_loss
 from ..diffusion.precond import Denoiser
 from ..diffusion.schedules import alpha_bar, karras_sigmas
+from ..errors import GenlabError
 from ..nn.layers import LabelEmbedding, mlp
 from ..nn.unet import UNet, sinusoidal_embedding
 from ..pipelines.diffusion import DiffusionPipeline, sampling_sigmas
@@ -42,7 +43,9 @@ class DDPM(NeuralModel):
     """Parameters: ``channels``/``blocks``/``attention`` (U-Net), ``hidden`` (2-D MLP),
     ``schedule`` ("linear", "cosine", "sigmoid"), ``timesteps``, ``prediction`` ("eps",
     "x0", "v"), ``min_snr`` (loss weighting; 0 off), ``num_classes`` (class-conditional
-    when > 0), ``cond_drop`` (chance a label is dropped in training, for guidance)."""
+    when > 0), ``cond_drop`` (chance a label is dropped in training, for guidance),
+    ``cond_drop_per`` ("sample": each label dropped on its own; "batch": the whole batch's
+    labels at once, as some textbooks' code does)."""
 
     name = "ddpm"
     sample_options = DiffusionPipeline.options
@@ -67,7 +70,10 @@ class DDPM(NeuralModel):
         min_snr: float = 0.0,
         num_classes: int = 0,
         cond_drop: float = 0.1,
+        cond_drop_per: str = "sample",
     ) -> None:
+        if cond_drop_per not in ("sample", "batch"):
+            raise GenlabError(f"cond_drop_per must be 'sample' or 'batch', got '{cond_drop_per}'.")
         super().__init__(
             data_shape,
             channels=list(channels),
@@ -80,6 +86,7 @@ class DDPM(NeuralModel):
             min_snr=min_snr,
             num_classes=num_classes,
             cond_drop=cond_drop,
+            cond_drop_per=cond_drop_per,
         )
         if len(self.data_shape) == 3:
             net = UNet(self.data_shape[0], tuple(channels), blocks, attention, num_classes)
@@ -97,7 +104,7 @@ class DDPM(NeuralModel):
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
         cond = batch.cond
         if cond is not None:  # labels dropped at random train the unconditional model too
-            cond = cond.drop(self.cond_drop)
+            cond = cond.drop(self.cond_drop, per=self.cond_drop_per)
         loss = diffusion_loss(self.net, batch.x, cond, min_snr=self.min_snr)
         return {"loss": loss.mean()}
 

@@ -48,7 +48,10 @@ class _Net(nn.Module):
 class VAE(NeuralModel):
     """Parameters: ``latent_dim``, ``likelihood`` ("gaussian" or "bernoulli"), ``beta``
     (weight of the KL term; 1 is the true ELBO), ``hidden`` (MLP sizes for vectors),
-    ``width`` (conv channels for images)."""
+    ``width`` (conv channels for images), ``reduction`` of the training loss: "sum" (the
+    ELBO itself: log p(x|z) summed over pixels, KL summed over latent dimensions) or "mean"
+    (each term averaged over its dimensions, as ``F.mse_loss`` does by default in many
+    texts; this weighs the KL by data dims / latent dims more, a different model)."""
 
     name = "vae"
     has_elbo = True
@@ -62,9 +65,12 @@ class VAE(NeuralModel):
         beta: float = 1.0,
         hidden: tuple[int, ...] | list[int] = (128, 128),
         width: int = 32,
+        reduction: str = "sum",
     ) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
             raise GenlabError(f"likelihood must be 'gaussian' or 'bernoulli', got '{likelihood}'.")
+        if reduction not in ("sum", "mean"):
+            raise GenlabError(f"reduction must be 'sum' or 'mean', got '{reduction}'.")
         hidden = tuple(hidden)
         super().__init__(
             data_shape,
@@ -73,6 +79,7 @@ class VAE(NeuralModel):
             beta=beta,
             hidden=list(hidden),
             width=width,
+            reduction=reduction,
         )
         self.net = _Net(self.data_shape, latent_dim, likelihood, hidden, width)
 
@@ -102,6 +109,8 @@ class VAE(NeuralModel):
 
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
         rec, kl = self.elbo_terms(batch.x)
+        if self.reduction == "mean":  # per-dimension averages instead of the ELBO's sums
+            rec, kl = rec / batch.x[0].numel(), kl / self.latent_dim
         loss = -(rec - self.beta * kl).mean()
         return {"loss": loss, "rec": -rec.mean().detach(), "kl": kl.mean().detach()}
 

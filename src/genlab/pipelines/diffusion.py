@@ -25,6 +25,13 @@ OPTIONS = (
     ),
     Option("spacing", str, "trailing", "which noise levels the steps visit", choices=SPACINGS),
     Option("eta", float, 0.0, "ddim only: 0 deterministic, 1 as noisy as DDPM", low=0, high=1),
+    Option(
+        "variance",
+        str,
+        "posterior",
+        "ddpm only: reverse-step variance, the posterior's beta_tilde_t or beta_t",
+        choices=("posterior", "beta"),
+    ),
     Option("label", int, None, "the class to draw (class-conditional models)", low=0),
     Option("cfg", float, 1.0, "classifier-free guidance scale (0: unconditional, 1: conditional)"),
     Option("classifier", object, None, "a noise-aware classifier, or its run folder"),
@@ -48,6 +55,8 @@ class DiffusionPipeline:
         opts = resolve(model.name, self.options, given)
         if opts["eta"] and opts["sampler"] != "ddim":
             raise GenlabError("eta applies to the ddim sampler only.")
+        if opts["variance"] != "posterior" and opts["sampler"] != "ddpm":
+            raise GenlabError("variance applies to the ddpm sampler only.")
         classifier = load_classifier(opts["classifier"], model.data_shape)
         label = opts["label"] if opts["label"] is not None else _labels_of(cond)
         cond = self.condition(label, n, classifier)
@@ -56,10 +65,16 @@ class DiffusionPipeline:
         sigmas = model.sigmas(opts["steps"], opts["spacing"])
         x = torch.randn((n, *model.data_shape), generator=g) * sigmas[0]
         denoiser = self.denoiser(n, opts["cfg"], classifier, opts["cg_scale"])
-        extra = {"eta": opts["eta"]} if opts["sampler"] == "ddim" else {}
+        extra = {"ddim": {"eta": opts["eta"]}, "ddpm": {"variance": opts["variance"]}}
         sampler = SAMPLERS[opts["sampler"]]
         return sampler(
-            denoiser, x, sigmas, cond=cond, generator=g, callback=opts["callback"], **extra
+            denoiser,
+            x,
+            sigmas,
+            cond=cond,
+            generator=g,
+            callback=opts["callback"],
+            **extra.get(opts["sampler"], {}),
         )
 
     def denoiser(self, n: int, cfg: float, classifier, cg_scale: float) -> nn.Module:

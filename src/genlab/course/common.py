@@ -1,0 +1,50 @@
+"""What several course steps share: their image data, and a short training with its loss
+curve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def image_data(spec: str | None):
+    """The step's images: 16x16 digits in [-1, 1] by default, or the learner's own
+    (``mnist:PATH``, ``folder:PATH`` ...), as (train, held-out) splits."""
+    from ..data import load_spec
+    from ..errors import DataError
+
+    if spec is None:
+        data = load_spec("digits", size=16, scale="pm1")
+    else:
+        data = load_spec(spec)
+        if data.x.ndim != 4:
+            raise DataError(f"This step needs images; {spec} holds a table.")
+    return data.split(0.15, seed=0)
+
+
+def train_briefly(model: Any, data: Any, steps: int, lr: float, seed: int = 0) -> list[float]:
+    """Train ``model`` in memory for ``steps`` steps (batch 128, no EMA), with a progress
+    bar; the loss every 10 steps (when the Trainer reads it off the device)."""
+    import torch
+
+    from ..training.trainer import TrainConfig, Trainer
+
+    losses: list[float] = []
+
+    def record(step: int, metrics: dict[str, float]) -> None:
+        if step % 10 == 0:
+            losses.append(metrics["loss"])
+
+    cfg = TrainConfig(steps=steps, batch_size=128, lr=lr, ema_decay=0, seed=seed, log_every=10)
+    torch.manual_seed(seed)
+    Trainer(model, data, cfg, on_step=record).train()
+    return losses
+
+
+def loss_figure(losses: list[float], ylabel: str = "loss"):
+    from ..viz.plots import subplots
+
+    fig, ax = subplots(figsize=(5, 3.5))
+    ax.plot(losses)
+    ax.set(xlabel="step / 10", ylabel=ylabel)
+    fig.tight_layout()
+    return fig
