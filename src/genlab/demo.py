@@ -119,6 +119,32 @@ def text_to_image_section(root: Path, n: int = 24) -> str:
     )
 
 
+#: the course's steps that take seconds; the demo writes their pages and links the rest
+COURSE_STEPS = ("1", "2", "3", "4", "5", "8")
+
+
+def course_section(root: Path) -> str:
+    """The course's quick steps written into ``root/course``, linked from the report."""
+    from .course import STEPS, run_step
+
+    for key in COURSE_STEPS:
+        run_step(key, "en", root / "course")
+    items = []
+    for step in STEPS:
+        name = html.escape(f"{step.key}. {step.name('en')}")
+        if step.key in COURSE_STEPS:
+            name = f'<a href="course/{step.folder}/index.html">{name}</a>'
+        items.append(f"<li>{name}</li>")
+    return (
+        "<h2>The course</h2><p>The textbook road one step per page, with the math, numbers, "
+        "figures, library calls and tests of each (<code>genlab course N</code>, "
+        "<code>--lang ja</code> for Japanese). The demo wrote the steps that take seconds; "
+        f"<code>genlab course --all --out {html.escape(root.as_posix())}/course</code> writes "
+        f'them all. <a href="course/index.html">The course\'s index</a>.</p>'
+        f"<ul>{''.join(items)}</ul>"
+    )
+
+
 def run_demo(out: str | Path = "report") -> Path:
     from .serialization import load
 
@@ -230,6 +256,7 @@ def run_demo(out: str | Path = "report") -> Path:
 
     sections.append(autoencoder_section(root))
     sections.append(text_to_image_section(root))
+    sections.append(course_section(root))
 
     seconds = time.perf_counter() - t0
     page = f"""<!doctype html>
