@@ -66,3 +66,39 @@ def test_missing_and_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenlabError, match="holds no genlab model"):
         genlab.load(tmp_path / "empty")
+
+
+def _vae_and_gmm(tmp_path):
+    from genlab.data import load
+    from genlab.models.mixture import GaussianMixture
+    from genlab.models.vae import VAE
+
+    VAE((2,), latent_dim=2, hidden=(8,)).save(tmp_path / "vae")
+    GaussianMixture(2, seed=0).fit(load("faithful").x).save(tmp_path / "gmm")
+
+
+@pytest.mark.parametrize(
+    "model,old,new,message",
+    [
+        ("vae", "config:", "config:\n  bogus: 1", "sets 'bogus', which a vae model does not have"),
+        ("vae", "latent_dim: 2", "latent_dim: abc", "takes int values there"),
+        ("vae", "latent_dim: 2", "latent_dim: 2.5", "takes int values there"),
+        ("vae", "latent_dim: 2", "latent_dim: -3", "does not describe a valid vae model"),
+        ("vae", "latent_dim: 2", "latent_dim: 3", "does not fit the model"),
+        ("vae", "likelihood: gaussian", "likelihood: evil", "likelihood must be"),
+        ("vae", "model: vae", "model: evil", "names a model genlab does not know"),
+        ("gmm", "n_components: 2", "n_components: [1]", "takes int values there"),
+        ("gmm", "config:", "config:\n  evil: 1", "sets 'evil'"),
+    ],
+)
+def test_tampered_configs_are_refused_naming_the_file(tmp_path, model, old, new, message):
+    """A config with extra keys, wrong types or values, or one that does not fit its weights
+    is one sentence naming the file, never a traceback (issue 15: loading what others made)."""
+    _vae_and_gmm(tmp_path)
+    config = tmp_path / model / "config.yaml"
+    text = config.read_text()
+    assert old in text
+    config.write_text(text.replace(old, new, 1))
+    with pytest.raises(GenlabError, match=message) as e:
+        genlab.load(tmp_path / model)
+    assert str(config) in str(e.value) or "config.yaml" in str(e.value)

@@ -6,6 +6,7 @@ interrupted save leaves the previous model intact.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -120,7 +121,57 @@ def load(path: str | Path) -> Any:
     """Load a model saved by ``model.save`` (or a run folder written by the CLI)."""
     from .registry import model_class
 
-    _, name, config, arrays = read_saved(path)
-    model = model_class(name)(**config)
-    model.load_state_arrays(arrays)
+    folder, name, config, arrays = read_saved(path)
+    try:
+        cls = model_class(name)
+    except GenlabError as e:
+        raise GenlabError(f"{folder / CONFIG} names a model genlab does not know ({e})") from e
+    model = construct(cls, name, config, folder / CONFIG)
+    try:
+        model.load_state_arrays(arrays)
+    except (RuntimeError, ValueError, KeyError) as e:  # torch: many lines, keep one
+        lines = [x.strip() for x in str(e).splitlines() if "mismatch" in x or "shape" in x]
+        raise GenlabError(
+            f"{folder / WEIGHTS} does not fit the model {folder / CONFIG} describes "
+            f"({(lines or [str(e)])[0]})."
+        ) from e
     return model
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether a saved value has the kind of the parameter's default (an int is a float)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float) and (
+            isinstance(default, float) or isinstance(value, int)
+        )
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, tuple | list):
+        return isinstance(value, tuple | list)
+    return True
+
+
+def construct(cls: Any, name: str, config: dict[str, Any], source: Path) -> Any:
+    """``cls(**config)`` for a config read from ``source``; a key the class does not take,
+    a value of another kind than the parameter's default, or one the class refuses is one
+    sentence naming the file (a tampered or foreign config never reaches a traceback)."""
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(config) - set(params) - {"self"})
+        if unknown:
+            raise GenlabError(f"{source} sets '{unknown[0]}', which a {name} model does not have.")
+    for key, value in config.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if default not in (inspect.Parameter.empty, None) and not _fits(value, default):
+            raise GenlabError(
+                f"{source} gives {key} = {value!r}; a {name} model takes "
+                f"{type(default).__name__} values there."
+            )
+    try:
+        return cls(**config)
+    except GenlabError as e:
+        raise GenlabError(f"{source}: {e}") from e
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
+        raise GenlabError(f"{source} does not describe a valid {name} model ({e}).") from e
