@@ -64,3 +64,31 @@ def test_a_second_ctrl_c_exits_at_once_and_keeps_the_last_good_checkpoint(tmp_pa
     best = ckpt.latest(run / "checkpoints")
     tensors, state = ckpt.load_checkpoint(best)  # readable, manifest checked
     assert state["step"] >= 20 and "model" in tensors
+
+
+def test_ctrl_c_in_other_long_commands_exits_cleanly_and_leaves_nothing_half_written(tmp_path):
+    """Generation and a course step, interrupted mid-way: one line, code 130, no traceback,
+    no image and no half-built page left behind."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    commands = {
+        "txt2img": ["txt2img", "a red circle", "--steps", "5000", "--out", "x.png"],
+        "course": ["course", "9", "--out", "course"],
+    }
+    for name, args in commands.items():
+        cwd = tmp_path / name
+        cwd.mkdir()
+        cmd = [sys.executable, "-m", "genlab.cli", *args]
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+        t = time.monotonic()
+        while time.monotonic() - t < 10 and proc.poll() is None:
+            time.sleep(0.5)
+            if any(cwd.glob("course/.09-*/*.png")):
+                break  # the step is under way: its first figure is in its scratch folder
+        time.sleep(0.5)
+        assert proc.poll() is None, (name, proc.communicate())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (name, err[-2000:])
+        assert "Traceback" not in err and err.strip().splitlines()[-1] == "genlab: interrupted"
+        assert not list(cwd.rglob("*.png")), name
+        assert not [p for p in cwd.rglob(".*")], name  # no scratch folder
