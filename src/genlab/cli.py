@@ -318,6 +318,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .evaluation.compare import FAMILIES, compare
     from .evaluation.compare_report import table, write_report
 
+    if args.latent:
+        return compare_latent_command(args)
     families = tuple(args.families.split(",")) if args.families else None
     total = sum(1 for f in FAMILIES if families is None or f.model in families)
     with tqdm(total=total * args.seeds, desc="compare", leave=False) as bar:
@@ -334,6 +336,37 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for row in table(report):
         print("  ".join(row[:1] + row[1:3] + row[4:5] + row[8:10] + row[11:12]))
     print(f"report written to {path} (and compare.html, compare.json)")
+
+
+def compare_latent_command(args: argparse.Namespace) -> None:
+    import os
+    import platform
+
+    from tqdm.auto import tqdm
+
+    from .errors import GenlabError
+    from .evaluation.latent import MODELS, compare_latent
+    from .evaluation.latent_report import write_report
+
+    models = tuple(args.families.split(",")) if args.families else MODELS
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise GenlabError(f"Unknown latent model '{unknown[0]}'; known: {', '.join(MODELS)}.")
+    if not 1 <= args.latent_dim <= 8:
+        raise GenlabError(f"--latent-dim must lie in 1..8, got {args.latent_dim}.")
+    with tqdm(desc="compare --latent", leave=False) as bar:
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            bar.update(1)
+
+        results = compare_latent(args.latent_dim, models, quick=args.steps is not None,
+                                 progress=progress)  # fmt: skip
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    path = write_report(results, args.out, "genlab " + " ".join(sys.argv[1:]), machine)
+    for note in results.get("skipped", []):
+        print(note)
+    print(f"report written to {path} (and latent.html, latent.json, latent_*.png)")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -582,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", help="comma-separated: gmm,vae,hvae,gan,realnvp,ebm,ddpm")
     p.add_argument("--no-lr-sweep", action="store_true", help="skip the learning-rate sweep")
     p.add_argument("--out", default="report", help="folder for compare.md/.html/.json")
+    p.add_argument(
+        "--latent",
+        action="store_true",
+        help="compare latent-variable models instead (PCA, PPCA, linear AE and VAE, "
+        "AE, VAE, GPLVM) on digits and a synthetic set",
+    )
+    p.add_argument("--latent-dim", type=int, default=2, help="--latent: the latent size")
 
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")
