@@ -76,11 +76,35 @@ def test_euler(setup, steps):
 def test_dpmpp_2m(setup, steps):
     net, denoiser, noise = setup
     sched = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, algorithm_type="dpmsolver++", solver_order=2,
+        num_train_timesteps=1000,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
         final_sigmas_type="zero",
-    )  # fmt: skip
+    )
     sched.set_timesteps(steps)
     theirs = diffusers_loop(sched, net, noise.clone())
     sigmas = sched.sigmas.double()
     ours = sample_dpmpp_2m(denoiser, noise * (1 + sigmas[0] ** 2).sqrt(), sigmas)
     assert relative(ours, theirs) <= 1e-4
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+@pytest.mark.parametrize("steps", [7, 10, 20, 50, 1000])
+def test_noise_levels_match_diffusers_timestep_spacing(spacing, steps):
+    """genlab's discrete_sigmas picks the same training levels as diffusers'
+    timestep_spacing, computed by diffusers itself (not fed to both)."""
+    from genlab.diffusion.schedules import discrete_sigmas
+
+    alpha_bar = linear_alpha_bar(1000).double()
+    scheduler = diffusers.DDIMScheduler(
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        timestep_spacing=spacing,
+        steps_offset=0,
+    )
+    scheduler.set_timesteps(steps)
+    theirs = sigma_from_alpha_bar(alpha_bar[scheduler.timesteps.long()])
+    ours = discrete_sigmas(alpha_bar, steps, spacing)
+    assert ours[-1] == 0
+    torch.testing.assert_close(ours[:-1], theirs)
