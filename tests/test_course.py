@@ -175,11 +175,17 @@ def test_step9_ddpm_sampler_variances_reach_the_data(variance):
 
 def test_step9_training_lowers_the_loss(small_digits):
     from genlab.course.s09_diffusion_impl import train_ddpm
+    from genlab.diffusion.losses import diffusion_loss
+    from genlab.models.diffusion import DDPM
 
     train, _ = small_digits
-    _, losses = train_ddpm(train, steps=30)
-    assert 0.5 < losses[0] < 1.5  # an untrained eps-predictor's error: the noise's variance
-    assert losses[-1] < 0.7 * losses[0]
+    untrained = DDPM(train.shape, channels=(16, 32, 32), attention=False)
+    torch.manual_seed(0)
+    with torch.no_grad():  # the U-Net's last layer starts at zero: eps_hat = 0, loss = E[eps^2]
+        loss = diffusion_loss(untrained.net, torch.as_tensor(train.x[:256])).mean()
+    assert float(loss) == pytest.approx(1.0, abs=0.03)
+    _, losses = train_ddpm(train, steps=40)
+    assert losses[-1] < 0.5 * float(loss)
 
 
 def test_step10_guidance_and_score():

@@ -127,11 +127,16 @@ def run(page, options) -> None:
         [
             (
                 "first_loss",
-                "loss at the start (about 1: the noise itself)",
-                "最初の損失（ノイズそのものの分散、約 1）",
-                float(np.mean(losses[:3])),
+                "loss after 10 steps (before training: 1, the noise's variance)",
+                "10 ステップ後の損失（学習前は 1、ノイズの分散）",
+                float(losses[0]),
             ),
-            ("final_loss", "loss at the end", "最後の損失", float(np.mean(losses[-3:]))),
+            (
+                "final_loss",
+                "loss at the end (mean of the last 3 readings)",
+                "最後の損失（最後の 3 回の平均）",
+                float(np.mean(losses[-3:])),
+            ),
             (
                 "unet_parameters",
                 "parameters of the small U-Net",
