@@ -88,7 +88,7 @@ def run(page, options) -> None:
     )
 
     train, _ = image_data(options.data)
-    steps = 100 if options.quick else 400
+    steps = 100 if options.quick else 250
     model, losses = train_ddpm(train, steps, options.seed)
     params = sum(p.numel() for p in model.net.parameters())
     page.heading("Training", "学習")
@@ -98,7 +98,7 @@ def run(page, options) -> None:
         f"The loss of a small U-Net ({params:,} parameters), {steps} steps",
         f"小さな U-Net（パラメータ {params:,} 個）の損失、{steps} ステップ",
     )
-    n = 16 if options.quick else 32
+    n = 8 if options.quick else 16
     brief = sample_ddpm(model, n, options.reverse_variance, options.seed)
     page.figure(
         image_grid(brief.numpy(), nrow=8),
