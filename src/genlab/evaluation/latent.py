@@ -349,16 +349,24 @@ def fit_gplvm(
                 return f.mean.T.numpy() + mean
 
         def encode(points, iters=150):
+            # train mode: the variational marginal q(f(z)), without eval mode's caches (whose
+            # graph a second backward cannot reuse); the parameters stay frozen
+            model.train()
+            likelihood.train()
             target = torch.as_tensor(points - mean, dtype=torch.float32)
             near = torch.cdist(target, y).argmin(1)  # start at the nearest training point
             z = codes[near].clone().requires_grad_()
             opt_z = torch.optim.Adam([z], lr=0.05)
             for _ in range(iters):
                 opt_z.zero_grad()
-                pred = likelihood(model(z))
-                nll = -pred.log_prob(target.T).sum() + 0.5 * (z**2).sum()
-                nll.backward(retain_graph=True)  # GPyTorch caches a graph in eval mode
+                f = model(z)  # each point on its own: the marginal mean and variance
+                var = f.variance + likelihood.noise
+                nll = 0.5 * (((target.T - f.mean) ** 2) / var + var.log()).sum()
+                nll = nll + 0.5 * (z**2).sum()  # the prior N(0, I)
+                nll.backward()
                 opt_z.step()
+            model.eval()
+            likelihood.eval()
             return z.detach().numpy()
 
         return Fitted(
