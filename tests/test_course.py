@@ -6,6 +6,7 @@ their functions with a few steps; whole pages of every step run in `make test-al
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,6 +246,9 @@ def test_pages_in_both_languages_are_offline_and_linked(tmp_path):
         assert not re.search(r"<script|<link|(src|href)=\"https?:|url\(", html)
         for src in re.findall(r'src="([^"]+)"', html):
             assert (result.page.parent / src).is_file()
+        # from a clone, each test named is a link to its file
+        links = re.findall(r'href="file://([^"]+)"', html)
+        assert links and all(Path(link).is_file() for link in links)
         index = (result.page.parent.parent / "index.html").read_text()
         assert index.count("<tr>") == len(STEPS) == 11
         assert 'href="02-maximum-likelihood/index.html"' in index

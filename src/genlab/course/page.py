@@ -109,13 +109,21 @@ class Page:
 
     def tests(self, *names: str) -> None:
         """The tests that check this step's numbers against their oracles."""
-        items = "".join(f"<li><code>{html.escape(n)}</code></li>" for n in names)
+        items = "".join(f"<li>{_test_link(n)}</li>" for n in names)
         lead = pick(
             self.lang,
             "Checked by these tests (run them with <code>pytest</code>):",
             "これらのテストが数値を検証します（<code>pytest</code> で実行）：",
         )
         self.parts.append(f"<p>{lead}</p><ul>{items}</ul>")
+
+
+def _test_link(name: str) -> str:
+    """A test's name, linked to its file where genlab runs from a clone of the repository
+    (the tests are not part of an installed package)."""
+    path = Path(__file__).resolve().parents[3] / name.split("::")[0].split(" ")[0]
+    text = f"<code>{html.escape(name)}</code>"
+    return f'<a href="{html.escape(path.as_uri())}">{text}</a>' if path.is_file() else text
 
 
 def document(lang: str, title: str, body: str, nav: str = "") -> str:

@@ -88,6 +88,24 @@ def run(page, options) -> None:
     )
 
     train, _ = image_data(options.data)
+    page.heading("Noising an image", "画像へのノイズ付加")
+    page.say(
+        "Training draws a random step t for each image and noises it in one go with "
+        "q(x_t | x_0); the network sees the noisy image and t, and predicts the noise.",
+        "学習では画像ごとにステップ t をランダムに選び、q(x_t | x_0) で一度にノイズを加えます。"
+        "ネットワークはノイズの乗った画像と t を受け取り、加えたノイズを予測します。",
+    )
+    from ..diffusion.schedules import alpha_bar
+    from ..viz.plots import noising
+
+    page.figure(
+        noising(
+            train.x[:1], alpha_bar("linear", 1000), steps=(0, 10, 50, 100, 250, 500, 750, 1000)
+        ),
+        "noising.png",
+        "One training image at t = 0, 10, 50, 100, 250, 500, 750, 1000",
+        "学習画像 1 枚の t = 0, 10, 50, 100, 250, 500, 750, 1000 での様子",
+    )
     steps = 100 if options.quick else 250
     model, losses = train_ddpm(train, steps, options.seed)
     params = sum(p.numel() for p in model.net.parameters())
