@@ -161,3 +161,19 @@ def test_demo_text_to_image_section(tmp_path):
     assert "held-out prompts drawn right" in section and "of 4" in section
     assert (tmp_path / "txt2img" / "heldout.png").is_file()
     assert (tmp_path / "txt2img" / "train.png").is_file()
+
+
+def test_the_three_examples_of_the_reliability_issue(tmp_path, capsys):
+    """--components 0 was silently fitted as 1; --n -5 ended in a traceback; --n 0 wrote an
+    empty file and reported success. Each is now one sentence, exit 2, nothing written."""
+    code, _, err = run(
+        ["fit", "gmm", "--data", "faithful", "--components", "0", "--out", str(tmp_path / "g")],
+        capsys,
+    )
+    assert code == 2 and "at least 1" in err and not (tmp_path / "g").exists()
+    assert run(["fit", "normal", "--data", "heights", "--out", str(tmp_path / "h")], capsys)[0] == 0
+    for n in ("-5", "0"):
+        out = tmp_path / f"s{n}.csv"
+        code, _, err = run(["sample", str(tmp_path / "h"), "--n", n, "--out", str(out)], capsys)
+        assert code == 2 and "--n must be at least 1" in err and not out.exists()
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1

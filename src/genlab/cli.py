@@ -103,7 +103,7 @@ def _options(args: argparse.Namespace) -> dict:
             raise GenlabError(f"{', '.join(extra)} applies to gmm only, not {args.model}.")
         return {}
     opts = {
-        "n_components": args.components or 1,
+        "n_components": 1 if args.components is None else args.components,
         "covariance_type": args.covariance_type or "full",
         "max_iter": args.max_iter,
         "tol": args.tol,
