@@ -11,11 +11,19 @@ import time
 from genlab.training import checkpoint as ckpt
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT back to its default action, so that Python installs its
+    KeyboardInterrupt handler even when the test runs in the background, where a shell
+    starts its children with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(run, *extra):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "genlab.cli", "train", "vae", "--data", "moons", "--steps",
            "1000000", "--batch-size", "32", "--out", str(run), *extra]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)  # fmt: skip
 
 
 def _wait_for_checkpoint(run, proc, timeout=120):
@@ -71,14 +79,15 @@ def test_ctrl_c_in_other_long_commands_exits_cleanly_and_leaves_nothing_half_wri
     no image and no half-built page left behind."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     commands = {
-        "txt2img": ["txt2img", "a red circle", "--steps", "5000", "--out", "x.png"],
+        "txt2img": ["txt2img", "a red circle", "--steps", "1000", "--batch", "4", "--out", "x.png"],
         "course": ["course", "9", "--out", "course"],
     }
     for name, args in commands.items():
         cwd = tmp_path / name
         cwd.mkdir()
         cmd = [sys.executable, "-m", "genlab.cli", *args]
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_default)  # fmt: skip
         t = time.monotonic()
         while time.monotonic() - t < 10 and proc.poll() is None:
             time.sleep(0.5)

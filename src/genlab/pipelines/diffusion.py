@@ -116,6 +116,12 @@ def sampling_sigmas(denoiser: Any, steps: int, spacing: str = "trailing") -> tor
     13.7."""
     if spacing == "karras":
         return karras_sigmas(steps, denoiser.sigma_min, denoiser.sigma_max).float()
+    levels = len(denoiser.alpha_bar)
+    if steps > levels:  # a level would repeat: a zero step, which multistep solvers divide by
+        raise GenlabError(
+            f"This model was trained on {levels} noise levels; sample with at most {levels} "
+            "steps, or use the karras spacing."
+        )
     return discrete_sigmas(denoiser.alpha_bar.double(), steps, spacing).float()
 
 
