@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import genlab.data as gd
@@ -6,6 +7,7 @@ from genlab.models.gan import GAN
 from genlab.training.trainer import TrainConfig, Trainer
 
 
+@pytest.mark.slow  # 37 s: `make test-all` runs it (test_contract trains the GAN in CI)
 def test_gan_covers_the_modes_of_8_gaussians():
     data = gd.load("8gaussians", n=8000)
     torch.manual_seed(0)

@@ -85,6 +85,7 @@ def test_features_match_torch_fidelity(weights, oracle_class, size):
     assert len(digest) == 64
 
 
+@pytest.mark.slow  # 37 s: `make test-all` runs it
 def test_fid_through_torchmetrics_equals_the_frechet_distance_of_the_features(weights):
     g = torch.Generator().manual_seed(2)
     real = torch.rand(40, 1, 16, 16, generator=g)
@@ -108,6 +109,7 @@ def test_weights_must_be_safetensors_of_the_right_network(weights, tmp_path):
         load_fid_inception(tmp_path / "other.safetensors")
 
 
+@pytest.mark.slow  # 12 s: `make test-all` runs it
 def test_cli_eval_fid(weights, tmp_path, capsys):
     run = tmp_path / "vae"
     assert main(["train", "vae", "--data", "digits", "--steps", "2", "--out", str(run),
