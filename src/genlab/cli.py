@@ -348,6 +348,12 @@ def compare_latent_command(args: argparse.Namespace) -> None:
     from .evaluation.latent import MODELS, compare_latent
     from .evaluation.latent_report import write_report
 
+    given = [f for f, v in (("--data", args.data != "8gaussians"), ("--seeds", args.seeds != 3),
+                            ("--steps", args.steps is not None), ("--n", args.n != 2000),
+                            ("--no-lr-sweep", args.no_lr_sweep)) if v]  # fmt: skip
+    if given:
+        raise GenlabError(f"{given[0]} does not apply to --latent, which fits every model on "
+                          "digits and a synthetic set with each model's own settings.")  # fmt: skip
     models = tuple(args.families.split(",")) if args.families else MODELS
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -360,7 +366,7 @@ def compare_latent_command(args: argparse.Namespace) -> None:
             bar.set_postfix_str(what)
             bar.update(1)
 
-        results = compare_latent(args.latent_dim, models, quick=args.steps is not None,
+        results = compare_latent(args.latent_dim, models,
                                  progress=progress)  # fmt: skip
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     path = write_report(results, args.out, "genlab " + " ".join(sys.argv[1:]), machine)

@@ -462,11 +462,9 @@ def compare_latent(
     q: int = 2,
     models=MODELS,
     scaling=(300, 600, 1200),
-    quick: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Every model on every data set, measured; and fit time against N on digits."""
-    steps = {"ae": 300, "vae": 300, "gplvm": 100} if quick else {}
     results: dict[str, Any] = {"q": q, "data": {}, "scaling": {}, "skipped": []}
     if "gplvm" in models and importlib.util.find_spec("gpytorch") is None:
         models = tuple(m for m in models if m != "gplvm")
@@ -478,15 +476,13 @@ def compare_latent(
         for model in models:
             if progress:
                 progress(f"{model} on {name}")
-            kw = {"steps": steps[model]} if model in steps else {}
-            rows.append(measure(FITTERS[model](train[0], q, **kw), train, test))
+            rows.append(measure(FITTERS[model](train[0], q), train, test))
         results["data"][name] = rows
     train, _ = datasets()["digits"]
     for model in models:
         if progress:
             progress(f"{model}: fit time against N")
-        kw = {"steps": steps[model]} if model in steps else {}
         results["scaling"][model] = {
-            n: FITTERS[model](train[0][:n], q, **kw).fit_seconds for n in scaling
+            n: FITTERS[model](train[0][:n], q).fit_seconds for n in scaling
         }
     return results
