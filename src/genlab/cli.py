@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 
@@ -309,6 +310,18 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
 
 
+def _report_folder(out: str) -> None:
+    """Refuse, before any work, a report folder that cannot be made (a file, no permission)."""
+    from pathlib import Path
+
+    from .errors import GenlabError
+
+    path = Path(out)
+    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if str(out).strip() == "" or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise GenlabError(f"Cannot write the report to '{out}': not a writable folder.")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     import os
     import platform
@@ -318,6 +331,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .evaluation.compare import FAMILIES, compare
     from .evaluation.compare_report import table, write_report
 
+    _report_folder(args.out)
     if args.latent:
         return compare_latent_command(args)
     families = tuple(args.families.split(",")) if args.families else None

@@ -3,6 +3,7 @@ or one for all) -> a LoRA run folder, trained by the Trainer on every image."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ def lora_config(
     from ..data.images import image_files
     from ..models.lora import LoRA
 
+    alpha = float(rank if alpha is None else alpha)
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise GenlabError(f"--alpha must be a positive number, got {alpha}.")
     if base != "builtin":
         base = str(Path(base).resolve())
     shape = base_shape(base)
@@ -54,7 +58,7 @@ def lora_config(
         "model": "lora",
         "data": spec,
         "data_options": options,
-        "model_config": {"base": base, "rank": rank, "alpha": float(alpha or rank)},
+        "model_config": {"base": base, "rank": rank, "alpha": alpha},
         "train": train,
     }
 

@@ -406,6 +406,11 @@ class GaussianMixture(_Fitted, GenerativeModel):
             raise GenlabError("n_components, max_iter and n_init must be at least 1.")
         if self.dtype not in ("float64", "float32"):
             raise GenlabError(f"dtype must be 'float64' or 'float32', got '{self.dtype}'.")
+        if not (0 <= self.tol < float("inf")) or not (0 <= self.reg_covar < float("inf")):
+            raise GenlabError(
+                f"tol and reg_covar must be finite and at least 0, got {self.tol} and "
+                f"{self.reg_covar}."
+            )
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, data: Any, config: Any = None) -> GaussianMixture:
