@@ -177,3 +177,21 @@ def test_the_three_examples_of_the_reliability_issue(tmp_path, capsys):
         code, _, err = run(["sample", str(tmp_path / "h"), "--n", n, "--out", str(out)], capsys)
         assert code == 2 and "--n must be at least 1" in err and not out.exists()
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_values_found_by_the_larger_fuzzing_budget(tmp_path, capsys):
+    """300 fuzzed invocations found these; each is one sentence before any work."""
+    from genlab.errors import GenlabError
+    from genlab.lora.train import lora_config
+
+    code, _, err = run(
+        ["fit", "gmm", "--data", "faithful", "--tol", "nan", "--out", str(tmp_path / "g")], capsys
+    )
+    assert code == 2 and "tol and reg_covar must be finite" in err
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    code, _, err = run(["compare", "--families", "gmm", "--out", str(afile)], capsys)
+    assert code == 2 and "Cannot write the report" in err
+    for alpha in (float("nan"), 0.0, -1.0):
+        with pytest.raises(GenlabError, match="--alpha must be a positive number"):
+            lora_config("builtin", str(tmp_path), alpha=alpha)
