@@ -190,8 +190,9 @@ def test_bad_values_found_by_the_larger_fuzzing_budget(tmp_path, capsys):
     assert code == 2 and "tol and reg_covar must be finite" in err
     afile = tmp_path / "a.txt"
     afile.write_text("x")
-    code, _, err = run(["compare", "--families", "gmm", "--out", str(afile)], capsys)
-    assert code == 2 and "Cannot write the report" in err
+    for command in (["compare", "--families", "gmm"], ["eval-t2i", "builtin", "--n", "1"]):
+        code, _, err = run([*command, "--out", str(afile)], capsys)
+        assert code == 2 and "Cannot write the report" in err, command
     for alpha in (float("nan"), 0.0, -1.0):
         with pytest.raises(GenlabError, match="--alpha must be a positive number"):
             lora_config("builtin", str(tmp_path), alpha=alpha)

@@ -298,6 +298,7 @@ def cmd_lora_fuse(args: argparse.Namespace) -> None:
 def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from .evaluation.text_to_image import evaluate_text_to_image
 
+    _report_folder(args.out)
     settings = {"sampler": args.sampler, "steps": args.steps, "cfg": args.cfg}
     loras = _loras(args.lora, args.lora_scale)
     report = evaluate_text_to_image(
