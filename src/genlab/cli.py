@@ -275,6 +275,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from .lora.train import finetune, lora_config
     from .training.runfolder import saved_config
 
+    _report_folder(args.out)
     train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         cfg = saved_config(args.out)
@@ -312,19 +313,22 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
 
 
 def _report_folder(out: str) -> None:
-    """Refuse, before any work, a report folder that cannot be made (a file, no permission)."""
+    """Make the output folder before any work, or refuse it in one sentence (a file, a path
+    that cannot be created); an empty folder is all a later failure leaves."""
     from pathlib import Path
 
     from .errors import GenlabError
 
-    path = Path(out)
-    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if str(out).strip() == "" or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise GenlabError(f"Cannot write the report to '{out}': not a writable folder.")
+    try:
+        if str(out).strip() == "":
+            raise NotADirectoryError("no name given")
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise GenlabError(f"Cannot write to the folder '{out}' ({reason}).") from None
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    import os
     import platform
 
     from tqdm.auto import tqdm
@@ -354,7 +358,6 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def compare_latent_command(args: argparse.Namespace) -> None:
-    import os
     import platform
 
     from tqdm.auto import tqdm
