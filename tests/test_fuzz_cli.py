@@ -31,6 +31,16 @@ EXCLUDED = {"webui": "starts a server that runs until stopped", "demo": "a 3-min
 TALLY: Counter = Counter()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def scratch_cwd(tmp_path_factory):
+    """Run in a scratch folder: a fuzzed relative path ("nan", "-") must not land in the
+    repository (a run folder named nan once did)."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Files the baselines need: a fitted run, images, a caption folder, a LoRA."""
@@ -201,7 +211,8 @@ def test_fuzzed_invocations_work_or_refuse_in_one_sentence(world, tmp_path, data
 
 def test_report_the_count():
     """Runs after the fuzzing above (file order) and records what it tried."""
-    folder = Path(os.environ.get("GENLAB_ARTIFACTS", "build/test-artifacts"))
+    repo = Path(__file__).resolve().parents[1]  # the cwd is a scratch folder here
+    folder = Path(os.environ.get("GENLAB_ARTIFACTS", repo / "build" / "test-artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "fuzz.json").write_text(json.dumps({"budget": EXAMPLES, **TALLY}))
     print(f"fuzzed {TALLY['total']} invocations: {TALLY['ok']} worked, "
