@@ -14,20 +14,17 @@ import argparse
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.numpy import save_file
 
 import genlab
-from genlab.assets import folder, load_shipped
+from genlab.assets import folder, load_shipped, write_fp16
 from genlab.data import load
 from genlab.evaluation.features import digits_features, digits_predict
 from genlab.evaluation.metrics import frechet_distance
-from genlab.serialization import CONFIG, WEIGHTS
+from genlab.serialization import WEIGHTS
 from genlab.training.checkpoint import sha256
 
 
@@ -35,15 +32,7 @@ def ship(run: Path, name: str, what: str) -> dict:
     """Write ``run``'s model in fp16 to the asset folder ``name``; the card's common part."""
     model = genlab.load(run)
     out = folder(name)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    arrays = {
-        k: np.ascontiguousarray(v.astype(np.float16) if v.dtype == np.float32 else v)
-        for k, v in model.state_arrays().items()
-    }
-    save_file(arrays, str(out / WEIGHTS))
-    doc = {"model": model.name, "config": model.get_config()}
-    (out / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_fp16(model, out)
     meta = json.loads((run / "meta.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     return {

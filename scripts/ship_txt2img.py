@@ -14,18 +14,15 @@ import argparse
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
-import yaml
-from safetensors.numpy import save_file
 
 import genlab
+from genlab.assets import write_fp16
 from genlab.evaluation.text_to_image import evaluate_text_to_image
 from genlab.generation.backend import builtin_folder, load_pipeline
-from genlab.serialization import CONFIG, WEIGHTS
+from genlab.serialization import WEIGHTS
 from genlab.training.checkpoint import sha256
 
 
@@ -48,15 +45,7 @@ def main() -> None:
     ae_run, run = Path(args.autoencoder), Path(args.run)
     model = genlab.load(run)
     folder = builtin_folder()
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    arrays = {
-        k: np.ascontiguousarray(v.astype(np.float16) if v.dtype == np.float32 else v)
-        for k, v in model.state_arrays().items()
-    }
-    save_file(arrays, str(folder / WEIGHTS))
-    doc = {"model": model.name, "config": model.get_config()}
-    (folder / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_fp16(model, folder)
     load_pipeline.cache_clear()
     report = evaluate_text_to_image("builtin", n=args.eval_n, out=Path("report/t2i-builtin"))
     unet = sum(p.numel() for p in model.trainable_parameters())

@@ -36,3 +36,26 @@ def load_shipped(name: str) -> Any:
 
 def card(name: str) -> dict[str, Any]:
     return json.loads((folder(name) / "card.json").read_text())
+
+
+def write_fp16(model: Any, path: Path) -> Path:
+    """Write ``model`` into the folder ``path``, made afresh, as shipped weights are stored:
+    float32 arrays as fp16 safetensors, and its config.yaml (the card is the caller's)."""
+    import shutil
+
+    import numpy as np
+    import yaml
+    from safetensors.numpy import save_file
+
+    from ..serialization import CONFIG, WEIGHTS
+
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    arrays = {
+        k: np.ascontiguousarray(v.astype(np.float16) if v.dtype == np.float32 else v)
+        for k, v in model.state_arrays().items()
+    }
+    save_file(arrays, str(path / WEIGHTS))
+    doc = {"model": model.name, "config": model.get_config()}
+    (path / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path / WEIGHTS

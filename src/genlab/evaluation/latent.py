@@ -220,21 +220,26 @@ def _train(model: Any, x: np.ndarray, steps: int, seed: int) -> None:
     Trainer(model, x.astype(np.float32), cfg).train()
 
 
-def fit_ae(x: np.ndarray, q: int, steps: int = 3000, seed: int = 0) -> Fitted:
+def _decoder(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A trained genlab AE's or VAE's decoder network as latents -> reconstructions."""
     import torch
 
+    def decode(z):
+        with torch.no_grad():
+            return model.net.dec(torch.as_tensor(z, dtype=torch.float32)).numpy()
+
+    return decode
+
+
+def fit_ae(x: np.ndarray, q: int, steps: int = 3000, seed: int = 0) -> Fitted:
     from ..models.autoencoder import AE
 
     def fit() -> Fitted:
         model = AE((x.shape[1],), latent_dim=q, hidden=(128, 128))
         _train(model, x, steps, seed)
         model.net.eval()
-
-        def decode(z):
-            with torch.no_grad():
-                return model.net.dec(torch.as_tensor(z, dtype=torch.float32)).numpy()
-
-        return Fitted("ae", lambda y: model.encode(y.astype(np.float32)).numpy(), decode, 0.0)
+        return Fitted("ae", lambda y: model.encode(y.astype(np.float32)).numpy(),
+                      _decoder(model), 0.0)  # fmt: skip
 
     return _timed(fit)
 
@@ -253,14 +258,10 @@ def fit_vae(x: np.ndarray, q: int, steps: int = 3000, seed: int = 0) -> Fitted:
             with torch.no_grad():
                 return model.encode(torch.as_tensor(y, dtype=torch.float32))[0].numpy()
 
-        def decode(z):
-            with torch.no_grad():
-                return model.net.dec(torch.as_tensor(z, dtype=torch.float32)).numpy()
-
         def elbo(y):
             return float(model.elbo(y.astype(np.float32)).mean())
 
-        return Fitted("vae", encode, decode, 0.0, elbo, "ELBO")
+        return Fitted("vae", encode, _decoder(model), 0.0, elbo, "ELBO")
 
     return _timed(fit)
 
