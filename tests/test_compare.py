@@ -72,7 +72,45 @@ def test_a_small_comparison_is_the_same_on_a_rerun(tmp_path):
 
 
 def test_compare_command_refuses_what_it_cannot_measure(tmp_path):
-    assert main(["compare", "--data", "digits", "--out", str(tmp_path)]) == 2
+    assert main(["compare", "--data", "heights", "--out", str(tmp_path)]) == 2
     assert main(["compare", "--families", "nothing", "--out", str(tmp_path)]) == 2
+    assert main(["compare", "--shipped", "--out", str(tmp_path)]) == 2  # 2-D: none shipped
     with pytest.raises(GenlabError, match="seeds"):
         compare(seeds=0)
+    with pytest.raises(GenlabError, match="shipped"):
+        compare("digits", seeds=2, shipped=True)
+
+
+def test_digits_comparison_against_unseen_references(tmp_path):
+    """Digits: references held out from every model and from the feature network; FD with
+    its floor and interval, memorisation, classes, bits/dim, ranks with ties."""
+    kw = {"seeds": 1, "steps": 10, "n": 120, "families": ("gmm", "vae"), "lr_sweep": False,
+          "nll_n": 20}  # fmt: skip
+    report = compare("digits", **kw)
+    assert report["n_train"] == 1150 and report["n_test"] == 288
+    assert 0 < report["fd_floor"] < 100
+    gmm = report["families"]["Gaussian mixture (EM)"]
+    run = gmm["runs"][0]
+    assert run["n_generated"] == 120 and run["n_reference"] == 288 and run["n_nll"] == 20
+    assert run["nll_kind"].startswith("exact") and np.isfinite(run["bits_per_dim"])
+    # one trained model: FD's interval is the bootstrap's, not a missing one
+    assert gmm["summary"]["fd"][1] == run["fd_half"] > 0
+    # EM with 10 components draws every digit and does not copy its training images
+    assert run["classes_covered"] == 10 and run["copy_share"] < 0.1
+    vae = report["families"]["VAE"]["runs"][0]  # 10 steps: far from trained
+    assert vae["fd"] > run["fd"] and vae["nll_kind"].startswith("IWAE")
+    path = write_report(report, tmp_path, "genlab compare (test)", "test machine")
+    text = path.read_text()
+    assert "FD floor" in text and "| VAE |" in text and "copy share" in text
+    assert (tmp_path / "compare-samples.png").is_file()
+
+
+def test_shipped_digits_models_are_measured_without_training():
+    report = compare("digits", seeds=1, shipped=True, n=100, nll_n=10,
+                     families=("gan", "realnvp"), lr_sweep=False)  # fmt: skip
+    for label, entry in report["families"].items():
+        run = entry["runs"][0]
+        assert run["curve"] == [] and run["train_seconds"] > 10, label  # the card's time
+        assert run["classes_covered"] >= 8 and run["fd"] < 10 * report["fd_floor"], label
+    realnvp = report["families"]["RealNVP flow"]["runs"][0]
+    assert realnvp["nll_kind"].startswith("dequantized") and 0.5 < realnvp["bits_per_dim"] < 3

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import genlab.data as gd
+from genlab.data.images import digits_feature_index
 from genlab.errors import DataError
 
 TOYS = ["moons", "swissroll", "8gaussians", "checkerboard", "rings"]
@@ -66,6 +67,20 @@ def test_digits_resized_and_scaled():
     assert ds.x.min() == pytest.approx(-1) and ds.x.max() == pytest.approx(1)
     assert ds.y.shape == (1797,) and set(ds.y) == set(range(10))
     assert gd.load("digits").x.min() == 0.0
+
+
+def test_digits_parts_are_disjoint_and_stratified():
+    every = gd.load("digits")
+    models, features = gd.load("digits", part="models"), gd.load("digits", part="features")
+    assert len(models) + len(features) == len(every) == 1797 and len(features) == 359
+    index = digits_feature_index(every.y)  # the cut, by position: each image in one part
+    np.testing.assert_array_equal(features.x, every.x[index])
+    np.testing.assert_array_equal(models.x, np.delete(every.x, index, axis=0))
+    # each class is cut 80 / 20
+    share = np.bincount(features.y) / np.bincount(every.y)
+    assert np.all(np.abs(share - 0.2) < 0.01)
+    with pytest.raises(DataError, match="part"):
+        gd.load("digits", part="test")
 
 
 def _write_idx(path, array, gz=False):

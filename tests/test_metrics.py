@@ -76,9 +76,22 @@ def test_shipped_digits_classifier():
 
     info = card()
     assert info["test_accuracy"] >= 0.97
-    _, test = gd.load("digits", size=16, scale="pm1").split(0.2, seed=0)
+    # its test set: the references, which neither it nor any generator trained on
+    _, test = gd.load("digits", size=16, scale="pm1", part="models").split(0.2, seed=0)
     accuracy = (digits_predict(test.x) == test.y).mean()
     assert accuracy == pytest.approx(info["test_accuracy"], abs=1e-4)
     # 8x8 digits go through the same resize path and are still recognised.
-    _, small = gd.load("digits", size=8, scale="pm1").split(0.2, seed=0)
+    _, small = gd.load("digits", size=8, scale="pm1", part="models").split(0.2, seed=0)
     assert (digits_predict(small.x) == small.y).mean() > 0.9
+
+
+def test_memorisation_tells_copies_from_new_samples():
+    digits = gd.load("digits", size=16, scale="pm1", part="models")
+    train, held_out = digits.split(0.2, seed=0)
+    copies = M.memorisation(train.x, held_out.x, train.x[:200])
+    assert copies["copy_share"] == 1.0 and copies["distance_ratio"] == 0.0
+    other, new = held_out.split(0.5, seed=1)  # unseen digits: about 5% by construction
+    fresh = M.memorisation(train.x, other.x, new.x)
+    assert 0.0 <= fresh["copy_share"] <= 0.15 and 0.8 < fresh["distance_ratio"] < 1.25
+    brute = np.sqrt(((new.x[:5, None] - train.x[None]) ** 2).sum((2, 3, 4))).min(1)
+    np.testing.assert_allclose(M.nearest_distances(new.x[:5], train.x), brute, rtol=1e-6)

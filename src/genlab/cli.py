@@ -70,7 +70,9 @@ EXAMPLES = {
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
   genlab compare --steps 500 --seeds 2 --out report/quick
-  genlab compare --data moons --families gmm,realnvp,ddpm --no-lr-sweep""",
+  genlab compare --data moons --families gmm,realnvp,ddpm --no-lr-sweep
+  genlab compare --data digits --shipped --seeds 1 --n 500   # the shipped models, minutes
+  genlab compare --data digits --out report/digits           # 3 seeds of every recipe, hours""",
     "models": "example:\n  genlab models",
     "datasets": "example:\n  genlab datasets",
     "demo": "examples:\n  genlab demo\n  genlab demo --out my-report",
@@ -333,14 +335,16 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
     from tqdm.auto import tqdm
 
-    from .evaluation.compare import FAMILIES, compare
+    from .evaluation.compare import compare, families_for
     from .evaluation.compare_report import table, write_report
 
     _report_folder(args.out)
     if args.latent:
         return compare_latent_command(args)
     families = tuple(args.families.split(",")) if args.families else None
-    total = sum(1 for f in FAMILIES if families is None or f.model in families)
+    if args.seeds is None:
+        args.seeds = 1 if args.shipped else 3
+    total = sum(1 for f in families_for(args.data) if families is None or f.model in families)
     with tqdm(total=total * args.seeds, desc="compare", leave=False) as bar:
 
         def progress(what: str) -> None:
@@ -349,11 +353,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
                 bar.update(1)
 
         report = compare(args.data, args.seeds, args.steps, args.n, families,
-                         not args.no_lr_sweep, progress)  # fmt: skip
+                         not args.no_lr_sweep, progress, args.shipped, args.nll_n)  # fmt: skip
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     path = write_report(report, args.out, "genlab " + " ".join(sys.argv[1:]), machine)
-    for row in table(report):
-        print("  ".join(row[:1] + row[1:3] + row[4:5] + row[8:10] + row[11:12]))
+    rows = table(report)
+    shown = [rows[0].index(k) for k in ("family", "held-out bits/dim", "held-out NLL (nats)",
+                                        "FD", "SWD", "copy share", "stability", "fidelity",
+                                        "samples/s") if k in rows[0]]  # fmt: skip
+    for row in rows:
+        print("  ".join(row[i] for i in shown))
     print(f"report written to {path} (and compare.html, compare.json)")
 
 
@@ -366,9 +374,11 @@ def compare_latent_command(args: argparse.Namespace) -> None:
     from .evaluation.latent import MODELS, compare_latent
     from .evaluation.latent_report import write_report
 
-    given = [f for f, v in (("--data", args.data != "8gaussians"), ("--seeds", args.seeds != 3),
+    given = [f for f, v in (("--data", args.data != "8gaussians"),
+                            ("--seeds", args.seeds is not None),
                             ("--steps", args.steps is not None), ("--n", args.n != 2000),
-                            ("--no-lr-sweep", args.no_lr_sweep)) if v]  # fmt: skip
+                            ("--no-lr-sweep", args.no_lr_sweep), ("--shipped", args.shipped),
+                            ("--nll-n", args.nll_n is not None)) if v]  # fmt: skip
     if given:
         raise GenlabError(f"{given[0]} does not apply to --latent, which fits every model on "
                           "digits and a synthetic set with each model's own settings.")  # fmt: skip
@@ -412,7 +422,8 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    index = run_demo(args.out)
+    _report_folder(args.out)
+    index = run_demo(args.out, full=args.full)
     print(f"report written to {index}")
 
 
@@ -632,8 +643,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "list the models and the packaged recipes")
     add("datasets", cmd_datasets, "list the datasets")
     p = add("compare", cmd_compare, "train every family on the same data and measure them")
-    p.add_argument("--data", default="8gaussians", help="a 2-D data set (default 8gaussians)")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--data", default="8gaussians",
+                   help="digits or a 2-D data set (default 8gaussians)")  # fmt: skip
+    p.add_argument("--seeds", type=int, help="seeds per family (default 3; --shipped: 1)")
+    p.add_argument("--shipped", action="store_true",
+                   help="digits: measure the models shipped in genlab instead of training "
+                   "(one seed; the mixture is fitted)")  # fmt: skip
+    p.add_argument("--nll-n", type=int, help="score at most this many held-out images")
     p.add_argument("--steps", type=int, help="training steps for every family (default: recipe)")
     p.add_argument("--n", type=int, default=2000, help="samples per measurement")
     p.add_argument("--families", help="comma-separated: gmm,vae,hvae,gan,realnvp,ebm,ddpm")
@@ -649,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "run the tour and write report/index.html")
     p.add_argument("--out", default="report", help="report folder (default: report)")
+    p.add_argument("--full", action="store_true",
+                   help="retrain every family with 3 seeds and run the longer comparisons "
+                   "(hours on a laptop; default: sample the shipped models, minutes)")  # fmt: skip
     p = add("course", cmd_course, "the textbook road, step by step, as pages (en or ja)")
     p.add_argument("step", nargs="?", help="the step to run: 1-10 or A (none: list them)")
     p.add_argument("--all", action="store_true", help="every step, and an index linking them")

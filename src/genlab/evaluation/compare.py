@@ -1,8 +1,12 @@
-"""``genlab compare``: every family trained by its packaged recipe on the same 2-D data, with
+"""``genlab compare``: every family trained by its packaged recipe on the same data, with
 several seeds, measured the same way: held-out likelihood (exact, a bound, or none),
-stability (spread over seeds, diverged runs, learning-rate sensitivity), fidelity (sliced
-Wasserstein distance and MMD to held-out points, modes hit on 8 Gaussians) and speed
-(training time, samples per second, network evaluations per sample)."""
+stability (spread over seeds, diverged runs, learning-rate sensitivity), fidelity and
+speed (training time, samples per second, network evaluations per sample).
+
+Fidelity on 2-D data: sliced Wasserstein distance and MMD to held-out points, modes hit
+on 8 Gaussians. On digits (``compare_images``): FD, KID, precision/recall against
+held-out references, classes covered and a memorisation check. ``shipped=True`` measures
+the digits models shipped in the package instead of training (seed 0 only)."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class Family:
     trains: str | None = None  # label of the family whose trained model this one reuses
 
 
-FAMILIES = (
+FAMILIES_2D = (
     Family("Gaussian mixture (EM)", "gmm", None, nfe=0),
     Family("VAE", "vae", "vae-moons"),
     Family("hierarchical VAE", "hvae", "hvae-moons"),
@@ -53,16 +57,37 @@ FAMILIES = (
         trains="diffusion, DDPM 1000 steps",
     ),
 )
+
+
+def _digits(family: Family) -> Family:
+    """The family's digits column: the same model by its digits recipe."""
+    recipe = None if family.recipe is None else family.model + "-digits"
+    return Family(family.label, family.model, recipe, family.options, family.nfe, family.trains)
+
+
+FAMILIES_DIGITS = tuple(_digits(f) for f in FAMILIES_2D)
+FAMILIES = FAMILIES_2D  # the default data set's
+POINT_SETS = ("8gaussians", "moons", "rings", "checkerboard", "swissroll")
 LR_FACTORS = (0.3, 3.0)
 
 
-def _train(family: Family, x: np.ndarray, seed: int, steps: int | None, lr_factor: float = 1.0):
-    """(model, seconds, loss curve [(step, loss)], diverged reason or None)."""
+def families_for(data: str) -> tuple[Family, ...]:
+    return FAMILIES_DIGITS if data == "digits" else FAMILIES_2D
+
+
+def _train(family: Family, data, seed: int, steps: int | None, lr_factor: float = 1.0):
+    """(model, seconds, loss curve [(step, loss)], diverged reason or None); ``data``: the
+    training split (a Dataset: images keep their labels for class-conditional recipes)."""
+    x = np.asarray(data.x)
     if family.recipe is None:
         from ..models.mixture import GaussianMixture
+        from .compare_images import FlatMixture
 
         t = time.perf_counter()
-        model = GaussianMixture(n_components=8, n_init=1, seed=seed).fit(x)
+        if x.ndim > 2:  # one component per digit class
+            model = FlatMixture(10, seed, x.shape[1:]).fit(x)
+        else:
+            model = GaussianMixture(n_components=8, n_init=1, seed=seed).fit(x)
         return (
             model,
             time.perf_counter() - t,
@@ -84,14 +109,15 @@ def _train(family: Family, x: np.ndarray, seed: int, steps: int | None, lr_facto
         for key in ("decay_steps", "warmup_steps"):
             train[key] = min(train.get(key, 0), steps)
     torch.manual_seed(seed)
-    model = model_class(family.model)((x.shape[1],), **recipe.get("model_config", {}))
+    model = model_class(family.model)(data.shape, **recipe.get("model_config", {}))
     curve: list[tuple[int, float]] = []
 
     def record(step: int, metrics: dict) -> None:
         if "loss" in metrics and (not curve or curve[-1][0] != step):
             curve.append((step, metrics["loss"]))
 
-    trainer = Trainer(model, x.astype(np.float32), TrainConfig.make(model, train), on_step=record)
+    source = data if x.ndim > 2 else x.astype(np.float32)
+    trainer = Trainer(model, source, TrainConfig.make(model, train), on_step=record)
     t = time.perf_counter()
     try:
         trainer.train()
@@ -125,32 +151,62 @@ def _measure(family: Family, model, test: np.ndarray, data_info: dict, n: int, s
     return out
 
 
+def _shipped(family: Family):
+    """(model, its card's training seconds) of the family's shipped digits model."""
+    from .. import assets
+
+    name = f"{family.model}-digits"
+    return assets.load_shipped(name), assets.card(name)["training_seconds"]
+
+
+def _load(data: str):
+    """(train split, held-out split) of ``data``, as the recipes cut them."""
+    from ..data import load, load_spec
+
+    if data == "digits":  # the part no feature network saw; the recipes' own split
+        ds = load("digits", size=16, scale="pm1", part="models")
+    else:
+        ds = load_spec(data, n=6000) if data in POINT_SETS else load_spec(data)
+        if ds.x.ndim != 2 or ds.x.shape[1] != 2:
+            raise GenlabError("genlab compare measures digits or 2-D data (8gaussians, moons ...).")
+    return ds, *ds.split(0.2, seed=0)
+
+
 def compare(
     data: str = "8gaussians", seeds: int = 3, steps: int | None = None, n: int = 2000,
     families: tuple[str, ...] | None = None, lr_sweep: bool = True, progress=None,
+    shipped: bool = False, nll_n: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train and measure each family on ``data`` with ``seeds`` seeds (``steps``: override
-    the recipes' training length, for quick runs); returns the report's numbers."""
-    from ..data import load_spec
-
-    chosen = [f for f in FAMILIES if families is None or f.model in families]
+    the recipes' training length, for quick runs; ``shipped``: measure the shipped digits
+    models instead of training them; ``nll_n``: score at most this many held-out images);
+    returns the report's numbers."""
+    chosen = [f for f in families_for(data) if families is None or f.model in families]
     if not chosen:
         raise GenlabError(f"No family among {families}; known: gmm, vae, hvae, gan, ...")
     if seeds < 1:
         raise GenlabError(f"--seeds must be at least 1, got {seeds}.")
     if n < 2 or (steps is not None and steps < 1):
         raise GenlabError(f"--n must be at least 2 and --steps at least 1, got {n} and {steps}.")
-    ds = load_spec(data, n=6000) if data in ("8gaussians", "moons", "rings", "checkerboard",
-                                             "swissroll") else load_spec(data)  # fmt: skip
-    if ds.x.ndim != 2 or ds.x.shape[1] != 2:
-        raise GenlabError("genlab compare measures 2-D data sets for now (8gaussians, moons ...).")
-    train_set, test_set = ds.split(0.2, seed=0)
+    if shipped and (data != "digits" or seeds != 1 or steps is not None):
+        raise GenlabError("--shipped measures the shipped digits models: digits, one seed, "
+                          "no --steps.")  # fmt: skip
+    ds, train_set, test_set = _load(data)
+    images = data == "digits"
     x, test = np.asarray(train_set.x), np.asarray(test_set.x)
     report: dict[str, Any] = {
         "data": data, "n_train": len(x), "n_test": len(test), "n_generated": n,
-        "seeds": seeds, "steps": steps, "families": {},
+        "seeds": seeds, "steps": steps, "shipped": shipped, "families": {},
     }  # fmt: skip
-    report["_test"] = test
+    if images:
+        from .compare_images import References, measure_images
+
+        refs = References(train_set, test_set, n)
+        report["fd_floor"] = refs.fd_floor
+        measure = lambda f, m, seed: measure_images(f, m, refs, n, seed, nll_n)  # noqa: E731
+    else:
+        report["_test"] = test
+        measure = lambda f, m, seed: _measure(f, m, test, ds.info, n, seed)  # noqa: E731
     if ds.log_prob is not None:
         report["true_nll"] = float(-np.mean(ds.log_prob(test)))
     trained: dict[tuple[str, int], tuple] = {}
@@ -161,23 +217,28 @@ def compare(
                 progress(f"{family.label}, seed {seed}")
             key = (family.trains or family.label, seed)
             if key not in trained:
-                trained[key] = _train(family, x, seed, steps)
+                if shipped and family.recipe is not None:
+                    trained[key] = (*_shipped(family), [], None)
+                else:
+                    trained[key] = _train(family, train_set, seed, steps)
             model, seconds, curve, diverged = trained[key]
             row = {"seed": seed, "train_seconds": seconds, "diverged": diverged,
                    "final_loss": _tail_mean(curve), "curve": curve}  # fmt: skip
             if diverged is None:
-                row |= _measure(family, model, test, ds.info, n, seed)
+                row |= measure(family, model, seed)
             runs.append(row)
         entry = {"runs": runs, "summary": summarise(runs)}
-        if lr_sweep and family.recipe is not None and family.trains is None:
+        if lr_sweep and not shipped and family.recipe is not None and family.trains is None:
             entry["lr_sweep"] = {}
             for factor in LR_FACTORS:
                 if progress:
                     progress(f"{family.label}, learning rate x{factor:g}")
-                model, _, curve, diverged = _train(family, x, 0, steps, factor)
-                m = {} if diverged else _measure(family, model, test, ds.info, n, 0)
-                entry["lr_sweep"][factor] = {"diverged": diverged or m.get("diverged"),
-                                             "swd": m.get("swd")}  # fmt: skip
+                model, _, curve, diverged = _train(family, train_set, 0, steps, factor)
+                m = {} if diverged else measure(family, model, 0)
+                entry["lr_sweep"][factor] = {
+                    "diverged": diverged or m.get("diverged"),
+                    "swd": m.get("swd"), "fd": m.get("fd"),
+                }  # fmt: skip
         report["families"][family.label] = entry
     return report
 
@@ -205,8 +266,11 @@ def _spread(values: list[float]) -> tuple[float, float] | None:
 
 def summarise(runs: list[dict]) -> dict[str, Any]:
     keys = ("nll", "swd", "mmd", "modes_hit", "high_quality", "train_seconds",
-            "samples_per_s", "final_loss")  # fmt: skip
+            "samples_per_s", "final_loss", "fd", "kid", "precision", "recall",
+            "classes_covered", "copy_share", "distance_ratio", "bits_per_dim")  # fmt: skip
     out: dict[str, Any] = {k: _spread([r.get(k) for r in runs]) for k in keys}
+    if len(runs) == 1 and out["fd"] is not None and "fd_half" in runs[0]:
+        out["fd"] = (out["fd"][0], runs[0]["fd_half"])  # one model: the bootstrap interval
     out["diverged"] = sum(1 for r in runs if r.get("diverged"))
     out["nll_kind"] = next((r["nll_kind"] for r in runs if "nll_kind" in r), None)
     out["nfe"] = runs[0].get("nfe")

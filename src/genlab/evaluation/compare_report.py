@@ -23,6 +23,22 @@ THRESHOLDS = {
     "hit, fair <= 0.15, poor above",
     "speed": "samples per second on this machine: good >= 10,000, fair >= 1,000, poor below",
 }
+#: digits' thresholds; FD's are multiples of the floor (the training images' own FD to the
+#: references), so they do not depend on the feature network's scale
+THRESHOLDS_DIGITS = {
+    "likelihood": "held-out bits/dim on the 17-level pixels, where the figure bounds the "
+    "discrete likelihood (flow: dequantized; diffusion: variational bound): good <= 1.5, "
+    "fair <= 3.0, poor above (a uniform guess: 4.09); continuous densities (mixture, VAEs on "
+    "grey levels) are not on that scale: 'continuous', unmarked; none for GAN and EBM",
+    "stability": "good: no diverged run, seeds' FD interval within 25% of its mean and both "
+    "learning rates (x0.3, x3) within 2x of the default's FD; fair: within 4x and no "
+    "divergence at the default rate; poor otherwise",
+    "fidelity": "FD to the held-out references: good <= 2x the floor (the training images' "
+    "own FD to the references) with all 10 classes covered, fair <= 5x, poor above",
+    "memorisation": "copy share: samples nearer to a training image than 95% of held-out "
+    "images are (5% for a model that does not copy); flagged above 10%",
+    "speed": "samples per second on this machine: good >= 1,000, fair >= 50, poor below",
+}
 
 
 def _fmt(pair, digits: int = 3) -> str:
@@ -66,10 +82,10 @@ def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
     return out
 
 
-def fidelity_ranks(report: dict) -> dict[str, str]:
-    """Rank by SWD; a family whose interval overlaps that of its group's best shares the
-    group's rank (a tie the seeds cannot resolve)."""
-    rows = [(label, e["summary"]["swd"]) for label, e in report["families"].items()]
+def fidelity_ranks(report: dict, key: str = "swd") -> dict[str, str]:
+    """Rank by ``key`` (SWD, or FD on images); a family whose interval overlaps that of its
+    group's best shares the group's rank (a tie the seeds cannot resolve)."""
+    rows = [(label, e["summary"][key]) for label, e in report["families"].items()]
     rows = sorted([r for r in rows if r[1]], key=lambda r: r[1][0])
     out, leader, rank = {}, None, 0
 
@@ -86,7 +102,68 @@ def fidelity_ranks(report: dict) -> dict[str, str]:
     return out
 
 
+def _images(report: dict) -> bool:
+    return report.get("data") == "digits"
+
+
+def marks_images(entry: dict, floor: float) -> dict[str, str]:
+    s = entry["summary"]
+    out = {}
+    bpd, kind = s["bits_per_dim"], s["nll_kind"] or ""
+    if bpd is None:
+        out["likelihood"] = "none"
+    elif "continuous" in kind or "ELBO" in kind or "IWAE" in kind:
+        out["likelihood"] = "continuous"
+    else:
+        out["likelihood"] = "good" if bpd[0] <= 1.5 else "fair" if bpd[0] <= 3.0 else "poor"
+    fd = s["fd"]
+    sweep = entry.get("lr_sweep", {})
+    ratios = [(v["fd"] / fd[0]) if (v.get("fd") and fd) else math.inf for v in sweep.values()]
+    tight = fd is not None and (not math.isfinite(fd[1]) or fd[1] <= 0.25 * fd[0])
+    if s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
+        out["stability"] = "good"
+    elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
+        out["stability"] = "fair"
+    else:
+        out["stability"] = "poor"
+    covered = s["classes_covered"] is not None and s["classes_covered"][0] >= 10
+    if fd is None:
+        out["fidelity"] = "poor"
+    else:
+        good = fd[0] <= 2 * floor and covered
+        out["fidelity"] = "good" if good else "fair" if fd[0] <= 5 * floor else "poor"
+    copies = s["copy_share"]
+    out["memorisation"] = "–" if copies is None else "copies" if copies[0] > 0.1 else "no"
+    rate = s["samples_per_s"]
+    out["speed"] = "poor" if rate is None else (
+        "good" if rate[0] >= 1000 else "fair" if rate[0] >= 50 else "poor")  # fmt: skip
+    return out
+
+
+def table_images(report: dict) -> list[list[str]]:
+    ranks = fidelity_ranks(report, "fd")
+    rows = [["family", "held-out bits/dim", "likelihood", "diverged", "FD", "fidelity rank",
+             "KID", "precision", "recall", "classes", "copy share", "NN distance ratio",
+             "stability", "fidelity", "memorisation", "train s", "samples/s", "NFE",
+             "speed"]]  # fmt: skip
+    for label, entry in report["families"].items():
+        s, m = entry["summary"], marks_images(entry, report["fd_floor"])
+        bpd = "none" if s["bits_per_dim"] is None else (
+            f"{_fmt(s['bits_per_dim'])} ({s['nll_kind'].split(' (')[0]})")  # fmt: skip
+        rows.append([
+            label, bpd, m["likelihood"], f"{s['diverged']}/{len(entry['runs'])}",
+            _fmt(s["fd"]), ranks.get(label, "–"), _fmt(s["kid"], 2), _fmt(s["precision"], 2),
+            _fmt(s["recall"], 2), _fmt(s["classes_covered"], 2), _fmt(s["copy_share"], 2),
+            _fmt(s["distance_ratio"], 2), m["stability"], m["fidelity"], m["memorisation"],
+            _fmt(s["train_seconds"], 3), _fmt(s["samples_per_s"], 3), str(s["nfe"]),
+            m["speed"],
+        ])  # fmt: skip
+    return rows
+
+
 def table(report: dict) -> list[list[str]]:
+    if _images(report):
+        return table_images(report)
     true_nll = report.get("true_nll")
     ranks = fidelity_ranks(report)
     rows = [["family", "held-out NLL (nats)", "likelihood", "diverged", "SWD", "fidelity rank",
@@ -104,9 +181,30 @@ def table(report: dict) -> list[list[str]]:
     return rows
 
 
+def _image_grids(report: dict, folder: Path) -> list[str]:
+    """Each family's first 64 samples (seed 0), side by side."""
+    from ..viz.plots import image_grid, save, subplots
+
+    labels = [k for k, e in report["families"].items() if "_samples" in e["runs"][0]]
+    cols = 4
+    rows = math.ceil(len(labels) / cols)
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows))
+    for ax, label in zip(np.ravel(axes), labels, strict=False):
+        grid = image_grid(report["families"][label]["runs"][0]["_samples"], nrow=8)
+        ax.imshow(np.asarray(grid), cmap="gray")
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    for ax in np.ravel(axes)[len(labels) :]:
+        ax.axis("off")
+    save(fig, folder / "compare-samples.png")
+    return ["compare-samples.png"]
+
+
 def _figures(report: dict, folder: Path) -> list[str]:
     from ..viz.plots import save, subplots
 
+    if _images(report):
+        return _image_grids(report, folder)
     labels = list(report["families"])
     reference = report.get("_test")
     cols = 4
@@ -150,32 +248,58 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _intro(report: dict, command: str, machine: str) -> str:
+    steps = "each recipe's" if report["steps"] is None else str(report["steps"])
+    seeds = f"{report['seeds']} seeds per family"
+    if report.get("shipped"):
+        seeds = "the models shipped in genlab (one trained model each; the mixture fitted now)"
+    common = (
+        f"{seeds}; {steps} training steps; {report['n_generated']} samples per measurement. "
+        f"Command: `{command}`. Machine: {machine}."
+    )
+    if not _images(report):
+        return (
+            f"Data: {report['data']} ({report['n_train']} training, {report['n_test']} "
+            f"held-out points); {common} True held-out NLL of the data: "
+            f"{report.get('true_nll', float('nan')):.3f} nats. Cells: mean ± 95% interval "
+            "over seeds."
+        )
+    return (
+        f"Data: digits 16x16, part 'models' ({report['n_train']} training images; "
+        f"{report['n_test']} held-out references that no model and not the feature network "
+        "trained on; the feature network trained on the other 359 digits, part 'features'); "
+        f"{common} FD, KID and precision/recall (k=3) on the feature network's 128-D layer; "
+        f"FD floor (the training images against the references): {report['fd_floor']:.2f}. "
+        "Diffusion's recipe is class-conditional: it is sampled with labels 0-9 in turn, "
+        "which draws from p(x) = sum_y p(y) p(x|y); the other families never see labels. "
+        "Cells: mean ± 95% interval over seeds (one model: FD's interval comes from "
+        "resampling the samples and references). Ranks: a family whose interval overlaps "
+        "the leader's shares its rank (tie)."
+    )
+
+
 def write_report(report: dict, out: str | Path, command: str, machine: str) -> Path:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     rows = table(report)
-    if "_test" in report:
+    fresh = any("_samples" in r for e in report["families"].values() for r in e["runs"])
+    if fresh:
         figures = _figures(report, folder)
     else:  # a report read back from compare.json: its figures are already there
         figures = [f for f in ("compare-samples.png", "compare-loss.png") if (folder / f).is_file()]
-    steps = "each recipe's" if report["steps"] is None else str(report["steps"])
-    intro = (
-        f"Data: {report['data']} ({report['n_train']} training, {report['n_test']} held-out "
-        f"points); {report['seeds']} seeds per family; {steps} training steps; "
-        f"{report['n_generated']} samples per measurement. True held-out NLL of the data: "
-        f"{report.get('true_nll', float('nan')):.3f} nats. Command: `{command}`. "
-        f"Machine: {machine}. Cells: mean ± 95% interval over seeds."
-    )
+    intro = _intro(report, command, machine)
+    thresholds = THRESHOLDS_DIGITS if _images(report) else THRESHOLDS
     md = ["# genlab compare", "", intro, "",
           "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]  # fmt: skip
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    md += ["", "Marks:", ""] + [f"- {k}: {v}" for k, v in THRESHOLDS.items()]
-    md += ["", "Learning-rate sweep (seed 0, SWD at x0.3 / x3 the recipe's rate):", ""]
+    md += ["", "Marks:", ""] + [f"- {k}: {v}" for k, v in thresholds.items()]
+    key = "fd" if _images(report) else "swd"
+    md += ["", f"Learning-rate sweep (seed 0, {key.upper()} at x0.3 / x3 the recipe's rate):", ""]
     for label, entry in report["families"].items():
         sweep = entry.get("lr_sweep")
         if sweep:
             shown = ", ".join(
-                f"x{f:g}: " + ("diverged" if v["diverged"] else f"{v['swd']:.3g}")
+                f"x{f:g}: " + ("diverged" if v["diverged"] else f"{v[key]:.3g}")
                 for f, v in sweep.items()
             )
             md.append(f"- {label}: {shown}")
@@ -189,7 +313,7 @@ def write_report(report: dict, out: str | Path, command: str, machine: str) -> P
         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style>"
         f"<h1>genlab compare</h1><p>{html.escape(intro)}</p>"
         f"<table><tr>{cells(rows[0], 'th')}</tr>{body}</table><h2>Marks</h2><ul>"
-        + "".join(f"<li>{k}: {html.escape(v)}</li>" for k, v in THRESHOLDS.items())
+        + "".join(f"<li>{k}: {html.escape(v)}</li>" for k, v in thresholds.items())
         + "</ul>"
         + "".join(f"<p><img src='{f}' style='max-width:100%'></p>" for f in figures)
     )

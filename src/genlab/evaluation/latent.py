@@ -459,14 +459,28 @@ def datasets(seed: int = 0) -> dict[str, tuple]:
     }
 
 
+#: ``quick``: shortened fits for the demo's tour (and no fit time against N)
+QUICK = {
+    "linear-ae": {"iters": 100},
+    "linear-vae": {"iters": 200},
+    "ae": {"steps": 400},
+    "vae": {"steps": 400},
+    "gplvm": {"steps": 150},
+}
+
+
 def compare_latent(
     q: int = 2,
     models=MODELS,
     scaling=(300, 600, 1200),
     progress: Callable[[str], None] | None = None,
+    quick: bool = False,
 ) -> dict[str, Any]:
-    """Every model on every data set, measured; and fit time against N on digits."""
-    results: dict[str, Any] = {"q": q, "data": {}, "scaling": {}, "skipped": []}
+    """Every model on every data set, measured; and fit time against N on digits
+    (``quick``: shorter fits, and no fit time against N)."""
+    results: dict[str, Any] = {"q": q, "data": {}, "scaling": {}, "skipped": [], "quick": quick}
+    settings = QUICK if quick else {}
+    scaling = () if quick else scaling
     if "gplvm" in models and importlib.util.find_spec("gpytorch") is None:
         models = tuple(m for m in models if m != "gplvm")
         results["skipped"].append(
@@ -477,13 +491,16 @@ def compare_latent(
         for model in models:
             if progress:
                 progress(f"{model} on {name}")
-            rows.append(measure(FITTERS[model](train[0], q), train, test))
+            rows.append(
+                measure(FITTERS[model](train[0], q, **settings.get(model, {})), train, test)
+            )
         results["data"][name] = rows
     train, _ = datasets()["digits"]
     for model in models:
         if progress:
             progress(f"{model}: fit time against N")
         results["scaling"][model] = {
-            n: FITTERS[model](train[0][:n], q).fit_seconds for n in scaling
+            n: FITTERS[model](train[0][:n], q, **settings.get(model, {})).fit_seconds
+            for n in scaling
         }
     return results

@@ -114,6 +114,8 @@ def write_report(results: dict[str, Any], out: str | Path, command: str, machine
             f"<h2>{data}</h2><table><tr>{head}</tr>{cells}</table>"
             f'<img src="latent_{data}.png" alt="{data} latents">'
         )
+    if not results["scaling"]:  # the quick settings skip it
+        results = {**results, "scaling": {"(not measured: quick settings)": {"-": None}}}
     head, body = scaling_rows(results)
     md += ["## Fit time (s) against N (digits)", "", _md_table(head, body), ""]
     parts.append(

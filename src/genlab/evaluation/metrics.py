@@ -12,6 +12,8 @@ All functions take arrays of shape (N, D) (features, or 2-D points) and return f
 - ``sliced_wasserstein``: mean 1-D Wasserstein-1 distance over random projections.
 - ``mmd_rbf``: unbiased MMD^2 with a Gaussian kernel (median-distance bandwidth).
 - ``mode_coverage``: modes hit and share of high-quality samples (8 Gaussians).
+- ``memorisation``: how much closer samples lie to their nearest training image than
+  held-out images do (a sample nearer than held-out images ever are is a copy).
 """
 
 from __future__ import annotations
@@ -114,3 +116,24 @@ def mode_coverage(samples, centers, std: float, *, radius: float = 3.0, min_coun
     good = dist <= radius * std
     counts = np.bincount(nearest[good], minlength=len(centers))
     return int((counts >= min_count).sum()), float(good.mean())
+
+
+def nearest_distances(x, reference, batch: int = 1024) -> np.ndarray:
+    """Euclidean distance of each row of ``x`` to its nearest row of ``reference``."""
+    a, b = _as2d(x), _as2d(reference)
+    return np.concatenate([cdist(a[i : i + batch], b).min(1) for i in range(0, len(a), batch)])
+
+
+def memorisation(train, held_out, fake, *, quantile: float = 0.05) -> dict[str, float]:
+    """Nearest-training-image distances of samples against those of held-out images (in
+    pixel space). ``copy_share``: samples nearer to the training set than the ``quantile``
+    of held-out images are (about ``quantile`` for a model that does not copy; near 1 for
+    one that returns its training images); ``distance_ratio``: median sample distance over
+    median held-out distance (below 1: samples hug the training set)."""
+    d_held, d_fake = nearest_distances(held_out, train), nearest_distances(fake, train)
+    threshold = np.quantile(d_held, quantile)
+    return {
+        "copy_share": float((d_fake < threshold).mean()),
+        "distance_ratio": float(np.median(d_fake) / np.median(d_held)),
+        "held_out_threshold": float(threshold),
+    }

@@ -1,0 +1,166 @@
+"""The demo's sections past the classical models: every family compared on 2-D data and on
+digits, the diffusion process, the sampler and guidance sweeps, and the latent-variable
+comparison. The digits models come shipped in the package (sampled at once); ``full``
+retrains everything with several seeds instead.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+N_DIGITS = 200  # samples per digits measurement in the quick tour (--full: 500)
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(root: Path, path: Path, caption: str) -> str:
+    src, text = html.escape(path.relative_to(root).as_posix()), html.escape(caption)
+    return f'<figure><img src="{src}" alt="{text}"><figcaption>{text}</figcaption></figure>'
+
+
+def _columns(rows: list[list[str]], keep: tuple[str, ...]) -> list[list[str]]:
+    index = [rows[0].index(k) for k in keep if k in rows[0]]
+    return [[r[i] for i in index] for r in rows]
+
+
+def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
+    """The families' table on ``data``, written in full to root/compare-DATA/."""
+    from .evaluation.compare import compare
+    from .evaluation.compare_report import table, write_report
+
+    out = root / f"compare-{data}"
+    if data == "digits":
+        settings = dict(seeds=3, n=500) if full else dict(seeds=1, n=N_DIGITS, shipped=True)
+        settings["nll_n"] = None if full else 50
+        command = "genlab demo --full" if full else "genlab demo"
+    else:
+        settings = dict(seeds=3, n=2000) if full else dict(seeds=1, n=2000, steps=500)
+        command = "genlab demo --full" if full else "genlab demo (500 training steps a family)"
+    report = compare(data, lr_sweep=full, progress=progress, **settings)
+    write_report(report, out, command, _machine())
+    keep = ("family", "held-out bits/dim", "held-out NLL (nats)", "likelihood", "FD",
+            "fidelity rank", "SWD", "modes hit", "classes", "copy share", "stability",
+            "fidelity", "memorisation", "samples/s", "NFE", "speed")  # fmt: skip
+    rows = _columns(table(report), keep)
+    if data == "digits":
+        what = (
+            "the digits models shipped in genlab, sampled now (the mixture is fitted now)"
+            if not full
+            else "every recipe retrained with 3 seeds"
+        )
+        head = (
+            f"<h2>Every family on digits: {what}</h2><p>{N_DIGITS if not full else 500} "
+            "samples a family against held-out references that no model and not the feature "
+            f"network saw; FD floor (training images against the references): "
+            f"{report['fd_floor']:.1f}. Copy share: samples nearer to a training image than "
+            "95% of held-out images are (5% for a model that does not copy).</p>"
+        )
+    else:
+        head = (
+            "<h2>Every family on 2-D data (eight Gaussians)</h2><p>"
+            + ("3 seeds, each recipe's length" if full else "one seed, 500 training steps each")
+            + ", 2,000 samples a family.</p>"
+        )
+    link = f'<p><a href="{out.name}/compare.html">The full table, marks and figures</a>.</p>'
+    return head + _html_table(rows) + link + _img(root, out / "compare-samples.png", "samples")
+
+
+def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
+    """The shipped diffusion model: the forward process, the reverse process as an
+    animation, quality against steps per sampler, and the two guidances swept."""
+    from .assets import load_shipped
+    from .data import load
+    from .evaluation.features import digits_features, digits_predict
+    from .evaluation.metrics import frechet_distance
+    from .viz.plots import animation, noising, save, subplots
+
+    model = load_shipped("ddpm-digits")
+    classifier = load_shipped("noisy-classifier-digits")
+    _, test = load("digits", size=16, scale="pm1", part="models").split(0.2, seed=0)
+    real = digits_features(test.x)
+    folder = root / "diffusion"
+    forward = save(noising(test.x[:6], model.net.alpha_bar), folder / "forward.png")
+    frames: list[np.ndarray] = []
+    labels = torch.arange(16) % 10
+
+    def keep(state: dict) -> None:  # x_t in the variance-preserving scale, as q makes it
+        frames.append((state["x"] / (1 + state["sigma"] ** 2) ** 0.5).numpy().copy())
+
+    model.sample(16, cond=labels, seed=0, steps=40, sampler="ddim", callback=keep)
+    reverse = save(animation(frames), folder / "reverse.gif")
+
+    cond = torch.arange(n) % 10
+    sweep = {}
+    for sampler in ("euler", "ddim", "dpmpp-2m"):
+        sweep[sampler] = [
+            (steps, frechet_distance(real, digits_features(
+                model.sample(n, cond=cond, seed=0, sampler=sampler, steps=steps).numpy())))
+            for steps in (5, 10, 20)
+        ]  # fmt: skip
+    fig, ax = subplots(figsize=(5, 3.5))
+    for sampler, points in sweep.items():
+        ax.plot(*zip(*points, strict=True), marker="o", label=sampler)
+    ax.set(xlabel="steps (network evaluations)", ylabel="FD to held-out digits", yscale="log")
+    ax.legend()
+    steps_png = save(fig, folder / "sampler_sweep.png")
+
+    guidance = [["guidance", "scale", "drawn as asked", "FD"]]
+    for kind, scales in (("classifier-free", (0.0, 1.0, 3.0)), ("classifier", (1.0, 3.0))):
+        for scale in scales:
+            opts = {"cfg": scale} if kind == "classifier-free" else {
+                "cfg": 0.0, "classifier": classifier, "cg_scale": scale}  # fmt: skip
+            x = model.sample(n, cond=cond, seed=0, steps=20, **opts).numpy()
+            asked = float(np.mean(digits_predict(x) == cond.numpy()))
+            fd = frechet_distance(real, digits_features(x))
+            guidance.append([kind, f"{scale:g}", f"{asked:.0%}", f"{fd:.1f}"])
+    return (
+        "<h2>Diffusion, step by step (the shipped class-conditional model)</h2>"
+        "<p>The forward process adds noise until nothing of the digit is left; the reverse "
+        "process removes it, one network evaluation a step. Fast samplers reach in 20 steps "
+        f"what the 1,000-step chain reaches; guidance trades diversity (FD) for digits drawn "
+        f"as asked. {n} samples a cell, labels 0-9 in turn.</p>"
+        + _img(root, forward, "forward process q(x_t | x_0) at t = 0 ... 999")
+        + _img(root, reverse, "reverse process, 40 DDIM steps (animated)")
+        + _img(root, steps_png, "FD against steps, per sampler")
+        + _html_table(guidance)
+    )
+
+
+def latent_section(root: Path, full: bool, progress=None) -> str:
+    """PCA, PPCA, linear AE / VAE, AE, VAE and the GPLVM side by side."""
+    from .evaluation.latent import compare_latent
+    from .evaluation.latent_report import rows, write_report
+
+    out = root / "latent"
+    results = compare_latent(quick=not full, progress=progress)
+    command = "genlab demo --full" if full else "genlab demo (quick settings)"
+    write_report(results, out, command, _machine())
+    head = ["model", "held-out MSE", "held-out log-lik / dim", "latent quality", "fit (s)",
+            "embed (ms)"]  # fmt: skip
+    table = [head, *rows(results, "digits")]
+    how = "each model's full settings" if full else "shortened training (--full: full)"
+    return (
+        "<h2>Latent-variable models: PCA, PPCA, GPLVM and the VAE</h2>"
+        f"<p>Digits, a 2-D latent, {how}. PCA is a linear autoencoder; PPCA is its "
+        "probabilistic version, which a linear VAE reaches exactly; the GPLVM puts a "
+        "Gaussian process on PPCA's map; the VAE a neural network with an encoder.</p>"
+        + _html_table(table)
+        + f'<p><a href="{out.name}/latent.html">The full comparison</a>.</p>'
+        + _img(root, out / "latent_digits.png", "2-D latent spaces of digits, side by side")
+    )
