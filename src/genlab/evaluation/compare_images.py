@@ -77,8 +77,9 @@ class References:
 
 
 def _bits_per_dim(model, x: np.ndarray, nll_n: int | None) -> tuple[float, str, int] | None:
-    """(held-out NLL in bits/dim, what kind, images scored), or None without a likelihood."""
-    if not (model.has_log_prob or model.has_elbo):
+    """(held-out NLL in bits/dim, what kind, images scored), or None without a likelihood
+    (or with ``nll_n`` 0: not asked for)."""
+    if not (model.has_log_prob or model.has_elbo) or nll_n == 0:
         return None
     caps = [c for c in (model.nll_sample_cap, nll_n) if c is not None]
     x = x[: min(caps)] if caps else x
