@@ -100,17 +100,34 @@ def test_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.slow  # about 3 minutes: it trains three autoencoders (make test-all runs it)
+@pytest.mark.slow  # about 4.5 minutes: the whole tour (make test-all runs it)
 def test_demo_writes_report(tmp_path, capsys):
     code, _, _ = run(["demo", "--out", str(tmp_path / "report")], capsys)
     page = (tmp_path / "report" / "index.html").read_text()
     assert code == 0 and "Old Faithful" in page
     for src in page.split('src="')[1:]:
         assert (tmp_path / "report" / src.split('"')[0]).is_file()
-    assert page.count("<img") >= 10
-    for link in page.split('href="')[1:]:  # the course's pages the demo links exist
+    assert page.count("<img") >= 16
+    for link in page.split('href="')[1:]:  # the comparisons and course pages it links exist
         assert (tmp_path / "report" / link.split('"')[0]).is_file()
     assert 'href="course/05-em/index.html"' in page
+    for part in ("compare-digits/compare.html", "compare-8gaussians/compare.html",
+                 "latent/latent.html", "diffusion/reverse.gif"):  # fmt: skip
+        assert part in page
+    assert "Every family on digits" in page and "What came shipped" in page
+    digits = (tmp_path / "report" / "compare-digits" / "compare.md").read_text()
+    assert digits.count("| diffusion") == 2 and "copy share" in digits
+
+
+def test_demo_diffusion_section(tmp_path):
+    """The shipped diffusion model's section: forward and reverse processes, the sampler
+    sweep and the guidance table (small n here; the tour draws 200)."""
+    from genlab.demo_models import diffusion_section
+
+    section = diffusion_section(tmp_path, n=20)
+    for name in ("forward.png", "reverse.gif", "sampler_sweep.png"):
+        assert (tmp_path / "diffusion" / name).is_file()
+    assert section.count("<tr>") == 6  # header, 3 classifier-free, 2 classifier scales
 
 
 TRAIN_TINY = ["--set", "data.size=8", "--set", "model.width=8", "--set", "progress=false"]

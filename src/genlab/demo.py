@@ -34,25 +34,21 @@ def _plot(metrics: dict, name: str) -> Path:
 
 
 def autoencoder_section(root: Path, steps: int = 500) -> str:
-    """AE, VAE and hierarchical VAE on 16x16 digits, briefly trained, with their pictures."""
+    """An autoencoder trained now (briefly) against the shipped VAE and hierarchical VAE on
+    16x16 digits, with their pictures."""
     import torch
 
-    from .data import load as load_data
+    from .assets import card, load_shipped
     from .models.autoencoder import AE
-    from .models.hvae import HVAE
-    from .models.vae import VAE
     from .training.trainer import TrainConfig
     from .viz.plots import image_grid, save
 
-    digits = load_data("digits", size=16, scale="pm1")
+    digits = load_data("digits", size=16, scale="pm1", part="models")
     cfg = TrainConfig(steps=steps, batch_size=128, lr=2e-3, ema_decay=0, progress=False)
     pics = root / "autoencoders"
     torch.manual_seed(0)
     ae = AE(digits.shape, latent_dim=8).fit(digits, cfg)
-    torch.manual_seed(0)
-    vae = VAE(digits.shape, latent_dim=8, likelihood="bernoulli").fit(digits, cfg)
-    torch.manual_seed(0)
-    hvae = HVAE(digits.shape).fit(digits, cfg)
+    vae, hvae = load_shipped("vae-digits"), load_shipped("hvae-digits")
     x = digits.x
     grids = {
         "ae_normal.png": ae.sample(64, seed=0, latent="normal"),
@@ -70,18 +66,20 @@ def autoencoder_section(root: Path, steps: int = 500) -> str:
     }
     elbo = vae.elbo(x[:500]).mean().item()
     return (
-        f"<h2>6. Autoencoders and VAEs ({steps} training steps each, 16x16 digits)</h2>"
-        "<p>An autoencoder compresses and reconstructs, but nothing says where its codes lie: "
-        "decoding z ~ N(0, I) gives noise-like blobs; a Gaussian fitted to the training "
-        "codes does better. The VAE makes its codes follow N(0, I) by maximising the ELBO, "
-        f"so its samples come straight from the prior (ELBO {elbo:.1f} nats per image).</p>"
+        "<h2>6. Autoencoders and VAEs (16x16 digits)</h2>"
+        f"<p>An autoencoder, trained now for {steps} steps, compresses and reconstructs, but "
+        "nothing says where its codes lie: decoding z ~ N(0, I) gives noise-like blobs; a "
+        "Gaussian fitted to the training codes does better. The VAE (shipped, "
+        f"{card('vae-digits')['steps']} steps of its recipe) makes its codes follow N(0, I) by "
+        f"maximising the ELBO, so its samples come straight from the prior (ELBO {elbo:.1f} "
+        "nats per image).</p>"
         + _figure(paths["ae_normal.png"], root, "AE: decoded z ~ N(0, I)")
         + _figure(paths["ae_fitted.png"], root, "AE: decoded z from the fitted code Gaussian")
         + _figure(paths["vae_samples.png"], root, "VAE: samples from the prior")
         + _figure(paths["vae_reconstructions.png"], root, "VAE: inputs (top), reconstructions")
         + _figure(paths["vae_interpolation.png"], root, "VAE: latent interpolations, per row")
         + _figure(paths["vae_traversal.png"], root, "VAE: one latent dimension swept per row")
-        + _figure(paths["hvae_samples.png"], root, "two-level hierarchical VAE: samples")
+        + _figure(paths["hvae_samples.png"], root, "two-level hierarchical VAE (shipped): samples")
     )
 
 
@@ -151,7 +149,7 @@ def course_section(root: Path) -> str:
 
 SHIPPED = (
     "What was computed now: every fit, every sample, every figure and number on this page; "
-    "the classical models, the autoencoders of section 6, the 2-D families (500 steps "
+    "the classical models, the autoencoder of section 6, the 2-D families (500 steps "
     "each, one seed), the digits mixture and the latent-variable models were trained now. "
     "What came shipped (trained by genlab's recipes, weights in the package with their "
     "sha256): the digits models of VAE, hierarchical VAE, GAN, RealNVP, EBM and diffusion, "

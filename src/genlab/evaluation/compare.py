@@ -69,6 +69,7 @@ FAMILIES_DIGITS = tuple(_digits(f) for f in FAMILIES_2D)
 FAMILIES = FAMILIES_2D  # the default data set's
 POINT_SETS = ("8gaussians", "moons", "rings", "checkerboard", "swissroll")
 LR_FACTORS = (0.3, 3.0)
+LIKELIHOOD_KEYS = ("nll", "nll_kind", "bits_per_dim", "n_nll")
 
 
 def families_for(data: str) -> tuple[Family, ...]:
@@ -126,7 +127,7 @@ def _train(family: Family, data, seed: int, steps: int | None, lr_factor: float 
     return model, time.perf_counter() - t, curve, None
 
 
-def _measure(family: Family, model, test: np.ndarray, data_info: dict, n: int, seed: int):
+def _measure(family: Family, model, test, data_info: dict, n: int, seed: int, likelihood=True):
     out: dict[str, Any] = {}
     t = time.perf_counter()
     fake = model.sample(n, seed=seed, **family.options)
@@ -144,7 +145,7 @@ def _measure(family: Family, model, test: np.ndarray, data_info: dict, n: int, s
         out["modes_hit"], out["high_quality"] = M.mode_coverage(
             fake, data_info["centers"], data_info["std"]
         )
-    if model.has_log_prob or model.has_elbo:
+    if likelihood and (model.has_log_prob or model.has_elbo):
         from .evaluate import nll
 
         out["nll"], out["nll_kind"] = nll(model, test)
@@ -203,10 +204,14 @@ def compare(
 
         refs = References(train_set, test_set, n)
         report["fd_floor"] = refs.fd_floor
-        measure = lambda f, m, seed: measure_images(f, m, refs, n, seed, nll_n)  # noqa: E731
+        measure = lambda f, m, seed: measure_images(  # noqa: E731
+            f, m, refs, n, seed, 0 if f.trains else nll_n
+        )
     else:
         report["_test"] = test
-        measure = lambda f, m, seed: _measure(f, m, test, ds.info, n, seed)  # noqa: E731
+        measure = lambda f, m, seed: _measure(  # noqa: E731
+            f, m, test, ds.info, n, seed, likelihood=not f.trains
+        )
     if ds.log_prob is not None:
         report["true_nll"] = float(-np.mean(ds.log_prob(test)))
     trained: dict[tuple[str, int], tuple] = {}
@@ -226,6 +231,9 @@ def compare(
                    "final_loss": _tail_mean(curve), "curve": curve}  # fmt: skip
             if diverged is None:
                 row |= measure(family, model, seed)
+            if family.trains:  # the same model: its likelihood was scored already
+                shared = report["families"][family.trains]["runs"][seed]
+                row |= {k: shared[k] for k in LIKELIHOOD_KEYS if k in shared}
             runs.append(row)
         entry = {"runs": runs, "summary": summarise(runs)}
         if lr_sweep and not shipped and family.recipe is not None and family.trains is None:

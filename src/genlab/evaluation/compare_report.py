@@ -30,7 +30,8 @@ THRESHOLDS_DIGITS = {
     "discrete likelihood (flow: dequantized; diffusion: variational bound): good <= 1.5, "
     "fair <= 3.0, poor above (a uniform guess: 4.09); continuous densities (mixture, VAEs on "
     "grey levels) are not on that scale: 'continuous', unmarked; none for GAN and EBM",
-    "stability": "good: no diverged run, seeds' FD interval within 25% of its mean and both "
+    "stability": "(one seed without the sweep: not judged) good: no diverged run, seeds' FD "
+    "interval within 25% of its mean and both "
     "learning rates (x0.3, x3) within 2x of the default's FD; fair: within 4x and no "
     "divergence at the default rate; poor otherwise",
     "fidelity": "FD to the held-out references: good <= 2x the floor (the training images' "
@@ -62,7 +63,9 @@ def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
     sweep = entry.get("lr_sweep", {})
     ratios = [(v["swd"] / swd[0]) if (v.get("swd") and swd) else math.inf for v in sweep.values()]
     tight = swd is not None and (not math.isfinite(swd[1]) or swd[1] <= 0.25 * swd[0])
-    if s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
+    if len(entry["runs"]) < 2 and not sweep:
+        out["stability"] = "– (one seed)"  # nothing to judge it by
+    elif s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
         out["stability"] = "good"
     elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
         out["stability"] = "fair"
@@ -120,7 +123,9 @@ def marks_images(entry: dict, floor: float) -> dict[str, str]:
     sweep = entry.get("lr_sweep", {})
     ratios = [(v["fd"] / fd[0]) if (v.get("fd") and fd) else math.inf for v in sweep.values()]
     tight = fd is not None and (not math.isfinite(fd[1]) or fd[1] <= 0.25 * fd[0])
-    if s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
+    if len(entry["runs"]) < 2 and not sweep:
+        out["stability"] = "– (one seed)"  # nothing to judge it by
+    elif s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
         out["stability"] = "good"
     elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
         out["stability"] = "fair"
