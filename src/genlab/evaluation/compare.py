@@ -161,7 +161,7 @@ def _shipped(family: Family):
 
 
 def _load(data: str):
-    """(train split, held-out split) of ``data``, as the recipes cut them."""
+    """(the data set, its training split, its held-out split), as the recipes cut them."""
     from ..data import load, load_spec
 
     if data == "digits":  # the part no feature network saw; the recipes' own split

@@ -533,8 +533,8 @@ def lab_tab(studio: Studio, app: Any) -> None:
 
 
 def compare_tab(studio: Studio) -> None:
-    """genlab compare in the page: the families trained on one 2-D data set, measured, with
-    the table and the sample plots."""
+    """genlab compare in the page: the families trained on one data set (2-D or digits),
+    measured, with the table and the sample plots."""
     import gradio as gr
 
     from ..evaluation.compare import FAMILIES, compare
@@ -545,14 +545,14 @@ def compare_tab(studio: Studio) -> None:
                 "(the command line's `genlab compare`; recipes' full length takes tens of "
                 "minutes on a laptop, a few hundred steps a few minutes).")  # fmt: skip
     with gr.Row():
-        data = gr.Dropdown(["8gaussians", "moons", "rings", "checkerboard"], value="8gaussians",
-                           label="data")  # fmt: skip
+        data = gr.Dropdown(["8gaussians", "moons", "rings", "checkerboard", "digits"],
+                           value="8gaussians", label="data")  # fmt: skip
         chosen = gr.CheckboxGroup(models, value=models, label="families")
         seeds = gr.Slider(1, 5, value=2, step=1, label="seeds")
         steps = gr.Slider(50, 5000, value=300, step=50, label="training steps")
     go = gr.Button("Compare", variant="primary")
     table = gr.Markdown()
-    samples = gr.Image(label="samples (seed 0) over the held-out points", interactive=False)
+    samples = gr.Image(label="samples (seed 0)", interactive=False)
 
     @page_errors
     def run(data, chosen, seeds, steps, progress=gr.Progress()):  # noqa: B008
