@@ -72,8 +72,9 @@ def main() -> None:
     train_set, test_set = gd.load("digits", size=16, scale="pm1", part="models").split(0.2, 0)
     refs = References(train_set, test_set, args.n)
     fast = next(f for f in FAMILIES_DIGITS if f.options.get("sampler") == "dpmpp-2m")
-    print(f"# {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads; {args.seconds:.0f} s of training each; FD floor {refs.fd_floor:.2f}")  # fmt: skip
+    threads = torch.get_num_threads()
+    print(f"# {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads; "
+          f"{args.seconds:.0f} s of training each; FD floor {refs.fd_floor:.2f}")  # fmt: skip
     rows = {}
     for kind in ("genlab", "diffusers"):
         per_step = train(build(kind), train_set.x, 25) / 25
@@ -89,8 +90,10 @@ def main() -> None:
     for kind, (params, steps, seconds, fd, half) in rows.items():
         print(f"{kind} | {params:,} | {steps} | {seconds:.0f} | {fd:.2f} ± {half:.2f}")
     g, d = rows["genlab"], rows["diffusers"]
-    print(f"steps ratio genlab/diffusers {g[1] / d[1]:.2f}x; FD ratio diffusers/genlab "
-          f"{d[3] / g[3]:.2f} (above 1: genlab's network is better at the same time)")
+    print(
+        f"steps ratio genlab/diffusers {g[1] / d[1]:.2f}x; FD ratio diffusers/genlab "
+        f"{d[3] / g[3]:.2f} (above 1: genlab's network is better at the same time)"
+    )
 
 
 if __name__ == "__main__":
