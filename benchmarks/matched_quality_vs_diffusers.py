@@ -27,15 +27,9 @@ class DiffusersNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from diffusers import UNet2DModel
+        from diffusion_train_vs_diffusers import diffusers_unet  # this folder's benchmark
 
-        self.unet = UNet2DModel(
-            sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
-            block_out_channels=(32, 64, 64),
-            down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-            norm_num_groups=8,
-        )  # fmt: skip
+        self.unet = diffusers_unet()
 
     def forward(self, x, t, cond=None):
         return self.unet(x, t).sample

@@ -187,6 +187,8 @@ def compare(
         raise GenlabError(f"No family among {families}; known: gmm, vae, hvae, gan, ...")
     if seeds < 1:
         raise GenlabError(f"--seeds must be at least 1, got {seeds}.")
+    if nll_n is not None and nll_n < 1:
+        raise GenlabError(f"--nll-n must be at least 1, got {nll_n}.")
     if n < 2 or (steps is not None and steps < 1):
         raise GenlabError(f"--n must be at least 2 and --steps at least 1, got {n} and {steps}.")
     if shipped and (data != "digits" or seeds != 1 or steps is not None):

@@ -49,6 +49,22 @@ def _fmt(pair, digits: int = 3) -> str:
     return f"{mean:.{digits}g}" if not math.isfinite(half) else f"{mean:.{digits}g} ± {half:.2g}"
 
 
+def stability(entry: dict, key: str) -> str:
+    """The stability mark from the spread over seeds of ``key`` (SWD or FD), the diverged
+    runs and the learning-rate sweep, by the thresholds written in the report."""
+    s, sweep = entry["summary"], entry.get("lr_sweep", {})
+    value = s[key]
+    if len(entry["runs"]) < 2 and not sweep:
+        return "– (one seed)"  # nothing to judge it by
+    ratios = [v[key] / value[0] if v.get(key) and value else math.inf for v in sweep.values()]
+    tight = value is not None and (not math.isfinite(value[1]) or value[1] <= 0.25 * value[0])
+    if s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
+        return "good"
+    if s["diverged"] == 0 and all(r <= 4 for r in ratios):
+        return "fair"
+    return "poor"
+
+
 def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
     s = entry["summary"]
     out = {}
@@ -60,17 +76,7 @@ def marks(entry: dict, true_nll: float | None) -> dict[str, str]:
         gap = s["nll"][0] - true_nll
         out["likelihood"] = "good" if gap <= 0.1 else "fair" if gap <= 0.5 else "poor"
     swd = s["swd"]
-    sweep = entry.get("lr_sweep", {})
-    ratios = [(v["swd"] / swd[0]) if (v.get("swd") and swd) else math.inf for v in sweep.values()]
-    tight = swd is not None and (not math.isfinite(swd[1]) or swd[1] <= 0.25 * swd[0])
-    if len(entry["runs"]) < 2 and not sweep:
-        out["stability"] = "– (one seed)"  # nothing to judge it by
-    elif s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
-        out["stability"] = "good"
-    elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
-        out["stability"] = "fair"
-    else:
-        out["stability"] = "poor"
+    out["stability"] = stability(entry, "swd")
     modes = s["modes_hit"]
     all_modes = modes is None or modes[0] >= 8
     if swd is None:
@@ -120,17 +126,7 @@ def marks_images(entry: dict, floor: float) -> dict[str, str]:
     else:
         out["likelihood"] = "good" if bpd[0] <= 1.5 else "fair" if bpd[0] <= 3.0 else "poor"
     fd = s["fd"]
-    sweep = entry.get("lr_sweep", {})
-    ratios = [(v["fd"] / fd[0]) if (v.get("fd") and fd) else math.inf for v in sweep.values()]
-    tight = fd is not None and (not math.isfinite(fd[1]) or fd[1] <= 0.25 * fd[0])
-    if len(entry["runs"]) < 2 and not sweep:
-        out["stability"] = "– (one seed)"  # nothing to judge it by
-    elif s["diverged"] == 0 and tight and all(r <= 2 for r in ratios):
-        out["stability"] = "good"
-    elif s["diverged"] == 0 and all(r <= 4 for r in ratios):
-        out["stability"] = "fair"
-    else:
-        out["stability"] = "poor"
+    out["stability"] = stability(entry, "fd")
     covered = s["classes_covered"] is not None and s["classes_covered"][0] >= 10
     if fd is None:
         out["fidelity"] = "poor"
