@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Callable
 
@@ -331,12 +330,11 @@ def _report_folder(out: str) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    import platform
-
     from tqdm.auto import tqdm
 
     from .evaluation.compare import compare, families_for
     from .evaluation.compare_report import table, write_report
+    from .runs import machine
 
     _report_folder(args.out)
     if args.latent:
@@ -354,8 +352,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
         report = compare(args.data, args.seeds, args.steps, args.n, families,
                          not args.no_lr_sweep, progress, args.shipped, args.nll_n)  # fmt: skip
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[1:]), machine)
+    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[1:]), machine())
     rows = table(report)
     shown = [rows[0].index(k) for k in ("family", "held-out bits/dim", "held-out NLL (nats)",
                                         "FD", "SWD", "copy share", "stability", "fidelity",
@@ -366,13 +363,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def compare_latent_command(args: argparse.Namespace) -> None:
-    import platform
-
     from tqdm.auto import tqdm
 
     from .errors import GenlabError
     from .evaluation.latent import MODELS, compare_latent
     from .evaluation.latent_report import write_report
+    from .runs import machine
 
     given = [f for f, v in (("--data", args.data != "8gaussians"),
                             ("--seeds", args.seeds is not None),
@@ -396,8 +392,7 @@ def compare_latent_command(args: argparse.Namespace) -> None:
 
         results = compare_latent(args.latent_dim, models,
                                  progress=progress)  # fmt: skip
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    path = write_report(results, args.out, "genlab " + " ".join(sys.argv[1:]), machine)
+    path = write_report(results, args.out, "genlab " + " ".join(sys.argv[1:]), machine())
     for note in results.get("skipped", []):
         print(note)
     print(f"report written to {path} (and latent.html, latent.json, latent_*.png)")

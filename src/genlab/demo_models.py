@@ -7,18 +7,15 @@ retrains everything with several seeds instead.
 from __future__ import annotations
 
 import html
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .demo import _figure
+from .runs import machine
+
 N_DIGITS = 200  # samples per digits measurement in the quick tour (--full: 500)
-
-
-def _machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -27,11 +24,6 @@ def _html_table(rows: list[list[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
     )
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(root: Path, path: Path, caption: str) -> str:
-    src, text = html.escape(path.relative_to(root).as_posix()), html.escape(caption)
-    return f'<figure><img src="{src}" alt="{text}"><figcaption>{text}</figcaption></figure>'
 
 
 def _columns(rows: list[list[str]], keep: tuple[str, ...]) -> list[list[str]]:
@@ -53,7 +45,7 @@ def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
         settings = dict(seeds=3, n=2000) if full else dict(seeds=1, n=2000, steps=500)
         command = "genlab demo --full" if full else "genlab demo (500 training steps a family)"
     report = compare(data, lr_sweep=full, progress=progress, **settings)
-    write_report(report, out, command, _machine())
+    write_report(report, out, command, machine())
     keep = ("family", "held-out bits/dim", "held-out NLL (nats)", "likelihood", "FD",
             "fidelity rank", "SWD", "modes hit", "classes", "copy share", "stability",
             "fidelity", "memorisation", "samples/s", "NFE", "speed")  # fmt: skip
@@ -78,7 +70,7 @@ def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
             + ", 2,000 samples a family.</p>"
         )
     link = f'<p><a href="{out.name}/compare.html">The full table, marks and figures</a>.</p>'
-    return head + _html_table(rows) + link + _img(root, out / "compare-samples.png", "samples")
+    return head + _html_table(rows) + link + _figure(out / "compare-samples.png", root, "samples")
 
 
 def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
@@ -135,9 +127,9 @@ def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
         "process removes it, one network evaluation a step. Fast samplers reach in 20 steps "
         f"what the 1,000-step chain reaches; guidance trades diversity (FD) for digits drawn "
         f"as asked. {n} samples a cell, labels 0-9 in turn.</p>"
-        + _img(root, forward, "forward process q(x_t | x_0) at t = 0 ... 999")
-        + _img(root, reverse, "reverse process, 40 DDIM steps (animated)")
-        + _img(root, steps_png, "FD against steps, per sampler")
+        + _figure(forward, root, "forward process q(x_t | x_0) at t = 0 ... 999")
+        + _figure(reverse, root, "reverse process, 40 DDIM steps (animated)")
+        + _figure(steps_png, root, "FD against steps, per sampler")
         + _html_table(guidance)
     )
 
@@ -150,7 +142,7 @@ def latent_section(root: Path, full: bool, progress=None) -> str:
     out = root / "latent"
     results = compare_latent(quick=not full, progress=progress)
     command = "genlab demo --full" if full else "genlab demo (quick settings)"
-    write_report(results, out, command, _machine())
+    write_report(results, out, command, machine())
     head = ["model", "held-out MSE", "held-out log-lik / dim", "latent quality", "fit (s)",
             "embed (ms)"]  # fmt: skip
     table = [head, *rows(results, "digits")]
@@ -162,5 +154,5 @@ def latent_section(root: Path, full: bool, progress=None) -> str:
         "Gaussian process on PPCA's map; the VAE a neural network with an encoder.</p>"
         + _html_table(table)
         + f'<p><a href="{out.name}/latent.html">The full comparison</a>.</p>'
-        + _img(root, out / "latent_digits.png", "2-D latent spaces of digits, side by side")
+        + _figure(out / "latent_digits.png", root, "2-D latent spaces of digits, side by side")
     )

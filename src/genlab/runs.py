@@ -21,6 +21,14 @@ from .errors import GenlabError
 from .registry import entry, model_class, names
 
 
+def machine() -> str:
+    """The machine a report's figures came from, in words (processor, cores)."""
+    import os
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for pkg in ("genlab", "numpy", "scipy", "scikit-learn", "torch"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..base import _numpy
 from . import metrics as M
 
 LEVELS = 17  # digits' pixels take k/16 values; bounds on discrete data use them
@@ -55,10 +56,6 @@ class FlatMixture:
         return None
 
     nll_sample_cap = None
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 class References:
