@@ -164,3 +164,61 @@ def test_progress_callback_previews_stable_diffusion(sd_folder):
     backend(GenerationRequest("a dog", steps=3, width=16, height=16), callback=seen.append)
     assert [p.step for p in seen] == [1, 2, 3]
     assert seen[-1].preview()[0].size == (16, 16)
+
+
+def _image_folder(root, n=4, size=16):
+    from PIL import Image
+
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = np.zeros((size, size, 3), np.uint8) + rng.integers(0, 255, 3, dtype=np.uint8)
+        Image.fromarray(a).save(root / f"{i}.png")
+    return root
+
+
+def test_lora_on_stable_diffusion_trains_reloads_and_matches_diffusers(sd_folder, tmp_path):
+    """A LoRA trained a few steps through genlab changes the image, gives the same image when
+    read again, gives the image diffusers gives after load_lora_weights, and fuses into a
+    diffusers folder that draws it without adapters."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    from genlab.cli import main
+    from genlab.generation.schedulers import diffusers_scheduler
+
+    imgs = _image_folder(tmp_path / "imgs")
+    run = tmp_path / "lora"
+    assert main(["finetune", "lora", "--model", str(sd_folder), "--data", str(imgs),
+                 "--caption", "a red square", "--steps", "8", "--lr", "0.02", "--rank", "4",
+                 "--alpha", "2", "--out", str(run)]) == 0  # fmt: skip
+    file = load_file(run / "model" / "pytorch_lora_weights.safetensors")
+    assert file and all(k.startswith("unet.") and ".lora_" in k for k in file)
+    assert any(".attn2.to_k.lora_A" in k for k in file)  # cross-attention is adapted
+
+    common = ["a red square", "--model", str(sd_folder), "--steps", "3", "--seed", "5",
+              "--width", "16", "--height", "16"]  # fmt: skip
+    for name, extra in (("base", []), ("lora", ["--lora", str(run)]),
+                        ("again", ["--lora", str(run)])):  # fmt: skip
+        assert main(["txt2img", *common, *extra, "--out", str(tmp_path / f"{name}.png")]) == 0
+    base, lora, again = (
+        np.asarray(read_image(tmp_path / f"{n}.png"), dtype=np.float64) / 255
+        for n in ("base", "lora", "again")
+    )
+    assert np.abs(lora - base).max() > 4 / 255  # the adapters change the image
+    assert np.array_equal(lora, again)
+    assert "Lora hashes" in parse_parameters(read_parameters(tmp_path / "lora.png"))
+
+    ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
+    ref.scheduler = diffusers_scheduler("dpmpp-2m", ref.scheduler.config)
+    ref.set_progress_bar_config(disable=True)
+    ref.load_lora_weights(run / "model")
+    want = ref("a red square", num_inference_steps=3, guidance_scale=5.0, height=16, width=16,
+               generator=torch.Generator().manual_seed(5), output_type="np").images[0]  # fmt: skip
+    assert np.abs(lora - want).max() <= 2 / 255
+
+    assert main(["lora", "fuse", str(run), "--out", str(tmp_path / "fused")]) == 0
+    fused = [*common[:2], str(tmp_path / "fused"), *common[3:]]
+    assert main(["txt2img", *fused, "--out", str(tmp_path / "fused.png")]) == 0
+    got = np.asarray(read_image(tmp_path / "fused.png"), dtype=np.float64) / 255
+    assert np.abs(got - lora).max() <= 2 / 255

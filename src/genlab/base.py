@@ -76,6 +76,11 @@ class GenerativeModel:
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def extra_files(self) -> dict[str, dict[str, np.ndarray]]:
+        """Further safetensors files saved beside the weights ({file name: arrays}), for
+        other tools to read (a Stable Diffusion LoRA in diffusers' layout); none by default."""
+        return {}
+
     def save(self, path: str | Path) -> Path:
         """Write ``config.yaml`` + ``model.safetensors`` to ``path`` atomically."""
         from .serialization import save_model

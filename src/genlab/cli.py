@@ -582,7 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(image, help=IMAGE_ARGS[image])
         p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
         p.add_argument("--negative", default="", help="negative prompt: what to steer away from")
-        p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run")
+        p.add_argument(
+            "--model",
+            default="builtin",
+            help="'builtin', a latent-diffusion run or a Stable Diffusion folder",
+        )
         p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
@@ -606,7 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("finetune", cmd_finetune, "fine-tune a text-to-image model on your images (LoRA)")
     p.add_argument("method", choices=["lora"])
-    p.add_argument("--model", default="builtin", help="'builtin' or a latent-diffusion run")
+    p.add_argument(
+        "--model",
+        default="builtin",
+        help="'builtin', a latent-diffusion run or a Stable Diffusion folder",
+    )
     p.add_argument("--data", required=True, help="image folder (captions: NAME.txt beside)")
     p.add_argument("--out", required=True, help="run folder for the LoRA")
     p.add_argument("--caption", default="", help="caption of images without a NAME.txt")

@@ -51,6 +51,8 @@ def save_model(model: Any, path: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_file(arrays, str(tmp / WEIGHTS))
+        for name, extra in model.extra_files().items():
+            save_file({k: np.ascontiguousarray(v) for k, v in extra.items()}, str(tmp / name))
         (tmp / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
         _swap_in(tmp, path)
     except WRITE_ERRORS as e:

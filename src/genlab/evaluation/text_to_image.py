@@ -44,6 +44,7 @@ def evaluate_text_to_image(
     from ..generation.backend import load_pipeline
     from ..generation.output import grid_of
     from ..generation.request import GenerationRequest
+    from ..lora.files import checked_loras
     from ..models.latent_diffusion import image_batch
     from ..pipelines.text_to_image import to_pil
     from .metrics import frechet_distance
@@ -56,7 +57,7 @@ def evaluate_text_to_image(
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
     GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
     _, h, w = pipe.model.data_shape
-    adapters = pipe.adapters(loras)
+    adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "settings": opts}
     report["loras"] = [[str(p), float(s)] for p, s in loras]
     grids, fakes, reals = {}, [], []

@@ -56,6 +56,8 @@ class StableDiffusionBackend:
     def __call__(self, request: GenerationRequest, callback: Callable | None = None):
         import torch
 
+        from ..lora.adapters import applied
+        from ..lora.files import checked_loras, lora_parameters
         from ..pipelines.text_to_image import GenerationResult, Progress
         from .pnginfo import format_parameters
         from .schedulers import diffusers_scheduler
@@ -70,14 +72,17 @@ class StableDiffusionBackend:
             return state
 
         pipe, extra = self._pipeline_for(request)
-        out = pipe(
-            prompt=request.prompt, negative_prompt=request.negative_prompt or None,
-            num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
-            num_images_per_prompt=request.batch_size, generator=generators, output_type="pil",
-            callback_on_step_end=on_step if callback is not None else None, **extra,
-        )  # fmt: skip
+        loras = checked_loras(request.loras, self.name, self.model_hash)
+        with applied(self.pipe.unet, [(f.state, f.factor(s)) for f, s in loras]):
+            out = pipe(
+                prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+                num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+                num_images_per_prompt=request.batch_size, generator=generators,
+                output_type="pil", callback_on_step_end=on_step if callback else None, **extra,
+            )  # fmt: skip
+        info = lora_parameters(loras)
         params = [
-            format_parameters(request, s, model=self.name, model_hash=self.model_hash)
+            format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=info)
             for s in request.seeds
         ]
         return GenerationResult(list(out.images), request.seeds, params)

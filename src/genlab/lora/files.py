@@ -57,3 +57,30 @@ def read_lora(path: str | Path) -> LoraFile:
         base_sha256=str(config.get("base_sha256", "")),
         sha256=sha256(folder / WEIGHTS),
     )
+
+
+def checked_loras(
+    loras: tuple[tuple[str, float], ...], name: str, model_hash: str
+) -> list[tuple[LoraFile, float]]:
+    """(LoraFile, scale) of each (folder, scale) of a request, each checked against the
+    base it is applied to (``name``, the sha256 of its weights)."""
+    out = []
+    for path, scale in loras:
+        lora = read_lora(path)
+        if model_hash and lora.base_sha256 and lora.base_sha256 != model_hash:
+            raise GenlabError(
+                f"The LoRA {lora.name} was trained on another base model (sha256 "
+                f"{lora.base_sha256[:10]}), not on {name} ({model_hash[:10]})."
+            )
+        out.append((lora, float(scale)))
+    return out
+
+
+def lora_parameters(loras: list[tuple[LoraFile, float]]) -> dict[str, str]:
+    """What a PNG's parameters say of the LoRAs applied, as stable-diffusion-webui writes it."""
+    if not loras:
+        return {}
+    return {
+        "Lora hashes": ", ".join(f"{f.name}: {f.sha256[:12]}" for f, _ in loras),
+        "Lora scales": ", ".join(f"{f.name}: {s:g}" for f, s in loras),
+    }

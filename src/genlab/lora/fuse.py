@@ -1,5 +1,6 @@
 """``genlab lora fuse``: a copy of the base model with a LoRA added to its weights, a model
-folder like any other (no adapters left to apply)."""
+folder like any other (no adapters left to apply): a genlab model folder, or a diffusers
+folder for a Stable Diffusion base."""
 
 from __future__ import annotations
 
@@ -15,16 +16,31 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     import yaml
 
     from ..generation.backend import load_model
+    from ..generation.stable_diffusion import StableDiffusionBackend, is_diffusers_folder
     from ..serialization import CONFIG, model_dir, save_model
+    from ..training.checkpoint import sha256
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise GenlabError(f"{out} is not empty; give a new folder for the fused model.")
     config = yaml.safe_load((model_dir(Path(lora_path)) / CONFIG).read_text())["config"]
     lora = read_lora(lora_path)
-    model, name, digest = load_model(config["base"])
-    if lora.base_sha256 and lora.base_sha256 != digest:
-        raise GenlabError(f"The LoRA {lora.name} was trained on another version of {name}.")
+    base = config["base"]
+    if base != "builtin" and is_diffusers_folder(Path(base)):  # a diffusers folder out
+        from .diffusers_base import unet_weights
+
+        pipe = StableDiffusionBackend(base).pipe
+        _check_base(lora, Path(base).name, sha256(unet_weights(Path(base))))
+        fuse(pipe.unet, lora.state, lora.factor(scale))
+        pipe.save_pretrained(out, safe_serialization=True)
+        return out
+    model, name, digest = load_model(base)
+    _check_base(lora, name, digest)
     fuse(model.net.denoiser, lora.state, lora.factor(scale))
     save_model(model, out)
     return out
+
+
+def _check_base(lora, name: str, digest: str) -> None:
+    if lora.base_sha256 and lora.base_sha256 != digest:
+        raise GenlabError(f"The LoRA {lora.name} was trained on another version of {name}.")

@@ -15,14 +15,18 @@ def base_shape(base: str) -> tuple[int, ...]:
     import yaml
 
     from ..generation.backend import BUILTIN, builtin_folder
+    from ..generation.stable_diffusion import is_diffusers_folder
     from ..serialization import CONFIG, model_dir
+    from .diffusers_base import diffusers_shape
 
+    if base != BUILTIN and is_diffusers_folder(Path(base)):
+        return diffusers_shape(Path(base))
     folder = builtin_folder() if base == BUILTIN else model_dir(Path(base))
     doc = yaml.safe_load((folder / CONFIG).read_text())
     if doc.get("model") != "latent-diffusion":
         raise GenlabError(
-            f"LoRA fine-tunes a text-to-image model ('builtin' or a latent-diffusion run); "
-            f"{base} holds a {doc.get('model')} model."
+            f"LoRA fine-tunes a text-to-image model ('builtin', a latent-diffusion run or a "
+            f"Stable Diffusion folder); {base} holds a {doc.get('model')} model."
         )
     return tuple(doc["config"]["data_shape"])
 

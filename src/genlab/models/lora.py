@@ -1,8 +1,9 @@
-"""A LoRA of a text-to-image model: the base model (genlab's built-in one or a trained
-latent-diffusion run) frozen, low-rank adapters on its U-Net's attention projections
-trained on the user's captioned images by the same Trainer (checkpoints, exact resume,
-NaN guard). Saving writes the adapters only, with the base's sha256, so a LoRA is a few
-hundred kB and refuses to load onto another base."""
+"""A LoRA of a text-to-image model: the base model (genlab's built-in one, a trained
+latent-diffusion run, or a Stable Diffusion folder) frozen, low-rank adapters on its
+U-Net's attention projections trained on the user's captioned images by the same Trainer
+(checkpoints, exact resume, NaN guard). Saving writes the adapters only, with the base's
+sha256, so a LoRA is a few hundred kB and refuses to load onto another base; a Stable
+Diffusion LoRA also writes the file diffusers' ``load_lora_weights`` reads."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError
-from ..lora.adapters import BUILTIN_TARGETS, adapter_state, inject
+from ..lora.adapters import BUILTIN_TARGETS, DIFFUSERS_TARGETS, adapter_state, inject
 from .latent_diffusion import LatentDiffusion
 from .neural import Batch, NeuralModel
 
 ADAPTER = "default"
+#: the file name diffusers' ``load_lora_weights`` looks for in a folder
+DIFFUSERS_LORA = "pytorch_lora_weights.safetensors"
 
 
 class LoRA(NeuralModel):
@@ -44,11 +47,11 @@ class LoRA(NeuralModel):
         base_sha256: str = "",
         rank: int = 4,
         alpha: float = 4.0,
-        targets: str = BUILTIN_TARGETS,
+        targets: str | list[str] | None = None,
     ) -> None:
-        from ..generation.backend import load_model
-
-        model, _, digest = load_model(base)
+        model, digest, diffusers = load_base(base)
+        if targets is None:
+            targets = DIFFUSERS_TARGETS if diffusers else BUILTIN_TARGETS
         if base_sha256 and digest != base_sha256:
             raise GenlabError(
                 f"This LoRA was trained on another version of '{base}' (sha256 "
@@ -67,6 +70,9 @@ class LoRA(NeuralModel):
         self.base_model = model
         self.net = model.net
         self.frozen = ("vae", "denoiser", "text")  # all of the base; is_frozen spares adapters
+        self.diffusers = diffusers
+        if diffusers:  # a preview of a few images: Stable Diffusion is slow on a CPU
+            self.preview_count = 4
 
     @property
     def factor(self) -> float:
@@ -101,3 +107,31 @@ class LoRA(NeuralModel):
             raise GenlabError("The LoRA's saved adapters do not fit its base model's layers.")
         state = {named[k]: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
         self.net.denoiser.load_state_dict(state, strict=False)
+
+    def extra_files(self) -> dict[str, dict[str, np.ndarray]]:
+        """For a Stable Diffusion base, the adapters as diffusers' ``load_lora_weights``
+        reads them: ``unet.`` keys, alpha / rank folded into B (diffusers assumes alpha =
+        rank when a file does not say)."""
+        if not self.diffusers:
+            return {}
+        out = {}
+        for key, value in self.state_arrays().items():
+            out[f"unet.{key}"] = value * self.factor if ".lora_B." in key else value
+        return {DIFFUSERS_LORA: out}
+
+
+def load_base(base: str) -> tuple[Any, str, bool]:
+    """(the frozen base, the sha256 of its U-Net weights, whether it is a diffusers folder)."""
+    from pathlib import Path
+
+    from ..generation.stable_diffusion import is_diffusers_folder
+
+    if base != "builtin" and is_diffusers_folder(Path(base)):
+        from ..lora.diffusers_base import DiffusersBase, unet_weights
+        from ..training.checkpoint import sha256
+
+        return DiffusersBase(base), sha256(unet_weights(Path(base))), True
+    from ..generation.backend import load_model
+
+    model, _, digest = load_model(base)
+    return model, digest, False

@@ -56,6 +56,8 @@ class NeuralModel(GenerativeModel):
     frozen: tuple[str, ...] = ()
     #: Frozen children loaded from elsewhere when the model is built, never saved with it.
     external: tuple[str, ...] = ()
+    #: How many samples the Trainer draws for the run folder's preview grid.
+    preview_count: int = 64
 
     def __init__(self, data_shape: tuple[int, ...] | list[int], **hparams: Any) -> None:
         self.data_shape = tuple(int(s) for s in data_shape)

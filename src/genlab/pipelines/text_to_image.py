@@ -22,6 +22,7 @@ from ..diffusion.samplers import SAMPLERS, STOCHASTIC
 from ..errors import GenlabError
 from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
 from ..lora.adapters import applied
+from ..lora.files import checked_loras, lora_parameters
 from ..options import CALLBACK, Option, resolve
 from .diffusion import sampling_sigmas
 
@@ -100,7 +101,7 @@ class TextToImagePipeline:
     def __call__(self, request: GenerationRequest, callback: Callable | None = None):
         from ..generation.pnginfo import format_parameters
 
-        loras = self.adapters(request.loras)
+        loras = checked_loras(request.loras, self.name, self.model_hash)
         init, original, pixel_mask = self.init_of(request)
         with self.applied(loras):
             latents, truncated = self.latents(request, callback, init)
@@ -111,9 +112,7 @@ class TextToImagePipeline:
         extra = {"Text encoder": self.model.text_encoder}
         if truncated:
             extra["Prompt truncated"] = f"to {self.model.text_encoder_module.max_tokens} tokens"
-        if loras:  # as stable-diffusion-webui records them
-            extra["Lora hashes"] = ", ".join(f"{f.name}: {f.sha256[:12]}" for f, _ in loras)
-            extra["Lora scales"] = ", ".join(f"{f.name}: {s:g}" for f, s in loras)
+        extra |= lora_parameters(loras)
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=extra)
             for s in request.seeds
@@ -155,23 +154,8 @@ class TextToImagePipeline:
         latent_mask = torch.nn.functional.max_pool2d(pixel_mask, factor)
         return Init(latents, strength, latent_mask), original, pixel_mask
 
-    def adapters(self, loras: tuple[tuple[str, float], ...]) -> list[tuple[Any, float]]:
-        """(LoraFile, scale) of each (folder, scale), checked against this pipeline's base."""
-        from ..lora.files import read_lora
-
-        out = []
-        for path, scale in loras:
-            lora = read_lora(path)
-            if self.model_hash and lora.base_sha256 and lora.base_sha256 != self.model_hash:
-                raise GenlabError(
-                    f"The LoRA {lora.name} was trained on another base model (sha256 "
-                    f"{lora.base_sha256[:10]}), not on {self.name} ({self.model_hash[:10]})."
-                )
-            out.append((lora, float(scale)))
-        return out
-
     def applied(self, adapters: list[tuple[Any, float]]):
-        """A block within which the U-Net carries ``adapters`` (see ``adapters``)."""
+        """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
         return applied(self.model.net.denoiser, [(f.state, f.factor(s)) for f, s in adapters])
 
     def latents(

@@ -404,7 +404,8 @@ class Trainer:
         from ..viz.plots import image_grid, save, scatter
 
         images = len(self.model.data_shape) == 3
-        x = self.model.sample(64 if images else 1000, seed=0).detach().cpu().numpy()
+        n = self.model.preview_count if images else 1000
+        x = self.model.sample(n, seed=0).detach().cpu().numpy()
         self.model.net.train()
         path = self.run_dir / "samples" / f"step-{self.step}.png"
         if images:

@@ -1,0 +1,115 @@
+"""A Stable Diffusion folder as the frozen base of a LoRA, with the training objective of
+diffusers' own LoRA example: latents drawn from the autoencoder's posterior and scaled,
+noise added by the folder's DDPM schedule at a uniform timestep, the U-Net's prediction
+(noise, or velocity where the folder says ``v_prediction``) against its target by MSE,
+captions through the frozen CLIP text encoder. Both frozen encoders run once per image and
+caption before training (their outputs never change); each step then draws a fresh latent
+from the cached posterior, so the loss is the same as encoding every step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..conditioning import Condition
+from ..errors import DataError
+from ..generation.request import GenerationRequest
+
+
+def unet_weights(folder: Path) -> Path:
+    return Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
+
+
+def diffusers_shape(folder: Path) -> tuple[int, int, int]:
+    """(3, H, W) a Stable Diffusion folder draws by default, read from its configs."""
+    import json
+
+    unet = json.loads((Path(folder) / "unet" / "config.json").read_text())
+    vae = json.loads((Path(folder) / "vae" / "config.json").read_text())
+    side = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    return (3, side, side)
+
+
+class DiffusersBase:
+    """The parts a LoRA trains against: ``net`` holds ``denoiser`` (the U-Net, where the
+    adapters go), ``vae`` and ``text``; the hooks mirror a genlab model's."""
+
+    def __init__(self, folder: str | Path) -> None:
+        from diffusers import DDPMScheduler
+
+        from ..generation.stable_diffusion import StableDiffusionBackend
+
+        self.backend = StableDiffusionBackend(folder)
+        pipe = self.backend.pipe
+        parts = {"denoiser": pipe.unet, "vae": pipe.vae, "text": pipe.text_encoder}
+        self.net = nn.ModuleDict(parts)
+        self.tokenizer = pipe.tokenizer
+        self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.data_shape = diffusers_shape(Path(folder))
+
+    # --- training ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def training_data(self, data: Any) -> tuple[torch.Tensor, Condition]:
+        """Each (image, caption) pair: the posterior's mean and log-variance stacked on the
+        channel axis, and the caption's CLIP token embeddings."""
+        records = getattr(data, "records", None)
+        if not records or "captions" not in records[0]:
+            raise DataError("LoRA training needs captioned images (a caption for each image).")
+        x = torch.as_tensor(data.x, dtype=torch.float32)
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise DataError(f"The base draws {self.data_shape} images; got {tuple(x.shape[1:])}.")
+        vae = self.net["vae"]
+        moments = torch.cat(
+            [vae.encode(x[s : s + 16]).latent_dist.parameters for s in range(0, len(x), 16)]
+        )
+        rows = [(i, c) for i, r in enumerate(records) for c in r["captions"]]
+        index = torch.tensor([i for i, _ in rows])
+        tokens = self.encode_text([c for _, c in rows])
+        return moments[index], Condition(tokens=tokens)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """(n, 77, D) CLIP embeddings, as the pipeline computes them for a prompt."""
+        tok = self.tokenizer
+        ids = tok(
+            texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
+            return_tensors="pt",
+        ).input_ids  # fmt: skip
+        return torch.cat([self.net["text"](ids[s : s + 64])[0] for s in range(0, len(ids), 64)])
+
+    def training_step(self, batch: Any, update: str = "main") -> dict[str, torch.Tensor]:
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        vae_config = self.net["vae"].config
+        z = DiagonalGaussianDistribution(batch.x).sample()  # the posterior's draw, as encode()
+        z = (z - (vae_config.shift_factor or 0.0)) * vae_config.scaling_factor
+        noise = torch.randn_like(z)
+        steps = self.schedule.config.num_train_timesteps
+        t = torch.randint(0, steps, (len(z),), device=z.device)
+        noisy = self.schedule.add_noise(z, noise, t)
+        if self.schedule.config.prediction_type == "v_prediction":
+            target = self.schedule.get_velocity(z, noise, t)
+        else:
+            target = noise
+        pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens).sample
+        return {"loss": nn.functional.mse_loss(pred.float(), target.float())}
+
+    # --- sampling, through the same pipeline txt2img uses ------------------------------------
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, cond: Any = None, seed: int | None = None, prompt: str = "",
+        negative_prompt: str = "", sampler: str = "dpmpp-2m", steps: int = 20, cfg: float = 5.0,
+        callback: Any = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Images (n, 3, H, W) in [-1, 1] of ``prompt`` at the base's size."""
+        import numpy as np
+
+        _, h, w = self.data_shape
+        seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)
+        request = GenerationRequest(prompt, negative_prompt, sampler, steps, cfg, seed, n, w, h)
+        images = self.backend(request, callback).images
+        a = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
+        return torch.from_numpy(a / 127.5 - 1).permute(0, 3, 1, 2)
