@@ -1,10 +1,9 @@
-"""Stable Diffusion folders through genlab's generation interface, on a tiny pipeline the
-test builds from configs (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a
-CLIPTokenizer whose vocabulary files the test writes), saved as a diffusers folder."""
+"""Stable Diffusion folders through genlab's generation interface, on a tiny pipeline built
+from configs (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a CLIPTokenizer whose
+vocabulary files are written alongside; genlab.generation.tiny_sd), saved as a diffusers
+folder."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -15,49 +14,9 @@ from genlab.generation import parse_parameters, read_parameters
 
 @pytest.fixture(scope="module")
 def sd_folder(tmp_path_factory):
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from genlab.generation.tiny_sd import write_tiny_sd
 
-    root = tmp_path_factory.mktemp("sd")
-    vocab: dict[str, int] = {}
-    for c in "abcdefghijklmnopqrstuvwxyz0123456789,.:()[]!?-'":
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    start, end = len(vocab), len(vocab) + 1
-    vocab |= {"<|startoftext|>": start, "<|endoftext|>": end}
-    (root / "vocab.json").write_text(json.dumps(vocab))
-    (root / "merges.txt").write_text("#version: 0.2\n")  # characters only: no merges
-    tokenizer = CLIPTokenizer(
-        str(root / "vocab.json"), str(root / "merges.txt"), model_max_length=77
-    )
-    torch.manual_seed(0)
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
-        eos_token_id=end, pad_token_id=end,
-    ))  # fmt: skip
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
-        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8, norm_num_groups=8,
-    )  # fmt: skip
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8,
-    )  # fmt: skip
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-        scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.save_pretrained(root / "tiny-sd", safe_serialization=True)
-    return root / "tiny-sd"
+    return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd")
 
 
 @pytest.mark.parametrize("sampler", ["dpmpp-2m-karras", "euler-a"])
@@ -222,3 +181,51 @@ def test_lora_on_stable_diffusion_trains_reloads_and_matches_diffusers(sd_folder
     assert main(["txt2img", *fused, "--out", str(tmp_path / "fused.png")]) == 0
     got = np.asarray(read_image(tmp_path / "fused.png"), dtype=np.float64) / 255
     assert np.abs(got - lora).max() <= 2 / 255
+
+
+def test_single_file_checkpoint_gives_the_folders_image(sd_folder, tmp_path, capsys):
+    """One .safetensors in the original layout (as shared for stable-diffusion-webui), its
+    configs and tokenizer from a diffusers folder that holds no weights at all."""
+    import shutil
+
+    from genlab.cli import main
+    from genlab.generation.tiny_sd import write_single_file
+    from genlab.training.checkpoint import sha256
+
+    file = write_single_file(sd_folder, tmp_path / "my-model.safetensors")
+    configs = tmp_path / "configs"
+    shutil.copytree(sd_folder, configs, ignore=shutil.ignore_patterns("*.safetensors"))
+    common = ["a red circle", "--steps", "3", "--seed", "1", "--width", "16", "--height", "16"]
+    assert main(["txt2img", *common, "--model", str(sd_folder),
+                 "--out", str(tmp_path / "folder.png")]) == 0  # fmt: skip
+    assert main(["txt2img", *common, "--model", str(file), "--model-config", str(configs),
+                 "--out", str(tmp_path / "file.png")]) == 0  # fmt: skip
+    want = np.asarray(read_image(tmp_path / "folder.png"), dtype=np.float64)
+    got = np.asarray(read_image(tmp_path / "file.png"), dtype=np.float64)
+    assert np.abs(got - want).max() <= 2
+    params = parse_parameters(read_parameters(tmp_path / "file.png"))
+    assert params["Model"] == "my-model" and params["Model hash"] == sha256(file)[:10]
+
+    capsys.readouterr()
+    assert main(["txt2img", *common, "--model", str(file), "--out", str(tmp_path / "x.png")]) == 2
+    assert "--model-config" in capsys.readouterr().err
+    (tmp_path / "old.ckpt").write_bytes(b"not opened")
+    assert main(["txt2img", *common, "--model", str(tmp_path / "old.ckpt"), "--model-config",
+                 str(configs), "--out", str(tmp_path / "x.png")]) == 2  # fmt: skip
+    assert "pickled" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_placement_flags_are_checked_in_one_sentence(sd_folder, tmp_path, capsys):
+    from genlab.cli import main
+
+    base = ["txt2img", "x", "--steps", "1", "--out", str(tmp_path / "p.png")]
+    sd = ["--model", str(sd_folder), "--width", "16", "--height", "16"]
+    assert main([*base, *sd, "--dtype", "bf16", "--attention-slicing"]) == 0  # a CPU runs bf16
+    if not torch.cuda.is_available():
+        assert main([*base, *sd, "--device", "cuda:0"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert main([*base, *sd, "--device", "cpu", "--cpu-offload"]) == 2
+    assert "needs CUDA" in capsys.readouterr().err
+    assert main([*base, "--dtype", "fp16"]) == 2  # the built-in model: full precision only
+    assert "apply to Stable Diffusion" in capsys.readouterr().err

@@ -237,6 +237,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     from .generation.backend import load_pipeline
     from .generation.images import size_of
     from .generation.output import check_writable, save_result
+    from .generation.placement import Placement
 
     init, mask = getattr(args, "init", None), getattr(args, "mask", None)
     width, height = args.width, args.height
@@ -250,7 +251,11 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     )  # fmt: skip
     check_writable(args.out)
     request = dataclasses.replace(request, loras=_loras(args.lora, args.lora_scale))
-    pipe = load_pipeline(args.model)
+    place = Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
+    pipe = load_pipeline(args.model, args.model_config, place)
+    if width is None and height is None:  # the model's own size (Stable Diffusion 1.x: 512)
+        w, h = pipe.default_size()
+        request = dataclasses.replace(request, width=w, height=h)
     pipe.check_size(request.width, request.height)
     with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
         result = pipe(request, callback=lambda p: bar.update(1) if p.step > bar.n else None)
@@ -585,15 +590,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--model",
             default="builtin",
-            help="'builtin', a latent-diffusion run or a Stable Diffusion folder",
+            help="'builtin', a latent-diffusion run, a Stable Diffusion folder or .safetensors",
         )
+        p.add_argument(
+            "--model-config", help="for a single .safetensors file: a diffusers folder of the "
+            "same architecture to take configs and tokenizer from",
+        )  # fmt: skip
+        p.add_argument("--device", help="Stable Diffusion: cpu (default), cuda, cuda:1, mps")
+        p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+                       help="Stable Diffusion: precision (fp16 on GPUs)")  # fmt: skip
+        slicing = "Stable Diffusion: attention a slice at a time (less memory)"
+        p.add_argument("--attention-slicing", action="store_true", help=slicing)
+        offload = "Stable Diffusion on CUDA: each model on the GPU only while it runs"
+        p.add_argument("--cpu-offload", action="store_true", help=offload)
         p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
         p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
         p.add_argument("--batch", type=int, default=1, help="images to draw (also writes a grid)")
-        p.add_argument("--width", type=int, help="pixels (default 32, or the initial image's)")
-        p.add_argument("--height", type=int, help="pixels (default 32, or the initial image's)")
+        size = "pixels (default: the model's, or the initial image's)"
+        p.add_argument("--width", type=int, help=size)
+        p.add_argument("--height", type=int, help=size)
         p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
         p.add_argument("--lora", action="append", help="a LoRA folder (repeat for several)")
         p.add_argument(

@@ -1,6 +1,6 @@
 """The text-to-image back ends the command line and the web page call: a model spec
-("builtin", a run or model folder of a latent diffusion model, or a Stable Diffusion
-folder) -> a pipeline, loaded once and kept; ``generate(request)`` -> images with their
+("builtin", a run or model folder of a latent diffusion model, a Stable Diffusion folder
+or single file) -> a pipeline, loaded once and kept; ``generate(request)`` -> images with their
 parameters."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import GenlabError
 from ..training.checkpoint import sha256
+from .placement import CPU, Placement
 from .request import GenerationRequest
-from .stable_diffusion import StableDiffusionBackend, is_diffusers_folder
+from .stable_diffusion import StableDiffusionBackend, is_diffusers_folder, is_single_file
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
@@ -25,14 +26,26 @@ def builtin_folder() -> Path:
 
 
 @lru_cache(maxsize=2)
-def load_pipeline(spec: str = BUILTIN):
-    """The text-to-image pipeline of ``spec``, built once per process."""
+def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placement = CPU):
+    """The text-to-image pipeline of ``spec``, built once per process; ``config``: the
+    diffusers folder a single-file checkpoint takes its configs from; ``place``: device,
+    precision and memory savers (Stable Diffusion only)."""
     from ..pipelines.text_to_image import TextToImagePipeline
 
     path = Path(spec)
-    if spec != BUILTIN and path.is_dir() and is_diffusers_folder(path):
-        unet = path / "unet" / "diffusion_pytorch_model.safetensors"
-        return StableDiffusionBackend(path, model_hash=sha256(unet) if unet.is_file() else "")
+    if spec != BUILTIN and (is_diffusers_folder(path) or is_single_file(path)):
+        weights = path if path.is_file() else path / "unet" / "diffusion_pytorch_model.safetensors"
+        digest = sha256(weights) if weights.suffix == ".safetensors" and weights.is_file() else ""
+        backend = StableDiffusionBackend(path, model_hash=digest, config=config)
+        place.apply(backend.pipe)
+        return backend
+    if config is not None:
+        raise GenlabError("--model-config applies to a single-file Stable Diffusion checkpoint.")
+    if place != CPU:
+        raise GenlabError(
+            "--device, --dtype, --attention-slicing and --cpu-offload apply to Stable "
+            "Diffusion checkpoints; genlab's own models run on the CPU in full precision."
+        )
     model, name, digest = load_model(spec)
     return TextToImagePipeline(model, name, digest)
 
@@ -52,12 +65,8 @@ def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
         if not path.exists():
             raise GenlabError(
                 f"Unknown model '{spec}': give 'builtin', the folder of a trained "
-                "latent-diffusion run, or a Stable Diffusion folder (model_index.json)."
-            )
-        if path.is_file() and path.suffix == ".safetensors":
-            raise GenlabError(
-                f"{path} is a single-file checkpoint; genlab reads Stable Diffusion as a "
-                "diffusers folder (model_index.json) for now."
+                "latent-diffusion run, a Stable Diffusion folder (model_index.json) or a "
+                "single .safetensors checkpoint."
             )
         folder, name = model_dir(path), path.resolve().name
         digest = sha256(folder / WEIGHTS)

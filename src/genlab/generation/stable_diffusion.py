@@ -1,7 +1,10 @@
-"""Stable Diffusion checkpoints (a diffusers folder with ``model_index.json``) behind genlab's
+"""Stable Diffusion checkpoints (a diffusers folder with ``model_index.json``, or one
+``.safetensors`` file as stable-diffusion-webui users download them) behind genlab's
 generation interface: the same GenerationRequest in, images with stable-diffusion-webui's
 PNG parameters out. diffusers does the work, offline (``local_files_only``) and from
-safetensors only (``use_safetensors``: a folder holding only pickled weights is refused).
+safetensors only (``use_safetensors``: a folder holding only pickled weights is refused, a
+``.ckpt`` file is never opened). A single file carries weights only: its configs and
+tokenizer come from a local diffusers folder of the same architecture.
 The sampler name picks a diffusers scheduler built from the folder's own scheduler config,
 and image i of a batch draws its noise from its own generator seeded with seed + i, so it
 is the image that seed gives alone."""
@@ -20,29 +23,73 @@ def is_diffusers_folder(path: Path) -> bool:
     return path.is_dir() and (path / "model_index.json").is_file()
 
 
+def is_single_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".safetensors", *PICKLED)
+
+
+#: checkpoint suffixes of pickled weights, which genlab never opens
+PICKLED = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def single_file_config(path: Path, config: str | Path | None) -> Path:
+    """The diffusers folder a single-file checkpoint takes its configs from, checked."""
+    if path.suffix.lower() != ".safetensors":
+        raise GenlabError(
+            f"{path} is a pickled checkpoint, which can run code when opened; genlab reads "
+            "single files in safetensors only."
+        )
+    if config is None:
+        raise GenlabError(
+            f"{path.name} is a single-file checkpoint: give --model-config DIR, a local "
+            "diffusers folder of the same architecture (model_index.json, the configs and the "
+            "tokenizer; its weights are not needed), since nothing is downloaded."
+        )
+    if not is_diffusers_folder(Path(config)):
+        raise GenlabError(f"--model-config {config} is not a diffusers folder (model_index.json).")
+    return Path(config)
+
+
 class StableDiffusionBackend:
-    def __init__(self, folder: str | Path, name: str = "", model_hash: str = "") -> None:
+    """``path``: a diffusers folder, or a single ``.safetensors`` checkpoint in the original
+    layout with ``config``, a diffusers folder of the same architecture whose configs and
+    tokenizer it takes (its weights are not read)."""
+
+    def __init__(
+        self, path: str | Path, name: str = "", model_hash: str = "",
+        config: str | Path | None = None,
+    ) -> None:  # fmt: skip
         try:
             from diffusers import StableDiffusionPipeline
         except ImportError:
             raise GenlabError(
                 "Stable Diffusion checkpoints need diffusers: pip install 'genlab[sd]'."
             ) from None
-        folder = Path(folder)
+        path = Path(path)
+        quiet = {"safety_checker": None, "requires_safety_checker": False}
         try:
-            self.pipe = StableDiffusionPipeline.from_pretrained(
-                folder, local_files_only=True, use_safetensors=True, safety_checker=None,
-                requires_safety_checker=False,
-            )  # fmt: skip
-        except (OSError, ValueError) as e:
+            if path.is_file():
+                config = single_file_config(path, config)
+                self.pipe = StableDiffusionPipeline.from_single_file(
+                    str(path), config=str(config), local_files_only=True, **quiet
+                )
+            else:
+                self.pipe = StableDiffusionPipeline.from_pretrained(
+                    path, local_files_only=True, use_safetensors=True, **quiet
+                )
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            what = "checkpoint file" if path.is_file() else "folder"
             raise GenlabError(
-                f"{folder} is not a Stable Diffusion folder genlab can load offline from "
-                f"safetensors ({str(e).splitlines()[0]})."
+                f"{path} is not a Stable Diffusion {what} genlab can load offline from "
+                f"safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})."
             ) from None
         self.pipe.set_progress_bar_config(disable=True)
         self.scheduler_config = self.pipe.scheduler.config
-        self.name = name or folder.resolve().name
+        self.name = name or (path.stem if path.is_file() else path.resolve().name)
         self.model_hash = model_hash
+
+    def default_size(self) -> tuple[int, int]:
+        side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        return side, side
 
     def check_size(self, width: int, height: int) -> int:
         factor = max(8, self.pipe.vae_scale_factor)  # diffusers' pipeline asks for 8

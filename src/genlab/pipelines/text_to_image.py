@@ -119,6 +119,10 @@ class TextToImagePipeline:
         ]
         return GenerationResult(images, request.seeds, params, {"truncated": truncated})
 
+    def default_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at."""
+        return self.model.data_shape[2], self.model.data_shape[1]
+
     def check_size(self, width: int, height: int) -> int:
         """The autoencoder's downsampling factor, which must divide the image size."""
         factor = self.model.data_shape[1] // self.model.latent_shape[1]

@@ -1,0 +1,186 @@
+"""LoRA training speed on a Stable Diffusion pipeline: genlab's ``finetune lora`` (its
+Trainer) against a plain diffusers + peft loop written the way diffusers' own example
+(train_text_to_image_lora.py) trains, on the same pipeline, images, captions and settings.
+
+    python benchmarks/lora_train_speed.py [--steps 40] [--batch 4] [--rank 4] [--repeats 3]
+
+The pipeline is Stable Diffusion 1.5's layout at about a tenth of its widths, written by
+genlab.generation.tiny_sd with random weights: U-Net widths 32/64/128/128 (SD: 320/640/
+1280/1280), autoencoder 16/32/64/64 (SD: 128/256/512/512), 2 layers a block, 128x128
+images, so the parts weigh against each other roughly as in SD at 512x512, on networks
+small enough for a laptop CPU. genlab runs each frozen encoder once per image and caption
+before training; the example loop encodes the batch at every step, as diffusers' script
+does. Settings for both: AdamW, lr 1e-4, rank/alpha equal,
+adapters on to_q/to_k/to_v/to_out.0, gradient clipping at 1, fp32, batch --batch of 16
+captioned images. Each side runs in its own process (peak memory is that process's
+maximum resident set, or CUDA's peak allocation on a GPU), in turns, --repeats times.
+Steps per second: over the steps after the first (warm-up), from each loop's own clock;
+genlab's ends are its Trainer's step hook, so checkpoints and logging in between count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZE = 128  # pixels a side
+
+
+def setup(root: Path) -> tuple[Path, Path]:
+    """The pipeline folder and a folder of 16 captioned images, written once."""
+    import numpy as np
+    from PIL import Image
+
+    from genlab.generation.tiny_sd import write_tiny_sd
+
+    sd = write_tiny_sd(
+        root / "sd", latent_size=SIZE // 8, widths=(32, 64, 128, 128), vae_widths=(16, 32, 64, 64),
+        layers=2, text_width=64, seed=0,
+    )  # fmt: skip
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        a = np.zeros((SIZE, SIZE, 3), np.uint8) + rng.integers(0, 255, 3, dtype=np.uint8)
+        a[SIZE // 4 : SIZE // 2, SIZE // 4 : SIZE // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
+        Image.fromarray(a).save(images / f"{i}.png")
+        (images / f"{i}.txt").write_text(f"a square number {i}")
+    return sd, images
+
+
+def peak_memory_mb() -> float:
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def run_genlab(sd: Path, images: Path, args: argparse.Namespace, out: Path) -> dict:
+    from genlab.lora.train import finetune, lora_config
+
+    ends: list[float] = []
+    train = {"steps": args.steps, "batch_size": args.batch, "lr": 1e-4, "seed": 0,
+             "checkpoint_every": args.steps, "log_every": 10, "progress": False}  # fmt: skip
+    cfg = lora_config(str(sd), str(images), rank=args.rank, alpha=args.rank, train=train)
+    t0 = time.perf_counter()
+    finetune(cfg, out, on_step=lambda step, metrics: ends.append(time.perf_counter()))
+    return {"steps_per_s": (len(ends) - 1) / (ends[-1] - ends[0]),
+            "wall_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def run_diffusers(sd: Path, images: Path, args: argparse.Namespace) -> dict:
+    """diffusers' example loop: encode images and captions every step, as it does."""
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from peft import LoraConfig
+    from PIL import Image
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = CLIPTokenizer.from_pretrained(sd, subfolder="tokenizer")
+    text = CLIPTextModel.from_pretrained(sd, subfolder="text_encoder").to(device)
+    vae = AutoencoderKL.from_pretrained(sd, subfolder="vae").to(device)
+    unet = UNet2DConditionModel.from_pretrained(sd, subfolder="unet").to(device)
+    schedule = DDPMScheduler.from_pretrained(sd, subfolder="scheduler")
+    for m in (text, vae, unet):
+        m.requires_grad_(False)
+    targets = ["to_k", "to_q", "to_v", "to_out.0"]
+    unet.add_adapter(LoraConfig(r=args.rank, lora_alpha=args.rank, target_modules=targets,
+                                init_lora_weights="gaussian"))  # fmt: skip
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    files = sorted(images.glob("*.png"))
+    pixels = torch.stack([
+        torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 127.5 - 1)
+        .permute(2, 0, 1) for f in files
+    ])  # fmt: skip
+    ids = tokenizer([f.with_suffix(".txt").read_text() for f in files], padding="max_length",
+                    max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    ends = []
+    unet.train()
+    for _ in range(args.steps):
+        pick = torch.randperm(len(files), generator=g)[: args.batch]
+        x, c = pixels[pick].to(device), ids[pick].to(device)
+        latents = vae.encode(x).latent_dist.sample() * vae.config.scaling_factor
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, schedule.config.num_train_timesteps, (len(x),), device=device)
+        noisy = schedule.add_noise(latents, noise, t)
+        hidden = text(c, return_dict=False)[0]
+        pred = unet(noisy, t, hidden, return_dict=False)[0]
+        loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        ends.append(time.perf_counter())
+    return {"steps_per_s": (len(ends) - 1) / (ends[-1] - ends[0]),
+            "wall_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def child(args: argparse.Namespace) -> None:
+    root = Path(args.root)
+    sd, images = root / "sd", root / "images"
+    if args.child == "genlab":
+        out = run_genlab(sd, images, args, Path(tempfile.mkdtemp(dir=root)) / "run")
+    else:
+        out = run_diffusers(sd, images, args)
+    print(json.dumps(out | {"peak_mb": peak_memory_mb()}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", choices=["genlab", "diffusers"], help=argparse.SUPPRESS)
+    ap.add_argument("--root", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from genlab.runs import machine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        setup(Path(tmp))
+        rows: dict[str, list[dict]] = {"genlab": [], "diffusers": []}
+        for _ in range(args.repeats):
+            for side in rows:
+                cmd = [sys.executable, __file__, "--child", side, "--root", tmp,
+                       "--steps", str(args.steps), "--batch", str(args.batch),
+                       "--rank", str(args.rank)]  # fmt: skip
+                done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                rows[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"machine: {machine()}, torch {torch.__version__}, {platform.python_version()}")
+    print(f"{args.steps} steps, batch {args.batch}, rank {args.rank}, {SIZE}x{SIZE}, "
+          f"{args.repeats} runs each (medians)")  # fmt: skip
+    med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in rows.items()}
+    for side, m in med.items():
+        print(f"{side:10s} {m['steps_per_s']:7.2f} steps/s   wall {m['wall_s']:6.1f} s   "
+              f"peak memory {m['peak_mb']:7.0f} MB")  # fmt: skip
+    ratio = med["genlab"]["steps_per_s"] / med["diffusers"]["steps_per_s"]
+    print(f"genlab / diffusers steps per second: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

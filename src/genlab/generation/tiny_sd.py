@@ -1,0 +1,164 @@
+"""A small Stable Diffusion pipeline of random weights, written as a diffusers folder: the
+same classes as the real one (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a
+CLIPTokenizer over single characters, whose vocabulary files it writes), so every Stable
+Diffusion path of genlab (txt2img, img2img, inpainting, LoRA, single files) runs offline
+in seconds. Tests and benchmarks build theirs with it; it draws noise, not pictures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789,.:()[]!?-'"
+
+
+def write_tiny_sd(
+    folder: str | Path, *, latent_size: int = 8, widths: tuple[int, ...] = (32, 64),
+    vae_widths: tuple[int, ...] = (16, 32), layers: int = 1, text_width: int = 32,
+    groups: int = 8, seed: int = 0,
+) -> Path:  # fmt: skip
+    """Write the pipeline to ``folder`` (safetensors). As in Stable Diffusion, every U-Net
+    level but the deepest has cross-attention; images are ``latent_size * 2 ** (len(vae_widths)
+    - 1)`` pixels a side."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline
+    from diffusers import UNet2DConditionModel as UNet
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    vocab_dir = folder.parent / f".{folder.name}-vocab"
+    vocab_dir.mkdir(parents=True, exist_ok=True)
+    vocab: dict[str, int] = {}
+    for c in CHARACTERS:
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    start, end = len(vocab), len(vocab) + 1
+    vocab |= {"<|startoftext|>": start, "<|endoftext|>": end}
+    (vocab_dir / "vocab.json").write_text(json.dumps(vocab))
+    (vocab_dir / "merges.txt").write_text("#version: 0.2\n")  # characters only: no merges
+    tokenizer = CLIPTokenizer(
+        str(vocab_dir / "vocab.json"), str(vocab_dir / "merges.txt"), model_max_length=77
+    )
+    torch.manual_seed(seed)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
+        eos_token_id=end, pad_token_id=end,
+    ))  # fmt: skip
+    unet = UNet(
+        sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=widths,
+        layers_per_block=layers,
+        down_block_types=("CrossAttnDownBlock2D",) * (len(widths) - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(widths) - 1),
+        cross_attention_dim=text_width, attention_head_dim=8, norm_num_groups=groups,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=vae_widths, down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_widths), latent_channels=4,
+        layers_per_block=layers, norm_num_groups=groups,
+    )  # fmt: skip
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+        scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def write_single_file(folder: str | Path, file: str | Path) -> Path:
+    """The diffusers folder ``folder`` (a Stable Diffusion 1.x layout) as one safetensors
+    file in the original layout, as checkpoints are shared for stable-diffusion-webui:
+    ``model.diffusion_model.`` (U-Net), ``first_stage_model.`` (autoencoder) and
+    ``cond_stage_model.transformer.`` (CLIP) keys."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    folder = Path(folder)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
+    state = {f"model.diffusion_model.{_unet_key(k, unet.config)}": v
+             for k, v in unet.state_dict().items()}  # fmt: skip
+    levels = len(vae.config.block_out_channels)
+    for k, v in vae.state_dict().items():
+        key = _vae_key(k, levels)
+        if ".mid.attn_1." in key and key.endswith("weight") and v.ndim == 2:
+            v = v[:, :, None, None]  # the original's attention projections are 1x1 convolutions
+        state[f"first_stage_model.{key}"] = v
+    for k, v in text.state_dict().items():  # transformers >= 5.6 drops the "text_model." level
+        k = k if k.startswith("text_model.") else f"text_model.{k}"
+        state[f"cond_stage_model.transformer.{k}"] = v
+    save_file({k: v.contiguous() for k, v in state.items()}, str(file))
+    return Path(file)
+
+
+_RESNET = {
+    "norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection",
+}  # fmt: skip
+
+
+def _unet_key(key: str, config) -> str:
+    """A UNet2DConditionModel key -> the original U-Net's (input, middle, output blocks)."""
+    fixed = {"conv_in.": "input_blocks.0.0.", "time_embedding.linear_1.": "time_embed.0.",
+             "time_embedding.linear_2.": "time_embed.2.", "conv_norm_out.": "out.0.",
+             "conv_out.": "out.2."}  # fmt: skip
+    for old, new in fixed.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    per = config.layers_per_block + 1
+    parts = key.split(".")
+    block, kind = parts[0], parts[2] if len(parts) > 2 else ""
+    if block == "mid_block":
+        where = {"resnets": lambda j: f"middle_block.{2 * j}.",
+                 "attentions": lambda j: "middle_block.1."}[parts[1]](int(parts[2]))  # fmt: skip
+        rest, resnet = parts[3:], parts[1] == "resnets"
+    else:
+        i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
+        resnet = kind == "resnets"
+        if block == "down_blocks":
+            where = {"resnets": f"input_blocks.{1 + i * per + j}.0.",
+                     "attentions": f"input_blocks.{1 + i * per + j}.1.",
+                     "downsamplers": f"input_blocks.{(i + 1) * per}.0."}[kind]  # fmt: skip
+            if kind == "downsamplers":
+                rest = ["op", *rest[1:]]
+        else:
+            up = 2 if config.up_block_types[i].startswith("CrossAttn") else 1  # after attention
+            where = {"resnets": f"output_blocks.{i * per + j}.0.",
+                     "attentions": f"output_blocks.{i * per + j}.1.",
+                     "upsamplers": f"output_blocks.{i * per + per - 1}.{up}."}[kind]  # fmt: skip
+    if resnet and rest[0] in _RESNET:
+        rest = [_RESNET[rest[0]], *rest[1:]]
+    return where + ".".join(rest)
+
+
+def _vae_key(key: str, levels: int) -> str:
+    """An AutoencoderKL key -> the original autoencoder's."""
+    parts = key.split(".")
+    if parts[0] not in ("encoder", "decoder"):
+        return key  # quant_conv, post_quant_conv
+    side, block, rest = parts[0], parts[1], parts[2:]
+    if block in ("down_blocks", "up_blocks"):
+        i = int(rest[0]) if block == "down_blocks" else levels - 1 - int(rest[0])
+        name = "down" if block == "down_blocks" else "up"
+        if rest[1] == "resnets":
+            where, rest = f"{name}.{i}.block.{rest[2]}", rest[3:]
+        else:  # downsamplers.0 / upsamplers.0
+            where, rest = f"{name}.{i}.{'downsample' if name == 'down' else 'upsample'}", rest[3:]
+    elif block == "mid_block":
+        if rest[0] == "resnets":
+            where, rest = f"mid.block_{int(rest[1]) + 1}", rest[2:]
+        else:
+            where, rest = "mid.attn_1", rest[2:]
+    else:
+        where = {"conv_norm_out": "norm_out"}.get(block, block)
+    inner = {"conv_shortcut": "nin_shortcut", "group_norm": "norm", "to_q": "q", "to_k": "k",
+             "to_v": "v", "to_out": "proj_out"}  # fmt: skip
+    if rest:
+        rest = [inner.get(rest[0], rest[0]), *rest[1:]]
+        if rest[0] == "proj_out" and len(rest) > 2:
+            rest = ["proj_out", *rest[2:]]  # to_out.0.weight -> proj_out.weight
+    return ".".join([side, where, *rest])
