@@ -229,3 +229,39 @@ def test_placement_flags_are_checked_in_one_sentence(sd_folder, tmp_path, capsys
     assert "needs CUDA" in capsys.readouterr().err
     assert main([*base, "--dtype", "fp16"]) == 2  # the built-in model: full precision only
     assert "apply to Stable Diffusion" in capsys.readouterr().err
+
+
+def test_prompt_emphasis_weights_clip_embeddings_as_webui_does(sd_folder, tmp_path):
+    """'a (red:1.5) circle': the embeddings of the plain prompt with the three tokens of
+    "red" times 1.5, rescaled to the plain mean (computed here from diffusers' own
+    encode_prompt), give genlab's image; a weight of 1 gives the plain prompt's image."""
+    from diffusers import StableDiffusionPipeline
+
+    from genlab.cli import main
+    from genlab.generation.schedulers import diffusers_scheduler
+
+    common = ["--model", str(sd_folder), "--steps", "3", "--seed", "2", "--cfg", "7",
+              "--width", "16", "--height", "16"]  # fmt: skip
+    for name, prompt in (("weighted", "a (red:1.5) circle"), ("one", "a (red:1) circle"),
+                         ("plain", "a red circle")):  # fmt: skip
+        assert main(["txt2img", prompt, *common, "--out", str(tmp_path / f"{name}.png")]) == 0
+    weighted, one, plain = (
+        np.asarray(read_image(tmp_path / f"{n}.png"), dtype=np.float64) / 255
+        for n in ("weighted", "one", "plain")
+    )
+    assert np.array_equal(one, plain)
+    assert np.abs(weighted - plain).max() > 2 / 255
+    assert read_parameters(tmp_path / "weighted.png").startswith("a (red:1.5) circle")
+
+    ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
+    ref.scheduler = diffusers_scheduler("dpmpp-2m", ref.scheduler.config)
+    ref.set_progress_bar_config(disable=True)
+    z, _ = ref.encode_prompt("a red circle", "cpu", 1, False)
+    w = torch.ones(z.shape[1])
+    w[2:5] = 1.5  # <start>, "a", then "r", "e", "d" (the tokenizer reads characters)
+    zw = z * w[None, :, None]
+    zw = zw * (z.mean() / zw.mean())
+    want = ref(prompt_embeds=zw, num_inference_steps=3, guidance_scale=7.0, height=16,
+               width=16, generator=torch.Generator().manual_seed(2),
+               output_type="np").images[0]  # fmt: skip
+    assert np.abs(weighted - want).max() <= 2 / 255

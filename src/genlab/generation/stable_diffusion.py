@@ -122,8 +122,8 @@ class StableDiffusionBackend:
         loras = checked_loras(request.loras, self.name, self.model_hash)
         with applied(self.pipe.unet, [(f.state, f.factor(s)) for f, s in loras]):
             out = pipe(
-                prompt=request.prompt, negative_prompt=request.negative_prompt or None,
-                num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+                **self._prompts(request), num_inference_steps=request.steps,
+                guidance_scale=request.cfg_scale,
                 num_images_per_prompt=request.batch_size, generator=generators,
                 output_type="pil", callback_on_step_end=on_step if callback else None, **extra,
             )  # fmt: skip
@@ -133,6 +133,44 @@ class StableDiffusionBackend:
             for s in request.seeds
         ]
         return GenerationResult(list(out.images), request.seeds, params)
+
+    def _prompts(self, request: GenerationRequest) -> dict[str, Any]:
+        """The prompt and negative prompt as diffusers takes them: the plain text (emphasis
+        syntax and escapes resolved) where every weight is 1, which diffusers encodes
+        itself, else token embeddings with the weights applied."""
+        from .emphasis import parse_emphasis
+
+        out: dict[str, Any] = {}
+        for key, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
+            runs = parse_emphasis(text)
+            if all(w == 1.0 for _, w in runs):
+                plain = "".join(t for t, _ in runs)
+                out[key] = plain or (None if key == "negative_prompt" else "")
+            else:
+                out[f"{key}_embeds"] = self.weighted_embeddings(runs)
+        return out
+
+    def weighted_embeddings(self, runs: list[tuple[str, float]]):
+        """The CLIP embeddings (1, 77, D) of a prompt's (text, weight) runs, weighted as
+        stable-diffusion-webui does it: each run tokenized on its own, each token's
+        embedding times its weight, then all rescaled to the unweighted mean."""
+        import torch
+
+        tok, encoder = self.pipe.tokenizer, self.pipe.text_encoder
+        ids: list[int] = []
+        weights: list[float] = []
+        for text, w in runs:
+            pieces = tok(text, add_special_tokens=False).input_ids
+            ids, weights = ids + pieces, weights + [w] * len(pieces)
+        room = tok.model_max_length - 2  # as diffusers does, what does not fit is dropped
+        ids, weights = ids[:room], weights[:room]
+        pad = room - len(ids)
+        row = [tok.bos_token_id, *ids, tok.eos_token_id] + [tok.pad_token_id] * pad
+        w = torch.tensor([1.0, *weights, 1.0] + [1.0] * pad, device=encoder.device)
+        with torch.no_grad():
+            z = encoder(torch.tensor([row], device=encoder.device))[0]
+            weighted = z * w[None, :, None].to(z.dtype)
+            return weighted * (z.mean() / weighted.mean())
 
     def _pipeline_for(self, request: GenerationRequest):
         """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same
