@@ -265,3 +265,30 @@ def test_prompt_emphasis_weights_clip_embeddings_as_webui_does(sd_folder, tmp_pa
                width=16, generator=torch.Generator().manual_seed(2),
                output_type="np").images[0]  # fmt: skip
     assert np.abs(weighted - want).max() <= 2 / 255
+
+
+def test_single_file_base_for_lora_and_in_the_page_catalog(sd_folder, tmp_path):
+    import shutil
+
+    from genlab.cli import main
+    from genlab.generation.tiny_sd import write_single_file
+    from genlab.webui.catalog import Catalog
+
+    models = tmp_path / "models"
+    models.mkdir()
+    file = write_single_file(sd_folder, models / "one.safetensors")
+    configs = tmp_path / "configs"
+    shutil.copytree(sd_folder, configs, ignore=shutil.ignore_patterns("*.safetensors"))
+    run = tmp_path / "lora"
+    assert main(["finetune", "lora", "--model", str(file), "--model-config", str(configs),
+                 "--data", str(_image_folder(tmp_path / "imgs")), "--caption", "a square",
+                 "--steps", "2", "--out", str(run)]) == 0  # fmt: skip
+    shutil.copy(run / "model" / "pytorch_lora_weights.safetensors", models / "a-lora.safetensors")
+    cat = Catalog.scan(models, None, configs)
+    assert "one.safetensors" in cat.text_to_image and "a-lora.safetensors" not in cat.text_to_image
+    assert cat.model_spec("one.safetensors") == (str(file.resolve()), str(configs))
+    args = ["txt2img", "a square", "--steps", "2", "--lora", str(run)]
+    assert main([*args, "--model", str(file), "--model-config", str(configs),
+                 "--out", str(tmp_path / "l.png")]) == 0  # fmt: skip
+    # the same weights as a folder are another file: the LoRA's base hash does not match
+    assert main([*args, "--model", str(sd_folder), "--out", str(tmp_path / "x.png")]) == 2

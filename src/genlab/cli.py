@@ -287,8 +287,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         cfg = saved_config(args.out)
         cfg["train"].update({k: v for k, v in train.items() if v is not None})
     else:
-        cfg = lora_config(args.model, args.data, caption=args.caption, rank=args.rank,
-                          alpha=args.alpha, train=train)  # fmt: skip
+        cfg = lora_config(
+            args.model, args.data, caption=args.caption, rank=args.rank, alpha=args.alpha,
+            train=train, model_config=args.model_config,
+        )  # fmt: skip
     summary = finetune(cfg, args.out, resume=args.resume)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
           f"final loss {summary.get('loss', float('nan')):.4g}")  # fmt: skip
@@ -472,7 +474,7 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if not 1 <= args.port <= 65535 or args.queue < 1:
         raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
                           f"{args.port} and {args.queue}.")  # fmt: skip
-    app, studio = create(args.out, args.models_dir, args.runs_dir)
+    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config)
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
     try:
@@ -630,8 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="builtin",
-        help="'builtin', a latent-diffusion run or a Stable Diffusion folder",
+        help="'builtin', a latent-diffusion run, a Stable Diffusion folder or .safetensors",
     )
+    p.add_argument("--model-config", help="for a .safetensors file: its diffusers config folder")
     p.add_argument("--data", required=True, help="image folder (captions: NAME.txt beside)")
     p.add_argument("--out", required=True, help="run folder for the LoRA")
     p.add_argument("--caption", default="", help="caption of images without a NAME.txt")
@@ -724,7 +727,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("webui", cmd_webui, "start the web page on this machine (needs genlab[webui])")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--listen", action="store_true", help="serve other machines too (0.0.0.0)")
-    p.add_argument("--models-dir", help="folder of text-to-image runs and Stable Diffusion folders")
+    models = "text-to-image runs, Stable Diffusion folders and .safetensors files"
+    p.add_argument("--models-dir", help=models)
+    configs = "diffusers folder the .safetensors checkpoints take configs from"
+    p.add_argument("--model-config", help=configs)
     p.add_argument("--runs-dir", default="runs", help="trained runs for the model lab")
     p.add_argument("--out", default="outputs", help="output folder: the only one served")
     p.add_argument("--queue", type=int, default=16, help="requests that may wait (then refused)")

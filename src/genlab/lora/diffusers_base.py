@@ -34,21 +34,28 @@ def diffusers_shape(folder: Path) -> tuple[int, int, int]:
 
 
 class DiffusersBase:
-    """The parts a LoRA trains against: ``net`` holds ``denoiser`` (the U-Net, where the
-    adapters go), ``vae`` and ``text``; the hooks mirror a genlab model's."""
+    """A diffusers folder, or a single file with ``config`` its diffusers folder (as
+    StableDiffusionBackend takes them), and its weights' sha256 (``digest``, the model hash
+    txt2img records). ``net`` holds ``denoiser`` (the U-Net, where the adapters go), ``vae``
+    and ``text``; the hooks mirror a genlab model's."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, path: str | Path, config: str | Path | None = None) -> None:
         from diffusers import DDPMScheduler
 
-        from ..generation.stable_diffusion import StableDiffusionBackend
+        from ..generation.stable_diffusion import StableDiffusionBackend, single_file_config
+        from ..training.checkpoint import sha256
 
-        self.backend = StableDiffusionBackend(folder)
+        path = Path(path)
+        if path.is_file():
+            config = single_file_config(path, config)
+        self.backend = StableDiffusionBackend(path, config=config)
+        self.digest = sha256(path if path.is_file() else unet_weights(path))
         pipe = self.backend.pipe
         parts = {"denoiser": pipe.unet, "vae": pipe.vae, "text": pipe.text_encoder}
         self.net = nn.ModuleDict(parts)
         self.tokenizer = pipe.tokenizer
         self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.data_shape = diffusers_shape(Path(folder))
+        self.data_shape = diffusers_shape(Path(config) if path.is_file() else path)
 
     # --- training ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -16,9 +16,8 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     import yaml
 
     from ..generation.backend import load_model
-    from ..generation.stable_diffusion import StableDiffusionBackend, is_diffusers_folder
+    from ..generation.stable_diffusion import is_diffusers_folder, is_single_file
     from ..serialization import CONFIG, model_dir, save_model
-    from ..training.checkpoint import sha256
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -26,13 +25,13 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     config = yaml.safe_load((model_dir(Path(lora_path)) / CONFIG).read_text())["config"]
     lora = read_lora(lora_path)
     base = config["base"]
-    if base != "builtin" and is_diffusers_folder(Path(base)):  # a diffusers folder out
-        from .diffusers_base import unet_weights
+    if base != "builtin" and (is_diffusers_folder(Path(base)) or is_single_file(Path(base))):
+        from .diffusers_base import DiffusersBase
 
-        pipe = StableDiffusionBackend(base).pipe
-        _check_base(lora, Path(base).name, sha256(unet_weights(Path(base))))
-        fuse(pipe.unet, lora.state, lora.factor(scale))
-        pipe.save_pretrained(out, safe_serialization=True)
+        sd = DiffusersBase(base, config.get("base_config"))  # a diffusers folder out
+        _check_base(lora, Path(base).name, sd.digest)
+        fuse(sd.backend.pipe.unet, lora.state, lora.factor(scale))
+        sd.backend.pipe.save_pretrained(out, safe_serialization=True)
         return out
     model, name, digest = load_model(base)
     _check_base(lora, name, digest)

@@ -10,17 +10,23 @@ from typing import Any
 from ..errors import GenlabError
 
 
-def base_shape(base: str) -> tuple[int, ...]:
+def base_shape(base: str, model_config: str | None = None) -> tuple[int, ...]:
     """The image shape a base model draws, read from its config without building it."""
     import yaml
 
     from ..generation.backend import BUILTIN, builtin_folder
-    from ..generation.stable_diffusion import is_diffusers_folder
+    from ..generation.stable_diffusion import (
+        is_diffusers_folder,
+        is_single_file,
+        single_file_config,
+    )
     from ..serialization import CONFIG, model_dir
     from .diffusers_base import diffusers_shape
 
     if base != BUILTIN and is_diffusers_folder(Path(base)):
         return diffusers_shape(Path(base))
+    if base != BUILTIN and is_single_file(Path(base)):
+        return diffusers_shape(single_file_config(Path(base), model_config))
     folder = builtin_folder() if base == BUILTIN else model_dir(Path(base))
     doc = yaml.safe_load((folder / CONFIG).read_text())
     if doc.get("model") != "latent-diffusion":
@@ -33,10 +39,11 @@ def base_shape(base: str) -> tuple[int, ...]:
 
 def lora_config(
     base: str, data: str, *, caption: str = "", rank: int = 4, alpha: float | None = None,
-    train: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None, model_config: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The run config of a LoRA on ``base`` from ``data``: an image folder, or a captioned
-    data set spec (such as ``shapes``)."""
+    data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
+    folder."""
     from ..data.images import image_files
     from ..models.lora import LoRA
 
@@ -45,7 +52,9 @@ def lora_config(
         raise GenlabError(f"--alpha must be a positive number, got {alpha}.")
     if base != "builtin":
         base = str(Path(base).resolve())
-    shape = base_shape(base)
+    if model_config is not None:
+        model_config = str(Path(model_config).resolve())
+    shape = base_shape(base, model_config)
     train = {k: v for k, v in (train or {}).items() if v is not None}
     if Path(data).is_dir():
         spec, options = f"folder:{Path(data).resolve()}", {
@@ -62,7 +71,8 @@ def lora_config(
         "model": "lora",
         "data": spec,
         "data_options": options,
-        "model_config": {"base": base, "rank": rank, "alpha": alpha},
+        "model_config": {"base": base, "rank": rank, "alpha": alpha}
+        | ({"base_config": model_config} if model_config else {}),
         "train": train,
     }
 

@@ -48,8 +48,9 @@ class LoRA(NeuralModel):
         rank: int = 4,
         alpha: float = 4.0,
         targets: str | list[str] | None = None,
+        base_config: str | None = None,
     ) -> None:
-        model, digest, diffusers = load_base(base)
+        model, digest, diffusers = load_base(base, base_config)
         if targets is None:
             targets = DIFFUSERS_TARGETS if diffusers else BUILTIN_TARGETS
         if base_sha256 and digest != base_sha256:
@@ -64,7 +65,7 @@ class LoRA(NeuralModel):
             )
         super().__init__(
             model.data_shape, base=base, base_sha256=digest, rank=int(rank), alpha=float(alpha),
-            targets=targets,
+            targets=targets, base_config=base_config,
         )  # fmt: skip
         self.layers = inject(model.net.denoiser, int(rank), float(alpha), targets, ADAPTER)
         self.base_model = model
@@ -120,17 +121,18 @@ class LoRA(NeuralModel):
         return {DIFFUSERS_LORA: out}
 
 
-def load_base(base: str) -> tuple[Any, str, bool]:
-    """(the frozen base, the sha256 of its U-Net weights, whether it is a diffusers folder)."""
+def load_base(base: str, config: str | None = None) -> tuple[Any, str, bool]:
+    """(the frozen base, the sha256 of its weights, whether it is Stable Diffusion: a
+    diffusers folder, or a single file with ``config`` its diffusers folder)."""
     from pathlib import Path
 
-    from ..generation.stable_diffusion import is_diffusers_folder
+    from ..generation.stable_diffusion import is_diffusers_folder, is_single_file
 
-    if base != "builtin" and is_diffusers_folder(Path(base)):
-        from ..lora.diffusers_base import DiffusersBase, unet_weights
-        from ..training.checkpoint import sha256
+    if base != "builtin" and (is_diffusers_folder(Path(base)) or is_single_file(Path(base))):
+        from ..lora.diffusers_base import DiffusersBase
 
-        return DiffusersBase(base), sha256(unet_weights(Path(base))), True
+        sd = DiffusersBase(base, config)
+        return sd, sd.digest, True
     from ..generation.backend import load_model
 
     model, _, digest = load_model(base)

@@ -374,7 +374,8 @@ def build_app(studio: Studio) -> Any:
                 compare_tab(studio)
 
         def rescan():
-            fresh = Catalog.scan(studio.catalog.models_dir, studio.catalog.runs_dir)
+            old = studio.catalog
+            fresh = Catalog.scan(old.models_dir, old.runs_dir, old.model_config)
             cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
             return gr.Dropdown(choices=list(cat.text_to_image)), gr.Dropdown(
                 choices=list(cat.loras)
@@ -448,9 +449,10 @@ def train_tab(studio: Studio) -> Any:
             cfg["train"]["steps"] = int(steps)
         else:
             data = gather_images(files, folder, root / f"{name}-images")
-            cfg = lora_config(studio.catalog.model_spec(base), str(data), caption=caption,
-                              rank=int(rank), train={"steps": int(steps), "lr": float(lr),
-                                                     "progress": False})  # fmt: skip
+            spec, model_config = studio.catalog.model_spec(base)
+            cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
+                              train={"steps": int(steps), "lr": float(lr), "progress": False},
+                              model_config=model_config)  # fmt: skip
         history: list[tuple[int, float]] = []
         for event in job.run(cfg, out, resume=bool(resume)):
             if event[0] == "step":

@@ -1,7 +1,7 @@
-"""What the page can offer: the text-to-image models (the built-in one, latent-diffusion runs
-and Stable Diffusion folders found under ``--models-dir``) and the trained runs of every family
-(under ``--runs-dir``). The page only ever loads a model by a name from this catalog, so a
-request cannot make the server open an arbitrary path."""
+"""What the page can offer: the text-to-image models (the built-in one, latent-diffusion runs,
+Stable Diffusion folders and single-file checkpoints found under ``--models-dir``) and the
+trained runs of every family (under ``--runs-dir``). The page only ever loads a model by a
+name from this catalog, so a request cannot make the server open an arbitrary path."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def _folders(root: Path, depth: int) -> list[Path]:
     return out
 
 
+def _single_files(root: Path) -> list[Path]:
+    """Stable Diffusion checkpoints as single .safetensors files in ``root`` and the folders
+    below it: those whose header names U-Net weights in the original layout (the header is
+    read, the weights are not; LoRA files and other weights are left out)."""
+    from safetensors import safe_open
+
+    out = []
+    for file in sorted([*root.glob("*.safetensors"), *root.glob("*/*.safetensors")]):
+        try:
+            with safe_open(str(file), "pt") as f:
+                if any(k.startswith("model.diffusion_model.") for k in f.keys()):
+                    out.append(file)
+        except (OSError, ValueError, RuntimeError):  # unreadable or not safetensors: not listed
+            continue
+    return out
+
+
 def _model_name(folder: Path) -> str | None:
     """The registry name a run or model folder holds (from its config), or None."""
     for config in (folder / "model" / "config.yaml", folder / "config.yaml"):
@@ -54,12 +71,19 @@ class Catalog:
     loras: dict[str, Path] = field(default_factory=dict)
     models_dir: str | None = None
     runs_dir: str | None = None
+    model_config: str | None = None  # the diffusers folder single-file checkpoints use
 
     @classmethod
-    def scan(cls, models_dir: str | Path | None, runs_dir: str | Path | None) -> Catalog:
+    def scan(
+        cls, models_dir: str | Path | None, runs_dir: str | Path | None,
+        model_config: str | Path | None = None,
+    ) -> Catalog:  # fmt: skip
         cat = cls(models_dir=str(models_dir) if models_dir else None,
-                  runs_dir=str(runs_dir) if runs_dir else None)  # fmt: skip
+                  runs_dir=str(runs_dir) if runs_dir else None,
+                  model_config=str(model_config) if model_config else None)  # fmt: skip
         for root in {Path(p).resolve() for p in (models_dir, runs_dir) if p}:
+            for file in _single_files(root):
+                cat.text_to_image[str(file.relative_to(root))] = str(file)
             for folder in _folders(root, 2):
                 name = str(folder.relative_to(root))
                 if is_diffusers_folder(folder):
@@ -74,11 +98,13 @@ class Catalog:
                     cat.runs[name] = folder
         return cat
 
-    def model_spec(self, name: str) -> str:
-        """The load_pipeline spec of a text-to-image model named in the picker."""
+    def model_spec(self, name: str) -> tuple[str, str | None]:
+        """The load_pipeline spec of a text-to-image model named in the picker, and the
+        config folder it takes (a single file's)."""
         if name not in self.text_to_image:
             raise GenlabError(f"Unknown model '{name}'; pick one of the list.")
-        return self.text_to_image[name]
+        spec = self.text_to_image[name]
+        return spec, self.model_config if Path(spec).is_file() else None
 
     def lora(self, name: str) -> Path:
         if name not in self.loras:

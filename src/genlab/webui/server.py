@@ -56,6 +56,7 @@ def create(
     out: str | Path = "outputs",
     models_dir: str | Path | None = None,
     runs_dir: str | Path | None = "runs",
+    model_config: str | Path | None = None,
 ) -> tuple[Any, Any]:
     """(gr.Blocks, Studio) over a prepared output folder, its queue bounded."""
     from .catalog import Catalog
@@ -65,7 +66,7 @@ def create(
     configure(folder)
     from .app import build_app
 
-    studio = Studio(Catalog.scan(models_dir, runs_dir), folder)
+    studio = Studio(Catalog.scan(models_dir, runs_dir, model_config), folder)
     return build_app(studio), studio
 
 

@@ -60,7 +60,7 @@ class Studio:
             logging.getLogger("genlab.webui").warning("warm-up failed: %s", e)
 
     def pipeline(self, model: str):
-        return load_pipeline(self.catalog.model_spec(model))
+        return load_pipeline(*self.catalog.model_spec(model))
 
     def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
         events: queue.Queue = queue.Queue()
