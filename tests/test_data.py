@@ -220,3 +220,16 @@ def test_hostile_image_folder(tmp_path, monkeypatch):
     rotated = by_name["rotated"]  # upright now: red on top, blue below
     assert rotated[0, 1, 4] > 0.8 and rotated[2, 6, 4] > 0.8
     assert by_name["写真"][0, 4, 4] > 0.9 and by_name["写真"][1, 4, 4] > 0.9
+
+
+def test_image_folder_crops_the_centre_square_of_a_photo(tmp_path):
+    """A 60x20 picture (green | red | blue thirds) keeps its proportions: the centre square
+    is the red third, not the three squashed side by side."""
+    from PIL import Image
+
+    a = np.zeros((20, 60, 3), np.uint8)
+    a[:, :20, 1], a[:, 20:40, 0], a[:, 40:, 2] = 255, 255, 255
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(a).save(tmp_path / "imgs" / "wide.png")
+    x = gd.load("folder", path=tmp_path / "imgs", size=8, scale="unit").x[0]
+    assert x[0].min() > 0.9 and x[1].max() < 0.1 and x[2].max() < 0.1

@@ -236,7 +236,8 @@ def _eight_bit(img):
 
 def read_image(file: Path, size: int, channels: int) -> np.ndarray:
     """One image file as a float array (channels, size, size) in [0, 1]: EXIF orientation
-    applied, first frame of an animation, alpha on white, 16-bit scaled, any mode converted.
+    applied, first frame of an animation, alpha on white, 16-bit scaled, any mode converted,
+    the centre square cropped and resized.
     Raises ValueError with the reason when the file cannot be used."""
     import warnings
 
@@ -248,7 +249,8 @@ def read_image(file: Path, size: int, channels: int) -> np.ndarray:
             with Image.open(file) as img:
                 img.load()
                 img = ImageOps.exif_transpose(_eight_bit(img))
-                img = _to_mode(img, channels).resize((size, size), Image.Resampling.BICUBIC)
+                # the centre square, scaled: a photo keeps its proportions (not squashed)
+                img = ImageOps.fit(_to_mode(img, channels), (size, size), Image.Resampling.BICUBIC)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ValueError(
             f"too many pixels, refused as a possible decompression bomb ({e})"
