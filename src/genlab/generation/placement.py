@@ -6,7 +6,7 @@ savers. These paths matter on GPUs; on a CPU the default (float32, no savers) is
   kernels lack it), bf16 suits recent GPUs and CPUs.
 - ``attention_slicing``: attention computed a slice at a time (less memory, a little slower).
 - ``cpu_offload``: each model moved to the GPU only while it runs (diffusers' model CPU
-  offload, through accelerate): SD 1.x in fp16 then fits in about 3 GB of GPU memory.
+  offload, through accelerate): only the running model takes GPU memory.
 
 Noise is always drawn on the CPU from each image's seed, so a seed gives the same picture
 on every device, up to the device's rounding."""
