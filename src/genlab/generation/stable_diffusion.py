@@ -23,6 +23,14 @@ def is_diffusers_folder(path: Path) -> bool:
     return path.is_dir() and (path / "model_index.json").is_file()
 
 
+def keep_outside(generated: Any, original: Any, mask: Any) -> Any:
+    """``generated`` inside the mask's white (> 127) pixels, ``original`` elsewhere: the
+    autoencoder's round trip would otherwise shift the pixels inpainting is to keep."""
+    from PIL import Image
+
+    return Image.composite(generated, original, mask.point(lambda v: 255 if v > 127 else 0))
+
+
 def is_single_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".safetensors", *PICKLED)
 
@@ -132,7 +140,10 @@ class StableDiffusionBackend:
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=info)
             for s in request.seeds
         ]
-        return GenerationResult(list(out.images), request.seeds, params)
+        images = list(out.images)
+        if request.mask is not None:  # every pixel outside the mask kept exactly, as built in
+            images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
+        return GenerationResult(images, request.seeds, params)
 
     def _prompts(self, request: GenerationRequest) -> dict[str, Any]:
         """The prompt and negative prompt as diffusers takes them: the plain text (emphasis
