@@ -47,6 +47,11 @@ def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placeme
             "Diffusion checkpoints; genlab's own models run on the CPU in full precision."
         )
     model, name, digest = load_model(spec)
+    # Convolutions run about 9% faster on a CPU with channels-last weights (the same
+    # pixels; benchmarks/txt2img_speed.py). Only here: a model in training keeps its layout.
+    import torch
+
+    model.net.denoiser.to(memory_format=torch.channels_last)
     return TextToImagePipeline(model, name, digest)
 
 
