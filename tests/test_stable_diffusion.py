@@ -279,6 +279,7 @@ def test_single_file_base_for_lora_and_in_the_page_catalog(sd_folder, tmp_path):
     import shutil
 
     from genlab.cli import main
+    from genlab.generation.placement import CPU, Placement
     from genlab.generation.tiny_sd import write_single_file
     from genlab.webui.catalog import Catalog
 
@@ -294,7 +295,10 @@ def test_single_file_base_for_lora_and_in_the_page_catalog(sd_folder, tmp_path):
     shutil.copy(run / "model" / "pytorch_lora_weights.safetensors", models / "a-lora.safetensors")
     cat = Catalog.scan(models, None, configs)
     assert "one.safetensors" in cat.text_to_image and "a-lora.safetensors" not in cat.text_to_image
-    assert cat.model_spec("one.safetensors") == (str(file.resolve()), str(configs))
+    assert cat.model_spec("one.safetensors") == (str(file.resolve()), str(configs), CPU)
+    on_gpu = Catalog.scan(models, None, configs, Placement(dtype="bf16"))
+    assert on_gpu.model_spec("one.safetensors")[2].dtype == "bf16"
+    assert on_gpu.model_spec("builtin") == ("builtin", None, CPU)  # genlab's own: the CPU
     args = ["txt2img", "a square", "--steps", "2", "--lora", str(run)]
     assert main([*args, "--model", str(file), "--model-config", str(configs),
                  "--out", str(tmp_path / "l.png")]) == 0  # fmt: skip

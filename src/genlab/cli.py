@@ -226,6 +226,17 @@ def cmd_png_info(args: argparse.Namespace) -> None:
     print(read_parameters(args.file))
 
 
+def placement_flags(p: argparse.ArgumentParser) -> None:
+    """Where Stable Diffusion runs (generation.placement.Placement)."""
+    p.add_argument("--device", help="Stable Diffusion: cpu (default), cuda, cuda:1, mps")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="Stable Diffusion: precision (fp16 on GPUs)")  # fmt: skip
+    slicing = "Stable Diffusion: attention a slice at a time (less memory)"
+    p.add_argument("--attention-slicing", action="store_true", help=slicing)
+    offload = "Stable Diffusion on CUDA: each model on the GPU only while it runs"
+    p.add_argument("--cpu-offload", action="store_true", help=offload)
+
+
 IMAGE_ARGS = {"init": "initial image (PNG, JPEG ...)", "mask": "mask image: white is regenerated"}
 
 
@@ -474,7 +485,10 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if not 1 <= args.port <= 65535 or args.queue < 1:
         raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
                           f"{args.port} and {args.queue}.")  # fmt: skip
-    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config)
+    from .generation.placement import Placement
+
+    place = Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
+    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place)
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
     try:
@@ -598,13 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--model-config", help="for a single .safetensors file: a diffusers folder of the "
             "same architecture to take configs and tokenizer from",
         )  # fmt: skip
-        p.add_argument("--device", help="Stable Diffusion: cpu (default), cuda, cuda:1, mps")
-        p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
-                       help="Stable Diffusion: precision (fp16 on GPUs)")  # fmt: skip
-        slicing = "Stable Diffusion: attention a slice at a time (less memory)"
-        p.add_argument("--attention-slicing", action="store_true", help=slicing)
-        offload = "Stable Diffusion on CUDA: each model on the GPU only while it runs"
-        p.add_argument("--cpu-offload", action="store_true", help=offload)
+        placement_flags(p)
         p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
@@ -731,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", help=models)
     configs = "diffusers folder the .safetensors checkpoints take configs from"
     p.add_argument("--model-config", help=configs)
+    placement_flags(p)
     p.add_argument("--runs-dir", default="runs", help="trained runs for the model lab")
     p.add_argument("--out", default="outputs", help="output folder: the only one served")
     p.add_argument("--queue", type=int, default=16, help="requests that may wait (then refused)")

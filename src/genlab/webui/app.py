@@ -375,7 +375,7 @@ def build_app(studio: Studio) -> Any:
 
         def rescan():
             old = studio.catalog
-            fresh = Catalog.scan(old.models_dir, old.runs_dir, old.model_config)
+            fresh = Catalog.scan(old.models_dir, old.runs_dir, old.model_config, old.place)
             cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
             return gr.Dropdown(choices=list(cat.text_to_image)), gr.Dropdown(
                 choices=list(cat.loras)
@@ -449,7 +449,7 @@ def train_tab(studio: Studio) -> Any:
             cfg["train"]["steps"] = int(steps)
         else:
             data = gather_images(files, folder, root / f"{name}-images")
-            spec, model_config = studio.catalog.model_spec(base)
+            spec, model_config, _ = studio.catalog.model_spec(base)
             cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
                               train={"steps": int(steps), "lr": float(lr), "progress": False},
                               model_config=model_config)  # fmt: skip

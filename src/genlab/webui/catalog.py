@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import GenlabError
 from ..generation.backend import BUILTIN
+from ..generation.placement import CPU, Placement
 from ..generation.stable_diffusion import is_diffusers_folder
 
 #: folders not searched for runs: virtual environments, caches, version control
@@ -72,15 +73,19 @@ class Catalog:
     models_dir: str | None = None
     runs_dir: str | None = None
     model_config: str | None = None  # the diffusers folder single-file checkpoints use
+    place: Placement = CPU  # where Stable Diffusion runs (genlab's own models: the CPU)
 
     @classmethod
     def scan(
         cls, models_dir: str | Path | None, runs_dir: str | Path | None,
-        model_config: str | Path | None = None,
+        model_config: str | Path | None = None, place: Placement = CPU,
     ) -> Catalog:  # fmt: skip
-        cat = cls(models_dir=str(models_dir) if models_dir else None,
-                  runs_dir=str(runs_dir) if runs_dir else None,
-                  model_config=str(model_config) if model_config else None)  # fmt: skip
+        cat = cls(
+            models_dir=str(models_dir) if models_dir else None,
+            runs_dir=str(runs_dir) if runs_dir else None,
+            model_config=str(model_config) if model_config else None,
+            place=place,
+        )
         for root in {Path(p).resolve() for p in (models_dir, runs_dir) if p}:
             for file in _single_files(root):
                 cat.text_to_image[str(file.relative_to(root))] = str(file)
@@ -98,13 +103,16 @@ class Catalog:
                     cat.runs[name] = folder
         return cat
 
-    def model_spec(self, name: str) -> tuple[str, str | None]:
-        """The load_pipeline spec of a text-to-image model named in the picker, and the
-        config folder it takes (a single file's)."""
+    def model_spec(self, name: str) -> tuple[str, str | None, Placement]:
+        """load_pipeline's arguments for a text-to-image model named in the picker: its
+        spec, the config folder a single file takes, and its placement (Stable Diffusion's
+        from the command line; genlab's own models run on the CPU)."""
         if name not in self.text_to_image:
             raise GenlabError(f"Unknown model '{name}'; pick one of the list.")
         spec = self.text_to_image[name]
-        return spec, self.model_config if Path(spec).is_file() else None
+        path = Path(spec)
+        sd = spec != BUILTIN and (is_diffusers_folder(path) or path.is_file())
+        return spec, self.model_config if path.is_file() else None, self.place if sd else CPU
 
     def lora(self, name: str) -> Path:
         if name not in self.loras:

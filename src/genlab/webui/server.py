@@ -57,6 +57,7 @@ def create(
     models_dir: str | Path | None = None,
     runs_dir: str | Path | None = "runs",
     model_config: str | Path | None = None,
+    place: Any = None,
 ) -> tuple[Any, Any]:
     """(gr.Blocks, Studio) over a prepared output folder, its queue bounded."""
     from .catalog import Catalog
@@ -64,9 +65,10 @@ def create(
 
     folder = prepare_out(out)
     configure(folder)
+    from ..generation.placement import CPU
     from .app import build_app
 
-    studio = Studio(Catalog.scan(models_dir, runs_dir, model_config), folder)
+    studio = Studio(Catalog.scan(models_dir, runs_dir, model_config, place or CPU), folder)
     return build_app(studio), studio
 
 
