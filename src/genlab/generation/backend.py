@@ -14,7 +14,7 @@ from ..errors import GenlabError
 from ..training.checkpoint import sha256
 from .placement import CPU, Placement
 from .request import GenerationRequest
-from .stable_diffusion import StableDiffusionBackend, is_diffusers_folder, is_single_file
+from .stable_diffusion import StableDiffusionBackend, is_stable_diffusion, unet_weights
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
@@ -33,8 +33,8 @@ def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placeme
     from ..pipelines.text_to_image import TextToImagePipeline
 
     path = Path(spec)
-    if spec != BUILTIN and (is_diffusers_folder(path) or is_single_file(path)):
-        weights = path if path.is_file() else path / "unet" / "diffusion_pytorch_model.safetensors"
+    if is_stable_diffusion(spec):
+        weights = path if path.is_file() else unet_weights(path)
         digest = sha256(weights) if weights.suffix == ".safetensors" and weights.is_file() else ""
         backend = StableDiffusionBackend(path, model_hash=digest, config=config)
         place.apply(backend.pipe)

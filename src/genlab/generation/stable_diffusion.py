@@ -23,6 +23,18 @@ def is_diffusers_folder(path: Path) -> bool:
     return path.is_dir() and (path / "model_index.json").is_file()
 
 
+def unet_weights(folder: Path) -> Path:
+    """The U-Net's weights in a diffusers folder: what its model hash is taken from."""
+    return Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
+
+
+def is_stable_diffusion(spec: str | Path) -> bool:
+    """Whether a model spec names Stable Diffusion: a diffusers folder or a single file
+    ("builtin" and genlab's own run folders are neither)."""
+    path = Path(spec)
+    return str(spec) != "builtin" and (is_diffusers_folder(path) or is_single_file(path))
+
+
 def keep_outside(generated: Any, original: Any, mask: Any) -> Any:
     """``generated`` inside the mask's white (> 127) pixels, ``original`` elsewhere: the
     autoencoder's round trip would otherwise shift the pixels inpainting is to keep."""

@@ -19,10 +19,6 @@ from ..errors import DataError
 from ..generation.request import GenerationRequest
 
 
-def unet_weights(folder: Path) -> Path:
-    return Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
-
-
 def diffusers_shape(folder: Path) -> tuple[int, int, int]:
     """(3, H, W) a Stable Diffusion folder draws by default, read from its configs."""
     import json
@@ -42,7 +38,11 @@ class DiffusersBase:
     def __init__(self, path: str | Path, config: str | Path | None = None) -> None:
         from diffusers import DDPMScheduler
 
-        from ..generation.stable_diffusion import StableDiffusionBackend, single_file_config
+        from ..generation.stable_diffusion import (
+            StableDiffusionBackend,
+            single_file_config,
+            unet_weights,
+        )
         from ..training.checkpoint import sha256
 
         path = Path(path)

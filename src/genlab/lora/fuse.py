@@ -4,6 +4,8 @@ folder for a Stable Diffusion base."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from ..errors import GenlabError
@@ -16,7 +18,7 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     import yaml
 
     from ..generation.backend import load_model
-    from ..generation.stable_diffusion import is_diffusers_folder, is_single_file
+    from ..generation.stable_diffusion import is_stable_diffusion
     from ..serialization import CONFIG, model_dir, save_model
 
     out = Path(out)
@@ -25,13 +27,21 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     config = yaml.safe_load((model_dir(Path(lora_path)) / CONFIG).read_text())["config"]
     lora = read_lora(lora_path)
     base = config["base"]
-    if base != "builtin" and (is_diffusers_folder(Path(base)) or is_single_file(Path(base))):
+    if is_stable_diffusion(base):
         from .diffusers_base import DiffusersBase
 
         sd = DiffusersBase(base, config.get("base_config"))  # a diffusers folder out
         _check_base(lora, Path(base).name, sd.digest)
         fuse(sd.backend.pipe.unet, lora.state, lora.factor(scale))
-        sd.backend.pipe.save_pretrained(out, safe_serialization=True)
+        # written beside, then renamed: an interrupted save leaves no half folder at ``out``
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            sd.backend.pipe.save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(out, ignore_errors=True)  # empty, checked above
+            tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return out
     model, name, digest = load_model(base)
     _check_base(lora, name, digest)

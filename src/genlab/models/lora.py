@@ -124,11 +124,10 @@ class LoRA(NeuralModel):
 def load_base(base: str, config: str | None = None) -> tuple[Any, str, bool]:
     """(the frozen base, the sha256 of its weights, whether it is Stable Diffusion: a
     diffusers folder, or a single file with ``config`` its diffusers folder)."""
-    from pathlib import Path
 
-    from ..generation.stable_diffusion import is_diffusers_folder, is_single_file
+    from ..generation.stable_diffusion import is_stable_diffusion
 
-    if base != "builtin" and (is_diffusers_folder(Path(base)) or is_single_file(Path(base))):
+    if is_stable_diffusion(base):
         from ..lora.diffusers_base import DiffusersBase
 
         sd = DiffusersBase(base, config)

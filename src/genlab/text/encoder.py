@@ -72,13 +72,17 @@ class TextEncoder(nn.Module):
 
 
 def text_encoder(name: str, **options) -> TextEncoder:
-    """The text encoder called ``name`` ("minilm" or "tiny")."""
+    """The text encoder called ``name`` ("minilm", "minilm-words" or "tiny")."""
     if name == "minilm":
         from .minilm import MiniLM
 
         return MiniLM(**options)
+    if name == "minilm-words":
+        from .minilm import MiniLMWords
+
+        return MiniLMWords(**options)
     if name == "tiny":
         from .tiny import TinyTextEncoder
 
         return TinyTextEncoder(**options)
-    raise GenlabError(f"Unknown text encoder '{name}'; choose 'minilm' or 'tiny'.")
+    raise GenlabError(f"Unknown text encoder '{name}'; choose 'minilm', 'minilm-words' or 'tiny'.")

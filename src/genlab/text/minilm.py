@@ -63,3 +63,14 @@ class MiniLM(TextEncoder):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+
+
+class MiniLMWords(MiniLM):
+    """MiniLM's input embeddings only (word piece + position, layer-normed), before any
+    attention between tokens: "star" is the same vector beside "green" as beside "red". An
+    option for studying compositional generalization (text_encoder: minilm-words)."""
+
+    name = "minilm-words"
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.bert.embeddings(input_ids=ids)

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import GenlabError
 from ..generation.backend import BUILTIN
 from ..generation.placement import CPU, Placement
-from ..generation.stable_diffusion import is_diffusers_folder
+from ..generation.stable_diffusion import is_diffusers_folder, is_stable_diffusion
 
 #: folders not searched for runs: virtual environments, caches, version control
 _SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".gradio"}
@@ -110,9 +110,8 @@ class Catalog:
         if name not in self.text_to_image:
             raise GenlabError(f"Unknown model '{name}'; pick one of the list.")
         spec = self.text_to_image[name]
-        path = Path(spec)
-        sd = spec != BUILTIN and (is_diffusers_folder(path) or path.is_file())
-        return spec, self.model_config if path.is_file() else None, self.place if sd else CPU
+        config = self.model_config if Path(spec).is_file() else None
+        return spec, config, self.place if is_stable_diffusion(spec) else CPU
 
     def lora(self, name: str) -> Path:
         if name not in self.loras:
