@@ -62,6 +62,27 @@ def test_minilm_matches_transformers():
     assert not any(p.requires_grad for p in enc.parameters())
 
 
+def test_minilm_words_are_minilms_input_embeddings_without_context():
+    """"star" is one vector beside "green" and beside "red" (same position); the full
+    encoder's differ. Oracle: transformers' BertModel embeddings on the package's files."""
+    from transformers import AutoModel
+
+    from genlab.text.minilm import model_folder
+
+    words, full = text_encoder("minilm-words"), text_encoder("minilm")
+    prompts = ["a green star", "a red star"]
+    emb, _, _ = words.encode(prompts)
+    star = words.tokenize(prompts).ids[:, 3]
+    assert star[0] == star[1]  # [CLS] a green star: "star" is the fourth token in both
+    torch.testing.assert_close(emb[0, 3], emb[1, 3])
+    contextual, _, _ = full.encode(prompts)
+    assert (contextual[0, 3] - contextual[1, 3]).abs().max() > 1e-2
+    ref = AutoModel.from_pretrained(model_folder(), local_files_only=True).eval()
+    with torch.no_grad():
+        want = ref.embeddings(input_ids=words.tokenize(prompts).ids)
+    torch.testing.assert_close(emb, want)
+
+
 def test_cross_attention_reads_the_tokens_and_ignores_padding():
     torch.manual_seed(0)
     net = UNet(4, (16, 32), attention=False, context_dim=8)
