@@ -63,8 +63,8 @@ def test_minilm_matches_transformers():
 
 
 def test_minilm_words_are_minilms_input_embeddings_without_context():
-    """"star" is one vector beside "green" and beside "red" (same position); the full
-    encoder's differ. Oracle: transformers' BertModel embeddings on the package's files."""
+    """The word "star" is one vector beside "green" and beside "red" (same position); the
+    full encoder's differ. Oracle: transformers' BertModel embeddings on the package's files."""
     from transformers import AutoModel
 
     from genlab.text.minilm import model_folder
