@@ -486,7 +486,10 @@ def cmd_webui(args: argparse.Namespace) -> None:
         raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
                           f"{args.port} and {args.queue}.")  # fmt: skip
     from .generation.placement import Placement
+    from .generation.stable_diffusion import config_folder
 
+    if args.model_config:
+        config_folder(args.model_config)  # checked before the page starts
     place = Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
     app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place)
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "

@@ -64,6 +64,11 @@ def single_file_config(path: Path, config: str | Path | None) -> Path:
             "diffusers folder of the same architecture (model_index.json, the configs and the "
             "tokenizer; its weights are not needed), since nothing is downloaded."
         )
+    return config_folder(config)
+
+
+def config_folder(config: str | Path) -> Path:
+    """``--model-config``, checked: a diffusers folder."""
     if not is_diffusers_folder(Path(config)):
         raise GenlabError(f"--model-config {config} is not a diffusers folder (model_index.json).")
     return Path(config)
