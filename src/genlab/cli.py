@@ -237,6 +237,12 @@ def placement_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-offload", action="store_true", help=offload)
 
 
+def _placement(args: argparse.Namespace):
+    from .generation.placement import Placement
+
+    return Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
+
+
 IMAGE_ARGS = {"init": "initial image (PNG, JPEG ...)", "mask": "mask image: white is regenerated"}
 
 
@@ -248,7 +254,6 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     from .generation.backend import load_pipeline
     from .generation.images import size_of
     from .generation.output import check_writable, save_result
-    from .generation.placement import Placement
 
     init, mask = getattr(args, "init", None), getattr(args, "mask", None)
     width, height = args.width, args.height
@@ -262,8 +267,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     )  # fmt: skip
     check_writable(args.out)
     request = dataclasses.replace(request, loras=_loras(args.lora, args.lora_scale))
-    place = Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
-    pipe = load_pipeline(args.model, args.model_config, place)
+    pipe = load_pipeline(args.model, args.model_config, _placement(args))
     if width is None and height is None:  # the model's own size (Stable Diffusion 1.x: 512)
         w, h = pipe.default_size()
         request = dataclasses.replace(request, width=w, height=h)
@@ -485,12 +489,11 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if not 1 <= args.port <= 65535 or args.queue < 1:
         raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
                           f"{args.port} and {args.queue}.")  # fmt: skip
-    from .generation.placement import Placement
     from .generation.stable_diffusion import config_folder
 
     if args.model_config:
         config_folder(args.model_config)  # checked before the page starts
-    place = Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
+    place = _placement(args)
     app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place)
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip

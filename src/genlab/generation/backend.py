@@ -14,7 +14,7 @@ from ..errors import GenlabError
 from ..training.checkpoint import sha256
 from .placement import CPU, Placement
 from .request import GenerationRequest
-from .stable_diffusion import StableDiffusionBackend, is_stable_diffusion, unet_weights
+from .stable_diffusion import StableDiffusionBackend, hashed_weights, is_stable_diffusion
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
@@ -34,7 +34,7 @@ def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placeme
 
     path = Path(spec)
     if is_stable_diffusion(spec):
-        weights = path if path.is_file() else unet_weights(path)
+        weights = hashed_weights(path)
         digest = sha256(weights) if weights.suffix == ".safetensors" and weights.is_file() else ""
         backend = StableDiffusionBackend(path, model_hash=digest, config=config)
         place.apply(backend.pipe)

@@ -23,9 +23,11 @@ def is_diffusers_folder(path: Path) -> bool:
     return path.is_dir() and (path / "model_index.json").is_file()
 
 
-def unet_weights(folder: Path) -> Path:
-    """The U-Net's weights in a diffusers folder: what its model hash is taken from."""
-    return Path(folder) / "unet" / "diffusion_pytorch_model.safetensors"
+def hashed_weights(path: Path) -> Path:
+    """The file a Stable Diffusion model's hash is taken from: a single file itself, or a
+    diffusers folder's U-Net weights."""
+    path = Path(path)
+    return path if path.is_file() else path / "unet" / "diffusion_pytorch_model.safetensors"
 
 
 def is_stable_diffusion(spec: str | Path) -> bool:
@@ -128,8 +130,7 @@ class StableDiffusionBackend:
     def __call__(self, request: GenerationRequest, callback: Callable | None = None):
         import torch
 
-        from ..lora.adapters import applied
-        from ..lora.files import checked_loras, lora_parameters
+        from ..lora.files import applied_files, checked_loras, lora_parameters
         from ..pipelines.text_to_image import GenerationResult, Progress
         from .pnginfo import format_parameters
         from .schedulers import diffusers_scheduler
@@ -145,7 +146,7 @@ class StableDiffusionBackend:
 
         pipe, extra = self._pipeline_for(request)
         loras = checked_loras(request.loras, self.name, self.model_hash)
-        with applied(self.pipe.unet, [(f.state, f.factor(s)) for f, s in loras]):
+        with applied_files(self.pipe.unet, loras):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,

@@ -38,24 +38,17 @@ class DiffusersBase:
     def __init__(self, path: str | Path, config: str | Path | None = None) -> None:
         from diffusers import DDPMScheduler
 
-        from ..generation.stable_diffusion import (
-            StableDiffusionBackend,
-            single_file_config,
-            unet_weights,
-        )
+        from ..generation.stable_diffusion import StableDiffusionBackend, hashed_weights
         from ..training.checkpoint import sha256
 
-        path = Path(path)
-        if path.is_file():
-            config = single_file_config(path, config)
         self.backend = StableDiffusionBackend(path, config=config)
-        self.digest = sha256(path if path.is_file() else unet_weights(path))
+        self.digest = sha256(hashed_weights(Path(path)))
         pipe = self.backend.pipe
         parts = {"denoiser": pipe.unet, "vae": pipe.vae, "text": pipe.text_encoder}
         self.net = nn.ModuleDict(parts)
         self.tokenizer = pipe.tokenizer
         self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.data_shape = diffusers_shape(Path(config) if path.is_file() else path)
+        self.data_shape = (3, *reversed(self.backend.default_size()))
 
     # --- training ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -112,11 +105,9 @@ class DiffusersBase:
         callback: Any = None,
     ) -> torch.Tensor:  # fmt: skip
         """Images (n, 3, H, W) in [-1, 1] of ``prompt`` at the base's size."""
-        import numpy as np
+        from ..generation.images import image_tensor
 
         _, h, w = self.data_shape
         seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)
         request = GenerationRequest(prompt, negative_prompt, sampler, steps, cfg, seed, n, w, h)
-        images = self.backend(request, callback).images
-        a = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
-        return torch.from_numpy(a / 127.5 - 1).permute(0, 3, 1, 2)
+        return torch.cat([image_tensor(im) for im in self.backend(request, callback).images])

@@ -76,6 +76,13 @@ def checked_loras(
     return out
 
 
+def applied_files(module, loras: list[tuple[LoraFile, float]]):
+    """A block within which ``module`` carries each (LoraFile, scale) of ``loras``."""
+    from .adapters import applied
+
+    return applied(module, [(f.state, f.factor(s)) for f, s in loras])
+
+
 def lora_parameters(loras: list[tuple[LoraFile, float]]) -> dict[str, str]:
     """What a PNG's parameters say of the LoRAs applied, as stable-diffusion-webui writes it."""
     if not loras:

@@ -15,18 +15,13 @@ def base_shape(base: str, model_config: str | None = None) -> tuple[int, ...]:
     import yaml
 
     from ..generation.backend import BUILTIN, builtin_folder
-    from ..generation.stable_diffusion import (
-        is_diffusers_folder,
-        is_single_file,
-        single_file_config,
-    )
+    from ..generation.stable_diffusion import is_stable_diffusion, single_file_config
     from ..serialization import CONFIG, model_dir
     from .diffusers_base import diffusers_shape
 
-    if base != BUILTIN and is_diffusers_folder(Path(base)):
-        return diffusers_shape(Path(base))
-    if base != BUILTIN and is_single_file(Path(base)):
-        return diffusers_shape(single_file_config(Path(base), model_config))
+    if is_stable_diffusion(base):  # its configs: the folder, or a single file's config folder
+        path = Path(base)
+        return diffusers_shape(single_file_config(path, model_config) if path.is_file() else path)
     folder = builtin_folder() if base == BUILTIN else model_dir(Path(base))
     doc = yaml.safe_load((folder / CONFIG).read_text())
     if doc.get("model") != "latent-diffusion":

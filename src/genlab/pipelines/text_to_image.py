@@ -21,8 +21,7 @@ from ..diffusion.guidance import ClassifierFreeGuidance
 from ..diffusion.samplers import SAMPLERS, STOCHASTIC
 from ..errors import GenlabError
 from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
-from ..lora.adapters import applied
-from ..lora.files import checked_loras, lora_parameters
+from ..lora.files import applied_files, checked_loras, lora_parameters
 from ..options import CALLBACK, Option, resolve
 from .diffusion import sampling_sigmas
 
@@ -160,7 +159,7 @@ class TextToImagePipeline:
 
     def applied(self, adapters: list[tuple[Any, float]]):
         """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
-        return applied(self.model.net.denoiser, [(f.state, f.factor(s)) for f, s in adapters])
+        return applied_files(self.model.net.denoiser, adapters)
 
     def latents(
         self, request: GenerationRequest, callback: Callable | None = None, init: Init | None = None
