@@ -39,7 +39,7 @@ def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placeme
         backend = StableDiffusionBackend(path, model_hash=digest, config=config)
         place.apply(backend.pipe)
         return backend
-    if config is not None:
+    if config is not None and (spec == BUILTIN or path.exists()):  # else: an unknown model
         raise GenlabError("--model-config applies to a single-file Stable Diffusion checkpoint.")
     if place != CPU:
         raise GenlabError(

@@ -31,20 +31,33 @@ class Placement:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise GenlabError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
-        if self.cpu_offload and (self.device or "cuda").split(":")[0] != "cuda":
+        if self.cpu_offload and self.target.split(":")[0] != "cuda":
             raise GenlabError("--cpu-offload moves models to a GPU as they run: it needs CUDA.")
+        if self.device is None and not self.cpu_offload:
+            return  # the CPU: nothing to check (and torch not imported for it)
+        import torch
+
+        try:
+            torch.device(self.target)
+        except RuntimeError:
+            raise GenlabError(
+                f"Unknown device '{self.target}' (cpu, cuda, cuda:1, mps ...)."
+            ) from None
+        if self.target.startswith("cuda") and not torch.cuda.is_available():
+            raise GenlabError(
+                f"--device {self.target}: this machine has no CUDA GPU torch can use."
+            )
+
+    @property
+    def target(self) -> str:
+        """The device: the one given, else the GPU for offloading and the CPU otherwise."""
+        return self.device or ("cuda" if self.cpu_offload else "cpu")
 
     def apply(self, pipe: Any) -> None:
         """Move ``pipe`` where this placement says, in its precision."""
         import torch
 
-        device = self.device or "cpu"
-        try:
-            torch.device(device)
-        except RuntimeError:
-            raise GenlabError(f"Unknown device '{device}' (cpu, cuda, cuda:1, mps ...).") from None
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise GenlabError(f"--device {device}: this machine has no CUDA GPU torch can use.")
+        device = self.target
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
         if dtype != torch.float32:
             pipe.to(dtype=dtype)
