@@ -45,7 +45,8 @@ class Placement:
             ) from None
         if self.target.startswith("cuda") and not torch.cuda.is_available():
             raise GenlabError(
-                f"--device {self.target}: this machine has no CUDA GPU torch can use."
+                f"The device {self.target} was asked for; this machine has no CUDA GPU torch "
+                "can use."
             )
 
     @property
