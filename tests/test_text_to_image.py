@@ -267,6 +267,8 @@ def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path,
         assert set(acc) == {"count", "colour", "shape", "size", "position", "overall"}
         assert all(v is None or 0.0 <= v <= 1.0 for v in acc.values())
         assert (out / f"{split}.png").is_file()
+        assert report[split]["detector_on_real_scenes"] == 1.0  # the detector reads the data
+        assert 0.0 <= report[split]["detector_on_reconstructions"] <= 1.0
     assert np.isfinite(report["fd_pixels"])
     assert "heldout" in capsys.readouterr().out
 

@@ -332,6 +332,10 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
         acc = report[split]["accuracy"]
         shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
         print(f"{split:<8} {shown}")
+        ceiling = report[split]["detector_on_reconstructions"]
+        print(
+            f"{'':<8} the autoencoder's reconstructions of the real scenes: {ceiling:.1%} overall"
+        )
     print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
 
 

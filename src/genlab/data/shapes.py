@@ -13,7 +13,7 @@ scene keeps its ground truth (``info["scenes"]``) for the adherence detector.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -164,21 +164,41 @@ def draw(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
     for thing in scene.things:
         r = RADIUS[thing.size]
         mask = _inside(thing.shape, (px - thing.x) / r, (py - thing.y) / r)
-        rgb = COLOURS.get(thing.colour) or NEW_COLOURS[thing.colour]
-        image[:, mask] = np.array(rgb, dtype=float)[:, None]
+        image[:, mask] = np.array(rgb_of(thing.colour), dtype=float)[:, None]
     pooled = image.reshape(3, size, supersample, size, supersample).mean((2, 4))
     return np.round(pooled).astype(np.uint8)
 
 
 # --- drawing scenes at random --------------------------------------------------------------
-def random_scene(rng: np.random.Generator, split: str = "train") -> Scene:
+def random_scene(rng: np.random.Generator, split: str = "train", colours: str = "palette") -> Scene:
     """A scene of ``split``: "train" never shows a held-out composition, "heldout" always
-    shows one, "any" either."""
+    shows one, "any" either. ``colours="any"`` then paints each object a random RGB colour
+    (named by its hex code), so no colour-shape pair is special."""
     while True:
         scene = _any_scene(rng)
+        if colours == "any":
+            painted = [
+                replace(t, colour=_random_colour(rng, scene.background)) for t in scene.things
+            ]
+            scene = replace(scene, things=tuple(painted))
         held = scene.is_heldout()
         if split == "any" or held == (split == "heldout"):
             return scene
+
+
+def _random_colour(rng: np.random.Generator, background: int) -> str:
+    """A uniform RGB colour at least 60 away from the background grey, as "#rrggbb"."""
+    while True:
+        rgb = rng.integers(0, 256, 3)
+        if np.linalg.norm(rgb - background) >= 60:
+            return "#" + "".join(f"{int(c):02x}" for c in rgb)
+
+
+def rgb_of(colour: str) -> tuple[int, int, int]:
+    """A colour's RGB: a palette name, a new colour's name, or "#rrggbb"."""
+    if colour.startswith("#"):
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return COLOURS.get(colour) or NEW_COLOURS[colour]
 
 
 def _any_scene(rng: np.random.Generator) -> Scene:
@@ -263,19 +283,25 @@ def shapes(
     split: str = "train",
     captions_per_image: int = 4,
     scale: str = "pm1",
+    colours: str = "palette",
 ) -> Dataset:
     """``n`` captioned scenes of ``split`` ("train", "heldout" or "any"), ``size`` x ``size``
     RGB (32 or 64; any multiple of 8), pixels in [-1, 1] (``scale="pm1"``) or [0, 1]
     ("unit"). Each sample's record holds its ``captions`` and its ``scene`` (ground
-    truth: shape, colour, size and centre of each object, the position or relation)."""
+    truth: shape, colour, size and centre of each object, the position or relation).
+    ``colours="any"`` paints every object a random RGB colour instead of the palette's
+    (captions name it by hex code): data for an autoencoder meant to encode any scene,
+    which then sees no colour-shape pair more than another, the held-out ones included."""
     if split not in ("train", "heldout", "any"):
         raise DataError(f"split must be 'train', 'heldout' or 'any', got '{split}'.")
     if n < 1 or size < 8 or size % 8:
         raise DataError("shapes needs n >= 1 and a size that is a multiple of 8 (32, 64 ...).")
     if scale not in ("pm1", "unit"):
         raise DataError(f"scale must be 'pm1' or 'unit', got '{scale}'.")
+    if colours not in ("palette", "any"):
+        raise DataError(f"colours must be 'palette' or 'any', got '{colours}'.")
     rng = np.random.default_rng(seed)
-    scenes = [random_scene(rng, split) for _ in range(n)]
+    scenes = [random_scene(rng, split, colours) for _ in range(n)]
     x = np.stack([draw(s, size) for s in scenes]).astype(np.float32) / 255.0
     texts = [captions(s, rng, captions_per_image) for s in scenes]
     return Dataset(
@@ -284,6 +310,6 @@ def shapes(
         description=f"captioned scenes of coloured shapes, {size}x{size} RGB ({split} split)",
         source="drawn by genlab from a seed",
         licence="MIT (generated)",
-        info={"split": split},
+        info={"split": split, "colours": colours},
         records=[{"captions": c, "scene": asdict(s)} for c, s in zip(texts, scenes, strict=True)],
     )

@@ -72,7 +72,8 @@ class TextUNet(nn.Module):
 class LatentDiffusion(NeuralModel):
     """Parameters: ``autoencoder`` (a trained kl-autoencoder's run or model folder, read when
     training starts; a saved model carries the weights and ``autoencoder_config``),
-    ``text_encoder`` ("minilm": frozen, pretrained; "tiny": trained with the U-Net),
+    ``text_encoder`` ("minilm": frozen, pretrained; "minilm-words": its input embeddings;
+    "tiny": trained with the U-Net),
     ``max_tokens``, the U-Net's ``channels``/``blocks``/``attention``, ``schedule``,
     ``timesteps``, ``prediction``, ``min_snr``, ``cond_drop`` (chance a caption is dropped
     in training, for classifier-free guidance)."""

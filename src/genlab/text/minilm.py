@@ -67,8 +67,9 @@ class MiniLM(TextEncoder):
 
 class MiniLMWords(MiniLM):
     """MiniLM's input embeddings only (word piece + position, layer-normed), before any
-    attention between tokens: "star" is the same vector beside "green" as beside "red". An
-    option for studying compositional generalization (text_encoder: minilm-words)."""
+    attention between tokens: "star" is the same vector beside "green" as beside "red", so
+    a colour-shape pair unseen in training is no unseen input to cross-attention. The
+    built-in model's encoder (recipe txt2img-shapes; docs/results.md compares both)."""
 
     name = "minilm-words"
 
