@@ -89,13 +89,14 @@ def teal_share(loras: tuple, n: int) -> float:
     from genlab.data.shapes import COLOURS, NEW_COLOURS
     from genlab.evaluation.scene_detector import detect, judge
     from genlab.generation.backend import load_pipeline
+    from genlab.lora.files import checked_loras
     from genlab.models.latent_diffusion import image_batch
 
     pipe = load_pipeline("builtin")
     scenes = teal_scenes(n, PROMPT_SEED)
     prompts = [texts[0] for _, texts in scenes]
     palette = COLOURS | NEW_COLOURS
-    with torch.no_grad(), pipe.applied(pipe.adapters(loras)):
+    with torch.no_grad(), pipe.applied(checked_loras(loras, pipe.name, pipe.model_hash)):
         latents, _ = pipe.run(prompts, [""] * n, list(range(n)), "dpmpp-2m", 20, 5.0, 32, 32)
         images = image_batch(pipe.model.decode(latents))
     right = [
@@ -133,7 +134,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "teal"
         write_folder(data, teal_scenes(args.images, seed=0))
-        write_prior(data, args.prior)
+        if args.prior:
+            write_prior(data, args.prior)
         run = Path(args.keep or Path(tmp) / "lora")
         before = {"teal": teal_share((), args.prompts), "heldout": heldout((), args.heldout)}
         print(f"base model: teal {before['teal']:.1%} of {args.prompts} new teal prompts; "

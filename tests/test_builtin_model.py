@@ -53,8 +53,8 @@ def test_builtin_model_draws_what_it_is_asked():
     for prompt, scene in cases:
         images = generate(GenerationRequest(prompt, seed=0, batch_size=4)).images
         right += sum(judge(scene, detect(np.asarray(im)))["overall"] for im in images)
-    # 9 of 16 on the CI machine (the seeds fix the images; margin for other CPUs' rounding)
-    assert right >= 7, right
+    # 16 of 16 on the CI machine (the seeds fix the images; margin for other CPUs' rounding)
+    assert right >= 13, right
 
 
 @pytest.mark.slow
@@ -71,7 +71,7 @@ def test_builtin_model_reaches_the_adherence_its_card_states():
 
 
 def test_emphasis_moves_the_image_the_way_the_word_says():
-    """One object, two colour words: the first wins plainly (23 of 24 red here);
+    """One object, two colour words: the first wins plainly (17 of 24 red, 2 of 12 blue here);
     "(blue:1.5)" turns it blue and "[red]" weakens red (measured by the detector)."""
     from genlab.evaluation.scene_detector import detect
     from genlab.generation.backend import load_pipeline
@@ -87,4 +87,4 @@ def test_emphasis_moves_the_image_the_way_the_word_says():
     plain = blue_count("a large red blue circle in the centre")
     louder = blue_count("a large red (blue:1.5) circle in the centre")
     softer = blue_count("a large [red] blue circle in the centre")
-    assert plain <= 2 and louder >= 10 and softer >= plain, (plain, louder, softer)
+    assert plain <= 4 and louder >= 10 and softer >= plain, (plain, louder, softer)
