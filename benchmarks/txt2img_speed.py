@@ -6,8 +6,9 @@ trailing spacing, the same linear betas) and CFG scale (5), at 32x32, one image 
     python benchmarks/txt2img_speed.py                 # the built-in model
     python benchmarks/txt2img_speed.py --model runs/txt2img --images 20
 
-Both sides encode each prompt with the same frozen MiniLM inside the timed region (diffusers
-gets the embeddings as prompt_embeds); model load is timed apart, in a fresh process, with
+Both sides encode each prompt with the model's own frozen text encoder (MiniLM, or its
+input embeddings for minilm-words) inside the timed region (diffusers gets the embeddings as
+prompt_embeds); model load is timed apart, in a fresh process, with
 torch already imported. diffusers' networks keep their random initial weights: this is a
 speed comparison, and the work per step does not depend on the weights. Prints seconds per
 image for each side and the ratio of images per second (genlab / diffusers).
