@@ -28,13 +28,13 @@ RECIPES = {"vae-digits": 200, "gan-digits": 100, "ddpm-digits": 30}
 DONE = re.compile(r"done: (\d+) steps in ([\d.]+) s")
 
 
-def train(src: Path, recipe: str, steps: int, out: Path) -> float:
+def train(src: Path, recipe: str, steps: int, out: Path, *flags: str) -> float:
     """Steps per second of one two-process run of ``recipe`` from the code in ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "genlab.cli", "train", recipe, "--out", str(out), "--steps", str(steps),
-        "--set", "progress=false", "--set", "checkpoint_every=100000",
+        "--set", "progress=false", "--set", "checkpoint_every=100000", *flags,
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     n, seconds = DONE.search(done.stdout).groups()

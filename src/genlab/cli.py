@@ -25,7 +25,8 @@ EXAMPLES = {
   genlab train ddpm --data digits --out runs/ddpm --batch-size 64 --grad-accum 2
   torchrun --nproc_per_node 2 -m genlab.cli train vae --data digits --out runs/ddp
   accelerate launch --multi_gpu --num_processes 4 -m genlab.cli train ddpm --data digits \\
-      --out runs/ddpm --set mixed_precision=bf16""",
+      --out runs/ddpm --set mixed_precision=bf16
+  torchrun --nproc_per_node 2 -m genlab.cli train ddpm --data digits --out runs/fsdp --fsdp""",
     "sample": """examples:
   genlab sample runs/heights --n 1000 --out heights.csv
   genlab sample runs/faithful --n 500 --seed 0 --out faithful.png
@@ -150,6 +151,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "batch_size": args.batch_size,
         "seed": args.seed,
         "grad_accum": args.grad_accum,
+        "fsdp": True if args.fsdp else None,
     }
     cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
     summary = train_run(cfg, args.out, resume=args.resume)
@@ -558,6 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--grad-accum",
         type=int,
         help="forward passes per optimizer step (effective batch = batch size x this)",
+    )
+    p.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="shard weights, gradients and optimizer state over the processes (diffusion "
+        "models; launch with torchrun or accelerate)",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", help="'latest' or a checkpoint folder")

@@ -101,6 +101,10 @@ class DDPM(NeuralModel):
     def conditions(self, data: Any):
         return label_condition(self, data) if self.conditional else None
 
+    def fsdp_units(self) -> list[nn.Module]:
+        inner = self.net.net  # the U-Net (or MLP) that the loss calls; Denoiser has no weights
+        return [*inner.blocks(), inner] if isinstance(inner, UNet) else [inner]
+
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
         cond = batch.cond
         if cond is not None:  # labels dropped at random train the unconditional model too

@@ -162,6 +162,12 @@ class LatentDiffusion(NeuralModel):
         emb, mask, _ = encoder.encode(texts)
         return z[index], Condition(tokens=emb.half(), mask=mask)
 
+    def fsdp_units(self) -> list[nn.Module]:
+        inner = self.net.denoiser.net  # TextUNet: the U-Net and what builds its context
+        # a trainable text encoder is its own unit: generation calls it outside the U-Net
+        text = [inner.text] if inner.text is not None else []
+        return [*inner.unet.blocks(), *text, inner]
+
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
         cond = batch.cond.drop(self.cond_drop)
         return {

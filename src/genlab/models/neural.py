@@ -7,6 +7,7 @@ calls, each with a default here (as scikit-learn's BaseMixture declares its temp
     training_data(data)            -> (inputs, Condition or None) the steps draw batches from
     updates()                      -> [(name, parameters)], one optimizer each, in order
     training_step(batch, update)   -> {"loss": ..., other metrics}; batch: Batch(x, cond)
+    fsdp_units()                   -> the modules ``--fsdp`` shards (none: not shardable)
     after_training(x)              -> work after the last step (fit a latent Gaussian ...)
     run_plots(x)                   -> {name: figure} for the run folder's plots/
     held_out_metrics(data)         -> genlab eval's figures for a part that generates nothing
@@ -100,6 +101,11 @@ class NeuralModel(GenerativeModel):
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
         """{"loss": scalar to minimise for ``update``, other metrics (detached)}."""
         raise NotImplementedError(f"{type(self).__name__} does not implement training_step().")
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """What ``--fsdp`` shards, innermost first: blocks, then the module the training step
+        calls (its forward gathers what no block holds). Empty: the model cannot be sharded."""
+        return []
 
     def after_training(self, x: torch.Tensor) -> None:
         """Called once after the last step with the training inputs (weights are final)."""

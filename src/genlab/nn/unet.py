@@ -172,6 +172,12 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
+    def blocks(self) -> list[nn.Module]:
+        """The blocks the forward calls one after another, in order (each a unit that
+        ``--fsdp`` shards on its own)."""
+        path = [*self.down, self.mid1, self.mid_attn, self.mid2, *self.up]
+        return [m for m in path if any(True for _ in m.parameters())]
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None, context=None):
         emb = self.time_mlp(sinusoidal_embedding(t, self.stem.out_channels))
         if self.label_emb is not None:

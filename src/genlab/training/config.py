@@ -25,6 +25,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm (0: off)
     ema_decay: float = 0.999  # 0: no EMA (the saved model is the last weights)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (where the device has it)
+    fsdp: bool = False  # shard weights, gradients and optimizer state over the processes
     seed: int = 0
     log_every: int = 50
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
@@ -65,6 +66,11 @@ class TrainConfig:
             raise GenlabError("steps, batch_size and grad_accum must be at least 1.")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise GenlabError("mixed_precision must be 'no', 'bf16' or 'fp16'.")
+        if self.fsdp and self.mixed_precision == "fp16":
+            raise GenlabError(
+                "--fsdp trains in full precision or bf16 (fp16's loss scaling is not sharded "
+                "here); use --set mixed_precision=bf16."
+            )
         if not 0 <= self.ema_decay < 1:
             raise GenlabError("ema_decay must lie in [0, 1).")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from . import checkpoint as ckpt
 from . import rng
 from .config import TrainConfig
 from .ema import EMA
+from .sharding import Sharding, shard_like, shard_state_like, whole_state
 
 __all__ = ["TrainConfig", "Trainer"]
 
@@ -125,14 +127,12 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # checks labels (or captions) before anything is written
         self.x, self.cond = model.training_data(data)
-        updates = model.updates()
         self.acc = make_accelerator(config)
         if self.acc.distributed_type.name == "FSDP":
-            # Checkpoints, the EMA and the saved model read whole weights on rank 0; sharded
-            # ones would be saved silently wrong.
+            # accelerate would shard the TrainingStep wrappers, not the modules they call.
             raise GenlabError(
-                "FSDP (from an accelerate config) is not supported yet: genlab's checkpoints "
-                "and EMA need whole weights; use DDP (--multi_gpu) instead."
+                "An accelerate config that asks for FSDP is not used by genlab: launch with a "
+                "multi-process (--multi_gpu) config and pass --fsdp to genlab train."
             )
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if config.batch_size % self.world:
@@ -150,6 +150,17 @@ class Trainer:
         for key, p in model.net.named_parameters():
             if model.is_frozen(key):
                 p.requires_grad_(False)
+        self.sharding = None
+        if config.fsdp and self.world > 1:
+            model.net.to(self.acc.device)
+            # (replaces the units' parameters: the updates are listed after it)
+            self.sharding = Sharding(model, self.acc.device, self.world)
+        elif config.fsdp:
+            warnings.warn(
+                "--fsdp with one process: nothing to shard over; training unsharded.",
+                stacklevel=2,
+            )
+        updates = model.updates()
         self.params = {name: [p for p in ps if p.requires_grad] for name, ps in updates}
         opts = [
             torch.optim.AdamW(
@@ -168,9 +179,13 @@ class Trainer:
         }
         model.net.to(self.acc.device)  # frozen parts and buffers too
         steps = [TrainingStep(model, name, ps) for name, ps in self.params.items()]
-        prepared = self.acc.prepare(*steps, *opts)
-        self.modules = dict(zip(self.params, prepared[: len(steps)], strict=True))
-        self.opts = dict(zip(self.params, prepared[len(steps) :], strict=True))
+        if self.sharding is not None:  # the units reduce-scatter their own gradients: no DDP
+            self.modules = dict(zip(self.params, steps, strict=True))
+            self.opts = dict(zip(self.params, map(self.acc.prepare_optimizer, opts), strict=True))
+        else:
+            prepared = self.acc.prepare(*steps, *opts)
+            self.modules = dict(zip(self.params, prepared[: len(steps)], strict=True))
+            self.opts = dict(zip(self.params, prepared[len(steps) :], strict=True))
         self.ema = None
         if config.ema_decay > 0:
             names = {k for k, _ in model.net.named_parameters() if not model.is_frozen(k)}
@@ -260,7 +275,7 @@ class Trainer:
             self.model.net.zero_grad(set_to_none=True)
             for batch in micro_batches:
                 with self.acc.accumulate(self.modules[name]):
-                    out = self.modules[name](batch)
+                    out = self._forward(name, batch)
                     if not self._all_finite(out["loss"]):
                         return self._skip(before)
                     self.acc.backward(out["loss"])
@@ -280,6 +295,13 @@ class Trainer:
             self.ema.update(self.model.trainable_state())
         lr = next(iter(self.scheds.values())).get_last_lr()[0]
         return metrics | {"lr": torch.tensor(lr)}
+
+    def _forward(self, name: str, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.sharding is None:  # a prepared module: DDP and autocast are in its forward
+            return self.modules[name](batch)
+        self.sharding.sync_gradients(self.acc.sync_gradients)
+        with self.acc.autocast():
+            return self.modules[name](batch)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every process (one bool a step: the NaN guard)."""
@@ -334,8 +356,9 @@ class Trainer:
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def _check_finite_weights(self) -> None:
-        for name, t in self.model.trainable_state().items():
+    @staticmethod
+    def _check_finite_weights(state: dict[str, torch.Tensor]) -> None:
+        for name, t in state.items():
             if t.dtype.is_floating_point and not torch.isfinite(t).all():
                 raise GenlabError(f"Weight {name} is not finite; refusing to save it.")
 
@@ -351,17 +374,21 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         if self.run_dir is None:
             return None
-        self._check_finite_weights()
+        # Sharded tensors are gathered whole by every process (whole is a collective).
+        weights = whole_state(self.model.trainable_state())
+        self._check_finite_weights(weights)
+        ema = None if self.ema is None else whole_state(self.ema.state())
+        optimizers = {n: self._whole_optimizer_state(o) for n, o in self.opts.items()}
         states = self._gather_rng()
         path = None
         if self.main:
-            tensors = {"model": self.model.trainable_state()}
-            if self.ema is not None:
-                tensors["ema"] = self.ema.state()
+            tensors = {"model": weights}
+            if ema is not None:
+                tensors["ema"] = ema
             state = {
                 "step": self.step,
                 "bad_steps": self.bad_steps,
-                "optimizer": {n: o.state_dict() for n, o in self.opts.items()},
+                "optimizer": optimizers,
                 "scheduler": {n: s.state_dict() for n, s in self.scheds.items()},
                 "scaler": None if self.acc.scaler is None else self.acc.scaler.state_dict(),
                 "rng": states,
@@ -382,11 +409,14 @@ class Trainer:
         else:
             path = Path(resume)
         tensors, state = ckpt.load_checkpoint(path)
-        self.model.load_trainable_state(tensors["model"])
+        # Whole tensors; each process takes its own slice of those that are sharded here.
+        self.model.load_trainable_state(
+            shard_state_like(tensors["model"], self.model.trainable_state())
+        )
         if self.ema is not None and "ema" in tensors:
-            self.ema.load(tensors["ema"])
+            self.ema.load(shard_state_like(tensors["ema"], self.ema.shadow))
         for name, opt in self.opts.items():
-            opt.load_state_dict(state["optimizer"][name])
+            opt.load_state_dict(self._sharded_optimizer_state(opt, state["optimizer"][name]))
             self.scheds[name].load_state_dict(state["scheduler"][name])
         if state.get("scaler") is not None and self.acc.scaler is not None:
             self.acc.scaler.load_state_dict(state["scaler"])
@@ -398,8 +428,25 @@ class Trainer:
                 f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
             )
 
+    def _whole_optimizer_state(self, opt: Any) -> dict[str, Any]:
+        sd = opt.state_dict()
+        if self.sharding is None:
+            return sd
+        return {**sd, "state": {i: whole_state(s) for i, s in sd["state"].items()}}
+
+    def _sharded_optimizer_state(self, opt: Any, sd: dict[str, Any]) -> dict[str, Any]:
+        if self.sharding is None:
+            return sd
+        params = [p for group in opt.optimizer.param_groups for p in group["params"]]
+        state = {i: {k: shard_like(v, params[int(i)]) for k, v in s.items()}
+                 for i, s in sd["state"].items()}  # fmt: skip
+        return {**sd, "state": state}
+
     def _write_samples(self) -> None:
-        if self.run_dir is None or not self.main or not self.model.generative:
+        # A sharded model's forward is a collective: every process samples, rank 0 writes.
+        if self.run_dir is None or not self.model.generative:
+            return
+        if not (self.main or self.sharding is not None):
             return
         from ..viz.plots import image_grid, save, scatter
 
@@ -407,6 +454,8 @@ class Trainer:
         n = self.model.preview_count if images else 1000
         x = self.model.sample(n, seed=0).detach().cpu().numpy()
         self.model.net.train()
+        if not self.main:
+            return
         path = self.run_dir / "samples" / f"step-{self.step}.png"
         if images:
             save(image_grid(x), path)
@@ -420,13 +469,17 @@ class Trainer:
         if self.run_dir is not None:
             self.save_checkpoint()
         model = self.model
+        if self.sharding is not None:  # every process gets the whole, plain model back
+            self.sharding.unshard()
+            if self.ema is not None:
+                self.ema.load(whole_state(self.ema.state()))
         if self.ema is not None:
             model.load_trainable_state(self.ema.averaged(model.trainable_state()))
         model.net.to("cpu")  # sampling draws its noise on the CPU
         model.after_training(self.x)
         model.net.eval()
         if self.run_dir is not None and self.main:
-            self._check_finite_weights()
+            self._check_finite_weights(model.trainable_state())
             self._write_samples()
             figures = model.run_plots(self.x.numpy())
             path = self.run_dir / "metrics.jsonl"
