@@ -8,7 +8,8 @@ updates, training_step, after_training, run_plots); the Trainer owns the rest:
   all-reduces gradients in buckets, overlapped with the backward pass), every optimizer is
   prepared (under fp16 its wrapper unscales gradients and skips overflowed steps), gradients
   are clipped by ``accelerator.clip_grad_norm_`` and accumulated by
-  ``accelerator.accumulate`` (``grad_accum`` forward passes per optimizer step);
+  ``accelerator.accumulate`` (``grad_accum`` forward passes per optimizer step); with
+  ``fsdp``, torch's FSDP2 shards the model's units instead of DDP (``sharding.py``);
 - the optimizers and learning-rate schedule (only the trainable parameters), the EMA of
   the trainable weights, logging, checkpoints, exact resume and the NaN guard. A step is
   all-or-nothing: if any update of a step (a GAN's generator after its discriminator) has a
@@ -152,8 +153,9 @@ class Trainer:
                 p.requires_grad_(False)
         self.sharding = None
         if config.fsdp and self.world > 1:
-            model.net.to(self.acc.device)
-            # (replaces the units' parameters: the updates are listed after it)
+            # Sharded while still on the CPU: fully_shard moves one unit at a time to the
+            # device, so the whole model is never there at once. It replaces the units'
+            # parameters, so the updates are listed after it.
             self.sharding = Sharding(model, self.acc.device, self.world)
         elif config.fsdp:
             warnings.warn(
