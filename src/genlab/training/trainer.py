@@ -278,9 +278,10 @@ class Trainer:
             for batch in micro_batches:
                 with self.acc.accumulate(self.modules[name]):
                     out = self._forward(name, batch)
-                    if not self._all_finite(out["loss"]):
-                        return self._skip(before)
+                    finite = self._finite_everywhere(out["loss"])
                     self.acc.backward(out["loss"])
+                    if not finite():  # before the optimizer changes anything
+                        return self._skip(before)
                     if self.acc.sync_gradients and self.cfg.grad_clip > 0:
                         self.acc.clip_grad_norm_(self.params[name], self.cfg.grad_clip)
                     opt.step()  # a no-op until the last micro-batch
@@ -305,18 +306,27 @@ class Trainer:
         with self.acc.autocast():
             return self.modules[name](batch)
 
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        """Whether the loss is finite on every process (one bool a step: the NaN guard)."""
+    def _finite_everywhere(self, loss: torch.Tensor) -> Callable[[], bool]:
+        """Whether the loss is finite on every process (the NaN guard; every rank skips
+        together), as a function to call once the backward pass has run: the processes
+        agree on it while the backward runs instead of waiting for each other before it.
+        (A backward through a non-finite loss only writes gradients that are then dropped.)"""
         flag = torch.isfinite(loss.detach()).all().float().reshape(1)
-        if self.world > 1:  # every rank skips together
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        return bool(flag.item())
+        if self.world == 1:
+            return lambda: bool(flag.item())
+        work = torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MIN, async_op=True)
+
+        def agreed() -> bool:
+            work.wait()
+            return bool(flag.item())
+
+        return agreed
 
     def _snapshot(self) -> dict[str, Any]:
         """What the updates before the last change (their parameters, their optimizers'
         state, the buffers), copied into tensors kept from step to step, to roll back a
         step whose later update fails. The last update needs no copy: its loss is checked
-        before it changes anything."""
+        before its optimizer changes anything."""
         earlier = list(self.opts)[:-1]
         opts = [self.opts[n].optimizer for n in earlier]
         live = [p for n in earlier for p in self.params[n]]
