@@ -1,9 +1,6 @@
 """Sharded training (--fsdp, torch's FSDP2) on two CPU processes over gloo: the same weights
 as DDP, exact resume, checkpoints that load anywhere, clear refusals."""
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -11,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_training import _free_port, tensors_of
+from test_training import tensors_of, two_processes
 
 from genlab.data import load
 from genlab.errors import GenlabError
@@ -82,14 +79,7 @@ run("resumed", 6, resume="latest")
 def _torchrun(tmp_path: Path, script: str, *args: str) -> None:
     (tmp_path / "models.py").write_text(MODELS)
     (tmp_path / "script.py").write_text(script)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tmp_path)}
-    launch = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(tmp_path / "script.py"), *args,
-    ]  # fmt: skip
-    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    two_processes(tmp_path / "script.py", *args, pythonpath=str(tmp_path))
 
 
 def test_sharded_training_gives_the_weights_of_ddp(tmp_path):

@@ -169,15 +169,24 @@ def test_skipped_step_leaves_weights_unchanged():
 
 DDP = textwrap.dedent(
     """
-    import sys, torch
+    import sys, torch, torch.distributed as dist
     from safetensors.torch import save_file
     from genlab.data import load
     from genlab.models.autoencoder import AE
     from genlab.training.trainer import Trainer, TrainConfig
 
+    class Ae(AE):  # given "nan", the loss of the second step is NaN on rank 1 only
+        calls = 0
+        def training_step(self, batch, update="main"):
+            self.calls += 1
+            out = super().training_step(batch, update)
+            if "nan" in sys.argv and self.calls == 2 and dist.get_rank() == 1:
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
     torch.manual_seed(0)
     data = load("digits", size=8, scale="pm1")
-    model = AE(data.shape, latent_dim=4, width=8)
+    model = Ae(data.shape, latent_dim=4, width=8)
     cfg = TrainConfig(steps=3, batch_size=32, ema_decay=0, progress=False, log_every=1)
     trainer = Trainer(model, data, cfg, run_dir=sys.argv[1])
     trainer.train()
@@ -193,6 +202,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_processes(script: Path, *args: str, pythonpath: str | None = None) -> None:
+    """Run ``script`` as two torchrun processes on gloo (one thread each); assert success."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if pythonpath:  # ahead of any the caller has
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    launch = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), *args,
+    ]  # fmt: skip
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_two_processes_match_one(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP)
@@ -201,13 +223,7 @@ def test_two_processes_match_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env)
     assert single.returncode == 0
-    launch = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(script), str(tmp_path / "two"),
-    ]  # fmt: skip
-    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    two_processes(script, str(tmp_path / "two"))
     r0 = load_file(tmp_path / "two" / "rank0-of-2.safetensors")
     r1 = load_file(tmp_path / "two" / "rank1-of-2.safetensors")
     one = load_file(tmp_path / "one" / "rank0-of-1.safetensors")
@@ -219,49 +235,14 @@ def test_two_processes_match_one(tmp_path):
     assert (tmp_path / "two" / "model" / "model.safetensors").is_file()
 
 
-NAN_ON_ONE_RANK = textwrap.dedent(
-    """
-    import sys, torch, torch.distributed as dist
-    from safetensors.torch import save_file
-    from genlab.data import load
-    from genlab.models.autoencoder import AE
-    from genlab.training.trainer import Trainer, TrainConfig
-
-    class NanOnRank1(AE):  # the loss of the second step is NaN on rank 1 only
-        calls = 0
-        def training_step(self, batch, update="main"):
-            self.calls += 1
-            out = super().training_step(batch, update)
-            if self.calls == 2 and dist.get_rank() == 1:
-                out["loss"] = out["loss"] * float("nan")
-            return out
-
-    torch.manual_seed(0)
-    data = load("digits", size=8, scale="pm1")
-    model = NanOnRank1(data.shape, latent_dim=4, width=8)
-    cfg = TrainConfig(steps=3, batch_size=32, ema_decay=0, progress=False, log_every=1)
-    trainer = Trainer(model, data, cfg, run_dir=sys.argv[1])
-    trainer.train()
-    state = {k: v.contiguous() for k, v in model.net.state_dict().items()}
-    save_file(state, f"{sys.argv[1]}/rank{trainer.rank}.safetensors")
-    """
-)
-
-
 def test_a_loss_that_is_not_finite_on_one_process_is_skipped_by_all(tmp_path):
     """The processes agree on the NaN guard (while the backward runs): both skip step 2,
     so their weights stay equal and finite."""
-    script = tmp_path / "nan.py"
-    script.write_text(NAN_ON_ONE_RANK)
-    launch = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(script), str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP)
+    two_processes(script, str(tmp_path), "nan")
+    r0 = load_file(tmp_path / "rank0-of-2.safetensors")
+    r1 = load_file(tmp_path / "rank1-of-2.safetensors")
     for k in r0:
         assert torch.equal(r0[k], r1[k]) and torch.isfinite(r0[k]).all(), k
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
