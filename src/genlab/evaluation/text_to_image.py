@@ -34,18 +34,25 @@ def _mean(values: list[bool]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def reconstruction_scores(autoencoder: Any, data: Any) -> list[dict[str, bool]]:
-    """The detector's verdicts on ``autoencoder``'s reconstructions (encode, then decode) of
-    the shapes scenes ``data`` (pixels in [0, 1]), against each scene's ground truth."""
+def reconstructions(autoencoder: Any, data: Any) -> np.ndarray:
+    """``autoencoder``'s reconstructions (encode, then decode) of the shapes scenes ``data``
+    (pixels in [0, 1]), as uint8 images (N, H, W, 3)."""
     from ..models.latent_diffusion import image_batch
-    from .scene_detector import detect, judge
 
     x = torch.from_numpy(data.x) * 2 - 1
     with torch.no_grad():
-        rebuilt = np.concatenate([
+        return np.concatenate([
             image_batch(autoencoder.decode(autoencoder.encode(x[s : s + 256])))
             for s in range(0, len(x), 256)
         ])  # fmt: skip
+
+
+def reconstruction_scores(autoencoder: Any, data: Any) -> list[dict[str, bool]]:
+    """The detector's verdicts on ``autoencoder``'s reconstructions of the scenes ``data``,
+    against each scene's ground truth."""
+    from .scene_detector import detect, judge
+
+    rebuilt = reconstructions(autoencoder, data)
     return [judge(r["scene"], detect(im)) for r, im in zip(data.records, rebuilt, strict=True)]
 
 
