@@ -54,7 +54,10 @@ def _parse_value(text: str, like: Any = None) -> Any:
     setting ("no" stays "no", "007" stays "007"), a number or a yes/no for a number or a
     flag (checked where the setting is used); YAML (lists, dicts) for the rest."""
     if isinstance(like, bool):
-        return parse_bool(text)
+        try:
+            return parse_bool(text)
+        except ValueError:
+            return text  # refused with a sentence by the setting's own check
     if isinstance(like, (int, float)):
         try:
             return type(like)(text) if isinstance(like, float) else int(text, 10)
