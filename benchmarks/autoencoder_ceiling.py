@@ -18,14 +18,15 @@ import numpy as np
 
 from genlab.data.shapes import HELDOUT_PAIRS, shapes
 from genlab.evaluation.metrics import frechet_distance
-from genlab.evaluation.scene_detector import detect, judge
-from genlab.evaluation.text_to_image import SPLIT_SEED, pooled, reconstructions
+from genlab.evaluation.text_to_image import (
+    SPLIT_SEED,
+    judged,
+    pooled,
+    reconstructions,
+    scene_pixels,
+)
 
 SPLITS = (("heldout", "heldout"), ("seen", "train"))
-
-
-def uint8(data) -> np.ndarray:
-    return (data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
 
 
 def autoencoder(source: str):
@@ -45,8 +46,8 @@ def main() -> None:
     args = ap.parse_args()
     splits = {s: shapes(args.n, size=32, seed=SPLIT_SEED[s], split=d, scale="unit")
               for s, d in SPLITS}  # fmt: skip
-    real = pooled(np.concatenate([uint8(d) for d in splits.values()]))
-    again = [uint8(shapes(args.n, size=32, seed=SPLIT_SEED[s] + 7, split=d, scale="unit"))
+    real = pooled(np.concatenate([scene_pixels(d) for d in splits.values()]))
+    again = [scene_pixels(shapes(args.n, size=32, seed=SPLIT_SEED[s] + 7, split=d, scale="unit"))
              for s, d in SPLITS]  # fmt: skip
     floor = frechet_distance(real, pooled(np.concatenate(again)))
     print(f"FD of a second draw of real scenes: {floor:.4f}")
@@ -55,8 +56,7 @@ def main() -> None:
         cells, rebuilt = [], []
         for split, data in splits.items():
             rebuilt.append(reconstructions(model, data))
-            scores = [judge(r["scene"], detect(im))
-                      for r, im in zip(data.records, rebuilt[-1], strict=True)]  # fmt: skip
+            scores = judged(data, rebuilt[-1])
             shape = np.mean([s["shape"] for s in scores])
             cells.append(f"{split} overall {np.mean([s['overall'] for s in scores]):.1%} "
                          f"(shape {shape:.1%})")  # fmt: skip

@@ -47,13 +47,17 @@ def reconstructions(autoencoder: Any, data: Any) -> np.ndarray:
         ])  # fmt: skip
 
 
-def reconstruction_scores(autoencoder: Any, data: Any) -> list[dict[str, bool]]:
-    """The detector's verdicts on ``autoencoder``'s reconstructions of the scenes ``data``,
-    against each scene's ground truth."""
+def scene_pixels(data: Any) -> np.ndarray:
+    """The shapes scenes ``data`` (pixels in [0, 1]) as uint8 images (N, H, W, 3)."""
+    return (data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+
+
+def judged(data: Any, images: np.ndarray) -> list[dict[str, bool]]:
+    """The detector's verdicts on ``images`` (image i drawn for scene i of ``data``), against
+    each scene's ground truth."""
     from .scene_detector import detect, judge
 
-    rebuilt = reconstructions(autoencoder, data)
-    return [judge(r["scene"], detect(im)) for r, im in zip(data.records, rebuilt, strict=True)]
+    return [judge(r["scene"], detect(im)) for r, im in zip(data.records, images, strict=True)]
 
 
 def evaluate_text_to_image(
@@ -72,7 +76,6 @@ def evaluate_text_to_image(
     from ..models.latent_diffusion import image_batch
     from ..pipelines.text_to_image import to_pil
     from .metrics import frechet_distance
-    from .scene_detector import detect, judge
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
@@ -99,7 +102,7 @@ def evaluate_text_to_image(
                 )
                 images.append(image_batch(pipe.model.decode(latents)))
         images = np.concatenate(images)
-        scores = [judge(r["scene"], detect(im)) for r, im in zip(data.records, images, strict=True)]
+        scores = judged(data, images)
         keys = [k for k in ("count", "colour", "shape", "size", "position", "overall")]
         report[split] = {
             "accuracy": {k: _mean([s[k] for s in scores if k in s]) for k in keys},
@@ -108,16 +111,13 @@ def evaluate_text_to_image(
                 for p, s in list(zip(prompts, scores, strict=True))[:10]
             ],
         }
-        real = (data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+        real = scene_pixels(data)
         # the detector on the real scenes of the same prompts: how far to trust it
-        on_real = [
-            judge(r["scene"], detect(im))["overall"]
-            for r, im in zip(data.records, real, strict=True)
-        ]
+        on_real = [s["overall"] for s in judged(data, real)]
         report[split]["detector_on_real_scenes"] = float(np.mean(on_real))
         # ... and on the autoencoder's reconstructions of them: the most adherence a U-Net
         # can reach through this autoencoder (detail it loses, no sampler brings back)
-        ceiling = reconstruction_scores(pipe.model, data)
+        ceiling = judged(data, reconstructions(pipe.model, data))
         report[split]["detector_on_reconstructions"] = _mean([s["overall"] for s in ceiling])
         fakes.append(images)
         reals.append(real)
