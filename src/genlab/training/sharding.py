@@ -66,6 +66,19 @@ def shardable() -> list[str]:
     return [n for n in names("neural") if model_class(n).fsdp_units is not base]
 
 
+def whole_optimizer_state(sd: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's state dict with its sharded tensors (Adam's moments) gathered whole."""
+    return {**sd, "state": {i: whole_state(s) for i, s in sd["state"].items()}}
+
+
+def optimizer_state_like(sd: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A whole optimizer state dict cut the way ``optimizer``'s parameters are sharded."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state = {i: {k: shard_like(v, params[int(i)]) for k, v in s.items()}
+             for i, s in sd["state"].items()}  # fmt: skip
+    return {**sd, "state": state}
+
+
 def _skeleton(module: nn.Module) -> nn.Module:
     """A copy of ``module`` whose parameters are shapes on the meta device (no memory);
     buffers are copied (small; non-persistent ones never reach a state dict)."""

@@ -41,7 +41,13 @@ from . import checkpoint as ckpt
 from . import rng
 from .config import TrainConfig
 from .ema import EMA
-from .sharding import Sharding, shard_like, shard_state_like, whole_state
+from .sharding import (
+    Sharding,
+    optimizer_state_like,
+    shard_state_like,
+    whole_optimizer_state,
+    whole_state,
+)
 
 __all__ = ["TrainConfig", "Trainer"]
 
@@ -390,7 +396,7 @@ class Trainer:
         weights = whole_state(self.model.trainable_state())
         self._check_finite_weights(weights)
         ema = None if self.ema is None else whole_state(self.ema.state())
-        optimizers = {n: self._whole_optimizer_state(o) for n, o in self.opts.items()}
+        optimizers = {n: whole_optimizer_state(o.state_dict()) for n, o in self.opts.items()}
         states = self._gather_rng()
         path = None
         if self.main:
@@ -428,7 +434,7 @@ class Trainer:
         if self.ema is not None and "ema" in tensors:
             self.ema.load(shard_state_like(tensors["ema"], self.ema.shadow))
         for name, opt in self.opts.items():
-            opt.load_state_dict(self._sharded_optimizer_state(opt, state["optimizer"][name]))
+            opt.load_state_dict(optimizer_state_like(state["optimizer"][name], opt.optimizer))
             self.scheds[name].load_state_dict(state["scheduler"][name])
         if state.get("scaler") is not None and self.acc.scaler is not None:
             self.acc.scaler.load_state_dict(state["scaler"])
@@ -439,20 +445,6 @@ class Trainer:
             raise GenlabError(
                 f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
             )
-
-    def _whole_optimizer_state(self, opt: Any) -> dict[str, Any]:
-        sd = opt.state_dict()
-        if self.sharding is None:
-            return sd
-        return {**sd, "state": {i: whole_state(s) for i, s in sd["state"].items()}}
-
-    def _sharded_optimizer_state(self, opt: Any, sd: dict[str, Any]) -> dict[str, Any]:
-        if self.sharding is None:
-            return sd
-        params = [p for group in opt.optimizer.param_groups for p in group["params"]]
-        state = {i: {k: shard_like(v, params[int(i)]) for k, v in s.items()}
-                 for i, s in sd["state"].items()}  # fmt: skip
-        return {**sd, "state": state}
 
     def _write_samples(self) -> None:
         # A sharded model's forward is a collective: every process samples, rank 0 writes.
