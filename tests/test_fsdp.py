@@ -20,6 +20,7 @@ from genlab.training.trainer import Trainer
 
 MODELS = textwrap.dedent(
     """
+    import os
     import torch
     from genlab.data import load
     from genlab.models.diffusion import DDPM
@@ -33,8 +34,9 @@ MODELS = textwrap.dedent(
 
     def latent(folder):
         torch.manual_seed(0)
-        KLAutoencoder((3, 32, 32), widths=(8, 8, 8)).save(f"{folder}/ae")
-        model = LatentDiffusion((3, 32, 32), autoencoder=f"{folder}/ae", text_encoder="tiny",
+        ae = f"{folder}/ae-{os.environ.get('RANK', '0')}"  # one each: no race over one folder
+        KLAutoencoder((3, 32, 32), widths=(8, 8, 8)).save(ae)
+        model = LatentDiffusion((3, 32, 32), autoencoder=ae, text_encoder="tiny",
                                 channels=(16, 32), attention=True)
         return model, load("shapes", n=64, captions_per_image=2)
     """
