@@ -122,7 +122,7 @@ def test_demo_writes_report(tmp_path, capsys):
 def test_demo_diffusion_section(tmp_path):
     """The shipped diffusion model's section: forward and reverse processes, the sampler
     sweep and the guidance table (small n here; the tour draws 200)."""
-    from genlab.demo_models import diffusion_section
+    from genlab.demo.models import diffusion_section
 
     section = diffusion_section(tmp_path, n=20)
     for name in ("forward.png", "reverse.gif", "sampler_sweep.png"):

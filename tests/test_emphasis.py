@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.generation.emphasis import apply_weights, char_weights, parse_emphasis, token_weights
+from genlab.text.emphasis import apply_weights, char_weights, parse_emphasis, token_weights
 
 W = 1.1
 

@@ -141,6 +141,8 @@ def fit_run(
     write_json(out / "meta.json", meta)
     write_json(out / "metrics.json", metrics)
     if plots:
+        from .viz.plots import save_figures
+
         made = save_figures(fit_plots(model, train), out / "plots")
         metrics["plots"] = [str(p) for p in made]
     return metrics
@@ -179,13 +181,6 @@ def fit_plots(model, data: Dataset) -> dict[str, Any]:
     if model.name == "gmm":
         figures["em_loglik"] = plots.em_history(model.history_)
     return figures
-
-
-def save_figures(figures: dict[str, Any], folder: Path) -> list[Path]:
-    """Write figures by stem as PNG files in ``folder``."""
-    from .viz.plots import save
-
-    return [save(fig, Path(folder) / f"{stem}.png") for stem, fig in figures.items()]
 
 
 def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:

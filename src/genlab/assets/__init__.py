@@ -16,8 +16,8 @@ def folder(name: str) -> Path:
 
 def checked_folder(name: str) -> Path:
     """The folder of shipped weights ``name``, after checking them against their card."""
+    from ..hashing import sha256
     from ..serialization import WEIGHTS
-    from ..training.checkpoint import sha256
 
     path = folder(name)
     if not (path / WEIGHTS).is_file():

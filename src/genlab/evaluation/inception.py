@@ -228,7 +228,7 @@ def load_fid_inception(path: str | Path) -> tuple[FIDInception, str]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..training.checkpoint import sha256
+    from ..hashing import sha256
 
     path = Path(path)
     if not path.is_file():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
-from ..training.checkpoint import sha256
+from ..hashing import sha256
 from .placement import CPU, Placement
 from .request import GenerationRequest
 from .stable_diffusion import StableDiffusionBackend, hashed_weights, is_stable_diffusion

@@ -39,7 +39,7 @@ class DiffusersBase:
         from diffusers import DDPMScheduler
 
         from ..generation.stable_diffusion import StableDiffusionBackend, hashed_weights
-        from ..training.checkpoint import sha256
+        from ..hashing import sha256
 
         self.backend = StableDiffusionBackend(path, config=config)
         self.digest = sha256(hashed_weights(Path(path)))

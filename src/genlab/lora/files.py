@@ -29,8 +29,8 @@ def read_lora(path: str | Path) -> LoraFile:
     """A LoRA run or model folder written by ``genlab finetune lora``, checked: its config
     names a LoRA with a whole rank and a positive alpha, and every adapter is a (A, B) pair
     of that rank."""
+    from ..hashing import sha256
     from ..serialization import WEIGHTS, read_saved
-    from ..training.checkpoint import sha256
     from .adapters import pairs
 
     path = Path(path)

@@ -185,7 +185,7 @@ class LatentDiffusion(NeuralModel):
     def encode_text(self, prompts: list[str]) -> tuple[Condition, tuple[bool, ...]]:
         """The condition of ``prompts``, written with stable-diffusion-webui's emphasis
         syntax (an empty prompt is unconditional), and which were truncated."""
-        from ..generation.emphasis import char_weights
+        from ..text.emphasis import char_weights
 
         plain, weights = zip(*(char_weights(p) for p in prompts), strict=True)
         tokens, mask, truncated = self.text_encoder_module.encode(list(plain), list(weights))

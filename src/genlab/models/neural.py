@@ -22,7 +22,6 @@ carries its VAE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,17 +31,10 @@ from torch import nn
 from ..base import GenerativeModel
 from ..conditioning import Condition
 from ..errors import DataError, GenlabError
+from ..seeding import randn_like, seeded
+from ..training.batch import Batch
 
-
-@dataclass(frozen=True)
-class Batch:
-    """What one training step sees: inputs and their condition (None: unconditional)."""
-
-    x: torch.Tensor
-    cond: Condition | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
+__all__ = ["Batch", "NeuralModel", "label_condition", "randn_like", "seeded"]
 
 
 class NeuralModel(GenerativeModel):
@@ -191,18 +183,3 @@ def label_condition(model: NeuralModel, data: Any) -> Condition:
             f"knows classes 0..{classes - 1} (set model.num_classes)."
         )
     return Condition.from_labels(np.asarray(y))
-
-
-def seeded(seed: int | None) -> torch.Generator:
-    """A CPU generator: the same seed gives the same sample on any device."""
-    g = torch.Generator()
-    g.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
-    return g
-
-
-def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, on ``x``'s device: drawn there from the
-    global RNG (training), or on the generator's device and moved (seeded evaluation)."""
-    if generator is None:
-        return torch.randn(x.shape, device=x.device, dtype=x.dtype)
-    return torch.randn(x.shape, generator=generator, device=generator.device).to(x)

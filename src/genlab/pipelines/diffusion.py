@@ -49,7 +49,7 @@ class DiffusionPipeline:
         self.model = model
 
     def __call__(self, n: int, *, cond: Any = None, seed: int | None = None, **given: Any):
-        from ..models.neural import seeded
+        from ..seeding import seeded
 
         model = self.model
         opts = resolve(model.name, self.options, given)

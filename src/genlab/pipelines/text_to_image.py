@@ -181,7 +181,7 @@ class TextToImagePipeline:
         work, also used by evaluation to draw many prompts at once. With ``init`` (img2img,
         inpainting), the last ``strength`` of the schedule runs from the initial latents
         noised to that level, as diffusers' img2img pipelines count it."""
-        from ..models.neural import seeded
+        from ..seeding import seeded
 
         model = self.model
         factor = self.check_size(width, height)

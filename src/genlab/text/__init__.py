@@ -8,6 +8,24 @@ a text-conditioned U-Net reads through cross-attention.
   pretrained encoder.
 """
 
-from .encoder import TextEncoder, Tokens, text_encoder
+from ..errors import GenlabError
+from .encoder import TextEncoder, Tokens
 
 __all__ = ["TextEncoder", "Tokens", "text_encoder"]
+
+
+def text_encoder(name: str, **options) -> TextEncoder:
+    """The text encoder called ``name`` ("minilm", "minilm-words" or "tiny")."""
+    if name == "minilm":
+        from .minilm import MiniLM
+
+        return MiniLM(**options)
+    if name == "minilm-words":
+        from .minilm import MiniLMWords
+
+        return MiniLMWords(**options)
+    if name == "tiny":
+        from .tiny import TinyTextEncoder
+
+        return TinyTextEncoder(**options)
+    raise GenlabError(f"Unknown text encoder '{name}'; choose 'minilm', 'minilm-words' or 'tiny'.")

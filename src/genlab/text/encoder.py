@@ -8,8 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import GenlabError
-
 
 @dataclass(frozen=True)
 class Tokens:
@@ -44,7 +42,7 @@ class TextEncoder(nn.Module):
         """(embeddings (n, L, dim) float32, mask (n, L), truncated flags) of ``prompts``,
         in batches; warns once when a prompt was longer than the encoder takes. ``weights``:
         one weight per character of each prompt (prompt emphasis), applied to the tokens."""
-        from ..generation.emphasis import apply_weights, token_weights
+        from .emphasis import apply_weights, token_weights
 
         was_training = self.training
         self.eval()
@@ -69,20 +67,3 @@ class TextEncoder(nn.Module):
                 stacklevel=2,
             )
         return out, tokens.mask, tokens.truncated
-
-
-def text_encoder(name: str, **options) -> TextEncoder:
-    """The text encoder called ``name`` ("minilm", "minilm-words" or "tiny")."""
-    if name == "minilm":
-        from .minilm import MiniLM
-
-        return MiniLM(**options)
-    if name == "minilm-words":
-        from .minilm import MiniLMWords
-
-        return MiniLMWords(**options)
-    if name == "tiny":
-        from .tiny import TinyTextEncoder
-
-        return TinyTextEncoder(**options)
-    raise GenlabError(f"Unknown text encoder '{name}'; choose 'minilm', 'minilm-words' or 'tiny'.")

@@ -58,12 +58,11 @@ def shard_state_like(full: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any
 
 
 def shardable() -> list[str]:
-    """The registered models that name sharding units."""
-    from ..models.neural import NeuralModel
+    """The registered models that name sharding units (that override the base's default)."""
     from ..registry import model_class, names
 
-    base = NeuralModel.fsdp_units
-    return [n for n in names("neural") if model_class(n).fsdp_units is not base]
+    return [n for n in names("neural")
+            if model_class(n).fsdp_units.__qualname__ != "NeuralModel.fsdp_units"]  # fmt: skip
 
 
 def whole_optimizer_state(sd: dict[str, Any]) -> dict[str, Any]:

@@ -36,9 +36,9 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import DataError, GenlabError
-from ..models.neural import Batch
 from . import checkpoint as ckpt
 from . import rng
+from .batch import Batch
 from .config import TrainConfig
 from .ema import EMA
 from .sharding import (
@@ -468,7 +468,7 @@ class Trainer:
 
     def _finish(self) -> None:
         """Final checkpoint (raw weights), then the EMA weights become the model's."""
-        from ..runs import save_figures
+        from ..viz.plots import save_figures
 
         if self.run_dir is not None:
             self.save_checkpoint()

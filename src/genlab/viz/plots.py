@@ -51,6 +51,11 @@ def save(figure: Any, path: str | Path) -> Path:
     return path
 
 
+def save_figures(figures: dict[str, Any], folder: Path) -> list[Path]:
+    """Write figures by stem as PNG files in ``folder``."""
+    return [save(fig, Path(folder) / f"{stem}.png") for stem, fig in figures.items()]
+
+
 def density_histogram(x, model, *, title: str = "", xlabel: str = "x") -> Any:
     """Histogram of 1-D data with the fitted model's density drawn over it."""
     x = np.asarray(x, dtype=float).ravel()

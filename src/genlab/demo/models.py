@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo import _figure
-from .runs import machine
+from ..runs import machine
+from .html import figure as _figure
 
 N_DIGITS = 200  # samples per digits measurement in the quick tour (--full: 500)
 
@@ -33,8 +33,8 @@ def _columns(rows: list[list[str]], keep: tuple[str, ...]) -> list[list[str]]:
 
 def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
     """The families' table on ``data``, written in full to root/compare-DATA/."""
-    from .evaluation.compare import compare
-    from .evaluation.compare_report import table, write_report
+    from ..evaluation.compare import compare
+    from ..evaluation.compare_report import table, write_report
 
     out = root / f"compare-{data}"
     if data == "digits":
@@ -76,11 +76,11 @@ def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
 def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
     """The shipped diffusion model: the forward process, the reverse process as an
     animation, quality against steps per sampler, and the two guidances swept."""
-    from .assets import load_shipped
-    from .data import load
-    from .evaluation.features import digits_features, digits_predict
-    from .evaluation.metrics import frechet_distance
-    from .viz.plots import animation, noising, save, subplots
+    from ..assets import load_shipped
+    from ..data import load
+    from ..evaluation.features import digits_features, digits_predict
+    from ..evaluation.metrics import frechet_distance
+    from ..viz.plots import animation, noising, save, subplots
 
     model = load_shipped("ddpm-digits")
     classifier = load_shipped("noisy-classifier-digits")
@@ -136,8 +136,8 @@ def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
 
 def latent_section(root: Path, full: bool, progress=None) -> str:
     """PCA, PPCA, linear AE / VAE, AE, VAE and the GPLVM side by side."""
-    from .evaluation.latent import compare_latent
-    from .evaluation.latent_report import rows, write_report
+    from ..evaluation.latent import compare_latent
+    from ..evaluation.latent_report import rows, write_report
 
     out = root / "latent"
     results = compare_latent(quick=not full, progress=progress)

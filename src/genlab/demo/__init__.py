@@ -4,7 +4,7 @@ Heights (normal fit, probabilities, generated vs real), a single normal against 
 two-component mixture on held-out heights, Old Faithful by EM, a 2-D normal in 3-D, a 2-D
 toy mixture, autoencoders, every family compared on 2-D data and on digits, diffusion step
 by step with its sampler and guidance sweeps, the latent-variable comparison, text to
-image and the course (``demo_models`` holds the sections past the classical ones).
+image and the course (``demo.models`` holds the sections past the classical ones).
 Everything is computed when the demo runs, nothing is pre-rendered; the digits and
 text-to-image models come trained in the package, and ``full=True`` retrains every family.
 """
@@ -15,18 +15,10 @@ import html
 import time
 from pathlib import Path
 
-from .data import load as load_data
-from .runs import cross_validate, fit_run, sample_run
-
-
-def _figure(path: Path, root: Path, caption: str) -> str:
-    src, text = html.escape(path.relative_to(root).as_posix()), html.escape(caption)
-    return f'<figure><img src="{src}" alt="{text}"><figcaption>{text}</figcaption></figure>'
-
-
-def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
+from ..data import load as load_data
+from ..runs import cross_validate, fit_run, sample_run
+from .html import figure as _figure
+from .html import table as _table
 
 
 def _plot(metrics: dict, name: str) -> Path:
@@ -38,10 +30,10 @@ def autoencoder_section(root: Path, steps: int = 500) -> str:
     16x16 digits, with their pictures."""
     import torch
 
-    from .assets import card, load_shipped
-    from .models.autoencoder import AE
-    from .training.trainer import TrainConfig
-    from .viz.plots import image_grid, save
+    from ..assets import card, load_shipped
+    from ..models.autoencoder import AE
+    from ..training.trainer import TrainConfig
+    from ..viz.plots import image_grid, save
 
     digits = load_data("digits", size=16, scale="pm1", part="models")
     cfg = TrainConfig(steps=steps, batch_size=128, lr=2e-3, ema_decay=0, progress=False)
@@ -88,11 +80,11 @@ def text_to_image_section(root: Path, n: int = 24) -> str:
     training) and seen ones, each image read back by the scene detector."""
     import numpy as np
 
-    from .data.shapes import shapes
-    from .evaluation.scene_detector import detect, judge
-    from .generation import GenerationRequest
-    from .generation.backend import load_pipeline
-    from .generation.output import grid_of
+    from ..data.shapes import shapes
+    from ..evaluation.scene_detector import detect, judge
+    from ..generation import GenerationRequest
+    from ..generation.backend import load_pipeline
+    from ..generation.output import grid_of
 
     pipe = load_pipeline("builtin")
     rows, figures = [], []
@@ -127,7 +119,7 @@ COURSE_STEPS = ("1", "2", "3", "4", "5", "8")
 
 def course_section(root: Path) -> str:
     """The course's quick steps written into ``root/course``, linked from the report."""
-    from .course import STEPS, run_step
+    from ..course import STEPS, run_step
 
     for key in COURSE_STEPS:
         run_step(key, "en", root / "course")
@@ -172,8 +164,8 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
     longer comparisons (hours on a laptop) instead of sampling the shipped models."""
     from tqdm.auto import tqdm
 
-    from . import demo_models as dm
-    from .serialization import load
+    from ..serialization import load
+    from . import models as dm
 
     t0 = time.perf_counter()
     root = Path(out)
