@@ -31,9 +31,9 @@ SPLITS = (("heldout", "heldout"), ("seen", "train"))
 
 def autoencoder(source: str):
     if source == "builtin":
-        from genlab.generation.backend import load_pipeline
+        from genlab.backends import load_backend
 
-        return load_pipeline("builtin").model
+        return load_backend("builtin").model
     import genlab
 
     return genlab.load(source)

@@ -64,18 +64,21 @@ def write_prior(folder: Path, n: int, seed: int = 7) -> None:
     each saved with its prompt: what the model should keep doing."""
     import torch
 
+    from genlab.backends import load_backend
     from genlab.data.shapes import shapes
-    from genlab.generation.backend import load_pipeline
-    from genlab.pipelines.text_to_image import to_pil
+    from genlab.generation.images import to_pil
+    from genlab.models.latent_sampling import draw_latents
 
-    pipe = load_pipeline("builtin")
+    pipe = load_backend("builtin")
     records = shapes(n, seed=seed, split="train").records
     prompts = [r["captions"][i % len(r["captions"])] for i, r in enumerate(records)]
     for s in range(0, n, 50):
         part = prompts[s : s + 50]
         seeds = list(range(10_000 + s, 10_000 + s + len(part)))
         with torch.no_grad():
-            latents, _ = pipe.run(part, [""] * len(part), seeds, "dpmpp-2m", 20, 5.0, 32, 32)
+            latents, _ = draw_latents(
+                pipe.model, part, [""] * len(part), seeds, width=32, height=32
+            )
             images = to_pil(pipe.model.decode(latents))
         for i, (image, prompt) in enumerate(zip(images, part, strict=True)):
             image.save(folder / f"prior-{s + i:03d}.png")
@@ -86,18 +89,21 @@ def teal_share(loras: tuple, n: int) -> float:
     """Share of ``n`` new teal prompts whose image the detector reads as teal."""
     import torch
 
+    from genlab.backends import load_backend
     from genlab.data.shapes import COLOURS, NEW_COLOURS
     from genlab.evaluation.scene_detector import detect, judge
-    from genlab.generation.backend import load_pipeline
+    from genlab.generation.images import image_batch
     from genlab.lora.files import checked_loras
-    from genlab.models.latent_diffusion import image_batch
+    from genlab.models.latent_sampling import draw_latents
 
-    pipe = load_pipeline("builtin")
+    pipe = load_backend("builtin")
     scenes = teal_scenes(n, PROMPT_SEED)
     prompts = [texts[0] for _, texts in scenes]
     palette = COLOURS | NEW_COLOURS
     with torch.no_grad(), pipe.applied(checked_loras(loras, pipe.name, pipe.model_hash)):
-        latents, _ = pipe.run(prompts, [""] * n, list(range(n)), "dpmpp-2m", 20, 5.0, 32, 32)
+        latents, _ = draw_latents(
+            pipe.model, prompts, [""] * n, list(range(n)), width=32, height=32
+        )
         images = image_batch(pipe.model.decode(latents))
     right = [
         judge(dataclasses.asdict(scene), detect(im, palette))["colour"]
@@ -125,7 +131,7 @@ def main() -> None:
     ap.add_argument("--keep", help="folder to keep the LoRA run in")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from genlab.lora.train import finetune, lora_config
+    from genlab.finetune.train import finetune, lora_config
 
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -5,7 +5,7 @@ Trainer) against a plain diffusers + peft loop written the way diffusers' own ex
     python benchmarks/lora_train_speed.py [--steps 40] [--batch 4] [--rank 4] [--repeats 3]
 
 The pipeline is Stable Diffusion 1.5's layout at about a tenth of its widths, written by
-genlab.generation.tiny_sd with random weights: U-Net widths 32/64/128/128 (SD: 320/640/
+tests/support/tiny_sd.py with random weights: U-Net widths 32/64/128/128 (SD: 320/640/
 1280/1280), autoencoder 16/32/64/64 (SD: 128/256/512/512), 2 layers a block, 128x128
 images, so the parts weigh against each other roughly as in SD at 512x512, on networks
 small enough for a laptop CPU. genlab runs each frozen encoder once per image and caption
@@ -32,14 +32,15 @@ import time
 from pathlib import Path
 
 SIZE = 128  # pixels a side
+# the tiny random Stable Diffusion writer lives with the tests' support code
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def setup(root: Path) -> tuple[Path, Path]:
     """The pipeline folder and a folder of 16 captioned images, written once."""
     import numpy as np
     from PIL import Image
-
-    from genlab.generation.tiny_sd import write_tiny_sd
+    from support.tiny_sd import write_tiny_sd
 
     sd = write_tiny_sd(
         root / "sd", latent_size=SIZE // 8, widths=(32, 64, 128, 128), vae_widths=(16, 32, 64, 64),
@@ -67,7 +68,7 @@ def peak_memory_mb() -> float:
 
 
 def run_genlab(sd: Path, images: Path, args: argparse.Namespace, out: Path) -> dict:
-    from genlab.lora.train import finetune, lora_config
+    from genlab.finetune.train import finetune, lora_config
 
     ends: list[float] = []
     train = {"steps": args.steps, "batch_size": args.batch, "lr": 1e-4, "seed": 0,

@@ -36,8 +36,8 @@ PROMPTS = [
 LOAD = """
 import time, torch
 t = time.perf_counter()
-from genlab.generation.backend import load_pipeline
-load_pipeline({model!r})
+from genlab.backends import load_backend
+load_backend({model!r})
 print(time.perf_counter() - t)
 """
 
@@ -86,15 +86,15 @@ def main() -> None:
 
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
+    from genlab.backends import load_backend
     from genlab.generation import GenerationRequest
-    from genlab.generation.backend import load_pipeline
 
     loads = [
         float(subprocess.run([sys.executable, "-c", LOAD.format(model=args.model)],
                              capture_output=True, text=True, check=True).stdout.split()[-1])
         for _ in range(args.loads)
     ]  # fmt: skip
-    pipe = load_pipeline(args.model)
+    pipe = load_backend(args.model)
     model = pipe.model
     denoiser = model.net.denoiser
     unet = matched_unet(params(denoiser), model.text_encoder_module.dim)

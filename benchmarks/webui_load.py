@@ -65,8 +65,8 @@ def round_trips(url: str, n: int) -> tuple[float, float]:
     """Median seconds of a page round trip and of the same draw in the library."""
     from gradio_client import Client
 
+    from genlab.backends import load_backend
     from genlab.generation import GenerationRequest
-    from genlab.generation.backend import load_pipeline
 
     client = Client(url, verbose=False)
     client.predict(PROMPT, steps=20, seed=0, api_name="/txt2img")  # warm
@@ -75,7 +75,7 @@ def round_trips(url: str, n: int) -> tuple[float, float]:
         t = time.perf_counter()
         client.predict(PROMPT, steps=20, seed=i, api_name="/txt2img")
         page.append(time.perf_counter() - t)
-    pipe = load_pipeline("builtin")
+    pipe = load_backend("builtin")
     pipe(GenerationRequest(PROMPT, steps=20))  # warm
     library = []
     for i in range(n):

@@ -20,8 +20,9 @@ import torch
 
 import genlab
 from genlab.assets import write_fp16
+from genlab.backends import load_backend
 from genlab.evaluation.text_to_image import evaluate_text_to_image
-from genlab.generation.backend import builtin_folder, load_pipeline
+from genlab.pipelines.text_to_image import builtin_folder
 from genlab.serialization import WEIGHTS
 from genlab.training.checkpoint import sha256
 
@@ -48,7 +49,7 @@ def main() -> None:
     write_fp16(model, folder)
     # the loader checks the weights against the card: a card with their sha256 first
     (folder / "card.json").write_text(json.dumps({"sha256": sha256(folder / WEIGHTS)}))
-    load_pipeline.cache_clear()
+    load_backend.cache_clear()
     report = evaluate_text_to_image("builtin", n=args.eval_n, out=Path("report/t2i-builtin"))
     unet = sum(p.numel() for p in model.trainable_parameters())
     encoder = model.get_config()["text_encoder"]

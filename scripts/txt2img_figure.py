@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genlab.backends import generate
 from genlab.generation import GenerationRequest
-from genlab.generation.backend import generate
 from genlab.generation.output import grid_of
 
 PROMPTS = [

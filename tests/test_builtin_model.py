@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from genlab.backends import generate
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
-from genlab.generation.backend import builtin_folder, generate
+from genlab.pipelines.text_to_image import builtin_folder
 from genlab.training.checkpoint import sha256
 
 
@@ -73,14 +74,17 @@ def test_builtin_model_reaches_the_adherence_its_card_states():
 def test_emphasis_moves_the_image_the_way_the_word_says():
     """One object, two colour words: the first wins plainly (17 of 24 red, 2 of 12 blue here);
     "(blue:1.5)" turns it blue and "[red]" weakens red (measured by the detector)."""
+    from genlab.backends import load_backend
     from genlab.evaluation.scene_detector import detect
-    from genlab.generation.backend import load_pipeline
-    from genlab.models.latent_diffusion import image_batch
+    from genlab.generation.images import image_batch
+    from genlab.models.latent_sampling import draw_latents
 
-    pipe = load_pipeline("builtin")
+    pipe = load_backend("builtin")
 
     def blue_count(prompt: str, n: int = 12) -> int:
-        latents, _ = pipe.run([prompt] * n, [""] * n, list(range(n)), "dpmpp-2m", 20, 5.0, 32, 32)
+        latents, _ = draw_latents(
+            pipe.model, [prompt] * n, [""] * n, list(range(n)), width=32, height=32
+        )
         found = [detect(im) for im in image_batch(pipe.model.decode(latents))]
         return sum(bool(f) and f[0].colour == "blue" for f in found)
 

@@ -200,7 +200,7 @@ def test_the_three_examples_of_the_reliability_issue(tmp_path, capsys):
 def test_bad_values_found_by_the_larger_fuzzing_budget(tmp_path, capsys):
     """300 fuzzed invocations found these; each is one sentence before any work."""
     from genlab.errors import GenlabError
-    from genlab.lora.train import lora_config
+    from genlab.finetune.train import lora_config
 
     code, _, err = run(
         ["fit", "gmm", "--data", "faithful", "--tol", "nan", "--out", str(tmp_path / "g")], capsys

@@ -134,7 +134,7 @@ def trained(tmp_path_factory):
 
 def test_only_the_adapters_train_and_the_file_is_small(trained):
     from genlab import load
-    from genlab.generation.backend import load_model
+    from genlab.pipelines.text_to_image import load_model
     from genlab.serialization import WEIGHTS
 
     lora = load(trained / "run")
@@ -194,7 +194,7 @@ def test_resume_continues_exactly(trained, tmp_path):
 
 def test_page_training_cancels_with_a_checkpoint_and_resumes(trained, tmp_path):
     """The Train page's job: cancel mid-run keeps a checkpoint, resume finishes the run."""
-    from genlab.lora.train import lora_config
+    from genlab.finetune.train import lora_config
     from genlab.webui.training import LoraTraining, check_name, gather_images
 
     with pytest.raises(GenlabError, match="Name the LoRA"):

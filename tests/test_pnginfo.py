@@ -18,18 +18,20 @@ from genlab.generation import (
 def test_parameters_round_trip_in_webui_layout():
     request = GenerationRequest(
         "a red circle to the left of a blue square", negative_prompt="blurry, dark",
-        sampler="dpmpp-2m-karras", steps=20, cfg_scale=5.0, seed=7, batch_size=2,
+        sampler="dpmpp-2m-karras", steps=20, cfg_scale=5.0, seed=7, batch_size=2, width=32,
+        height=32,
     )  # fmt: skip
     text = format_parameters(request, 8, model="shapes", model_hash="1a2b3c4d5e6f7")
     assert text == (
         "a red circle to the left of a blue square\n"
         "Negative prompt: blurry, dark\n"
-        "Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 5, Seed: 8, Size: 32x32, "
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5, Seed: 8, Size: 32x32, "
         "Model hash: 1a2b3c4d5e, Model: shapes"
     )
     parsed = parse_parameters(text)
     assert parsed["Prompt"] == request.prompt and parsed["Negative prompt"] == "blurry, dark"
-    assert parsed["Seed"] == "8" and parsed["Sampler"] == "DPM++ 2M Karras"
+    assert parsed["Seed"] == "8" and parsed["Sampler"] == "DPM++ 2M"
+    assert parsed["Schedule type"] == "Karras"
     assert parsed["CFG scale"] == "5" and parsed["Size"] == "32x32"
 
 
@@ -68,7 +70,11 @@ def test_same_pixels_and_parameters_give_the_same_bytes(tmp_path):
 @pytest.mark.parametrize(
     "fields,message",
     [
-        ({"steps": 0}, "steps must be a whole number of at least 1"),
+        ({"steps": 0}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": 10_001}, "steps must be a whole number from 1 to 1000"),
+        ({"width": 100_000}, "width must be a whole number of pixels from 1 to 2048"),
+        ({"batch_size": 10_000}, "batch_size must be a whole number from 1 to 64"),
+        ({"seed": 2**32}, "seed must be a whole number from 0 to 4294967295"),
         ({"cfg_scale": float("nan")}, "CFG scale must be a finite number"),
         ({"cfg_scale": -1.0}, "CFG scale must be a finite number"),
         ({"batch_size": 0}, "batch_size must be"),

@@ -152,12 +152,12 @@ def test_evaluation_reads_capability_flags():
 
 
 def test_the_diffusion_pipeline_owns_sampling_and_the_model_answers_through_it():
-    from genlab.pipelines.diffusion import DiffusionPipeline
+    from genlab.models.ddpm_sampling import DDPMSampling
 
     torch.manual_seed(0)
     model = model_class("ddpm")((2,), hidden=[16], num_classes=3)
     a = model.sample(6, seed=2, steps=4, label=1, cfg=2.0)
-    b = DiffusionPipeline(model)(6, seed=2, steps=4, label=1, cfg=2.0)
+    b = DDPMSampling(model)(6, seed=2, steps=4, label=1, cfg=2.0)
     assert torch.equal(a, b)
     per_sample = model.sample(3, seed=2, steps=4, cond=torch.tensor([0, 1, 2]))
     assert per_sample.shape == (3, 2)

@@ -1,6 +1,6 @@
 """Stable Diffusion folders through genlab's generation interface, on a tiny pipeline built
 from configs (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a CLIPTokenizer whose
-vocabulary files are written alongside; genlab.generation.tiny_sd), saved as a diffusers
+vocabulary files are written alongside; tests/support/tiny_sd.py), saved as a diffusers
 folder."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from genlab.generation import parse_parameters, read_parameters
 
 @pytest.fixture(scope="module")
 def sd_folder(tmp_path_factory):
-    from genlab.generation.tiny_sd import write_tiny_sd
+    from support.tiny_sd import write_tiny_sd
 
     return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd")
 
@@ -24,7 +24,8 @@ def test_genlab_gives_the_image_diffusers_gives(sd_folder, tmp_path, sampler):
     from diffusers import StableDiffusionPipeline
 
     from genlab.cli import main
-    from genlab.generation.schedulers import diffusers_scheduler
+    from genlab.generation.request import parse_sampler
+    from genlab.interop.diffusers.schedulers import diffusers_scheduler
 
     out = tmp_path / "g.png"
     args = ["txt2img", "a red circle", "--negative", "blue", "--model", str(sd_folder),
@@ -32,7 +33,7 @@ def test_genlab_gives_the_image_diffusers_gives(sd_folder, tmp_path, sampler):
             "--width", "16", "--height", "16", "--batch", "2", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
-    ref.scheduler = diffusers_scheduler(sampler, ref.scheduler.config)
+    ref.scheduler = diffusers_scheduler(*parse_sampler(sampler), ref.scheduler.config)
     ref.set_progress_bar_config(disable=True)
     want = ref(
         "a red circle",
@@ -48,9 +49,9 @@ def test_genlab_gives_the_image_diffusers_gives(sd_folder, tmp_path, sampler):
     assert np.abs(got - want).max() <= 2 / 255
     params = parse_parameters(read_parameters(tmp_path / "g-1.png"))
     assert params["Seed"] == "4" and params["Model"] == "tiny-sd"
-    assert (
-        params["Sampler"] == {"dpmpp-2m-karras": "DPM++ 2M Karras", "euler-a": "Euler a"}[sampler]
-    )
+    # webui's own layout: the sampler, and the schedule apart where it is not the default
+    assert params["Sampler"] == {"dpmpp-2m-karras": "DPM++ 2M", "euler-a": "Euler a"}[sampler]
+    assert params.get("Schedule type") == {"dpmpp-2m-karras": "Karras", "euler-a": None}[sampler]
     assert len(params["Model hash"]) == 10
 
 
@@ -83,7 +84,7 @@ def test_img2img_and_inpaint_give_diffusers_images(sd_folder, tmp_path):
     from PIL import Image
 
     from genlab.cli import main
-    from genlab.generation.schedulers import diffusers_scheduler
+    from genlab.interop.diffusers.schedulers import diffusers_scheduler
 
     init = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8))
     init.save(tmp_path / "init.png")
@@ -91,7 +92,7 @@ def test_img2img_and_inpaint_give_diffusers_images(sd_folder, tmp_path):
     mask[:8] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     base = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
-    base.scheduler = diffusers_scheduler("dpmpp-2m", base.scheduler.config)
+    base.scheduler = diffusers_scheduler("dpmpp-2m", "default", base.scheduler.config)
     common = ["--model", str(sd_folder), "--steps", "4", "--cfg", "6", "--seed", "2"]
     run = {"generator": torch.Generator().manual_seed(2), "num_inference_steps": 4,
            "guidance_scale": 6.0, "output_type": "np", "prompt": "a cat"}  # fmt: skip
@@ -116,12 +117,12 @@ def test_img2img_and_inpaint_give_diffusers_images(sd_folder, tmp_path):
 
 
 def test_progress_callback_previews_stable_diffusion(sd_folder):
+    from genlab.backends import load_backend
     from genlab.generation import GenerationRequest
-    from genlab.generation.backend import load_pipeline
 
     seen = []
-    backend = load_pipeline(str(sd_folder))
-    backend(GenerationRequest("a dog", steps=3, width=16, height=16), callback=seen.append)
+    backend = load_backend(str(sd_folder))
+    backend(GenerationRequest("a dog", steps=3, width=16, height=16), seen.append)
     assert [p.step for p in seen] == [1, 2, 3]
     assert seen[-1].preview()[0].size == (16, 16)
 
@@ -145,7 +146,7 @@ def test_lora_on_stable_diffusion_trains_reloads_and_matches_diffusers(sd_folder
     from safetensors.torch import load_file
 
     from genlab.cli import main
-    from genlab.generation.schedulers import diffusers_scheduler
+    from genlab.interop.diffusers.schedulers import diffusers_scheduler
 
     imgs = _image_folder(tmp_path / "imgs")
     run = tmp_path / "lora"
@@ -170,7 +171,7 @@ def test_lora_on_stable_diffusion_trains_reloads_and_matches_diffusers(sd_folder
     assert "Lora hashes" in parse_parameters(read_parameters(tmp_path / "lora.png"))
 
     ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
-    ref.scheduler = diffusers_scheduler("dpmpp-2m", ref.scheduler.config)
+    ref.scheduler = diffusers_scheduler("dpmpp-2m", "default", ref.scheduler.config)
     ref.set_progress_bar_config(disable=True)
     ref.load_lora_weights(run / "model")
     want = ref("a red square", num_inference_steps=3, guidance_scale=5.0, height=16, width=16,
@@ -189,8 +190,9 @@ def test_single_file_checkpoint_gives_the_folders_image(sd_folder, tmp_path, cap
     configs and tokenizer from a diffusers folder that holds no weights at all."""
     import shutil
 
+    from support.tiny_sd import write_single_file
+
     from genlab.cli import main
-    from genlab.generation.tiny_sd import write_single_file
     from genlab.training.checkpoint import sha256
 
     file = write_single_file(sd_folder, tmp_path / "my-model.safetensors")
@@ -246,7 +248,7 @@ def test_prompt_emphasis_weights_clip_embeddings_as_webui_does(sd_folder, tmp_pa
     from diffusers import StableDiffusionPipeline
 
     from genlab.cli import main
-    from genlab.generation.schedulers import diffusers_scheduler
+    from genlab.interop.diffusers.schedulers import diffusers_scheduler
 
     common = ["--model", str(sd_folder), "--steps", "3", "--seed", "2", "--cfg", "7",
               "--width", "16", "--height", "16"]  # fmt: skip
@@ -262,7 +264,7 @@ def test_prompt_emphasis_weights_clip_embeddings_as_webui_does(sd_folder, tmp_pa
     assert read_parameters(tmp_path / "weighted.png").startswith("a (red:1.5) circle")
 
     ref = StableDiffusionPipeline.from_pretrained(sd_folder, local_files_only=True)
-    ref.scheduler = diffusers_scheduler("dpmpp-2m", ref.scheduler.config)
+    ref.scheduler = diffusers_scheduler("dpmpp-2m", "default", ref.scheduler.config)
     ref.set_progress_bar_config(disable=True)
     z, _ = ref.encode_prompt("a red circle", "cpu", 1, False)
     w = torch.ones(z.shape[1])
@@ -278,9 +280,10 @@ def test_prompt_emphasis_weights_clip_embeddings_as_webui_does(sd_folder, tmp_pa
 def test_single_file_base_for_lora_and_in_the_page_catalog(sd_folder, tmp_path):
     import shutil
 
+    from support.tiny_sd import write_single_file
+
     from genlab.cli import main
     from genlab.generation.placement import CPU, Placement
-    from genlab.generation.tiny_sd import write_single_file
     from genlab.webui.catalog import Catalog
 
     models = tmp_path / "models"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from genlab.errors import GenlabError
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
 from genlab.models.kl_autoencoder import KLAutoencoder
 from genlab.models.latent_diffusion import LatentDiffusion
+from genlab.models.latent_sampling import conditions
 from genlab.nn.unet import UNet
 from genlab.pipelines.text_to_image import TextToImagePipeline
 from genlab.text import text_encoder
@@ -164,7 +167,7 @@ def test_negative_prompt_takes_the_unconditional_branch(tiny_model):
 def test_empty_prompt_is_unconditional(tiny_model):
     model, _ = tiny_model
     pipe = TextToImagePipeline(model)
-    cond, uncond, _ = pipe.conditions([""], [""])
+    cond, uncond, _ = conditions(pipe.model, [""], [""])
     assert cond is None and bool(uncond.null.all())
     empty = pipe.latents(GenerationRequest("", steps=3, seed=2, cfg_scale=7.0))[0]
     uncond_only = pipe.latents(GenerationRequest("anything", steps=3, seed=2, cfg_scale=0.0))[0]
@@ -174,9 +177,7 @@ def test_empty_prompt_is_unconditional(tiny_model):
 def test_progress_callback_previews(tiny_model):
     model, _ = tiny_model
     seen = []
-    TextToImagePipeline(model)(
-        GenerationRequest("a star", steps=3), callback=lambda p: seen.append(p)
-    )
+    TextToImagePipeline(model)(GenerationRequest("a star", steps=3), lambda p: seen.append(p))
     assert [p.step for p in seen] == [1, 2, 3] and seen[-1].steps == 3
     assert seen[-1].preview()[0].size == (32, 32)
 
@@ -246,10 +247,10 @@ def test_txt2img_cli_bad_input(tiny_model, tmp_path, capsys, extra, message):
 def test_unknown_sampler_lists_the_valid_ones(capsys):
     from genlab.cli import main
 
-    with pytest.raises(SystemExit) as e:
-        main(["txt2img", "x", "--sampler", "plms"])
-    assert e.value.code == 2
-    assert "dpmpp-2m-karras" in capsys.readouterr().err
+    assert main(["txt2img", "x", "--sampler", "plms", "--out", "never.png"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown sampler 'plms'" in err and "dpmpp-2m" in err and "DPM++ 2M" in err
+    assert len(err.splitlines()) == 1 and not Path("never.png").exists()
 
 
 def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path, capsys):
@@ -289,7 +290,7 @@ def test_img2img_runs_the_strength_share_of_the_steps(tiny_model, tmp_path):
     steps = []
     pipe = TextToImagePipeline(model)
     req = GenerationRequest("a blue circle", steps=10, strength=0.3, init_image=str(init))
-    result = pipe(req, callback=lambda p: steps.append(p.step))
+    result = pipe(req, lambda p: steps.append(p.step))
     assert steps == [1, 2, 3]
     assert "Denoising strength: 0.3" in result.parameters[0]
     again = pipe(req)
@@ -361,12 +362,12 @@ def test_img2img_and_inpaint_cli(tiny_model, tmp_path, capsys):
 def test_sampler_names_map_to_diffusers_schedulers(name, cls, karras):
     from diffusers import PNDMScheduler
 
-    from genlab.generation.request import WEBUI_SAMPLERS
-    from genlab.generation.schedulers import DIFFUSERS_SCHEDULERS, diffusers_scheduler
+    from genlab.generation.request import WEBUI_SAMPLERS, parse_sampler
+    from genlab.interop.diffusers.schedulers import DIFFUSERS_SCHEDULERS, diffusers_scheduler
 
     assert set(DIFFUSERS_SCHEDULERS) == set(WEBUI_SAMPLERS)  # every menu entry has one
     base = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    s = diffusers_scheduler(name, base.config)  # Stable Diffusion ships a PNDM config
+    s = diffusers_scheduler(*parse_sampler(name), base.config)  # SD ships a PNDM config
     assert type(s).__name__ == cls
     assert s.config.beta_start == 0.00085 and s.config.beta_schedule == "scaled_linear"
     if karras is not None:

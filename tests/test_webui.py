@@ -159,7 +159,7 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("webui")
     fit_run("gmm", "faithful", root / "runs" / "faithful", options={"n_components": 2})
-    from genlab.lora.train import finetune, lora_config
+    from genlab.finetune.train import finetune, lora_config
 
     cfg = lora_config("builtin", "shapes", train={"steps": 2, "batch_size": 4, "lr": 0.05})
     cfg["data_options"] = {"n": 8, "seed": 1}

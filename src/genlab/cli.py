@@ -228,6 +228,18 @@ def cmd_png_info(args: argparse.Namespace) -> None:
     print(read_parameters(args.file))
 
 
+def sampler_flags(p: argparse.ArgumentParser) -> None:
+    """The sampler and the schedule, in genlab's or stable-diffusion-webui's names."""
+    p.add_argument("--sampler", default="dpmpp-2m",
+                   help="ddpm, ddim, euler, euler-a, heun, dpmpp-2m, or webui's names "
+                   "('DPM++ 2M Karras' sets the schedule too)")  # fmt: skip
+    p.add_argument(
+        "--schedule",
+        default=None,
+        help="default, karras, trailing, leading, linspace (webui: Automatic, Karras)",
+    )
+
+
 def placement_flags(p: argparse.ArgumentParser) -> None:
     """Where Stable Diffusion runs (generation.placement.Placement)."""
     p.add_argument("--device", help="Stable Diffusion: cpu (default), cuda, cuda:1, mps")
@@ -252,8 +264,8 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     """txt2img, img2img and inpaint: one request, one pipeline, the images written."""
     from tqdm.auto import tqdm
 
+    from .backends import load_backend
     from .generation import GenerationRequest
-    from .generation.backend import load_pipeline
     from .generation.images import size_of
     from .generation.output import check_writable, save_result
 
@@ -264,18 +276,15 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         width, height = width or init_w, height or init_h
     request = GenerationRequest(
         args.prompt, args.negative, args.sampler, args.steps, args.cfg, args.seed, args.batch,
-        width or 32, height or 32, init_image=init, strength=getattr(args, "strength", None),
-        mask=mask,
+        width, height, init_image=init, strength=getattr(args, "strength", None), mask=mask,
+        schedule=args.schedule or "default",
     )  # fmt: skip
     check_writable(args.out)
     request = dataclasses.replace(request, loras=_loras(args.lora, args.lora_scale))
-    pipe = load_pipeline(args.model, args.model_config, _placement(args))
-    if width is None and height is None:  # the model's own size (Stable Diffusion 1.x: 512)
-        w, h = pipe.default_size()
-        request = dataclasses.replace(request, width=w, height=h)
-    pipe.check_size(request.width, request.height)
+    pipe = load_backend(args.model, args.model_config, _placement(args))
+    request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
     with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
-        result = pipe(request, callback=lambda p: bar.update(1) if p.step > bar.n else None)
+        result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
     for path in save_result(result, args.out):
         print(f"wrote {path}")
 
@@ -295,7 +304,7 @@ def _loras(paths: list[str] | None, scales: list[float] | None) -> tuple:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .lora.train import finetune, lora_config
+    from .finetune.train import finetune, lora_config
     from .training.runfolder import saved_config
 
     _report_folder(args.out)
@@ -315,7 +324,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_lora_fuse(args: argparse.Namespace) -> None:
-    from .lora.fuse import fuse_into_copy
+    from .finetune.fuse import fuse_into_copy
 
     out = fuse_into_copy(args.lora, args.out, scale=args.scale)
     print(f"wrote {out} (use: genlab txt2img PROMPT --model {out})")
@@ -325,7 +334,11 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from .evaluation.text_to_image import evaluate_text_to_image
 
     _report_folder(args.out)
-    settings = {"sampler": args.sampler, "steps": args.steps, "cfg": args.cfg}
+    from .generation.request import parse_sampler
+
+    sampler, schedule = parse_sampler(args.sampler, args.schedule)
+    named = sampler if schedule == "default" else f"{sampler}-{schedule}"
+    settings = {"sampler": named, "steps": args.steps, "cfg": args.cfg}
     loras = _loras(args.lora, args.lora_scale)
     report = evaluate_text_to_image(
         args.model, n=args.n, out=args.out, seed=args.seed, loras=loras, **settings
@@ -495,7 +508,7 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if not 1 <= args.port <= 65535 or args.queue < 1:
         raise GenlabError(f"--port must lie in 1..65535 and --queue be at least 1, got "
                           f"{args.port} and {args.queue}.")  # fmt: skip
-    from .generation.stable_diffusion import config_folder
+    from .interop.diffusers.files import config_folder
 
     if args.model_config:
         config_folder(args.model_config)  # checked before the page starts
@@ -613,8 +626,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("png-info", cmd_png_info, "print the generation parameters stored in a PNG")
     p.add_argument("file")
 
-    from .generation.request import WEBUI_SAMPLERS
-
     def generation(name: str, help: str, images: tuple[str, ...]) -> argparse.ArgumentParser:
         p = add(name, cmd_txt2img, help)
         for image in images:
@@ -631,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
             "same architecture to take configs and tokenizer from",
         )  # fmt: skip
         placement_flags(p)
-        p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
+        sampler_flags(p)
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
         p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
@@ -683,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
-    p.add_argument("--sampler", default="dpmpp-2m", choices=list(WEBUI_SAMPLERS))
+    sampler_flags(p)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
     p.add_argument("--lora", action="append", help="a LoRA folder (repeat for several)")

@@ -7,3 +7,8 @@ class GenlabError(Exception):
 
 class DataError(GenlabError, ValueError):
     """Data that cannot be used as given (NaN/inf values, wrong shape, no usable files)."""
+
+
+class Cancelled(Exception):
+    """Raised inside long work (a training step, a sampling step) when its front end asked it
+    to stop: the work ends cleanly at that point (a training run writes its checkpoint)."""

@@ -73,7 +73,7 @@ MODELS: dict[str, Entry] = {
         "text-to-image latent diffusion (autoencoder, text encoder, cross-attention U-Net)",
     ),
     "lora": Entry(
-        "genlab.models.lora",
+        "genlab.finetune.model",
         "LoRA",
         "neural",
         "low-rank adapters of a text-to-image model, trained on your captioned images",

@@ -80,13 +80,13 @@ def text_to_image_section(root: Path, n: int = 24) -> str:
     training) and seen ones, each image read back by the scene detector."""
     import numpy as np
 
+    from ..backends import load_backend
     from ..data.shapes import shapes
     from ..evaluation.scene_detector import detect, judge
     from ..generation import GenerationRequest
-    from ..generation.backend import load_pipeline
     from ..generation.output import grid_of
 
-    pipe = load_pipeline("builtin")
+    pipe = load_backend("builtin")
     rows, figures = [], []
     for split, data_split, seed in (("held-out", "heldout", 7), ("seen", "train", 8)):
         data = shapes(n, seed=seed, split=data_split)

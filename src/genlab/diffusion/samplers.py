@@ -2,9 +2,11 @@
 
 Signature (shared by all): ``sample_X(denoiser, x, sigmas, *, cond=None, generator=None,
 callback=None, **opts) -> x0`` where ``x`` is the starting noise already scaled to
-``sigmas[0]`` and ``sigmas`` decreases to 0. Everything is in the variance-exploding view
-x = x0 + sigma * eps; a DDPM-style (variance-preserving) chain is the same chain with
-x_vp = x / sqrt(1 + sigma^2). The callback receives {"i", "x", "sigma", "denoised"}.
+``sigmas[0]`` and ``sigmas`` decreases to 0; ``generator`` is a torch generator or a
+``seeding.ImageRNG`` (one generator per image, so stochastic samplers run batched).
+Everything is in the variance-exploding view x = x0 + sigma * eps; a DDPM-style
+(variance-preserving) chain is the same chain with x_vp = x / sqrt(1 + sigma^2).
+The callback receives {"i", "x", "sigma", "denoised"}.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from collections.abc import Callable
 
 import torch
+
+from ..seeding import noise_like
 
 Denoiser = Callable[..., torch.Tensor]
 
@@ -69,7 +73,7 @@ def sample_ddim(denoiser, x, sigmas, *, cond=None, generator=None, callback=None
         eps = (x - denoised) / s
         ab, ab_next = 1 / (1 + s**2), 1 / (1 + s_next**2)
         std = eta * torch.sqrt((1 - ab_next) / (1 - ab) * (1 - ab / ab_next))
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = noise_like(x, generator)
         x = denoised + (torch.sqrt(1 - ab_next - std**2) * eps + std * noise) / torch.sqrt(ab_next)
     return x
 
@@ -101,7 +105,7 @@ def sample_ddpm(
         mean = (ab_next.sqrt() * beta / (1 - ab)) * denoised + (
             (1 - beta).sqrt() * (1 - ab_next) / (1 - ab)
         ) * (x * ab.sqrt())
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = noise_like(x, generator)
         x = (mean + beta.sqrt() * noise) / ab_next.sqrt()
     return x
 
@@ -146,7 +150,7 @@ def sample_euler_ancestral(denoiser, x, sigmas, *, cond=None, generator=None, ca
         up = torch.sqrt(s_next**2 * (s**2 - s_next**2) / s**2)
         down = torch.sqrt(s_next**2 - up**2)
         x = x + (x - denoised) / s * (down - s)
-        x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * up
+        x = x + noise_like(x, generator) * up
     return x
 
 

@@ -37,7 +37,7 @@ def _mean(values: list[bool]) -> float | None:
 def reconstructions(autoencoder: Any, data: Any) -> np.ndarray:
     """``autoencoder``'s reconstructions (encode, then decode) of the shapes scenes ``data``
     (pixels in [0, 1]), as uint8 images (N, H, W, 3)."""
-    from ..models.latent_diffusion import image_batch
+    from ..generation.images import image_batch
 
     x = torch.from_numpy(data.x) * 2 - 1
     with torch.no_grad():
@@ -67,22 +67,26 @@ def evaluate_text_to_image(
     """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts (with
     ``loras`` applied: (folder, scale) pairs); with ``out``, writes eval-t2i.json and a grid
     of each split there."""
+    from ..backends import load_backend
     from ..data.shapes import shapes
     from ..errors import GenlabError
-    from ..generation.backend import load_pipeline
+    from ..generation.images import image_batch, to_pil
     from ..generation.output import grid_of
     from ..generation.request import GenerationRequest
     from ..lora.files import checked_loras
-    from ..models.latent_diffusion import image_batch
-    from ..pipelines.text_to_image import to_pil
+    from ..models.latent_sampling import draw_latents
     from .metrics import frechet_distance
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
-    pipe = load_pipeline(str(model))
+    pipe = load_backend(str(model))
+    if pipe.describe().kind != "genlab":
+        raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")
     opts = SETTINGS | settings
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
-    GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
+    asked = GenerationRequest(
+        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
+    )
     _, h, w = pipe.model.data_shape
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "settings": opts}
@@ -97,8 +101,17 @@ def evaluate_text_to_image(
             part = prompts[s : s + batch]
             seeds = list(range(seed + s, seed + s + len(part)))
             with torch.no_grad(), pipe.applied(adapters):
-                latents, _ = pipe.run(
-                    part, [""] * len(part), seeds, opts["sampler"], opts["steps"], opts["cfg"], w, h
+                latents, _ = draw_latents(
+                    pipe.model,
+                    part,
+                    [""] * len(part),
+                    seeds,
+                    sampler=asked.sampler,
+                    schedule=asked.schedule,
+                    steps=opts["steps"],
+                    cfg=opts["cfg"],
+                    width=w,
+                    height=h,
                 )
                 images.append(image_batch(pipe.model.decode(latents)))
         images = np.concatenate(images)

@@ -1,86 +1,48 @@
-"""The text-to-image back ends the command line and the web page call: a model spec
-("builtin", a run or model folder of a latent diffusion model, a Stable Diffusion folder
-or single file) -> a pipeline, loaded once and kept; ``generate(request)`` -> images with their
-parameters."""
+"""The text-to-image back-end contract. A back end is anything with these methods; genlab's
+own latent model (``genlab.pipelines``) and diffusers' Stable Diffusion
+(``genlab.interop.diffusers``) are two, and ``genlab.backends.resolve`` is the one place
+that tells which a model spec names. Front ends (the CLI, the page, the HTTP API) and LoRA
+training see only this."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import GenlabError
-from ..hashing import sha256
-from .placement import CPU, Placement
 from .request import GenerationRequest
-from .stable_diffusion import StableDiffusionBackend, hashed_weights, is_stable_diffusion
-
-BUILTIN = "builtin"
-BUILTIN_NAME = "genlab-shapes"
+from .result import GenerationResult
 
 
-def builtin_folder() -> Path:
-    """The shipped text-to-image model (weights, config and card) inside the package."""
-    return Path(__file__).resolve().parent.parent / "assets" / "txt2img-shapes"
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model list shows: its name, the sha256 of its weights, its kind ("genlab" or
+    "stable-diffusion"), the size it draws by default and the multiple sizes must be."""
+
+    name: str
+    model_hash: str
+    kind: str
+    default_size: tuple[int, int]
+    size_step: int
 
 
-@lru_cache(maxsize=2)
-def load_pipeline(spec: str = BUILTIN, config: str | None = None, place: Placement = CPU):
-    """The text-to-image pipeline of ``spec``, built once per process; ``config``: the
-    diffusers folder a single-file checkpoint takes its configs from; ``place``: device,
-    precision and memory savers (Stable Diffusion only)."""
-    from ..pipelines.text_to_image import TextToImagePipeline
+class Backend(Protocol):
+    def describe(self) -> ModelInfo: ...
 
-    path = Path(spec)
-    if is_stable_diffusion(spec):
-        weights = hashed_weights(path)
-        digest = sha256(weights) if weights.suffix == ".safetensors" and weights.is_file() else ""
-        backend = StableDiffusionBackend(path, model_hash=digest, config=config)
-        place.apply(backend.pipe)
-        return backend
-    if config is not None and (spec == BUILTIN or path.exists()):  # else: an unknown model
-        raise GenlabError("--model-config applies to a single-file Stable Diffusion checkpoint.")
-    if place != CPU:
-        raise GenlabError(
-            "--device, --dtype, --attention-slicing and --cpu-offload apply to Stable "
-            "Diffusion checkpoints; genlab's own models run on the CPU in full precision."
-        )
-    model, name, digest = load_model(spec)
-    # Convolutions run about 9% faster on a CPU with channels-last weights (the same
-    # pixels; benchmarks/txt2img_speed.py). Only here: a model in training keeps its layout.
-    import torch
+    def check(self, request: GenerationRequest) -> GenerationRequest:
+        """The request at the model's own size where it gives none, checked (size rules,
+        LoRAs that fit this model): one sentence (GenlabError) when it cannot be drawn."""
 
-    model.net.denoiser.to(memory_format=torch.channels_last)
-    return TextToImagePipeline(model, name, digest)
+    def __call__(
+        self, request: GenerationRequest, progress: Any = None, cancel: Any = None
+    ) -> GenerationResult:
+        """Draw ``request``; ``progress(Progress)`` after each step; ``cancel`` (an Event or
+        a callable) stops it between steps with ``errors.Cancelled``."""
 
+    def lora_base(self) -> Any:
+        """A fresh, frozen copy of the model for a LoRA to train on (``net.denoiser`` takes
+        the adapters; ``digest`` is the sha256 a LoRA records; ``diffusers`` says its layout)."""
 
-def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
-    """(genlab's latent-diffusion model, its name, the sha256 of its weights) of ``spec``:
-    "builtin" or a run or model folder."""
-    from ..serialization import WEIGHTS, load, model_dir
-
-    if spec == BUILTIN:
-        from ..assets import checked_folder
-
-        folder, name = checked_folder(builtin_folder().name), BUILTIN_NAME
-        digest = sha256(folder / WEIGHTS)
-    else:
-        path = Path(spec)
-        if not path.exists():
-            raise GenlabError(
-                f"Unknown model '{spec}': give 'builtin', the folder of a trained "
-                "latent-diffusion run, a Stable Diffusion folder (model_index.json) or a "
-                "single .safetensors checkpoint."
-            )
-        folder, name = model_dir(path), path.resolve().name
-        digest = sha256(folder / WEIGHTS)
-    model = load(folder)
-    if model.name != "latent-diffusion":
-        raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
-    return model, name, digest
-
-
-def generate(request: GenerationRequest, model: str = BUILTIN, callback: Callable | None = None):
-    """Run ``request`` on the model ``model`` names; a GenerationResult."""
-    return load_pipeline(model)(request, callback)
+    def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
+        """A copy of the model with ``lora`` (``lora.files.read_lora``) added to its weights,
+        written as a model folder at ``out``."""

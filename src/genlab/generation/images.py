@@ -45,3 +45,16 @@ def mask_tensor(mask: Any) -> torch.Tensor:
 def size_of(image: Any) -> tuple[int, int]:
     """(width, height) of an image given as a path or a PIL image."""
     return open_image(image, "RGB", "initial image").size
+
+
+def image_batch(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float images (N, C, H, W) -> uint8 (N, H, W, C)."""
+    out = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return out.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(images: torch.Tensor) -> list[Any]:
+    """[-1, 1] images (N, C, H, W) -> PIL images."""
+    from PIL import Image
+
+    return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in image_batch(images)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
-from .request import WEBUI_SAMPLERS, GenerationRequest
+from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
 
 NEGATIVE = "Negative prompt: "
 _PAIR = re.compile(r'\s*([A-Za-z][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
@@ -39,6 +39,11 @@ def format_parameters(
     pairs = {
         "Steps": request.steps,
         "Sampler": WEBUI_SAMPLERS[request.sampler],
+        **(
+            {"Schedule type": WEBUI_SCHEDULES[request.schedule]}
+            if request.schedule != "default"
+            else {}
+        ),
         "CFG scale": _number(request.cfg_scale),
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",

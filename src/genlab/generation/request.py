@@ -1,11 +1,17 @@
 """The generation request: what a user asks of a text-to-image back end, checked once, frozen.
-genlab's own latent model and the Stable Diffusion adapter take the same request; txt2img,
-img2img and inpainting are the same request with different fields."""
+Every back end takes the same request; txt2img, img2img and inpainting are the same request
+with different fields.
+
+Sampler and schedule are two fields, as ComfyUI's KSampler has two lists: ``sampler`` is
+one of genlab's sampler names (``genlab.diffusion.samplers.SAMPLERS``), ``schedule`` which
+noise levels its steps visit. stable-diffusion-webui's names, combined ("DPM++ 2M Karras")
+or apart ("DPM++ 2M" with the scheduler "Karras"), parse into the pair; PNGs print them
+back in webui's words."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..errors import GenlabError
@@ -18,15 +24,80 @@ WEBUI_SAMPLERS = {
     "euler-a": "Euler a",
     "heun": "Heun",
     "dpmpp-2m": "DPM++ 2M",
-    "dpmpp-2m-karras": "DPM++ 2M Karras",
 }
+#: schedules -> stable-diffusion-webui's "Schedule type" names. "default" is the model's
+#: own spacing (trailing for genlab's models, the scheduler config's for Stable Diffusion).
+WEBUI_SCHEDULES = {
+    "default": "Automatic",
+    "karras": "Karras",
+    "trailing": "Uniform",
+    "leading": "Leading",
+    "linspace": "Linspace",
+}
+#: the bounds every front end shares (the page's sliders, the CLI, the API)
+MAX_STEPS = 1000
+MAX_SIDE = 2048
+MAX_BATCH = 64
+SEED_RANGE = 2**32
+
+
+def _key(name: str) -> str:
+    return " ".join(str(name).lower().replace("-", " ").replace("_", " ").split())
+
+
+_SAMPLER_KEYS = {_key(k): k for k in WEBUI_SAMPLERS} | {
+    _key(v): k for k, v in WEBUI_SAMPLERS.items()
+}
+_SCHEDULE_KEYS = {_key(k): k for k in WEBUI_SCHEDULES} | {
+    _key(v): k for k, v in WEBUI_SCHEDULES.items()
+}
+
+
+def parse_sampler(name: str, schedule: str | None = None) -> tuple[str, str]:
+    """(sampler, schedule) of a sampler name in genlab's or webui's words, possibly with the
+    schedule in it ("DPM++ 2M Karras", "dpmpp-2m-karras"); ``schedule`` given apart wins
+    unless it is "default"/"Automatic"."""
+    key = _key(name)
+    found = _SAMPLER_KEYS.get(key)
+    named = "default"
+    if found is None:  # a schedule word at the end: "DPM++ 2M Karras"
+        head, _, tail = key.rpartition(" ")
+        if head in _SAMPLER_KEYS and tail in _SCHEDULE_KEYS:
+            found, named = _SAMPLER_KEYS[head], _SCHEDULE_KEYS[tail]
+    if found is None:
+        raise GenlabError(
+            f"Unknown sampler '{name}'; choose one of {', '.join(WEBUI_SAMPLERS)} "
+            f"(or webui's names: {', '.join(WEBUI_SAMPLERS.values())})."
+        )
+    if schedule is not None and _key(schedule) not in _SCHEDULE_KEYS:
+        raise GenlabError(
+            f"Unknown schedule '{schedule}'; choose one of {', '.join(WEBUI_SCHEDULES)}."
+        )
+    given = _SCHEDULE_KEYS[_key(schedule)] if schedule is not None else "default"
+    return found, given if given != "default" else named
+
+
+def webui_sampler_name(sampler: str, schedule: str) -> str:
+    """The sampler as webui's combined menu shows it: "DPM++ 2M", "DPM++ 2M Karras"."""
+    name = WEBUI_SAMPLERS[sampler]
+    return name if schedule in ("default", "trailing") else f"{name} {WEBUI_SCHEDULES[schedule]}"
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """A seed as an int in [0, 2^32), or one sentence."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_RANGE:
+        raise GenlabError(
+            f"{what} must be a whole number from 0 to {SEED_RANGE - 1}, got {seed!r}."
+        )
+    return seed
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """prompt, negative prompt, sampler, steps, CFG scale, seed (image i of the batch uses
-    seed + i), batch size, width and height in pixels; ``init_image``/``strength`` for
-    img2img and ``mask`` for inpainting; ``loras``: (path, scale) pairs."""
+    """prompt, negative prompt, sampler and schedule, steps, CFG scale, seed (image i of the
+    batch uses seed + i), batch size, width and height in pixels (None: the model's own
+    size); ``init_image``/``strength`` for img2img and ``mask`` for inpainting; ``loras``:
+    (path, scale) pairs."""
 
     prompt: str
     negative_prompt: str = ""
@@ -35,30 +106,46 @@ class GenerationRequest:
     cfg_scale: float = 5.0
     seed: int = 0
     batch_size: int = 1
-    width: int = 32
-    height: int = 32
+    width: int | None = None
+    height: int | None = None
     init_image: Any = None
     strength: float | None = None
     mask: Any = None
     loras: tuple[tuple[str, float], ...] = ()
+    schedule: str = "default"
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise GenlabError("The prompt and the negative prompt must be text.")
-        if self.sampler not in WEBUI_SAMPLERS:
-            raise GenlabError(
-                f"Unknown sampler '{self.sampler}'; choose one of {', '.join(WEBUI_SAMPLERS)}."
-            )
-        for name in ("steps", "batch_size", "width", "height"):
+        if not isinstance(self.sampler, str) or not isinstance(self.schedule, str):
+            raise GenlabError("The sampler and the schedule are names.")
+        sampler, schedule = parse_sampler(self.sampler, self.schedule)
+        object.__setattr__(self, "sampler", sampler)
+        object.__setattr__(self, "schedule", schedule)
+        for name, high in (("steps", MAX_STEPS), ("batch_size", MAX_BATCH)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GenlabError(f"{name} must be a whole number of at least 1, got {value!r}.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise GenlabError(f"seed must be a whole number of at least 0, got {self.seed!r}.")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise GenlabError(f"{name} must be a whole number from 1 to {high}, got {value!r}.")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
+                raise GenlabError(
+                    f"{name} must be a whole number of pixels from 1 to {MAX_SIDE}, got {value!r}."
+                )
+        check_seed(self.seed)
         cfg = self.cfg_scale
-        if not isinstance(cfg, int | float) or not math.isfinite(cfg) or cfg < 0:
+        if (
+            isinstance(cfg, bool)
+            or not isinstance(cfg, int | float)
+            or not math.isfinite(cfg)
+            or cfg < 0
+        ):
             raise GenlabError(f"The CFG scale must be a finite number >= 0, got {cfg!r}.")
-        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+        if self.strength is not None and not (
+            isinstance(self.strength, int | float) and 0.0 < self.strength <= 1.0
+        ):
             raise GenlabError(f"strength must lie in (0, 1], got {self.strength!r}.")
         if self.strength is not None and self.init_image is None:
             raise GenlabError("strength applies to img2img: give an initial image.")
@@ -66,12 +153,30 @@ class GenerationRequest:
             raise GenlabError("A mask applies to inpainting: give the image to paint into.")
         for lora in self.loras:
             scale = lora[1] if isinstance(lora, tuple | list) and len(lora) == 2 else None
-            if not isinstance(scale, int | float) or not math.isfinite(scale):
+            if (
+                isinstance(scale, bool)
+                or not isinstance(scale, int | float)
+                or not math.isfinite(scale)
+            ):
                 raise GenlabError(f"A LoRA is (folder, finite scale), got {lora!r}.")
 
     @property
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_size)]
+
+    @property
+    def sized(self) -> bool:
+        return self.width is not None and self.height is not None
+
+    def at_size(self, width: int, height: int) -> GenerationRequest:
+        """The request with its missing width or height the model's own (``width`` x
+        ``height``): a back end fills in its size."""
+        return replace(self, width=self.width or width, height=self.height or height)
+
+    @property
+    def work(self) -> int:
+        """Network evaluations times pixels: what bounds a request's cost."""
+        return self.steps * self.batch_size * (self.width or 0) * (self.height or 0)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that describe the request in words (images left out)."""

@@ -1,2 +1,3 @@
-"""LoRA: low-rank adapters trained on a user's images (``genlab finetune lora``), applied at
-generation (``--lora DIR``) or fused into a copy of the base (``genlab lora fuse``)."""
+"""LoRA adapters, below every back end: injected into a U-Net's attention projections
+(``adapters``), read from a LoRA folder without its base and applied for one draw
+(``files``). Training and fusing a LoRA live in ``genlab.finetune``."""

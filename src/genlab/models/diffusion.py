@@ -12,11 +12,11 @@ from torch import nn
 
 from ..diffusion.losses import diffusion_loss
 from ..diffusion.precond import Denoiser
-from ..diffusion.schedules import alpha_bar, karras_sigmas
+from ..diffusion.schedules import alpha_bar, karras_sigmas, sampling_sigmas
 from ..errors import GenlabError
 from ..nn.layers import LabelEmbedding, mlp
 from ..nn.unet import UNet, sinusoidal_embedding
-from ..pipelines.diffusion import DiffusionPipeline, sampling_sigmas
+from .ddpm_sampling import DDPMSampling
 from .neural import Batch, NeuralModel, label_condition
 
 
@@ -48,7 +48,7 @@ class DDPM(NeuralModel):
     labels at once, as some textbooks' code does)."""
 
     name = "ddpm"
-    sample_options = DiffusionPipeline.options
+    sample_options = DDPMSampling.options
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 2e-3,
         "batch_size": 128,
@@ -178,4 +178,4 @@ class DDPM(NeuralModel):
         """Through the diffusion pipeline; options in ``sample_options`` (sampler, steps,
         spacing, eta, label, cfg, classifier, cg_scale, callback). ``cond``: labels, one
         or one per sample, or a Condition."""
-        return DiffusionPipeline(self)(n, cond=cond, seed=seed, **kw)
+        return DDPMSampling(self)(n, cond=cond, seed=seed, **kw)

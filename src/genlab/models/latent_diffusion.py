@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,9 +24,9 @@ from ..diffusion.precond import Denoiser
 from ..diffusion.schedules import alpha_bar
 from ..errors import DataError, GenlabError
 from ..nn.unet import UNet
-from ..pipelines.text_to_image import TextToImagePipeline
 from ..text import TextEncoder, text_encoder
 from .kl_autoencoder import KLAutoencoder
+from .latent_sampling import OPTIONS, draw_latents
 from .neural import Batch, NeuralModel
 
 
@@ -80,7 +79,7 @@ class LatentDiffusion(NeuralModel):
 
     name = "latent-diffusion"
     conditional = True
-    sample_options = TextToImagePipeline.options
+    sample_options = OPTIONS
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 1e-3,
         "batch_size": 128,
@@ -196,7 +195,17 @@ class LatentDiffusion(NeuralModel):
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         """Images (n, C, H, W) in [-1, 1] for a prompt (``prompt`` option; "" draws
         unconditionally); options in ``sample_options``."""
-        return TextToImagePipeline(self).sample(n, seed=seed, **kw)
+        from ..options import resolve
+
+        opts = resolve(self.name, OPTIONS, kw)
+        seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)
+        _, h, w = self.data_shape
+        latents, _ = draw_latents(
+            self, [opts["prompt"]] * n, [opts["negative_prompt"]] * n, [seed + i for i in range(n)],
+            sampler=opts["sampler"], schedule=opts["schedule"], steps=opts["steps"],
+            cfg=opts["cfg"], width=w, height=h, callback=opts["callback"],
+        )  # fmt: skip
+        return self.decode(latents)
 
     def run_plots(self, x) -> dict[str, Any]:
         return {}
@@ -229,9 +238,3 @@ def _text_encoder(name: str, max_tokens: int) -> TextEncoder:
     if name == "tiny":
         return text_encoder("tiny", max_tokens=min(max_tokens, 32))
     return text_encoder(name, max_tokens=max_tokens)
-
-
-def image_batch(images: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float images (N, C, H, W) -> uint8 (N, H, W, C)."""
-    out = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -1,109 +1,102 @@
-"""Text-to-image with a latent diffusion model: a GenerationRequest in, images with their
-parameters out. Encode the prompt and the negative prompt, draw each image's starting noise
-from its own seed, run a sampler of genlab.diffusion.samplers under classifier-free
-guidance (the negative prompt in the unconditional branch's place), decode the latents.
-
-Image i of a batch uses seed + i and comes out the same as a batch of one with that seed:
-deterministic samplers run the batch together, stochastic ones (fresh noise each step)
-image by image, each from its own generator.
-"""
+"""genlab's own text-to-image back end: a latent diffusion model ("builtin", the shipped one,
+or a trained run or model folder) behind the generation contract. A GenerationRequest in,
+images with their PNG parameters out: LoRAs applied for the draw, the initial image and mask
+of img2img and inpainting encoded, the model's own sampling (``models.latent_sampling``)
+run with a progress report and a cancel check after each step, the latents decoded."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..conditioning import Condition
-from ..diffusion.guidance import ClassifierFreeGuidance
-from ..diffusion.samplers import SAMPLERS, STOCHASTIC
 from ..errors import GenlabError
-from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
+from ..generation.backend import ModelInfo
+from ..generation.images import image_tensor, mask_tensor, to_pil
+from ..generation.pnginfo import format_parameters
+from ..generation.request import GenerationRequest
+from ..generation.result import GenerationResult, Progress, cancel_check
+from ..hashing import sha256
+from ..lora.adapters import fuse
 from ..lora.files import applied_files, checked_loras, lora_parameters
-from ..options import CALLBACK, Option, resolve
-from .diffusion import sampling_sigmas
+from ..models.latent_sampling import Init, draw_latents, size_factor
 
-#: Request sampler names that are a sampler of genlab.diffusion.samplers plus a spacing.
-SCHEDULED = {"dpmpp-2m-karras": ("dpmpp-2m", "karras")}
-
-OPTIONS = (
-    Option("prompt", str, "", "what to draw (empty: an unconditional sample)"),
-    Option(
-        "negative_prompt", str, "", "what to steer away from (replaces the unconditional branch)"
-    ),
-    Option("sampler", str, "dpmpp-2m", "sampling algorithm", choices=tuple(WEBUI_SAMPLERS)),
-    Option("steps", int, 20, "sampling steps", low=1, high=10_000),
-    Option("cfg", float, 5.0, "classifier-free guidance scale", low=0),
-    CALLBACK,
-)
+BUILTIN = "builtin"
+BUILTIN_NAME = "genlab-shapes"
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What a progress callback receives after each network evaluation of a step: the step
-    (1-based) of ``steps``, and the current estimate of the clean latents, which
-    ``preview()`` decodes to images."""
-
-    step: int
-    steps: int
-    denoised: torch.Tensor
-    decode: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)
-
-    def preview(self) -> list[Any]:
-        return to_pil(self.decode(self.denoised))
+def builtin_folder() -> Path:
+    """The shipped text-to-image model (weights, config and card) inside the package."""
+    return Path(__file__).resolve().parent.parent / "assets" / "txt2img-shapes"
 
 
-@dataclass(frozen=True)
-class Init:
-    """img2img and inpainting: the starting image's latents (1, C, h, w), the share of the
-    schedule to run again (``strength``: 1 starts from pure noise), and for inpainting the
-    latents to regenerate (``mask`` (1, 1, h, w): 1) or keep (0)."""
+def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
+    """(genlab's latent-diffusion model, its name, the sha256 of its weights) of ``spec``:
+    "builtin" or a run or model folder; a fresh copy each call."""
+    from ..serialization import WEIGHTS, load, model_dir
 
-    latents: torch.Tensor
-    strength: float = 1.0
-    mask: torch.Tensor | None = None
+    if spec == BUILTIN:
+        from ..assets import checked_folder
 
-
-class KeepKnown(torch.nn.Module):
-    """Inpainting with any denoiser: its estimate of the clean latents is replaced by the
-    known latents outside the mask at every step, so the sampler regenerates the masked
-    region in agreement with what is kept around it."""
-
-    def __init__(self, denoiser: Any, known: torch.Tensor, mask: torch.Tensor) -> None:
-        super().__init__()
-        self.denoiser, self.known, self.mask = denoiser, known, mask
-
-    def forward(self, x, sigma, cond=None):
-        return self.mask * self.denoiser(x, sigma, cond) + (1 - self.mask) * self.known
-
-
-@dataclass
-class GenerationResult:
-    """Images (PIL), each with its seed and its PNG ``parameters`` text."""
-
-    images: list[Any]
-    seeds: list[int]
-    parameters: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
+        folder, name = checked_folder(builtin_folder().name), BUILTIN_NAME
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise GenlabError(
+                f"Unknown model '{spec}': give 'builtin', the folder of a trained "
+                "latent-diffusion run, a Stable Diffusion folder (model_index.json) or a "
+                "single .safetensors checkpoint."
+            )
+        folder, name = model_dir(path), path.resolve().name
+    digest = sha256(folder / WEIGHTS)
+    model = load(folder)
+    if model.name != "latent-diffusion":
+        raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
+    return model, name, digest
 
 
 class TextToImagePipeline:
-    """``TextToImagePipeline(model)(GenerationRequest("a red circle", seed=1))``."""
+    """``TextToImagePipeline(model)(GenerationRequest("a red circle", seed=1))``; a Backend."""
 
-    options = OPTIONS
-
-    def __init__(self, model: Any, name: str = "", model_hash: str = "") -> None:
+    def __init__(self, model: Any, name: str = "", model_hash: str = "", spec: str = "") -> None:
         self.model, self.name, self.model_hash = model, name or model.name, model_hash
+        self.spec = spec
 
-    def __call__(self, request: GenerationRequest, callback: Callable | None = None):
-        from ..generation.pnginfo import format_parameters
+    @classmethod
+    def load(cls, spec: str = BUILTIN) -> TextToImagePipeline:
+        """The back end of ``spec``, laid out for generation."""
+        model, name, digest = load_model(spec)
+        # Convolutions run about 9% faster on a CPU with channels-last weights (the same
+        # pixels; benchmarks/txt2img_speed.py). Only here: a model in training keeps its layout.
+        model.net.denoiser.to(memory_format=torch.channels_last)
+        return cls(model, name, digest, spec)
 
+    # --- the contract ---------------------------------------------------------------------
+    def describe(self) -> ModelInfo:
+        factor = self.model.data_shape[1] // self.model.latent_shape[1]
+        return ModelInfo(self.name, self.model_hash, "genlab", self.default_size(), factor)
+
+    def default_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at."""
+        return self.model.data_shape[2], self.model.data_shape[1]
+
+    def check(self, request: GenerationRequest) -> GenerationRequest:
+        if not request.sized:
+            request = request.at_size(*self.default_size())
+        size_factor(self.model, request.width, request.height)
+        checked_loras(request.loras, self.name, self.model_hash)
+        return request
+
+    def __call__(
+        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None
+    ) -> GenerationResult:
+        request = self.check(request)
         loras = checked_loras(request.loras, self.name, self.model_hash)
         init, original, pixel_mask = self.init_of(request)
         with self.applied(loras):
-            latents, truncated = self.latents(request, callback, init)
+            latents, truncated = self.latents(request, progress, init, cancel)
         decoded = self.model.decode(latents)
         if pixel_mask is not None:  # inpainting keeps every pixel outside the mask exactly
             decoded = torch.where(pixel_mask.bool(), decoded, original)
@@ -118,25 +111,28 @@ class TextToImagePipeline:
         ]
         return GenerationResult(images, request.seeds, params, {"truncated": truncated})
 
-    def default_size(self) -> tuple[int, int]:
-        """(width, height) the model was trained at."""
-        return self.model.data_shape[2], self.model.data_shape[1]
+    def applied(self, adapters: list[tuple[Any, float]]):
+        """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
+        return applied_files(self.model.net.denoiser, adapters)
 
-    def check_size(self, width: int, height: int) -> int:
-        """The autoencoder's downsampling factor, which must divide the image size."""
-        factor = self.model.data_shape[1] // self.model.latent_shape[1]
-        if width % factor or height % factor:
-            raise GenlabError(
-                f"Width and height must be multiples of {factor} (the autoencoder's factor), "
-                f"got {width}x{height}."
-            )
-        return factor
+    def lora_base(self) -> Any:
+        """A fresh copy of the model (the adapters go into its own U-Net, not this one's)."""
+        model, _, digest = load_model(self.spec or BUILTIN)
+        model.digest, model.diffusers = digest, False
+        return model
 
+    def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
+        from ..serialization import save_model
+
+        model = self.lora_base()
+        fuse(model.net.denoiser, lora.state, lora.factor(scale))
+        save_model(model, out)
+        return Path(out)
+
+    # --- the work ---------------------------------------------------------------------------
     def init_of(self, request: GenerationRequest):
         """(Init or None, the initial image (1, 3, H, W), the pixel mask (1, 1, H, W)) of an
         img2img or inpainting request."""
-        from ..generation.images import image_tensor, mask_tensor
-
         if request.init_image is None:
             return None, None, None
         original = image_tensor(request.init_image)
@@ -145,7 +141,7 @@ class TextToImagePipeline:
                 f"The initial image is {original.shape[-1]}x{original.shape[-2]}; the request "
                 f"asks for {request.width}x{request.height}."
             )
-        factor = self.check_size(request.width, request.height)
+        factor = size_factor(self.model, request.width, request.height)
         latents = self.model.encode(original)
         strength = 1.0 if request.strength is None else request.strength
         if request.mask is None:
@@ -157,103 +153,31 @@ class TextToImagePipeline:
         latent_mask = torch.nn.functional.max_pool2d(pixel_mask, factor)
         return Init(latents, strength, latent_mask), original, pixel_mask
 
-    def applied(self, adapters: list[tuple[Any, float]]):
-        """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
-        return applied_files(self.model.net.denoiser, adapters)
-
     def latents(
-        self, request: GenerationRequest, callback: Callable | None = None, init: Init | None = None
-    ):
-        """(latents (n, C, h, w), whether the prompt or the negative prompt was truncated)."""
-        n = request.batch_size
-        return self.run(
-            [request.prompt] * n, [request.negative_prompt] * n, request.seeds,
-            request.sampler, request.steps, request.cfg_scale, request.width, request.height,
-            callback, init,
-        )  # fmt: skip
-
-    def run(
-        self, prompts: list[str], negatives: list[str], seeds: list[int], sampler: str,
-        steps: int, cfg: float, width: int, height: int, callback: Callable | None = None,
-        init: Init | None = None,
+        self, request: GenerationRequest, progress: Callable | None = None,
+        init: Init | None = None, cancel: Any = None,
     ):  # fmt: skip
-        """Latents for prompt i with negative prompt i from seed i (one batch): the request's
-        work, also used by evaluation to draw many prompts at once. With ``init`` (img2img,
-        inpainting), the last ``strength`` of the schedule runs from the initial latents
-        noised to that level, as diffusers' img2img pipelines count it."""
-        from ..seeding import seeded
-
-        model = self.model
-        factor = self.check_size(width, height)
-        model.net.eval()
-        cond, uncond, truncated = self.conditions(prompts, negatives)
-        name, spacing = SCHEDULED.get(sampler, (sampler, "trailing"))
-        sigmas = sampling_sigmas(model.net.denoiser, steps, spacing)
-        if init is not None:
-            run_steps = max(1, min(steps, int(steps * init.strength)))
-            sigmas = sigmas[steps - run_steps :]
-        shape = (model.latent_shape[0], height // factor, width // factor)
-        gens = [seeded(s) for s in seeds]
-        x = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigmas[0]
-        if init is not None:
-            x = x + init.latents
-        report = _reporter(callback, len(sigmas) - 1, model.decode)
-        groups = (
-            [slice(0, len(x))]
-            if name not in STOCHASTIC
-            else [slice(i, i + 1) for i in range(len(x))]
-        )
-        parts = []
-        for part in groups:  # a stochastic sampler draws each image's noise from its seed
-            guided = ClassifierFreeGuidance(model.net.denoiser, cfg, uncond[part])
-            if init is not None and init.mask is not None:
-                guided = KeepKnown(guided, init.latents, init.mask)
-            c = None if cond is None else cond[part]
-            g = gens[part.start]
-            parts.append(
-                SAMPLERS[name](guided, x[part], sigmas, cond=c, generator=g, callback=report)
-            )
-        return torch.cat(parts), truncated
-
-    def conditions(self, prompts: list[str], negatives: list[str]):
-        """(condition or None, the unconditional branch, truncated?): each distinct text
-        encoded once; an empty prompt is unconditional, an empty negative prompt leaves the
-        unconditional branch to the model's own "no text"."""
-        texts = sorted(set(prompts) | set(negatives))
-        encoded, truncated = self.model.encode_text(texts)
-        at = {t: i for i, t in enumerate(texts)}
-        n = len(prompts)
-        cond = encoded[torch.tensor([at[p] for p in prompts])]
-        uncond = encoded[torch.tensor([at[q] for q in negatives])]
-        if not any(q.strip() for q in negatives):
-            uncond = Condition.unconditional(n)
-        if not any(p.strip() for p in prompts) and uncond.tokens is None:
-            cond = None  # nothing asked at all: one unconditional pass, no guidance
-        return cond, uncond, any(truncated)
-
-    def sample(self, n: int, *, seed: int | None = None, **given: Any) -> torch.Tensor:
-        """Images (n, C, H, W) in [-1, 1] at the training size: the model's ``sample``."""
-        opts = resolve(self.model.name, self.options, given)
-        seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)
-        _, h, w = self.model.data_shape
-        request = GenerationRequest(
-            opts["prompt"], opts["negative_prompt"], opts["sampler"], opts["steps"],
-            opts["cfg"], seed, n, w, h,
+        """(latents (n, C, h, w), whether the prompt or the negative prompt was truncated)."""
+        request = self.check(request)
+        n = request.batch_size
+        return draw_latents(
+            self.model, [request.prompt] * n, [request.negative_prompt] * n, request.seeds,
+            sampler=request.sampler, schedule=request.schedule, steps=request.steps,
+            cfg=request.cfg_scale, width=request.width, height=request.height,
+            callback=self.reporter(progress, cancel, request.steps, init), init=init,
         )  # fmt: skip
-        latents, _ = self.latents(request, opts["callback"])
-        return self.model.decode(latents)
 
+    def reporter(self, progress: Callable | None, cancel: Any, steps: int, init: Init | None):
+        """The sampler's callback: a Progress for ``progress``, then the cancel check."""
+        stop = cancel_check(cancel)
+        if progress is None and cancel is None:
+            return None
+        if init is not None:  # img2img runs the last part of the schedule: count those steps
+            steps = max(1, min(steps, int(steps * init.strength)))
 
-def _reporter(callback: Callable | None, steps: int, decode: Callable):
-    if callback is None:
-        return None
-    return lambda d: callback(Progress(d["i"] + 1, steps, d["denoised"], decode))
+        def report(d: dict) -> None:
+            if progress is not None:
+                progress(Progress(d["i"] + 1, steps, d["denoised"], self.model.decode))
+            stop()
 
-
-def to_pil(images: torch.Tensor) -> list[Any]:
-    """[-1, 1] images (N, C, H, W) -> PIL images."""
-    from PIL import Image
-
-    from ..models.latent_diffusion import image_batch
-
-    return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in image_batch(images)]
+        return report

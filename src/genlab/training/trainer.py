@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..errors import DataError, GenlabError
+from ..errors import Cancelled, DataError, GenlabError
 from . import checkpoint as ckpt
 from . import rng
 from .batch import Batch
@@ -49,7 +49,7 @@ from .sharding import (
     whole_state,
 )
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["Cancelled", "TrainConfig", "Trainer"]
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -109,11 +109,6 @@ def make_accelerator(cfg: TrainConfig):
         gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[ddp],
     )
-
-
-class Cancelled(Exception):
-    """Raised by an ``on_step`` hook to stop training as Ctrl-C does: a checkpoint is saved
-    and training can resume from it."""
 
 
 class Trainer:

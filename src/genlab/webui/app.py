@@ -393,7 +393,7 @@ def train_tab(studio: Studio) -> Any:
     saved (the pickers refresh on it)."""
     import gradio as gr
 
-    from ..lora.train import lora_config
+    from ..finetune.train import lora_config
     from .training import LoraTraining, check_name, gather_images, lora_root
 
     job = LoraTraining()

@@ -9,10 +9,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import BUILTIN
 from ..errors import GenlabError
-from ..generation.backend import BUILTIN
 from ..generation.placement import CPU, Placement
-from ..generation.stable_diffusion import is_diffusers_folder, is_stable_diffusion
+from ..interop.diffusers.files import is_diffusers_folder, is_stable_diffusion
 
 #: folders not searched for runs: virtual environments, caches, version control
 _SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".gradio"}
@@ -104,7 +104,7 @@ class Catalog:
         return cat
 
     def model_spec(self, name: str) -> tuple[str, str | None, Placement]:
-        """load_pipeline's arguments for a text-to-image model named in the picker: its
+        """load_backend's arguments for a text-to-image model named in the picker: its
         spec, the config folder a single file takes, and its placement (Stable Diffusion's
         from the command line; genlab's own models run on the CPU)."""
         if name not in self.text_to_image:

@@ -14,8 +14,8 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from ..backends import load_backend
 from ..errors import GenlabError
-from ..generation.backend import load_pipeline
 from ..generation.pnginfo import save_png
 from ..generation.request import GenerationRequest
 from .catalog import Catalog
@@ -60,7 +60,7 @@ class Studio:
             logging.getLogger("genlab.webui").warning("warm-up failed: %s", e)
 
     def pipeline(self, model: str):
-        return load_pipeline(*self.catalog.model_spec(model))
+        return load_backend(*self.catalog.model_spec(model))
 
     def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
         events: queue.Queue = queue.Queue()
@@ -80,8 +80,7 @@ class Studio:
             try:  # loading under the lock too: two threads importing a model's code collide
                 with self.lock:
                     pipe = self.pipeline(model)
-                    pipe.check_size(request.width, request.height)
-                    events.put(("done", pipe(request, callback=progress)))
+                    events.put(("done", pipe(pipe.check(request), progress)))
             except BaseException as e:  # handed to the page's thread, which raises it there
                 events.put(("error", e))
 

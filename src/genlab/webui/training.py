@@ -54,7 +54,7 @@ class LoraTraining:
         self.cancel = threading.Event()
 
     def run(self, cfg: dict, out: Path, resume: bool) -> Iterator[tuple]:
-        from ..lora.train import finetune
+        from ..finetune.train import finetune
         from ..training.trainer import Cancelled
 
         events: queue.Queue = queue.Queue()

@@ -1,5 +1,6 @@
-"""Sampling a diffusion model: pick the sampler and its noise levels, encode the labels as a
-Condition, wrap the denoiser in classifier-free and classifier guidance, run the sampler."""
+"""Sampling a DDPM: pick the sampler and its noise levels, encode the labels as a Condition,
+wrap the denoiser in classifier-free and classifier guidance, run the sampler. The model's
+own ``sample`` (composed of genlab.diffusion's pure parts; no pipeline above it)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from torch import nn
 from ..conditioning import Condition
 from ..diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from ..diffusion.samplers import SAMPLERS
-from ..diffusion.schedules import discrete_sigmas, karras_sigmas
+from ..diffusion.schedules import STEP_SCHEDULES
 from ..errors import GenlabError
 from ..options import CALLBACK, Option, resolve
 
-SPACINGS = ("trailing", "leading", "linspace", "karras")
+SPACINGS = STEP_SCHEDULES[1:]
 
 OPTIONS = (
     Option("sampler", str, "dpmpp-2m", "sampling algorithm", choices=tuple(SAMPLERS)),
@@ -40,8 +41,8 @@ OPTIONS = (
 )
 
 
-class DiffusionPipeline:
-    """Draw samples from a DDPM: ``DiffusionPipeline(model)(n, seed=0, sampler="heun")``."""
+class DDPMSampling:
+    """Draw samples from a DDPM: ``DDPMSampling(model)(n, seed=0, sampler="heun")``."""
 
     options = OPTIONS
 
@@ -106,23 +107,6 @@ class DiffusionPipeline:
         if int(labels.min()) < 0 or int(labels.max()) >= classes:
             raise GenlabError(f"Labels must lie in 0..{classes - 1}.")
         return Condition.from_labels(labels)
-
-
-def sampling_sigmas(denoiser: Any, steps: int, spacing: str = "trailing") -> torch.Tensor:
-    """``steps`` noise levels for sampling a denoiser trained on discrete levels, then 0: a
-    subset of the training levels ("trailing", the default, starts at the noisiest;
-    "leading", "linspace"), or Karras spacing between the training extremes ("karras").
-    On digits, trailing gave FD 8.4 with DPM-Solver++(2M) at 10 steps where Karras gave
-    13.7."""
-    if spacing == "karras":
-        return karras_sigmas(steps, denoiser.sigma_min, denoiser.sigma_max).float()
-    levels = len(denoiser.alpha_bar)
-    if steps > levels:  # a level would repeat: a zero step, which multistep solvers divide by
-        raise GenlabError(
-            f"This model was trained on {levels} noise levels; sample with at most {levels} "
-            "steps, or use the karras spacing."
-        )
-    return discrete_sigmas(denoiser.alpha_bar.double(), steps, spacing).float()
 
 
 def _labels_of(cond: Any) -> Any:

@@ -14,35 +14,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..conditioning import Condition
-from ..errors import DataError
-from ..generation.request import GenerationRequest
+from ...conditioning import Condition
+from ...errors import DataError
+from ...generation.request import GenerationRequest
+from .files import diffusers_shape
 
-
-def diffusers_shape(folder: Path) -> tuple[int, int, int]:
-    """(3, H, W) a Stable Diffusion folder draws by default, read from its configs."""
-    import json
-
-    unet = json.loads((Path(folder) / "unet" / "config.json").read_text())
-    vae = json.loads((Path(folder) / "vae" / "config.json").read_text())
-    side = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
-    return (3, side, side)
+__all__ = ["DiffusersBase", "diffusers_shape"]
 
 
 class DiffusersBase:
     """A diffusers folder, or a single file with ``config`` its diffusers folder (as
     StableDiffusionBackend takes them), and its weights' sha256 (``digest``, the model hash
-    txt2img records). ``net`` holds ``denoiser`` (the U-Net, where the adapters go), ``vae``
+    txt2img records; ``diffusers``: True, so a LoRA on it also writes diffusers' file).
+    ``net`` holds ``denoiser`` (the U-Net, where the adapters go), ``vae``
     and ``text``; the hooks mirror a genlab model's."""
 
     def __init__(self, path: str | Path, config: str | Path | None = None) -> None:
         from diffusers import DDPMScheduler
 
-        from ..generation.stable_diffusion import StableDiffusionBackend, hashed_weights
-        from ..hashing import sha256
+        from ...hashing import sha256
+        from .backend import StableDiffusionBackend
+        from .files import hashed_weights
 
         self.backend = StableDiffusionBackend(path, config=config)
         self.digest = sha256(hashed_weights(Path(path)))
+        self.diffusers = True
         pipe = self.backend.pipe
         parts = {"denoiser": pipe.unet, "vae": pipe.vae, "text": pipe.text_encoder}
         self.net = nn.ModuleDict(parts)
@@ -105,7 +101,7 @@ class DiffusersBase:
         callback: Any = None,
     ) -> torch.Tensor:  # fmt: skip
         """Images (n, 3, H, W) in [-1, 1] of ``prompt`` at the base's size."""
-        from ..generation.images import image_tensor
+        from ...generation.images import image_tensor
 
         _, h, w = self.data_shape
         seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)

@@ -15,26 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import GenlabError
-from .request import GenerationRequest
-
-
-def is_diffusers_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "model_index.json").is_file()
-
-
-def hashed_weights(path: Path) -> Path:
-    """The file a Stable Diffusion model's hash is taken from: a single file itself, or a
-    diffusers folder's U-Net weights."""
-    path = Path(path)
-    return path if path.is_file() else path / "unet" / "diffusion_pytorch_model.safetensors"
-
-
-def is_stable_diffusion(spec: str | Path) -> bool:
-    """Whether a model spec names Stable Diffusion: a diffusers folder or a single file
-    ("builtin" and genlab's own run folders are neither)."""
-    path = Path(spec)
-    return str(spec) != "builtin" and (is_diffusers_folder(path) or is_single_file(path))
+from ...errors import GenlabError
+from ...generation.backend import ModelInfo
+from ...generation.request import GenerationRequest
+from ...generation.result import GenerationResult, Progress, cancel_check
+from .files import single_file_config
 
 
 def keep_outside(generated: Any, original: Any, mask: Any) -> Any:
@@ -45,103 +30,110 @@ def keep_outside(generated: Any, original: Any, mask: Any) -> Any:
     return Image.composite(generated, original, mask.point(lambda v: 255 if v > 127 else 0))
 
 
-def is_single_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in (".safetensors", *PICKLED)
-
-
-#: checkpoint suffixes of pickled weights, which genlab never opens
-PICKLED = (".ckpt", ".pt", ".pth", ".bin")
-
-
-def single_file_config(path: Path, config: str | Path | None) -> Path:
-    """The diffusers folder a single-file checkpoint takes its configs from, checked."""
-    if path.suffix.lower() != ".safetensors":
-        raise GenlabError(
-            f"{path} is a pickled checkpoint, which can run code when opened; genlab reads "
-            "single files in safetensors only."
-        )
-    if config is None:
-        raise GenlabError(
-            f"{path.name} is a single-file checkpoint: give --model-config DIR, a local "
-            "diffusers folder of the same architecture (model_index.json, the configs and the "
-            "tokenizer; its weights are not needed), since nothing is downloaded."
-        )
-    return config_folder(config)
-
-
-def config_folder(config: str | Path) -> Path:
-    """``--model-config``, checked: a diffusers folder."""
-    if not is_diffusers_folder(Path(config)):
-        raise GenlabError(f"--model-config {config} is not a diffusers folder (model_index.json).")
-    return Path(config)
-
-
 class StableDiffusionBackend:
     """``path``: a diffusers folder, or a single ``.safetensors`` checkpoint in the original
     layout with ``config``, a diffusers folder of the same architecture whose configs and
-    tokenizer it takes (its weights are not read)."""
+    tokenizer it takes (its weights are not read). The pipeline loads on first use (a LoRA
+    trains on a fresh copy and never needs this one's)."""
 
     def __init__(
         self, path: str | Path, name: str = "", model_hash: str = "",
-        config: str | Path | None = None,
+        config: str | Path | None = None, placement: Any = None,
     ) -> None:  # fmt: skip
         try:
-            from diffusers import StableDiffusionPipeline
+            import diffusers  # noqa: F401
         except ImportError:
             raise GenlabError(
                 "Stable Diffusion checkpoints need diffusers: pip install 'genlab[sd]'."
             ) from None
-        path = Path(path)
-        quiet = {"safety_checker": None, "requires_safety_checker": False}
-        try:
-            if path.is_file():
-                config = single_file_config(path, config)
-                self.pipe = StableDiffusionPipeline.from_single_file(
-                    str(path), config=str(config), local_files_only=True, **quiet
-                )
-            else:
-                self.pipe = StableDiffusionPipeline.from_pretrained(
-                    path, local_files_only=True, use_safetensors=True, **quiet
-                )
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            what = "checkpoint file" if path.is_file() else "folder"
+        self.path = Path(path)
+        self.config = single_file_config(self.path, config) if self.path.is_file() else None
+        if self.path.is_dir() and config is not None:
             raise GenlabError(
-                f"{path} is not a Stable Diffusion {what} genlab can load offline from "
-                f"safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})."
-            ) from None
-        self.pipe.set_progress_bar_config(disable=True)
-        self.scheduler_config = self.pipe.scheduler.config
-        self.name = name or (path.stem if path.is_file() else path.resolve().name)
+                "--model-config applies to a single-file Stable Diffusion checkpoint."
+            )
+        self.name = name or (self.path.stem if self.path.is_file() else self.path.resolve().name)
         self.model_hash = model_hash
+        self.placement = placement
+        self._pipe = None
+
+    @property
+    def pipe(self) -> Any:
+        if self._pipe is None:
+            self._pipe = load_diffusers(self.path, self.config)
+            if self.placement is not None:
+                self.placement.apply(self._pipe)
+        return self._pipe
+
+    @property
+    def scheduler_config(self) -> Any:
+        return self.pipe.scheduler.config
+
+    # --- the contract ---------------------------------------------------------------------
+    def describe(self) -> ModelInfo:
+        return ModelInfo(
+            self.name, self.model_hash, "stable-diffusion", self.default_size(), self.size_step()
+        )
 
     def default_size(self) -> tuple[int, int]:
-        side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
-        return side, side
+        from .files import diffusers_shape
 
-    def check_size(self, width: int, height: int) -> int:
-        factor = max(8, self.pipe.vae_scale_factor)  # diffusers' pipeline asks for 8
-        if width % factor or height % factor:
+        _, h, w = diffusers_shape(self.config or self.path)
+        return w, h
+
+    def size_step(self) -> int:
+        from .files import diffusers_shape
+
+        _, h, _ = diffusers_shape(self.config or self.path)
+        return max(8, h // self._latent_side())  # diffusers' pipeline asks for multiples of 8
+
+    def _latent_side(self) -> int:
+        import json
+
+        unet = json.loads((Path(self.config or self.path) / "unet" / "config.json").read_text())
+        return int(unet["sample_size"])
+
+    def check(self, request: GenerationRequest) -> GenerationRequest:
+        from ...lora.files import checked_loras
+
+        if not request.sized:
+            request = request.at_size(*self.default_size())
+        factor = self.size_step()
+        if request.width % factor or request.height % factor:
             raise GenlabError(
                 f"Width and height must be multiples of {factor} for Stable Diffusion, "
-                f"got {width}x{height}."
+                f"got {request.width}x{request.height}."
             )
-        return factor
+        checked_loras(request.loras, self.name, self.model_hash)
+        return request
 
-    def __call__(self, request: GenerationRequest, callback: Callable | None = None):
+    def check_size(self, width: int, height: int) -> int:
+        self.check(GenerationRequest("", width=width, height=height))
+        return self.size_step()
+
+    def __call__(
+        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None
+    ) -> GenerationResult:
         import torch
 
-        from ..lora.files import applied_files, checked_loras, lora_parameters
-        from ..pipelines.text_to_image import GenerationResult, Progress
-        from .pnginfo import format_parameters
+        from ...generation.pnginfo import format_parameters
+        from ...lora.files import applied_files, checked_loras, lora_parameters
         from .schedulers import diffusers_scheduler
 
-        self.check_size(request.width, request.height)
-        self.pipe.scheduler = diffusers_scheduler(request.sampler, self.scheduler_config)
+        request = self.check(request)
+        self.pipe.scheduler = diffusers_scheduler(
+            request.sampler, request.schedule, self.scheduler_config
+        )
         generators = [torch.Generator().manual_seed(s) for s in request.seeds]
+        stop = cancel_check(cancel)
+        estimate = _clean_estimates(self.pipe.scheduler)
 
         def on_step(pipe: Any, i: int, t: Any, state: dict) -> dict:
-            # diffusers hands over the current latents (still noisy), not the denoised estimate
-            callback(Progress(i + 1, request.steps, state["latents"], self._decode))
+            if progress is not None:
+                steps = len(pipe.scheduler.timesteps)
+                x0 = estimate.get("x0", state["latents"])
+                progress(Progress(i + 1, steps, x0, self._decode))
+            stop()
             return state
 
         pipe, extra = self._pipeline_for(request)
@@ -151,7 +143,8 @@ class StableDiffusionBackend:
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 num_images_per_prompt=request.batch_size, generator=generators,
-                output_type="pil", callback_on_step_end=on_step if callback else None, **extra,
+                output_type="pil",
+                callback_on_step_end=on_step if (progress or cancel) else None, **extra,
             )  # fmt: skip
         info = lora_parameters(loras)
         params = [
@@ -163,11 +156,37 @@ class StableDiffusionBackend:
             images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
         return GenerationResult(images, request.seeds, params)
 
+    def lora_base(self) -> Any:
+        from .lora_base import DiffusersBase
+
+        return DiffusersBase(self.path, self.config)
+
+    def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
+        """A diffusers folder at ``out``: written beside, then renamed, so an interrupted
+        save leaves no half folder there."""
+        import os
+        import shutil
+
+        from ...lora.adapters import fuse
+
+        base = self.lora_base()
+        fuse(base.net["denoiser"], lora.state, lora.factor(scale))
+        out = Path(out)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            base.backend.pipe.save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(out, ignore_errors=True)  # empty, checked by the caller
+            tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
     def _prompts(self, request: GenerationRequest) -> dict[str, Any]:
         """The prompt and negative prompt as diffusers takes them: the plain text (emphasis
         syntax and escapes resolved) where every weight is 1, which diffusers encodes
         itself, else token embeddings with the weights applied."""
-        from .emphasis import parse_emphasis
+        from ...text.emphasis import parse_emphasis
 
         out: dict[str, Any] = {}
         for key, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
@@ -206,7 +225,7 @@ class StableDiffusionBackend:
         components, and the arguments only it takes."""
         from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
-        from .images import open_image
+        from ...generation.images import open_image
 
         if request.init_image is None:
             return self.pipe, {"height": request.height, "width": request.width}
@@ -234,3 +253,50 @@ class StableDiffusionBackend:
         vae = self.pipe.vae
         with torch.no_grad():
             return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
+
+
+def load_diffusers(path: Path, config: Path | None) -> Any:
+    """diffusers' pipeline of a folder or a single file (with its config folder), offline,
+    safetensors only."""
+    from diffusers import StableDiffusionPipeline
+
+    quiet = {"safety_checker": None, "requires_safety_checker": False}
+    try:
+        if path.is_file():
+            pipe = StableDiffusionPipeline.from_single_file(
+                str(path), config=str(config), local_files_only=True, **quiet
+            )
+        else:
+            pipe = StableDiffusionPipeline.from_pretrained(
+                path, local_files_only=True, use_safetensors=True, **quiet
+            )
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        what = "checkpoint file" if path.is_file() else "folder"
+        raise GenlabError(
+            f"{path} is not a Stable Diffusion {what} genlab can load offline from "
+            f"safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})."
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _clean_estimates(scheduler: Any) -> dict[str, Any]:
+    """Wrap ``scheduler.step`` so that each step leaves its estimate of the clean latents in
+    the returned dict under "x0": the step's ``pred_original_sample`` where the scheduler
+    gives one (DDIM, Euler, Heun, DDPM), else its last data prediction (DPM-Solver++ keeps
+    x0 estimates in ``model_outputs``). Previews then mean the same as the built-in model's."""
+    found: dict[str, Any] = {}
+    step = scheduler.step
+
+    def wrapped(*args: Any, return_dict: bool = True, **kwargs: Any):
+        out = step(*args, return_dict=True, **kwargs)
+        x0 = getattr(out, "pred_original_sample", None)
+        outputs = getattr(scheduler, "model_outputs", None)
+        if x0 is None and outputs and outputs[-1] is not None:
+            x0 = outputs[-1]
+        if x0 is not None:
+            found["x0"] = x0
+        return out if return_dict else (out.prev_sample,)
+
+    scheduler.step = wrapped
+    return found

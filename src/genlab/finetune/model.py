@@ -14,8 +14,8 @@ import torch
 
 from ..errors import GenlabError
 from ..lora.adapters import BUILTIN_TARGETS, DIFFUSERS_TARGETS, adapter_state, inject
-from .latent_diffusion import LatentDiffusion
-from .neural import Batch, NeuralModel
+from ..models.latent_diffusion import LatentDiffusion
+from ..models.neural import Batch, NeuralModel
 
 ADAPTER = "default"
 #: the file name diffusers' ``load_lora_weights`` looks for in a folder
@@ -122,17 +122,9 @@ class LoRA(NeuralModel):
 
 
 def load_base(base: str, config: str | None = None) -> tuple[Any, str, bool]:
-    """(the frozen base, the sha256 of its weights, whether it is Stable Diffusion: a
-    diffusers folder, or a single file with ``config`` its diffusers folder)."""
+    """(the frozen base, the sha256 of its weights, whether it is Stable Diffusion), as the
+    base's back end gives it (``genlab.backends.lora_base``)."""
+    from ..backends import lora_base
 
-    from ..generation.stable_diffusion import is_stable_diffusion
-
-    if is_stable_diffusion(base):
-        from ..lora.diffusers_base import DiffusersBase
-
-        sd = DiffusersBase(base, config)
-        return sd, sd.digest, True
-    from ..generation.backend import load_model
-
-    model, _, digest = load_model(base)
-    return model, digest, False
+    model = lora_base(base, config)
+    return model, model.digest, model.diffusers

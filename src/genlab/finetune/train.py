@@ -11,25 +11,29 @@ from ..errors import GenlabError
 
 
 def base_shape(base: str, model_config: str | None = None) -> tuple[int, ...]:
-    """The image shape a base model draws, read from its config without building it."""
+    """The image shape a base model draws, as its back end describes it."""
+    from ..backends import kind, resolve
+
+    if kind(base) == "genlab" and base != "builtin":  # say what a wrong folder holds
+        _check_text_to_image(base)
+    width, height = resolve(base, model_config).describe().default_size
+    return (3, height, width)
+
+
+def _check_text_to_image(base: str) -> None:
     import yaml
 
-    from ..generation.backend import BUILTIN, builtin_folder
-    from ..generation.stable_diffusion import is_stable_diffusion, single_file_config
     from ..serialization import CONFIG, model_dir
-    from .diffusers_base import diffusers_shape
 
-    if is_stable_diffusion(base):  # its configs: the folder, or a single file's config folder
-        path = Path(base)
-        return diffusers_shape(single_file_config(path, model_config) if path.is_file() else path)
-    folder = builtin_folder() if base == BUILTIN else model_dir(Path(base))
-    doc = yaml.safe_load((folder / CONFIG).read_text())
+    path = Path(base)
+    if not path.exists():
+        return  # resolve says what it accepts
+    doc = yaml.safe_load((model_dir(path) / CONFIG).read_text())
     if doc.get("model") != "latent-diffusion":
         raise GenlabError(
             f"LoRA fine-tunes a text-to-image model ('builtin', a latent-diffusion run or a "
             f"Stable Diffusion folder); {base} holds a {doc.get('model')} model."
         )
-    return tuple(doc["config"]["data_shape"])
 
 
 def lora_config(
@@ -40,7 +44,7 @@ def lora_config(
     data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
     folder."""
     from ..data.images import image_files
-    from ..models.lora import LoRA
+    from .model import LoRA
 
     alpha = float(rank if alpha is None else alpha)
     if not math.isfinite(alpha) or alpha <= 0:

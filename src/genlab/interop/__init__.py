@@ -1,0 +1,1 @@
+"""Back ends over other libraries' models, behind genlab's generation contract."""
