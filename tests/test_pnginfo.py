@@ -11,8 +11,10 @@ from genlab.generation import (
     format_parameters,
     parse_parameters,
     read_parameters,
+    request_from_parameters,
     save_png,
 )
+from genlab.generation.request import WEBUI_SAMPLERS
 
 
 def test_parameters_round_trip_in_webui_layout():
@@ -245,3 +247,43 @@ def test_compressed_and_unicode_chunks_are_read(tmp_path):
     )
     with pytest.raises(GenlabError, match="carries no generation parameters"):
         read_parameters(other)  # another key's chunk is skipped, never inflated
+
+
+@pytest.mark.parametrize("sampler", sorted(WEBUI_SAMPLERS))
+def test_request_round_trips_through_its_parameters(sampler):
+    from types import SimpleNamespace
+
+    from genlab.lora.files import lora_parameters
+
+    request = GenerationRequest(
+        "a red circle, (left:1.2)\nof a blue square", negative_prompt="blurry, dark",
+        sampler=sampler, steps=13, cfg_scale=7.5, seed=4_000_000_000, width=64, height=48,
+        init_image=object(), strength=0.35, loras=(("cats", 0.8), ("my style", 1.0)),
+    )  # fmt: skip
+    files = [SimpleNamespace(name=name, sha256="ab" * 32) for name, _ in request.loras]
+    extra = lora_parameters(list(zip(files, [s for _, s in request.loras], strict=True)))
+    text = format_parameters(request, request.seed, model="shapes", extra=extra)
+    fields = request_from_parameters(text)
+    want = request.to_dict()
+    del want["batch_size"]  # one image's parameters: its own seed, no batch
+    assert fields == want
+    again = GenerationRequest(**fields, init_image=object())
+    assert again.to_dict() == request.to_dict()
+
+
+def test_request_from_plain_and_bad_parameters():
+    fields = request_from_parameters("just a prompt")
+    assert fields == {"prompt": "just a prompt", "negative_prompt": ""}
+    text = "x\nSteps: 30, Sampler: Euler a, CFG scale: 7, Seed: 9, Size: 512x768"
+    fields = request_from_parameters(text)
+    assert fields["sampler"] == "euler-a" and fields["width"] == 512 and fields["height"] == 768
+    assert fields["cfg_scale"] == 7.0 and fields["steps"] == 30 and "loras" not in fields
+    for bad, message in [
+        ("x\nSteps: many", "Steps in the parameters must be a whole number"),
+        ("x\nSampler: DPM++ SDE", "genlab has no sampler 'DPM\\+\\+ SDE'; it has DDPM, DDIM"),
+        ("x\nSize: 512", "Size in the parameters must be a whole number"),
+        ("x\nCFG scale: high", "CFG scale in the parameters must be a number"),
+        ("x\nSeed: -1", "Seed in the parameters must be a whole number"),
+    ]:
+        with pytest.raises(GenlabError, match=message):
+            request_from_parameters(bad)

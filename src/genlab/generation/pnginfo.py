@@ -140,6 +140,59 @@ def parse_parameters(text: str, *, max_chars: int = MAX_PARAMETERS_CHARS) -> dic
     return {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative), **pairs}
 
 
+def _whole(key: str, text: str) -> int:
+    if not text.isdecimal() or not text.isascii():
+        raise GenlabError(f"{key} in the parameters must be a whole number, got {text!r}.")
+    return int(text)
+
+
+def _real(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise GenlabError(f"{key} in the parameters must be a number, got {text!r}.") from None
+
+
+def request_from_parameters(text: str) -> dict[str, Any]:
+    """The GenerationRequest fields a parameters text records (the inverse of
+    ``format_parameters``): prompt and negative prompt always, and steps, sampler, cfg_scale,
+    seed, width/height, strength and loras ((name, scale) pairs, names as written) where the
+    text has them. ``GenerationRequest(**fields)`` checks the values."""
+    parsed = parse_parameters(text)
+    fields: dict[str, Any] = {
+        "prompt": parsed["Prompt"],
+        "negative_prompt": parsed["Negative prompt"],
+    }
+    if "Steps" in parsed:
+        fields["steps"] = _whole("Steps", parsed["Steps"])
+    if "Sampler" in parsed:
+        ours = {webui: name for name, webui in WEBUI_SAMPLERS.items()}
+        if parsed["Sampler"] not in ours:
+            raise GenlabError(
+                f"genlab has no sampler {parsed['Sampler']!r}; it has {', '.join(ours)}."
+            )
+        fields["sampler"] = ours[parsed["Sampler"]]
+    if "CFG scale" in parsed:
+        fields["cfg_scale"] = _real("CFG scale", parsed["CFG scale"])
+    if "Seed" in parsed:
+        fields["seed"] = _whole("Seed", parsed["Seed"])
+    if "Size" in parsed:
+        width, x, height = parsed["Size"].partition("x")
+        fields["width"], fields["height"] = (
+            _whole("Size", width),
+            _whole("Size", height if x else ""),
+        )
+    if "Denoising strength" in parsed:
+        fields["strength"] = _real("Denoising strength", parsed["Denoising strength"])
+    if "Lora scales" in parsed:  # "name: 0.8, other: 1", as lora_parameters writes it
+        loras = []
+        for item in parsed["Lora scales"].split(", "):
+            name, _, scale = item.rpartition(": ")
+            loras.append((name, _real("Lora scales", scale)))
+        fields["loras"] = tuple(loras)
+    return fields
+
+
 def save_png(image: Any, path: str | Path, parameters: str) -> Path:
     """Write a PIL image as PNG with its ``parameters`` chunk (the same pixels and text give
     the same bytes)."""
