@@ -153,3 +153,29 @@ def test_a_large_but_ordinary_npz_still_loads(tmp_path):
     assert gd.load("npz", path=tmp_path / "ok.npz").x.shape == (2000, 64)
     np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros((1000, 1000)))  # 8 MB in 8 kB
     assert gd.load("npz", path=tmp_path / "zeros.npz").x.shape == (1000, 1000)
+
+
+# ---- counts, families and seeds out of range: one sentence before any work
+
+
+def test_eval_with_no_samples_is_one_sentence(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "mvn", "--data", "moons", "--out", str(run)]) == 0
+    capsys.readouterr()
+    for n in ("0", "-3"):
+        _refused(capsys, ["eval", str(run), "--metrics", "swd", "--n", n],
+                 "--n (samples to draw) must be a whole number of at least 1")  # fmt: skip
+    assert not (run / "eval.json").exists()
+
+
+@pytest.mark.parametrize("families", ["", ",", "gmm,", " , vae"])
+def test_compare_with_an_empty_family_is_one_sentence(tmp_path, capsys, families):
+    for latent in ([], ["--latent"]):
+        _refused(capsys, ["compare", "--families", families, "--out", str(tmp_path / "c"),
+                          *latent], "--families takes comma-separated names")  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "99999999999999999999999"])
+def test_eval_t2i_with_a_seed_out_of_range_is_one_sentence(tmp_path, capsys, seed):
+    argv = ["eval-t2i", "builtin", "--seed", seed, "--n", "1", "--out", str(tmp_path / "e")]
+    _refused(capsys, argv, "--seed must be a whole number in [0, 2^32)")
