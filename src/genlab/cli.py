@@ -380,7 +380,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     _report_folder(args.out)
     if args.latent:
         return compare_latent_command(args)
-    families = tuple(args.families.split(",")) if args.families else None
+    families = _families(args.families)
     if args.seeds is None:
         args.seeds = 1 if args.shipped else 3
     total = sum(1 for f in families_for(args.data) if families is None or f.model in families)
@@ -403,6 +403,18 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"report written to {path} (and compare.html, compare.json)")
 
 
+def _families(text: str | None) -> tuple[str, ...] | None:
+    """--families as a tuple (None when not given); an empty name is refused, not read as all."""
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        from .errors import GenlabError
+
+        raise GenlabError(f"--families takes comma-separated names such as gmm,vae, got {text!r}.")
+    return names
+
+
 def compare_latent_command(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
@@ -419,7 +431,7 @@ def compare_latent_command(args: argparse.Namespace) -> None:
     if given:
         raise GenlabError(f"{given[0]} does not apply to --latent, which fits every model on "
                           "digits and a synthetic set with each model's own settings.")  # fmt: skip
-    models = tuple(args.families.split(",")) if args.families else MODELS
+    models = _families(args.families) or MODELS
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise GenlabError(f"Unknown latent model '{unknown[0]}'; known: {', '.join(MODELS)}.")

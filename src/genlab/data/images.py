@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import struct
 import urllib.request
@@ -333,11 +334,48 @@ def _caption(image: Path, default: str) -> str:
     return default
 
 
+#: the most memory an .npz file's arrays may take once read (as the floats genlab holds), in
+#: bytes: at most NPZ_MAX_RATIO times the file's size on disk (but always 64 MiB), and never
+#: over 4 GiB. Real arrays compress a few times; a thousandfold is a decompression bomb.
+NPZ_MAX_BYTES, NPZ_MAX_RATIO, NPZ_FLOOR = 4 << 30, 100, 64 << 20
+
+
+def _npz_checked(archive, path: Path, names: list[str]) -> None:
+    """Refuse, before anything is inflated, arrays of ``names`` in the open zip ``archive``
+    whose .npy headers promise more memory than the bounds allow (or Python objects)."""
+    limit = min(NPZ_MAX_BYTES, max(NPZ_FLOOR, NPZ_MAX_RATIO * path.stat().st_size))
+    total = 0
+    for name in names:
+        member = name + ".npy" if name + ".npy" in archive.namelist() else name
+        if not member.endswith(".npy"):
+            raise DataError(f"{path}[{name}] is not a .npy array.")
+        with archive.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else None
+            shape, _, dtype = (read or np.lib.format.read_array_header_2_0)(f)
+        if dtype.hasobject:
+            raise DataError(f"{path}[{name}] holds Python objects, which genlab never unpickles.")
+        total += math.prod(shape) * max(dtype.itemsize, 4 if dtype == np.float32 else 8)
+        if total > limit:
+            raise DataError(
+                f"{path} would take {total / 2**20:,.0f} MiB once read from a "
+                f"{path.stat().st_size / 2**10:,.0f} KiB file, over genlab's bound of "
+                f"{limit / 2**20:,.0f} MiB for it ({NPZ_MAX_RATIO} times its size, at most "
+                f"{NPZ_MAX_BYTES >> 30} GiB): a decompression bomb or an array too large."
+            )
+
+
 def npz(path: str | Path, key: str | None = None, labels: str | None = "y") -> Dataset:
-    """Arrays from a ``.npz`` file (never unpickled): ``key`` or the first array; labels if any."""
+    """Arrays from a ``.npz`` file (never unpickled): ``key`` or the first array; labels if any.
+    The sizes its headers declare are bounded before any array is inflated; booleans become
+    0/1 and a 1-D array one column."""
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist.")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an .npz file (a zip archive of .npy arrays).")
     try:
         with np.load(path, allow_pickle=False) as f:
             names = list(f.files)
@@ -346,13 +384,25 @@ def npz(path: str | Path, key: str | None = None, labels: str | None = "y") -> D
             name = key or ("x" if "x" in names else names[0])
             if name not in names:
                 raise DataError(f"{path} has no array {name!r}; it has {', '.join(names)}.")
+            wanted = [name] + ([labels] if labels and labels in names and labels != name else [])
+            _npz_checked(f.zip, path, wanted)
             x = f[name]
-            y = f[labels] if labels and labels in names and labels != name else None
-    except (OSError, ValueError, EOFError) as e:
+            y = f[wanted[1]] if len(wanted) > 1 else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:
+        if isinstance(e, DataError):
+            raise
         raise DataError(f"{path} is not a readable .npz file ({e}).") from e
+    if x.dtype.kind == "c":
+        raise DataError(f"{path}[{name}] holds complex numbers; genlab models real data.")
+    if x.dtype == np.bool_:
+        x = x.astype(np.float32)  # yes/no as 1/0
     x = check_array(x, f"{path}[{name}]", ndim=(1, 2, 3, 4))
+    if x.ndim == 1:  # one value per sample: a table of one column
+        x = x[:, None]
     if x.ndim == 3:  # (N, H, W) grayscale images
         x = x[:, None]
-    if y is not None and len(y) != len(x):
-        raise DataError(f"{path}: {len(y)} labels for {len(x)} samples.")
+    if y is not None and y.dtype == np.bool_:
+        y = y.astype(np.int64)
+    if y is not None and (y.ndim != 1 or len(y) != len(x)):
+        raise DataError(f"{path}: labels of shape {y.shape} for {len(x)} samples.")
     return Dataset(path.stem, x, y, f"arrays from {path.name}", str(path), "the user's own")

@@ -12,6 +12,14 @@ from ..errors import DataError
 from .dataset import Dataset, check_array
 
 INCH_CM = 2.54
+# the first bytes of files that are often given by mistake where a table is expected
+_NOT_TEXT = [
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"PK\x03\x04", "a zip archive (an .npz file loads with npz:PATH)"),
+    (b"\x93NUMPY", "a .npy array"),
+    (b"%PDF", "a PDF document"),
+]
 
 
 def _read_table(name: str) -> list[dict[str, str]]:
@@ -66,13 +74,25 @@ def table(path: str | Path, columns: str | None = None) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist.")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"CSV file {path} is empty.") from None
-        rows = list(reader)
+    with path.open("rb") as f:
+        start = f.read(8)
+    for magic, kind in _NOT_TEXT:
+        if start.startswith(magic):
+            raise DataError(f"{path} is {kind}, not a CSV file.")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"CSV file {path} is empty.") from None
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path} is not a text CSV file (it holds bytes that are not UTF-8)."
+        ) from None
+    except csv.Error as e:
+        raise DataError(f"{path} is not a readable CSV file ({e}).") from None
     names = [c.strip() for c in columns.split(",")] if columns else header
     missing = [c for c in names if c not in header]
     if missing:

@@ -134,6 +134,8 @@ def evaluate_run(
 ):
     from ..runs import open_run, write_json
 
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise GenlabError(f"--n (samples to draw) must be a whole number of at least 1, got {n!r}.")
     meta, model, train, test = open_run(run_dir)
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
     test_x = None if test is None else test.x

@@ -79,6 +79,8 @@ def evaluate_text_to_image(
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise GenlabError(f"--seed must be a whole number in [0, 2^32), got {seed!r}.")
     pipe = load_backend(str(model))
     if pipe.describe().kind != "genlab":
         raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")

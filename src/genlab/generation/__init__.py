@@ -4,7 +4,13 @@
 (``pnginfo``). It imports no model, pipeline or front end."""
 
 from .backend import Backend, ModelInfo
-from .pnginfo import format_parameters, parse_parameters, read_parameters, save_png
+from .pnginfo import (
+    format_parameters,
+    parse_parameters,
+    read_parameters,
+    request_from_parameters,
+    save_png,
+)
 from .request import GenerationRequest, parse_sampler
 from .result import GenerationResult, Progress
 
@@ -18,5 +24,6 @@ __all__ = [
     "parse_parameters",
     "parse_sampler",
     "read_parameters",
+    "request_from_parameters",
     "save_png",
 ]

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
-from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
+from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest, parse_sampler
 
 NEGATIVE = "Negative prompt: "
-_PAIR = re.compile(r'\s*([A-Za-z][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+#: the longest parameters text genlab parses or reads from a PNG, in characters (webui's own
+#: texts stay under a few thousand; a longer one is refused, never half-read)
+MAX_PARAMETERS_CHARS = 65_536
+# the scanner's steps: each pattern is one character class matched once from a given place,
+# so it cannot backtrack (the time is linear in what it passes over)
+_LETTER = re.compile(r"[A-Za-z]")
+_KEY_CHARS = re.compile(r"[\w \-/]*")
+_SPACES = re.compile(r"\s*")
+_PLAIN = re.compile(r'[^\\"]*')
 
 
 def _value(text: Any) -> str:
@@ -62,13 +72,68 @@ def format_parameters(
     return "\n".join(lines)
 
 
-def parse_parameters(text: str) -> dict[str, str]:
+def _pairs(line: str) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a settings line, as webui's pattern finds them (a key: a
+    letter, then letters, digits, "_", " ", "-" or "/"; a colon; a value up to the next comma,
+    or a double-quoted JSON string followed by a comma or the end), in one forward pass: a
+    failed key is skipped past, never rescanned, and a quoted value's scan ends at its first
+    unescaped quote, before which no later value can start."""
+    out, n, i = [], len(line), 0
+    while letter := _LETTER.search(line, i):
+        q = letter.start()
+        r = _KEY_CHARS.match(line, q + 1).end()
+        if r == n or line[r] != ":":
+            i = r  # every start inside q..r meets the same run and the same missing colon
+            continue
+        v = _SPACES.match(line, r + 1).end()
+        end = _quoted_end(line, v) if v < n and line[v] == '"' else -1
+        if end == -1 or (end < n and line[end] != ","):
+            end = line.find(",", v)
+            end = n if end == -1 else end
+        out.append((line[q:r], line[v:end]))
+        i = end + 1
+    return out
+
+
+def _quoted_end(line: str, start: int) -> int:
+    """The index after the quote closing the string that opens at ``start``, or -1."""
+    j, n = start + 1, len(line)
+    while (j := _PLAIN.match(line, j).end()) < n:
+        if line[j] == '"':
+            return j + 1
+        j += 2  # a backslash and the character it escapes
+    return -1
+
+
+def _unquoted(value: str) -> str:
+    """A value as written, or the string a double-quoted one stands for (JSON escapes)."""
+    value = value.rstrip()
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        inner = value[1:-1]
+        if '"' not in inner and "\\" not in inner:
+            return inner  # no escapes: what json.loads gives, at a fraction of the cost
+        try:
+            return str(json.loads(value))
+        except ValueError:  # not JSON after all: kept as written
+            pass
+    return value
+
+
+def parse_parameters(text: str, *, max_chars: int = MAX_PARAMETERS_CHARS) -> dict[str, str]:
     """A parameters text back into {"Prompt", "Negative prompt", and every key of its last
-    line}; values are strings as written (quoted ones unescaped)."""
+    line}; values are strings as written (quoted ones unescaped). Linear in the text's
+    length; a text over ``max_chars`` characters is refused with a GenlabError."""
+    if not isinstance(text, str):
+        raise GenlabError("The generation parameters must be text.")
+    if max_chars is not None and len(text) > max_chars:
+        raise GenlabError(
+            f"The generation parameters are {len(text):,} characters long, over the "
+            f"{max_chars:,} genlab reads."
+        )
     *head, last = text.strip("\n").split("\n")
     pairs = {}
-    for key, value in _PAIR.findall(last):
-        pairs[key.strip()] = json.loads(value) if value.startswith('"') else value.strip()
+    for key, value in _pairs(last):
+        pairs[key.strip()] = _unquoted(value)
     if not pairs:  # no settings line: everything is prompt
         head, pairs = [*head, last], {}
     prompt, negative = [], []
@@ -78,6 +143,56 @@ def parse_parameters(text: str) -> dict[str, str]:
         else:
             prompt.append(line)
     return {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative), **pairs}
+
+
+def _whole(key: str, text: str) -> int:
+    if not text.isdecimal() or not text.isascii():
+        raise GenlabError(f"{key} in the parameters must be a whole number, got {text!r}.")
+    return int(text)
+
+
+def _real(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise GenlabError(f"{key} in the parameters must be a number, got {text!r}.") from None
+
+
+def request_from_parameters(text: str) -> dict[str, Any]:
+    """The GenerationRequest fields a parameters text records (the inverse of
+    ``format_parameters``): prompt and negative prompt always, and steps, sampler, cfg_scale,
+    seed, width/height, strength and loras ((name, scale) pairs, names as written) where the
+    text has them. ``GenerationRequest(**fields)`` checks the values."""
+    parsed = parse_parameters(text)
+    fields: dict[str, Any] = {
+        "prompt": parsed["Prompt"],
+        "negative_prompt": parsed["Negative prompt"],
+    }
+    if "Steps" in parsed:
+        fields["steps"] = _whole("Steps", parsed["Steps"])
+    if "Sampler" in parsed:  # "DPM++ 2M" with "Schedule type: Karras", or "DPM++ 2M Karras"
+        fields["sampler"], fields["schedule"] = parse_sampler(
+            parsed["Sampler"], parsed.get("Schedule type")
+        )
+    if "CFG scale" in parsed:
+        fields["cfg_scale"] = _real("CFG scale", parsed["CFG scale"])
+    if "Seed" in parsed:
+        fields["seed"] = _whole("Seed", parsed["Seed"])
+    if "Size" in parsed:
+        width, x, height = parsed["Size"].partition("x")
+        fields["width"], fields["height"] = (
+            _whole("Size", width),
+            _whole("Size", height if x else ""),
+        )
+    if "Denoising strength" in parsed:
+        fields["strength"] = _real("Denoising strength", parsed["Denoising strength"])
+    if "Lora scales" in parsed:  # "name: 0.8, other: 1", as lora_parameters writes it
+        loras = []
+        for item in parsed["Lora scales"].split(", "):
+            name, _, scale = item.rpartition(": ")
+            loras.append((name, _real("Lora scales", scale)))
+        fields["loras"] = tuple(loras)
+    return fields
 
 
 def save_png(image: Any, path: str | Path, parameters: str) -> Path:
@@ -93,19 +208,102 @@ def save_png(image: Any, path: str | Path, parameters: str) -> Path:
     return path
 
 
-def read_parameters(path: str | Path) -> str:
-    """The ``parameters`` text of a PNG file, or a GenlabError saying why there is none."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_KEY = b"parameters\0"
+
+
+def _png_parameters(f: Any, limit: int) -> str | None:
+    """The last ``parameters`` text chunk (tEXt, zTXt or iTXt) of the PNG open in ``f``
+    (past its signature), or None; the other chunks are skipped unread. A chunk is read only
+    when its stored size is bounded, and decompressed at most to ``limit`` bytes."""
+    text = None
+    while len(head := f.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IEND":
+            break
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and length >= len(_KEY):
+            if f.read(len(_KEY)) == _KEY:
+                if length > limit + 1024:  # more than any text within the limit takes
+                    raise _TooLong
+                text = _chunk_text(kind, f.read(length - len(_KEY)), limit)
+                f.seek(4, 1)  # the CRC
+                continue
+            length -= len(_KEY)
+        f.seek(length + 4, 1)
+    return text
+
+
+class _TooLong(Exception):
+    """A parameters chunk that holds (or inflates to) more than genlab reads."""
+
+
+def _inflate(data: bytes, limit: int) -> bytes | None:
+    unzip = zlib.decompressobj()
+    try:
+        out = unzip.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    if len(out) > limit or unzip.unconsumed_tail:
+        raise _TooLong
+    return out
+
+
+def _chunk_text(kind: bytes, data: bytes, limit: int) -> str | None:
+    """The text of a chunk's data past its keyword, decoded as PNG says (None if broken)."""
+    if kind == b"tEXt":
+        raw, encoding = data, "latin-1"
+    elif kind == b"zTXt":
+        raw, encoding = _inflate(data[1:], limit) if data[:1] == b"\0" else None, "latin-1"
+    else:  # iTXt: compressed flag, method, language, translated keyword, UTF-8 text
+        parts = data[2:].split(b"\0", 2)
+        if len(parts) < 3:
+            return None
+        raw = parts[2] if data[0] == 0 else _inflate(parts[2], limit) if data[1] == 0 else None
+        encoding = "utf-8"
+    if raw is None:
+        return None
+    if len(raw) > limit:
+        raise _TooLong
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def read_parameters(path: str | Path, *, max_chars: int = MAX_PARAMETERS_CHARS) -> str:
+    """The ``parameters`` text of a PNG file, or a GenlabError saying why there is none. The
+    PNG's chunks are walked without decoding the pixels, and a compressed text chunk is
+    inflated at most to the limit, so a decompression bomb is refused, not unpacked."""
     from PIL import Image, UnidentifiedImageError
 
+    limit, too_long = 4 * max_chars, False  # bytes: UTF-8 takes at most 4 per character
     try:
-        with Image.open(path) as im:
-            text = im.text.get("parameters") if hasattr(im, "text") else None
+        with open(path, "rb") as f:
+            if f.read(8) == _PNG_SIGNATURE:
+                text = _png_parameters(f, limit)
+            else:  # another format: readable, but genlab writes parameters into PNGs only
+                with Image.open(f) as im:
+                    text = im.text.get("parameters") if hasattr(im, "text") else None
     except FileNotFoundError:
         raise GenlabError(f"{path} does not exist.") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except _TooLong:
+        text = None
+        too_long = True
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        struct.error,
+        Image.DecompressionBombError,
+    ) as e:
         raise GenlabError(f"{path} is not a readable image ({e}).") from None
     except Image.DecompressionBombWarning as e:  # raised where warnings are errors (webui)
         raise GenlabError(f"{path} is too large an image ({e}).") from None
+    if too_long or (text is not None and len(text) > max_chars):
+        raise GenlabError(
+            f"{path} holds generation parameters longer than the {max_chars:,} characters "
+            "genlab reads (a compressed text chunk is inflated no further than that)."
+        )
     if text is None:
         raise GenlabError(f"{path} carries no generation parameters.")
     return text
