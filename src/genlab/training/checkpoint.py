@@ -9,7 +9,6 @@ A checkpoint folder ``step-N/`` holds ``model.safetensors``, ``ema.safetensors``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,19 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
+from ..runfiles import sha256  # also imported from here by others
 from ..serialization import WRITE_ERRORS, why
 
 log = logging.getLogger("genlab.training")
 MANIFEST = "manifest.json"
 _STEP = re.compile(r"^step-(\d+)$")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -64,8 +56,8 @@ def save_checkpoint(folder: Path, step: int, tensors: dict[str, dict], state: di
     except WRITE_ERRORS as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise GenlabError(
-            f"Could not write checkpoint {final} ({why(e)}); the earlier checkpoints in that "
-            "folder are intact."
+            f"Could not write checkpoint {final} ({why(e, folder)}); the earlier checkpoints in "
+            "that folder are intact."
         ) from None
     return final
 
