@@ -225,7 +225,7 @@ def test_model_folder_has_a_manifest_checked_on_load(tmp_path, capsys):
     out = tmp_path / "h"
     assert run(["fit", "normal", "--data", "heights", "--out", out, "--seed", "3"], capsys)[0] == 0
     manifest = json.loads((out / "model" / "manifest.json").read_text())
-    assert {"model.safetensors", "config.yaml"} <= set(manifest["files"])
+    assert "model.safetensors" in manifest["files"]
     weights = out / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of a weight: still a readable safetensors file

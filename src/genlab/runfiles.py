@@ -232,6 +232,8 @@ def disk_full(e: BaseException, path: str | Path | None = None) -> bool:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         return True
     text = str(e)
+    if "No space left on device" in text or "StorageFull" in text:  # safetensors' IoError
+        return True
     if path is not None and ("inline_container" in text or "write failed" in text):
         folder = Path(path)
         while not folder.is_dir() and folder != folder.parent:

@@ -1,7 +1,7 @@
 """Saving and loading models: ``config.yaml`` + ``model.safetensors``, never pickle.
 
 A save writes a complete folder next to the target (with ``manifest.json``: the sha256 of
-every file, as checkpoints have) and swaps it in with renames, so an interrupted save leaves
+every weight file, as checkpoints have) and swaps it in with renames, so an interrupted save leaves
 the previous model intact; the next successful save removes what an interrupted one left.
 A load checks the files against the manifest (a folder saved before manifests has none).
 """
@@ -74,7 +74,8 @@ def _write_manifest(folder: Path) -> None:
 
     from .runfiles import sha256
 
-    files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    # The weight files; config.yaml is checked on its own, key by key, when it is read.
+    files = {p.name: sha256(p) for p in sorted(folder.glob("*.safetensors")) if p.is_file()}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
