@@ -80,7 +80,7 @@ def baselines(w: Path, out: Path) -> dict[str, list[str]]:
             "--batch-size",
             "16",
             "--out",
-            str(out / "r"),
+            str(out / "t"),  # not the folder fit writes: a run is never written over
         ],
         "sample": ["sample", str(w / "run"), "--n", "10", "--out", str(out / "s.csv")],
         "eval": ["eval", str(w / "run")],
