@@ -142,7 +142,7 @@ TRAIN_TINY = ["--set", "data.size=8", "--set", "model.width=8", "--set", "progre
         (["train", "vae", "--data", "digits", "--set", "fsdp=maybe"], "fsdp='maybe' is not a bool"),
         (["train", "nope.yaml"], "does not exist"),
         (["train", "gmm", "--data", "faithful"], "not trained by gradient steps"),
-        (["train", "vae", "--data", "digits", "--resume", "latest"], "No complete checkpoint"),
+        (["train", "vae", "--data", "digits", "--resume", "/nowhere"], "incomplete or corrupt"),
     ],
 )
 def test_train_bad_input(tmp_path, capsys, args, message):
@@ -161,7 +161,7 @@ def test_train_sample_eval(tmp_path, capsys):
     assert (out / "samples" / "step-20.png").is_file()
     assert json.loads((out / "meta.json").read_text())["test_fraction"] == 0.2
     code, _, err = run(["train", "vae", "--data", "digits", "--out", str(out)], capsys)
-    assert code == 2 and "already holds a run" in err
+    assert code == 2 and "already holds a vae run" in err
     png = tmp_path / "grid.png"
     assert run(["sample", str(out), "--n", "16", "--out", str(png)], capsys)[0] == 0
     code, text, _ = run(["eval", str(out), "--metrics", "nll,fd,kid,pr", "--n", "200"], capsys)
@@ -210,7 +210,7 @@ def test_bad_values_found_by_the_larger_fuzzing_budget(tmp_path, capsys):
     afile.write_text("x")
     for command in (["compare", "--families", "gmm"], ["eval-t2i", "builtin", "--n", "1"]):
         code, _, err = run([*command, "--out", str(afile)], capsys)
-        assert code == 2 and "Cannot write to the folder" in err, command
+        assert code == 2 and "is not a folder" in err, command
     for alpha in (float("nan"), 0.0, -1.0):
         with pytest.raises(GenlabError, match="--alpha must be a positive number"):
             lora_config("builtin", str(tmp_path), alpha=alpha)

@@ -22,7 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from genlab.cli import build_parser, main  # noqa: E402
+from genlab.cli import build_parser, main, seed  # noqa: E402
 
 EXAMPLES = int(os.environ.get("GENLAB_FUZZ_EXAMPLES", "20"))
 NUMBERS = ["0", "-5", "nan", "inf", "-inf", "1e309", "abc", "", "3.5", "-0", "٣"]
@@ -80,7 +80,7 @@ def baselines(w: Path, out: Path) -> dict[str, list[str]]:
             "--batch-size",
             "16",
             "--out",
-            str(out / "r"),
+            str(out / "t"),  # not the folder fit writes: a run is never written over
         ],
         "sample": ["sample", str(w / "run"), "--n", "10", "--out", str(out / "s.csv")],
         "eval": ["eval", str(w / "run")],
@@ -142,7 +142,7 @@ def slots(command: str) -> list[tuple[str | int, str]]:
     for action in subcommands()[command]._actions:
         if action.dest == "help" or action.nargs == 0:
             continue
-        kind = {int: "int", float: "float"}.get(action.type, "text")
+        kind = {int: "int", seed: "int", float: "float"}.get(action.type, "text")
         if action.option_strings:
             out.append((action.option_strings[0], kind))
         else:

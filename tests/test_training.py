@@ -333,7 +333,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     folder = tmp_path / "checkpoints"
     ckpt.save_checkpoint(folder, 1, {"model": {"w": torch.ones(3)}}, {"step": 1})
     monkeypatch.setattr(safetensors.torch, "save_file", _disk_full_after(10))
-    with pytest.raises(GenlabError, match=r"No space left on device\); the earlier checkpoints"):
+    with pytest.raises(GenlabError, match=r"no space left on device\); the earlier checkpoints"):
         ckpt.save_checkpoint(folder, 2, {"model": {"w": torch.zeros(3)}}, {"step": 2})
     assert [p.name for p in folder.iterdir()] == ["step-1"]  # no half-written folder left
     assert ckpt.latest(folder) == folder / "step-1" and ckpt.verify(folder / "step-1")

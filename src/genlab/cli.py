@@ -90,6 +90,22 @@ EXAMPLES = {
 }
 
 
+SEED_MAX = 2**32  # seeds lie in [0, 2^32): what numpy and torch generators take alike
+
+
+def seed(text: str) -> int:
+    """argparse type of every --seed: a whole number in [0, 2^32), else one sentence."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < SEED_MAX:
+        raise argparse.ArgumentTypeError(
+            f"a seed is a whole number from 0 to {SEED_MAX - 1}, got '{text}'"
+        )
+    return value
+
+
 def _options(args: argparse.Namespace) -> dict:
     if args.model != "gmm":
         extra = [
@@ -127,6 +143,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         options=_options(args),
         test_fraction=args.test_fraction,
         argv=sys.argv,
+        overwrite=args.overwrite,
     )
     line = f"fitted {args.model} on {args.data}: "
     line += f"train avg log-lik {metrics['train_avg_loglik']:.4f}"
@@ -141,8 +158,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from .training.lock import prepare_run_folder
     from .training.runfolder import resolve, saved_config, train_run
 
+    prepare_run_folder(args.out)  # before the saved config is read
     base = None
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         base = saved_config(args.out)
@@ -154,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "fsdp": True if args.fsdp else None,
     }
     cfg = resolve(args.target, args.data, sets=args.set, flags=flags, base=base)
-    summary = train_run(cfg, args.out, resume=args.resume)
+    summary = train_run(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     if summary["rank"] != 0:
         return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if k.endswith("loss"))
@@ -268,6 +287,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     from .generation import GenerationRequest
     from .generation.images import size_of
     from .generation.output import check_writable, save_result
+    from .runfiles import check_file, disk_error
 
     init, mask = getattr(args, "init", None), getattr(args, "mask", None)
     width, height = args.width, args.height
@@ -279,13 +299,18 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         width, height, init_image=init, strength=getattr(args, "strength", None), mask=mask,
         schedule=args.schedule or "default",
     )  # fmt: skip
+    check_file(args.out)  # before any work: a folder that can be written, a name that fits
     check_writable(args.out)
     request = dataclasses.replace(request, loras=_loras(args.lora, args.lora_scale))
     pipe = load_backend(args.model, args.model_config, _placement(args))
     request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
     with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
         result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
-    for path in save_result(result, args.out):
+    try:
+        paths = save_result(result, args.out)
+    except OSError as e:
+        raise disk_error(e, e.filename or args.out) from None
+    for path in paths:
         print(f"wrote {path}")
 
 
@@ -304,10 +329,22 @@ def _loras(paths: list[str] | None, scales: list[float] | None) -> tuple:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from .errors import GenlabError
     from .finetune.train import finetune, lora_config
+    from .runfiles import refuse_other_run
+    from .training.lock import RunLock, prepare_run_folder
     from .training.runfolder import saved_config
 
-    _report_folder(args.out)
+    prepare_run_folder(args.out)
+    if args.resume is None:  # the rule of every command that writes a run (see train_run)
+        refuse_other_run(args.out, args.overwrite, "pass --resume latest to continue it, or")
+    if args.overwrite:
+        if args.resume:
+            raise GenlabError("Give --resume or --overwrite, not both.")
+        from .runfiles import clear_run
+
+        with RunLock(args.out):
+            clear_run(args.out)
     train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         cfg = saved_config(args.out)
@@ -360,10 +397,10 @@ def _report_folder(out: str) -> None:
     from pathlib import Path
 
     from .errors import GenlabError
+    from .runfiles import check_folder
 
+    check_folder(out)
     try:
-        if str(out).strip() == "":
-            raise NotADirectoryError("no name given")
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         reason = e.strerror or str(e)
@@ -488,6 +525,9 @@ def cmd_course(args: argparse.Namespace) -> None:
         return
     if args.step is not None and args.all:
         raise GenlabError("Give a step or --all, not both.")
+    from .runfiles import check_folder
+
+    check_folder(args.out)  # before any work
     options = Options(
         data=args.data, quick=args.quick, seed=args.seed, cond_drop_per=args.cond_drop_per,
         t_base=args.t_base, elbo_reduction=args.elbo_reduction,
@@ -498,12 +538,24 @@ def cmd_course(args: argparse.Namespace) -> None:
         def announce(step) -> None:
             print(f"step {step.key}: {step.name(args.lang)}", flush=True)
 
-        results = run_all(args.lang, args.out, options, progress=announce)
+        results = _writing(args.out, run_all, args.lang, args.out, options, progress=announce)
         total = sum(r.seconds for r in results)
         print(f"course written to {args.out}/index.html ({total:.0f} s)")
         return
-    result = run_step(args.step, args.lang, args.out, options)
+    result = _writing(args.out, run_step, args.step, args.lang, args.out, options)
     print(f"step {result.step.key} written to {result.page} ({result.seconds:.1f} s)")
+
+
+def _writing(out: str, func: Callable, *args, **kwargs):
+    """``func(*args, **kwargs)``, a full disk under ``out`` said in one sentence."""
+    from .runfiles import disk_error, disk_full
+
+    try:
+        return func(*args, **kwargs)
+    except OSError as e:
+        if disk_full(e):
+            raise disk_error(e, e.filename or out) from None
+        raise
 
 
 def cmd_webui(args: argparse.Namespace) -> None:
@@ -559,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=names("classical"))
     p.add_argument("--data", required=True, help="dataset NAME or NAME:PATH (see genlab datasets)")
     p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse it)")  # fmt: skip
     p.add_argument("--components", type=int, help="gmm: number of components K")
     p.add_argument("--covariance-type", choices=["full", "tied", "diag", "spherical"])
     p.add_argument("--max-iter", type=int, default=100, help="gmm: EM iterations (default 100)")
@@ -567,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init", default="kmeans", choices=["kmeans", "k-means++", "random", "random_from_data"]
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--test-fraction",
         type=float,
@@ -592,8 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="shard weights, gradients and optimizer state over the processes (diffusion "
         "models; launch with torchrun or accelerate)",
     )
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--resume", help="'latest' or a checkpoint folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse it)")  # fmt: skip
     p.add_argument(
         "--set",
         action="append",
@@ -606,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--out", required=True, help=".csv, .npy or .png")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--sampler", help="diffusion: ddpm, ddim, euler, heun, dpmpp-2m")
     p.add_argument("--steps", type=int, help="diffusion: sampling steps (default 20)")
     p.add_argument(
@@ -657,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         sampler_flags(p)
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
-        p.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
+        p.add_argument("--seed", type=seed, default=0, help="image i of a batch uses seed + i")
         p.add_argument("--batch", type=int, default=1, help="images to draw (also writes a grid)")
         size = "pixels (default: the model's, or the initial image's)"
         p.add_argument("--width", type=int, help=size)
@@ -692,8 +748,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, help="adapter scale alpha (default: the rank)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument("--batch-size", type=int, help="images per step (default 16)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse it)")  # fmt: skip
 
     p = add("lora", cmd_lora_fuse, "LoRA tools: fuse a LoRA into a copy of its base model")
     p.add_argument("action", choices=["fuse"])
@@ -704,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model")
     p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
     p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
     sampler_flags(p)
     p.add_argument("--steps", type=int, default=20)
@@ -747,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="course", help="folder for the pages (default: course)")
     p.add_argument("--data", help="your own data for the steps that take it (see the list)")
     p.add_argument("--quick", action="store_true", help="fewer training steps, rougher numbers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--cond-drop-per",
         choices=["sample", "batch"],

@@ -54,9 +54,11 @@ def git_commit() -> str | None:
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    """Write ``doc`` whole (a new file renamed over the name: a link there is replaced, never
+    written through)."""
+    from .runfiles import write_text
+
+    write_text(path, json.dumps(doc, indent=2, default=float) + "\n")
 
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
@@ -113,13 +115,46 @@ def fit_run(
     split_seed: int = 0,
     plots: bool = True,
     argv: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Fit a classical model on the training split, write the run folder, return metrics."""
+    """Fit a classical model on the training split, write the run folder, return metrics.
+
+    The rule of every command that writes a run (as ``genlab train``'s): the folder is
+    checked before any work, a run already there is refused unless ``overwrite`` (then it
+    is replaced whole once the fit has succeeded), and the folder's lock is held while
+    writing."""
+    from .runfiles import clear_run, refuse_other_run
+    from .training.lock import RunLock, prepare_run_folder
+
+    out = prepare_run_folder(out)
+    refuse_other_run(out, overwrite)
     options = dict(options or {})
     model = build_model(name, options)
     train, test = split_data(data_spec, test_fraction, split_seed)
     model.fit(train)
-    out = Path(out)
+    with RunLock(out):
+        refuse_other_run(out, overwrite)  # again, now that no one else can write it
+        if overwrite:
+            clear_run(out)
+        return _write_fit(model, name, data_spec, out, train, test, options,
+                          test_fraction, split_seed, plots, argv)  # fmt: skip
+
+
+def _write_fit(model, name, data_spec, out: Path, train, test, options, test_fraction,
+               split_seed, plots, argv) -> dict[str, Any]:  # fmt: skip
+    from .runfiles import disk_error, disk_full
+
+    try:
+        return _write_fit_files(model, name, data_spec, out, train, test, options,
+                                test_fraction, split_seed, plots, argv)  # fmt: skip
+    except OSError as e:
+        if disk_full(e):
+            raise disk_error(e, e.filename or out) from None
+        raise
+
+
+def _write_fit_files(model, name, data_spec, out: Path, train, test, options, test_fraction,
+                     split_seed, plots, argv) -> dict[str, Any]:  # fmt: skip
     model.save(out / "model")
     metrics = {"train_avg_loglik": model.score(train.x), "n_train": len(train)}
     metrics["train_bic"] = model.bic(train.x)
@@ -209,6 +244,7 @@ def sample_run(
     """Draw ``n`` samples and write them as .csv, .npy or a .png picture. ``options`` are
     the model's sampling options (checked against its ``sample_options``), and ``gif``: a
     path for an animation of the denoising (diffusion)."""
+    from .runfiles import check_file, disk_error, disk_full
     from .serialization import load
     from .viz import plots
 
@@ -218,6 +254,9 @@ def sample_run(
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".npy", ".png"):
         raise GenlabError(f"Unknown output type '{out.suffix}'; use .csv, .npy or .png.")
+    check_file(out)  # before any work: a folder that can be written, a name that fits
+    if options.get("gif") is not None:
+        check_file(options["gif"], "--gif")
     meta = read_meta(run_dir)
     model = load(Path(run_dir) / "model")
     if not model.generative:
@@ -230,12 +269,29 @@ def sample_run(
         options["callback"] = lambda info: frames.append(info["denoised"].numpy())
     x = model.sample(n, seed=seed, **options)
     if animation is not None:
-        plots.save(plots.animation([*frames, x.numpy()]), animation)
+        try:
+            plots.save(plots.animation([*frames, x.numpy()]), animation)
+        except OSError as e:
+            raise disk_error(e, animation) from None
     x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     if suffix == ".csv" and x.ndim > 2:
         raise GenlabError("Images cannot be written as .csv; use .png or .npy.")
     if suffix == ".png" and x.ndim == 2 and x.shape[1] > 2:
         raise GenlabError(f"Cannot draw {x.shape[1]}-D samples; write .csv or .npy instead.")
+    try:
+        _write_samples(x, out, meta, n)
+    except OSError as e:
+        out.unlink(missing_ok=True)  # no half-written file left
+        if disk_full(e):
+            raise disk_error(e, out) from None
+        raise GenlabError(f"Could not write {out} ({e.strerror or e}).") from None
+    return out
+
+
+def _write_samples(x: np.ndarray, out: Path, meta: dict[str, Any], n: int) -> None:
+    from .viz import plots
+
+    suffix = out.suffix.lower()
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         cols = meta.get("columns") or [f"x{i + 1}" for i in range(x.shape[1])]
@@ -251,4 +307,3 @@ def sample_run(
         else:
             figure = plots.scatter(x, title=f"{n} samples", reference=reference)
         plots.save(figure, out)
-    return out

@@ -1,7 +1,9 @@
 """Saving and loading models: ``config.yaml`` + ``model.safetensors``, never pickle.
 
-A save writes a complete folder next to the target and swaps it in with renames, so an
-interrupted save leaves the previous model intact.
+A save writes a complete folder next to the target (with ``manifest.json``: the sha256 of
+every weight file, as checkpoints have) and swaps it in with renames, so an interrupted save leaves
+the previous model intact; the next successful save removes what an interrupted one left.
+A load checks the files against the manifest (a folder saved before manifests has none).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .errors import GenlabError
 
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
+MANIFEST = "manifest.json"
 # File endings that hold pickled Python objects, which can run code when loaded.
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib"}
 
@@ -34,9 +37,11 @@ def _write_errors() -> tuple[type[BaseException], ...]:
 WRITE_ERRORS = _write_errors()
 
 
-def why(e: BaseException) -> str:
-    """The reason of a failed write in a few words ("No space left on device")."""
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+def why(e: BaseException, path: str | Path | None = None) -> str:
+    """The reason of a failed write in a few words ("no space left on device")."""
+    from .runfiles import why as reason
+
+    return reason(e, path)
 
 
 def save_model(model: Any, path: str | Path) -> Path:
@@ -54,23 +59,53 @@ def save_model(model: Any, path: str | Path) -> Path:
         for name, extra in model.extra_files().items():
             save_file({k: np.ascontiguousarray(v) for k, v in extra.items()}, str(tmp / name))
         (tmp / CONFIG).write_text(yaml.safe_dump(doc, sort_keys=False))
+        _write_manifest(tmp)
         _swap_in(tmp, path)
     except WRITE_ERRORS as e:
         shutil.rmtree(tmp, ignore_errors=True)
         kept = "; the model saved there before is intact" if path.exists() else ""
-        raise GenlabError(f"Could not save the model to {path} ({why(e)}){kept}.") from None
+        raise GenlabError(f"Could not save the model to {path} ({why(e, path)}){kept}.") from None
+    _clean_leftovers(path)
     return path
 
 
+def _write_manifest(folder: Path) -> None:
+    import json
+
+    from .hashing import sha256
+
+    # The weight files; config.yaml is checked on its own, key by key, when it is read.
+    files = {p.name: sha256(p) for p in sorted(folder.glob("*.safetensors")) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+
+
 def _swap_in(new: Path, path: Path) -> None:
-    if not path.exists():
+    from .runfiles import remove
+
+    if not os.path.lexists(path):
         new.rename(path)
         return
     old = path.parent / f".{path.name}.old-{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    path.rename(old)
+    if os.path.lexists(old):
+        remove(old)
+    path.rename(old)  # a link there is renamed itself: its target is never written
     new.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    remove(old)
+
+
+def _clean_leftovers(path: Path) -> None:
+    """What saves killed between their renames left beside ``path``: the previous folders
+    (``.NAME.old-PID``, no longer needed once a save has succeeded) and the temporary folders
+    of processes that are gone."""
+    from .runfiles import alive, remove
+
+    for left in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, pid = left.name[len(path.name) + 2 :].partition("-")
+        if kind == "old" or (kind == "tmp" and pid.isdigit() and not alive(int(pid))):
+            try:
+                remove(left)
+            except OSError:
+                pass  # another process's, or not ours to remove: harmless
 
 
 def model_dir(path: Path) -> Path:
@@ -102,6 +137,7 @@ def read_saved(path: str | Path) -> tuple[Path, str, dict[str, Any], dict[str, A
     from safetensors.numpy import load_file
 
     folder = model_dir(Path(path))
+    check_manifest(folder)
     try:
         doc = yaml.safe_load((folder / CONFIG).read_text())
         name, config = doc["model"], doc.get("config") or {}
@@ -117,6 +153,33 @@ def read_saved(path: str | Path) -> tuple[Path, str, dict[str, Any], dict[str, A
     except (SafetensorError, OSError) as e:
         raise GenlabError(f"{folder / WEIGHTS} is not a readable safetensors file ({e}).") from e
     return folder, name, config, arrays
+
+
+def check_manifest(folder: Path) -> None:
+    """One sentence naming the first file of a saved model that does not match the sha256 its
+    ``manifest.json`` gives (a tampered or damaged weight file); no manifest: nothing to check."""
+    import json
+
+    from .hashing import sha256
+
+    manifest = folder / MANIFEST
+    if not os.path.lexists(manifest):
+        return
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenlabError(f"{manifest} is not a valid manifest ({e}).") from None
+    for name, digest in files.items():
+        file = folder / str(name)
+        if file.parent != folder or not file.is_file():
+            raise GenlabError(f"{file} is listed in {manifest} but missing.")
+        if sha256(file) != digest:
+            raise GenlabError(
+                f"{file} does not match the sha256 in {manifest}; the file was changed or "
+                "damaged after it was saved."
+            )
 
 
 def load(path: str | Path) -> Any:

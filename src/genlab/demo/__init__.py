@@ -181,7 +181,9 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
         bar.set_postfix_str(what)
 
     # 1. Heights: maximum likelihood normal, and probabilities of intervals.
-    m = fit_run("normal", "heights", runs / "heights-normal", test_fraction=0, argv=["demo"])
+    m = fit_run(
+        "normal", "heights", runs / "heights-normal", test_fraction=0, argv=["demo"], overwrite=True
+    )
     normal = load(runs / "heights-normal")
     sections.append(
         "<h2>1. Heights: a normal fitted by maximum likelihood</h2>"
@@ -208,7 +210,9 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
     heights = load_data("heights")
     mix = {"n_components": 2, "seed": 0, "n_init": 5, "tol": 1e-6}
     one, two = cross_validate("normal", heights), cross_validate("gmm", heights, mix)
-    t2 = fit_run("gmm", "heights", runs / "heights-gmm2", options=mix, argv=["demo"])
+    t2 = fit_run(
+        "gmm", "heights", runs / "heights-gmm2", options=mix, argv=["demo"], overwrite=True
+    )
     gmm2 = load(runs / "heights-gmm2")
     sections.append(
         "<h2>2. One normal or a mixture of two?</h2>"
@@ -242,6 +246,7 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
         options={"n_components": 2, "seed": 0},
         test_fraction=0,
         argv=["demo"],
+        overwrite=True,
     )
     gmm = load(runs / "faithful-gmm2")
     sections.append(
@@ -261,7 +266,9 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
     done("Old Faithful")
 
     # 4. A 2-D normal, drawn as a surface.
-    v = fit_run("mvn", "faithful", runs / "faithful-mvn", test_fraction=0, argv=["demo"])
+    v = fit_run(
+        "mvn", "faithful", runs / "faithful-mvn", test_fraction=0, argv=["demo"], overwrite=True
+    )
     sections.append(
         "<h2>4. The multivariate normal</h2>"
         "<p>The maximum-likelihood 2-D normal of Old Faithful: one Gaussian cannot see the two "
@@ -280,6 +287,7 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
         runs / "8gaussians-gmm8",
         options={"n_components": 8, "seed": 0, "n_init": 3},
         argv=["demo"],
+        overwrite=True,
     )
     samples_png = sample_run(runs / "8gaussians-gmm8", 1000, root / "8gaussians-samples.png", 0)
     sections.append(

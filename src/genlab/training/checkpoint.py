@@ -56,8 +56,8 @@ def save_checkpoint(folder: Path, step: int, tensors: dict[str, dict], state: di
     except WRITE_ERRORS as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise GenlabError(
-            f"Could not write checkpoint {final} ({why(e)}); the earlier checkpoints in that "
-            "folder are intact."
+            f"Could not write checkpoint {final} ({why(e, folder)}); the earlier checkpoints in "
+            "that folder are intact."
         ) from None
     return final
 

@@ -16,8 +16,9 @@ import yaml
 
 from ..errors import GenlabError
 from ..options import parse_bool
+from ..runfiles import clear_run, holds_run, refuse_other_run
 from .config import TrainConfig
-from .lock import RunLock
+from .lock import RunLock, prepare_run_folder
 
 HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
 
@@ -161,16 +162,33 @@ def build(cfg: dict[str, Any]):
 
 def train_run(
     cfg: dict[str, Any], out: str | Path, resume: str | None = None, held_out: float = HELD_OUT,
-    on_step: Callable | None = None,
+    on_step: Callable | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``cfg`` into the run folder ``out``; ``held_out``: the share of the data kept
     for genlab eval (0: train on all, as fine-tuning on a few dozen images does);
-    ``on_step``: the Trainer's per-step hook."""
+    ``on_step``: the Trainer's per-step hook; ``overwrite``: replace a run already there.
+
+    The rule every command that writes a run follows, checked before any work: the path is
+    a folder that can be written, nothing genlab writes there is a link, no live process
+    holds its lock, and a run already there is continued (``resume``) or replaced
+    (``overwrite``), never mixed into. ``resume="latest"`` on a folder with no complete
+    checkpoint (a kill during the first one) starts again from step 0 and says so."""
+    from . import checkpoint as ckpt
     from .trainer import Trainer
 
-    out = Path(out)
-    if resume is None and (out / "checkpoints").exists():
-        raise GenlabError(f"{out} already holds a run; pass --resume latest or another --out.")
+    out = prepare_run_folder(out)
+    if resume is not None and overwrite:
+        raise GenlabError("Give --resume or --overwrite, not both.")
+    restart = resume == "latest" and ckpt.latest(out / "checkpoints") is None
+    if restart:
+        if holds_run(out) and not (out / "config.yaml").is_file():
+            raise GenlabError(
+                f"{out} holds {holds_run(out)} that genlab train did not make; pass "
+                "--overwrite to replace it, or give another --out."
+            )
+        resume = None
+    elif resume is None:
+        refuse_other_run(out, overwrite, "pass --resume latest to continue it, or")
     model, data, train = build(cfg)
     cfg = {**cfg, "train": train.to_dict()}
     if held_out > 0:
@@ -180,6 +198,13 @@ def train_run(
     if trainer.main:
         lock.acquire()  # one writer per run folder
     try:
+        if trainer.main and (overwrite or restart):
+            if restart and holds_run(out):
+                print(
+                    f"genlab: {out} has no complete checkpoint; starting again from step 0.",
+                    file=sys.stderr,
+                )
+            clear_run(out)
         return _write_and_train(trainer, cfg, data, out, held_out)
     finally:
         lock.release()
@@ -188,36 +213,45 @@ def train_run(
 def _write_and_train(
     trainer, cfg: dict[str, Any], data, out: Path, held_out: float
 ) -> dict[str, Any]:
+    from ..runfiles import disk_error, disk_full, write_text
     from ..runs import git_commit, versions, write_json
 
-    if trainer.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        write_json(
-            out / "meta.json",
-            {
-                "model": cfg["model"],
-                "data": cfg["data"],
-                "data_options": cfg["data_options"],
-                "columns": data.columns,
-                "test_fraction": held_out,
-                "split_seed": 0,
-                "seed": trainer.cfg.seed,
-                "argv": sys.argv,
-                "git_commit": git_commit(),
-                "versions": versions(),
-                "processes": trainer.world,
-                "effective_batch_size": trainer.effective_batch,
-            },
-        )
-    summary = trainer.train()
-    if trainer.main:  # the card of a shipped model quotes its training time from here
-        write_json(out / "summary.json", summary)
+    try:
+        if trainer.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+            write_json(
+                out / "meta.json",
+                {
+                    "model": cfg["model"],
+                    "data": cfg["data"],
+                    "data_options": cfg["data_options"],
+                    "columns": data.columns,
+                    "test_fraction": held_out,
+                    "split_seed": 0,
+                    "seed": trainer.cfg.seed,
+                    "argv": sys.argv,
+                    "git_commit": git_commit(),
+                    "versions": versions(),
+                    "processes": trainer.world,
+                    "effective_batch_size": trainer.effective_batch,
+                },
+            )
+        summary = trainer.train()
+        if trainer.main:  # the card of a shipped model quotes its training time from here
+            write_json(out / "summary.json", summary)
+    except OSError as e:
+        if disk_full(e):
+            raise disk_error(e, e.filename or out) from None
+        raise
     return summary
 
 
 def saved_config(run_dir: str | Path) -> dict[str, Any]:
+    from ..runfiles import refuse_links
+
     path = Path(run_dir) / "config.yaml"
+    refuse_links(run_dir)  # a linked config.yaml is neither read nor, later, written through
     if not path.is_file():
         raise GenlabError(f"{run_dir} holds no config.yaml to resume from.")
     return yaml.safe_load(path.read_text())

@@ -366,8 +366,9 @@ class Trainer:
     def _log(self, row: dict[str, float]) -> None:
         if self.run_dir is None or not self.main:
             return
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        from ..runfiles import append_line
+
+        append_line(self.run_dir / "metrics.jsonl", json.dumps(row))  # never through a link
 
     @staticmethod
     def _check_finite_weights(state: dict[str, torch.Tensor]) -> None:

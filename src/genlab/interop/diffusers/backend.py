@@ -61,13 +61,15 @@ class StableDiffusionBackend:
     def pipe(self) -> Any:
         if self._pipe is None:
             self._pipe = load_diffusers(self.path, self.config)
+            # the folder's own scheduler settings: each request swaps the algorithm over them
+            self._scheduler_config = self._pipe.scheduler.config
             if self.placement is not None:
                 self.placement.apply(self._pipe)
         return self._pipe
 
     @property
     def scheduler_config(self) -> Any:
-        return self.pipe.scheduler.config
+        return self.pipe and self._scheduler_config
 
     # --- the contract ---------------------------------------------------------------------
     def describe(self) -> ModelInfo:
@@ -285,9 +287,13 @@ def _clean_estimates(scheduler: Any) -> dict[str, Any]:
     the returned dict under "x0": the step's ``pred_original_sample`` where the scheduler
     gives one (DDIM, Euler, Heun, DDPM), else its last data prediction (DPM-Solver++ keeps
     x0 estimates in ``model_outputs``). Previews then mean the same as the built-in model's."""
+    import functools
+
     found: dict[str, Any] = {}
     step = scheduler.step
 
+    # wraps: diffusers reads step's signature to decide whether to pass the generators
+    @functools.wraps(step)
     def wrapped(*args: Any, return_dict: bool = True, **kwargs: Any):
         out = step(*args, return_dict=True, **kwargs)
         x0 = getattr(out, "pred_original_sample", None)
