@@ -500,11 +500,19 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if args.model_config:
         config_folder(args.model_config)  # checked before the page starts
     place = _placement(args)
-    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place)
+    hosts = tuple(h.strip() for h in (args.allowed_hosts or "").split(",") if h.strip())
+    origins = tuple(o.strip() for o in (args.cors_allow_origins or "").split(",") if o.strip())
+    bad = [o for o in origins if not o.lower().startswith(("http://", "https://"))]
+    if bad or any("/" in h or " " in h for h in hosts):
+        raise GenlabError("--allowed-hosts takes names such as box.lan or box.lan:8000, and "
+                          "--cors-allow-origins origins such as http://box.lan:3000.")  # fmt: skip
+    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place,
+                         datasets_dir=args.datasets_dir)  # fmt: skip
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
     try:
-        launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue)
+        launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue,
+               allowed_hosts=hosts, cors_allow_origins=origins)  # fmt: skip
     except OSError as e:  # the port is taken, or not ours to bind
         raise GenlabError(f"Cannot serve on port {args.port} ({e}).") from None
 
@@ -761,6 +769,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="trained runs for the model lab")
     p.add_argument("--out", default="outputs", help="output folder: the only one served")
     p.add_argument("--queue", type=int, default=16, help="requests that may wait (then refused)")
+    p.add_argument("--datasets-dir", help="folders the Train tab may train on (else uploads only)")
+    hosts = "more names the page answers to, comma-separated (besides localhost, 127.0.0.1)"
+    p.add_argument("--allowed-hosts", help=hosts)
+    p.add_argument("--cors-allow-origins", help="origins other sites may read the page from")
     return parser
 
 
