@@ -441,3 +441,16 @@ def test_unreadable_safetensors_are_listed_with_their_reason_and_the_page_serves
     assert "pickled.safetensors" in shown[0]["props"]["value"]
     again = Catalog.scan(site["root"] / "models", None)  # a rescan does not raise either
     assert set(again.unreadable) == set(cat.unreadable)
+
+
+def test_webui_refuses_bad_security_flags_in_one_sentence(tmp_path, capsys):
+    from genlab.cli import main
+
+    (tmp_path / "f").write_text("a file, not a folder")
+    out = ["--out", str(tmp_path / "out")]
+    for args in (["--cors-allow-origins", "evil.example"], ["--allowed-hosts", "a/b"],
+                 ["--datasets-dir", str(tmp_path / "f")],
+                 ["--datasets-dir", str(tmp_path / "missing")]):  # fmt: skip
+        assert main(["webui", *out, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1 and "Traceback" not in err, (args, err)
