@@ -86,7 +86,9 @@ EXAMPLES = {
     "webui": """examples:
   genlab webui                                # http://127.0.0.1:7860, built-in model
   genlab webui --models-dir ~/models --runs-dir runs --out outputs
-  genlab webui --port 8000 --listen           # other machines too (with a warning)""",
+  genlab webui --port 8000 --listen           # other machines too (with a warning)
+  genlab webui --datasets-dir ~/images        # the Train tab may train on folders there
+  genlab webui --allowed-hosts box.lan        # answer to that name too (else refused)""",
 }
 
 
