@@ -15,9 +15,9 @@ ROOT = Path(genlab.__file__).resolve().parent
 
 #: bottom to top; a unit imports only from its own floor or below (docs/architecture.md)
 FLOORS = [
-    {"errors", "hashing", "seeding", "options", "conditioning", "registry"},
+    {"errors", "hashing", "seeding", "options", "conditioning", "registry", "runfiles"},
     {"nn", "diffusion", "text", "data", "viz", "serialization"},
-    {"base", "assets", "runs", "lora"},
+    {"base", "assets", "runlock", "runs", "lora"},
     {"training"},
     {"models"},
     {"generation"},

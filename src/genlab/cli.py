@@ -86,7 +86,9 @@ EXAMPLES = {
     "webui": """examples:
   genlab webui                                # http://127.0.0.1:7860, built-in model
   genlab webui --models-dir ~/models --runs-dir runs --out outputs
-  genlab webui --port 8000 --listen           # other machines too (with a warning)""",
+  genlab webui --port 8000 --listen           # other machines too (with a warning)
+  genlab webui --datasets-dir ~/images        # the Train tab may train on folders there
+  genlab webui --allowed-hosts box.lan        # answer to that name too (else refused)""",
 }
 
 
@@ -158,7 +160,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .training.lock import prepare_run_folder
+    from .runlock import prepare_run_folder
     from .training.runfolder import resolve, saved_config, train_run
 
     prepare_run_folder(args.out)  # before the saved config is read
@@ -332,7 +334,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from .errors import GenlabError
     from .finetune.train import finetune, lora_config
     from .runfiles import refuse_other_run
-    from .training.lock import RunLock, prepare_run_folder
+    from .runlock import RunLock, prepare_run_folder
     from .training.runfolder import saved_config
 
     prepare_run_folder(args.out)
@@ -577,11 +579,19 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if args.model_config:
         config_folder(args.model_config)  # checked before the page starts
     place = _placement(args)
-    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place)
+    hosts = tuple(h.strip() for h in (args.allowed_hosts or "").split(",") if h.strip())
+    origins = tuple(o.strip() for o in (args.cors_allow_origins or "").split(",") if o.strip())
+    bad = [o for o in origins if not o.lower().startswith(("http://", "https://"))]
+    if bad or any("/" in h or " " in h for h in hosts):
+        raise GenlabError("--allowed-hosts takes names such as box.lan or box.lan:8000, and "
+                          "--cors-allow-origins origins such as http://box.lan:3000.")  # fmt: skip
+    app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place,
+                         datasets_dir=args.datasets_dir)  # fmt: skip
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
     try:
-        launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue)
+        launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue,
+               allowed_hosts=hosts, cors_allow_origins=origins)  # fmt: skip
     except OSError as e:  # the port is taken, or not ours to bind
         raise GenlabError(f"Cannot serve on port {args.port} ({e}).") from None
 
@@ -842,6 +852,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="trained runs for the model lab")
     p.add_argument("--out", default="outputs", help="output folder: the only one served")
     p.add_argument("--queue", type=int, default=16, help="requests that may wait (then refused)")
+    p.add_argument("--datasets-dir", help="folders the Train tab may train on (else uploads only)")
+    hosts = "more names the page answers to, comma-separated (besides localhost, 127.0.0.1)"
+    p.add_argument("--allowed-hosts", help=hosts)
+    p.add_argument("--cors-allow-origins", help="origins other sites may read the page from")
     return parser
 
 

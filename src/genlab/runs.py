@@ -124,7 +124,7 @@ def fit_run(
     is replaced whole once the fit has succeeded), and the folder's lock is held while
     writing."""
     from .runfiles import clear_run, refuse_other_run
-    from .training.lock import RunLock, prepare_run_folder
+    from .runlock import RunLock, prepare_run_folder
 
     out = prepare_run_folder(out)
     refuse_other_run(out, overwrite)

@@ -17,8 +17,8 @@ import yaml
 from ..errors import GenlabError
 from ..options import parse_bool
 from ..runfiles import clear_run, holds_run, refuse_other_run
+from ..runlock import RunLock, prepare_run_folder
 from .config import TrainConfig
-from .lock import RunLock, prepare_run_folder
 
 HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
 

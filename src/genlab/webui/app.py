@@ -4,6 +4,7 @@ LoRA training, the model lab, the 2-D playground and the comparison. The page la
 here; the work is in ``studio``, ``xygrid``, ``lab`` and ``training``, which know nothing
 of Gradio."""
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -60,6 +61,14 @@ def page_errors(func: Callable) -> Callable:
     return call
 
 
+def unreadable_text(cat: Catalog) -> str:
+    """The model files found but not readable, with their reasons (empty when none)."""
+    if not cat.unreadable:
+        return ""
+    lines = [f"- `{name}`: {reason}" for name, reason in sorted(cat.unreadable.items())]
+    return "**Unreadable model files** (not offered):\n" + "\n".join(lines)
+
+
 def build_app(studio: Studio) -> Any:
     """The gr.Blocks of the whole page."""
     import gradio as gr
@@ -75,10 +84,17 @@ def build_app(studio: Studio) -> Any:
         )  # fmt: skip
 
     def draw(request: GenerationRequest, model: str, kind: str, progress: Any):
-        """Stream (gallery, info, seed): previews while drawing, then the saved images."""
-        for event in studio.generate(request, model, kind):
+        """Stream (gallery, info, seed): previews while drawing, then the saved images. It
+        yields at every progress report, so Gradio, which stops a generator whose client
+        left at its next yield, closes it soon and the draw stops at its next step."""
+        with contextlib.closing(studio.generate(request, model, kind)) as events:
+            yield from _draw_events(events, request, progress)
+
+    def _draw_events(events, request: GenerationRequest, progress: Any):
+        for event in events:
             if event[0] == "step":
                 progress(event[1] / event[2], desc=f"step {event[1]}/{event[2]}")
+                yield gr.skip(), gr.skip(), gr.skip()
             elif event[0] == "preview":
                 _, step, steps, images = event
                 progress(step / steps, desc=f"step {step}/{steps}")
@@ -187,14 +203,15 @@ def build_app(studio: Studio) -> Any:
                                     elem_id="lora-pick", scale=2)  # fmt: skip
             lora_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", scale=1)
             refresh = gr.Button("refresh models", scale=0)
+        unreadable = gr.Markdown(unreadable_text(cat), elem_id="unreadable-models")
         picks = [model, lora_pick, lora_scale]
 
         def settings(prefix: str):
             """The shared drawing controls of one tab."""
             with gr.Row():
                 sampler = gr.Dropdown(SAMPLERS, value="dpmpp-2m", label="sampler")
-                steps = gr.Slider(1, 150, value=20, step=1, label="steps")
-                cfg = gr.Slider(0, 20, value=5.0, step=0.5, label="CFG scale")
+                steps = gr.Slider(1, xygrid.MAX_STEPS, value=20, step=1, label="steps")
+                cfg = gr.Slider(*xygrid.CFG_RANGE, value=5.0, step=0.5, label="CFG scale")
             with gr.Row():
                 seed = gr.Number(
                     RANDOM_SEED, precision=0, label="seed (-1: random)", elem_id=f"{prefix}-seed"
@@ -203,10 +220,11 @@ def build_app(studio: Studio) -> Any:
                 reuse = gr.Button("reuse last seed", scale=0, elem_id=f"{prefix}-reuse")
             with gr.Row():
                 batch = gr.Slider(
-                    1, 16, value=1, step=1, label="batch size", elem_id=f"{prefix}-batch"
-                )
-                width = gr.Slider(8, 1024, value=32, step=8, label="width")
-                height = gr.Slider(8, 1024, value=32, step=8, label="height")
+                    1, xygrid.MAX_BATCH, value=1, step=1, label="batch size",
+                    elem_id=f"{prefix}-batch",
+                )  # fmt: skip
+                width = gr.Slider(*xygrid.SIZE_RANGE, value=32, step=8, label="width")
+                height = gr.Slider(*xygrid.SIZE_RANGE, value=32, step=8, label="height")
             dice.click(lambda: RANDOM_SEED, None, seed, api_visibility="private")
             reuse.click(lambda s: s, last_seed, seed, api_visibility="private")
             return [sampler, steps, cfg, seed, batch, width, height]
@@ -335,7 +353,9 @@ def build_app(studio: Studio) -> Any:
                         sampler="dpmpp-2m", steps=20, cfg_scale=5.0, seed=RANDOM_SEED,
                         batch_size=1, width=32, height=32, model="builtin", loras=None,
                         lora_scale=1.0, progress=gr.Progress()):  # noqa: B008  # fmt: skip
-                """One grid over two axes (batch_size is ignored: one image a cell)."""
+                """One grid over two axes (batch_size is ignored: one image a cell). A
+                generator that yields at every step, so a grid whose client left stops at
+                its next step (Gradio closes it) instead of holding the queue."""
                 x_text, y_text = x_values, y_values
                 base = request_of(prompt, negative_prompt, sampler, steps, cfg_scale, seed,
                                   batch_size, width, height, loras, lora_scale)  # fmt: skip
@@ -344,9 +364,12 @@ def build_app(studio: Studio) -> Any:
                 for row in rows:
                     images.append([])
                     for request in row:
-                        for event in studio.generate(request, model, "xy-cells"):
-                            if event[0] == "done":
-                                images[-1].append(event[2].images[0])
+                        with contextlib.closing(studio.generate(request, model, "xy-cells")) as ev:
+                            for event in ev:
+                                if event[0] == "done":
+                                    images[-1].append(event[2].images[0])
+                                else:
+                                    yield gr.skip(), gr.skip()
                         done += 1
                         progress(done / total, desc=f"image {done}/{total}")
                 grid = xygrid.draw_grid(images, xygrid.labels(x_axis, xs),
@@ -354,7 +377,7 @@ def build_app(studio: Studio) -> Any:
                 text = f"X: {x_axis} = {x_text}\nY: {y_axis} = {y_text}\n" + rows[0][0].prompt
                 from ..generation.pnginfo import save_png
 
-                return str(save_png(grid, studio.path("xy", "grid"), text)), text
+                yield str(save_png(grid, studio.path("xy", "grid"), text)), text
 
             go_xy.click(
                 xy_plot, [prompt, x_axis, x_values, y_axis, y_values, negative, *t2i, *picks],
@@ -377,13 +400,14 @@ def build_app(studio: Studio) -> Any:
             old = studio.catalog
             fresh = Catalog.scan(old.models_dir, old.runs_dir, old.model_config, old.place)
             cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
-            return gr.Dropdown(choices=list(cat.text_to_image)), gr.Dropdown(
-                choices=list(cat.loras)
-            )
+            cat.unreadable = fresh.unreadable
+            return (gr.Dropdown(choices=list(cat.text_to_image)),
+                    gr.Dropdown(choices=list(cat.loras)), unreadable_text(cat))  # fmt: skip
 
-        refresh.click(rescan, None, [model, lora_pick], api_visibility="private")
+        pickers = [model, lora_pick, unreadable]
+        refresh.click(rescan, None, pickers, api_visibility="private")
         for trigger in (train_done.change, app.load):  # a new page sees new runs and LoRAs
-            trigger(rescan, None, [model, lora_pick], api_visibility="private")
+            trigger(rescan, None, pickers, api_visibility="private")
     return app
 
 
@@ -394,10 +418,11 @@ def train_tab(studio: Studio) -> Any:
     import gradio as gr
 
     from ..finetune.train import lora_config
-    from .training import LoraTraining, check_name, gather_images, lora_root
+    from .training import LoraTraining, check_name, dataset_names, gather_images, lora_root
 
     job = LoraTraining()
     root = lora_root(studio.catalog.runs_dir)
+    datasets = studio.catalog.datasets_dir
     gr.Markdown(
         "Teach the model something new from a few dozen images: upload them with a caption "
         "each (`NAME.txt` beside `NAME.png`), or give one caption for all. The LoRA is saved "
@@ -407,7 +432,8 @@ def train_tab(studio: Studio) -> Any:
         with gr.Column():
             files = gr.File(label="images and captions", file_count="multiple",
                             file_types=["image", ".txt"])  # fmt: skip
-            folder = gr.Textbox(label="or a folder of images on this machine")
+            folder = gr.Dropdown(dataset_names(datasets), value=None, visible=bool(datasets),
+                                 label="or a folder of --datasets-dir")  # fmt: skip
             caption = gr.Textbox(label="caption for images without a NAME.txt",
                                  placeholder="a teal circle")  # fmt: skip
         with gr.Column():
@@ -448,7 +474,11 @@ def train_tab(studio: Studio) -> Any:
             cfg = saved_config(out)
             cfg["train"]["steps"] = int(steps)
         else:
-            data = gather_images(files, folder, root / f"{name}-images")
+            from gradio.utils import get_upload_folder
+
+            uploads = (Path(get_upload_folder()),)
+            data = gather_images(files, folder, root / f"{name}-images", uploads=uploads,
+                                 datasets=datasets)  # fmt: skip
             spec, model_config, _ = studio.catalog.model_spec(base)
             cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
                               train={"steps": int(steps), "lr": float(lr), "progress": False},

@@ -32,10 +32,24 @@ def _folders(root: Path, depth: int) -> list[Path]:
     return out
 
 
-def _single_files(root: Path) -> list[Path]:
+def unreadable_reason(file: Path, error: BaseException) -> str:
+    """Why a .safetensors file cannot be read, in a few words for the page's list."""
+    try:
+        with file.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot be opened ({e.strerror or e})"
+    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        return "a pickle or torch checkpoint under a .safetensors name (genlab never unpickles)"
+    text = str(error).removeprefix("Error while deserializing header: ").strip()
+    return f"not a readable safetensors file ({text or type(error).__name__})"
+
+
+def _single_files(root: Path, unreadable: dict[Path, str] | None = None) -> list[Path]:
     """Stable Diffusion checkpoints as single .safetensors files in ``root`` and the folders
     below it: those whose header names U-Net weights in the original layout (the header is
-    read, the weights are not; LoRA files and other weights are left out)."""
+    read, the weights are not; LoRA files and other weights are left out). A file whose
+    header cannot be read goes into ``unreadable`` with its reason."""
     from safetensors import safe_open
 
     out = []
@@ -44,8 +58,9 @@ def _single_files(root: Path) -> list[Path]:
             with safe_open(str(file), "pt") as f:
                 if any(k.startswith("model.diffusion_model.") for k in f.keys()):
                     out.append(file)
-        except (OSError, ValueError, RuntimeError):  # unreadable or not safetensors: not listed
-            continue
+        except Exception as e:  # truncated, a huge header, a pickle: listed, never loaded
+            if unreadable is not None:
+                unreadable[file] = unreadable_reason(file, e)
     return out
 
 
@@ -70,10 +85,13 @@ class Catalog:
     text_to_image: dict[str, str] = field(default_factory=lambda: {BUILTIN: BUILTIN})
     runs: dict[str, Path] = field(default_factory=dict)
     loras: dict[str, Path] = field(default_factory=dict)
+    #: model files found but not readable: name -> reason (shown in the page, never loaded)
+    unreadable: dict[str, str] = field(default_factory=dict)
     models_dir: str | None = None
     runs_dir: str | None = None
     model_config: str | None = None  # the diffusers folder single-file checkpoints use
     place: Placement = CPU  # where Stable Diffusion runs (genlab's own models: the CPU)
+    datasets_dir: str | None = None  # the Train page's folders (by name, inside this one)
 
     @classmethod
     def scan(
@@ -87,8 +105,11 @@ class Catalog:
             place=place,
         )
         for root in {Path(p).resolve() for p in (models_dir, runs_dir) if p}:
-            for file in _single_files(root):
+            bad: dict[Path, str] = {}
+            for file in _single_files(root, bad):
                 cat.text_to_image[str(file.relative_to(root))] = str(file)
+            for file, reason in bad.items():
+                cat.unreadable[str(file.relative_to(root))] = reason
             for folder in _folders(root, 2):
                 name = str(folder.relative_to(root))
                 if is_diffusers_folder(folder):
@@ -124,12 +145,24 @@ class Catalog:
         return self.runs[name]
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` once every link of both is followed (a file
+    of a served folder that links elsewhere is not the folder's)."""
+    try:
+        return path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, a loop of links
+        return False
+
+
 def run_summary(folder: Path) -> dict:
-    """A run's meta and the metrics it wrote (metrics.json, summary.json, eval.json)."""
+    """A run's meta and the metrics it wrote (metrics.json, summary.json, eval.json); a file
+    that links outside the run folder is not read."""
     out: dict = {}
     for name in ("meta.json", "summary.json", "eval.json", "metrics.json"):
         path = folder / name
-        if path.is_file():
+        if path.is_symlink() and not inside(path, folder):
+            out[path.stem] = f"{name} links outside the run folder: not read"
+        elif path.is_file():
             try:
                 out[path.stem] = json.loads(path.read_text())
             except (OSError, ValueError):

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GenlabError
+from .catalog import inside
 
 TOY_SETS = ("8gaussians", "moons", "rings", "checkerboard", "faithful")
 FAMILIES = ("gmm", "realnvp", "ddpm")
@@ -59,11 +60,14 @@ def run_options(folder: Path) -> list[dict[str, Any]]:
 
 
 def run_figures(folder: Path) -> list[tuple[Any, str]]:
-    """The run's plots as (PIL image, name): the page gets pixels, never the run's paths."""
+    """The run's plots as (PIL image, name): the page gets pixels, never the run's paths;
+    a plot that links outside the run folder is left out."""
     from PIL import Image
 
     out = []
     for path in sorted(folder.glob("plots/*.png")) + sorted(folder.glob("*.png")):
+        if not inside(path, folder) or not path.is_file():
+            continue
         with Image.open(path) as im:
             out.append((im.convert("RGB"), path.stem))
     return out

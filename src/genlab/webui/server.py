@@ -58,8 +58,10 @@ def create(
     runs_dir: str | Path | None = "runs",
     model_config: str | Path | None = None,
     place: Any = None,
+    datasets_dir: str | Path | None = None,
 ) -> tuple[Any, Any]:
-    """(gr.Blocks, Studio) over a prepared output folder, its queue bounded."""
+    """(gr.Blocks, Studio) over a prepared output folder, its queue bounded; the Train page
+    takes uploads, or folders inside ``datasets_dir`` by name."""
     from .catalog import Catalog
     from .studio import Studio
 
@@ -68,15 +70,43 @@ def create(
     from ..generation.placement import CPU
     from .app import build_app
 
-    studio = Studio(Catalog.scan(models_dir, runs_dir, model_config, place or CPU), folder)
+    catalog = Catalog.scan(models_dir, runs_dir, model_config, place or CPU)
+    if datasets_dir is not None:
+        datasets = Path(datasets_dir).expanduser().resolve()
+        if not datasets.is_dir():
+            raise GenlabError(f"--datasets-dir {datasets} is not a folder.")
+        catalog.datasets_dir = str(datasets)
+    studio = Studio(catalog, folder)
     return build_app(studio), studio
+
+
+def _guard_lifespan(**guard: Any) -> Any:
+    """A FastAPI lifespan that puts the HostGuard outside every other middleware: it runs
+    when the server starts, before it accepts a connection (Gradio adds its own CORS
+    middleware after any given to the app, so one given to the app would sit inside it)."""
+    from contextlib import asynccontextmanager
+
+    from .guard import HostGuard
+
+    @asynccontextmanager
+    async def lifespan(fastapi_app: Any):
+        stack = fastapi_app.middleware_stack or fastapi_app.build_middleware_stack()
+        fastapi_app.middleware_stack = HostGuard(stack, **guard)
+        yield
+
+    return lifespan
 
 
 def launch(
     app: Any, studio: Any, *, port: int | None = None, listen: bool = False,
-    queue_size: int = 16, block: bool = True,
+    queue_size: int = 16, block: bool = True, allowed_hosts: tuple[str, ...] = (),
+    cors_allow_origins: tuple[str, ...] = (),
 ) -> Any:  # fmt: skip
-    """Serve ``app``; the built-in model loads in the background so the page is up at once."""
+    """Serve ``app``; the built-in model loads in the background so the page is up at once.
+    Only requests whose Host is this page's (``allowed_hosts`` adds names) are answered; no
+    other site may read a response unless ``cors_allow_origins`` names it."""
+    from .guard import HostGuard
+
     host = "0.0.0.0" if listen else LOCALHOST
     if listen:
         print(
@@ -89,8 +119,13 @@ def launch(
         server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
         allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
         show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
-        mcp_server=False, run_history=False,
+        mcp_server=False, run_history=False, num_workers=0,
+        app_kwargs={"lifespan": _guard_lifespan(
+            allowed_hosts=allowed_hosts, listen=listen, cors_origins=cors_allow_origins)},
     )  # fmt: skip
+    if not isinstance(getattr(app.server_app, "middleware_stack", None), HostGuard):
+        app.close()  # never serve without the Host check
+        raise GenlabError("The page's Host check did not install; this Gradio is not supported.")
     # after the page is up: loading the model competes with Gradio's start for the CPU
     threading.Thread(target=studio.warm_up, daemon=True).start()
     if block:

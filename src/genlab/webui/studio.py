@@ -30,6 +30,11 @@ PREVIEW_EVERY = 1.0
 PROGRESS_EVERY = 0.25
 
 
+class Abandoned(Exception):
+    """Raised in the worker thread when the job's consumer has gone (the page's client left):
+    the draw stops at its next step and frees the lock for the next request."""
+
+
 def resolve_seed(seed: Any) -> int:
     seed = int(seed) if seed is not None else RANDOM_SEED
     return random.SystemRandom().randrange(2**31) if seed < 0 else seed
@@ -63,11 +68,16 @@ class Studio:
         return load_backend(*self.catalog.model_spec(model))
 
     def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
+        """The events of one draw. Closing the iterator before its end (Gradio closes a
+        generator whose client disconnected) stops the draw at its next step."""
         events: queue.Queue = queue.Queue()
         start = time.perf_counter()
         last = {"preview": start, "step": start}
+        stop = threading.Event()
 
         def progress(p) -> None:
+            if stop.is_set():
+                raise Abandoned()
             now = time.perf_counter()
             if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
                 events.put(("preview", p.step, p.steps, p.preview()))
@@ -79,28 +89,33 @@ class Studio:
         def work() -> None:
             try:  # loading under the lock too: two threads importing a model's code collide
                 with self.lock:
+                    if stop.is_set():  # left while waiting for the lock
+                        raise Abandoned()
                     pipe = self.pipeline(model)
                     events.put(("done", pipe(pipe.check(request), progress)))
             except BaseException as e:  # handed to the page's thread, which raises it there
                 events.put(("error", e))
 
         threading.Thread(target=work, daemon=True).start()
-        while True:
-            event = events.get()
-            if event[0] == "error":
-                raise event[1]
-            if event[0] in ("step", "preview"):
-                yield event
-                continue
-            result = event[1]
-            paths = [
-                save_png(image, self.path(kind, str(seed)), params)
-                for image, seed, params in zip(
-                    result.images, result.seeds, result.parameters, strict=True
-                )
-            ]
-            yield ("done", paths, result)
-            return
+        try:
+            while True:
+                event = events.get()
+                if event[0] == "error":
+                    raise event[1]
+                if event[0] in ("step", "preview"):
+                    yield event
+                    continue
+                result = event[1]
+                paths = [
+                    save_png(image, self.path(kind, str(seed)), params)
+                    for image, seed, params in zip(
+                        result.images, result.seeds, result.parameters, strict=True
+                    )
+                ]
+                yield ("done", paths, result)
+                return
+        finally:  # closed early (GeneratorExit) or failed: the worker stops at its next step
+            stop.set()
 
 
 def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:

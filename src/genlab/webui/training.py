@@ -1,9 +1,11 @@
-"""The Train page's work, free of Gradio: uploaded images and captions (or a folder) -> a
-LoRA run under ``<runs>/loras/NAME``, trained in a worker thread that reports each step and
-stops on request with a checkpoint (so "resume" continues it)."""
+"""The Train page's work, free of Gradio: uploaded images and captions (or a folder inside
+``--datasets-dir``, by name) -> a LoRA run under ``<runs>/loras/NAME``, trained in a worker
+thread that reports each step and stops on request with a checkpoint (so "resume" continues
+it). A request never names a server path."""
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import shutil
@@ -14,6 +16,8 @@ from pathlib import Path
 from ..errors import GenlabError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: the most files and folders a training folder (or an upload) may hold: walking is bounded
+MAX_DATASET_FILES = 10_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -31,19 +35,75 @@ def check_name(name: str) -> str:
     return name
 
 
-def gather_images(files: list[str] | None, folder: str, target: Path) -> Path:
-    """The training images: uploaded files (images and NAME.txt captions) copied into
-    ``target``, or an existing folder of the user's."""
+def dataset_names(root: str | Path | None) -> list[str]:
+    """The folders a request may name for training: the sub-folders of ``--datasets-dir``
+    (none without it), those that stay inside it once links are followed."""
+    if not root or not Path(root).is_dir():
+        return []
+    root = Path(root).resolve()
+    return sorted(
+        child.name for child in root.iterdir()
+        if not child.name.startswith(".") and child.is_dir()
+        and child.resolve().is_relative_to(root)
+    )  # fmt: skip
+
+
+def dataset_folder(root: str | Path | None, name: str) -> Path:
+    """The folder ``name`` inside ``root`` (``--datasets-dir``), checked after every link is
+    followed and walked with a bound; messages name no path, so a request that names one
+    outside learns nothing about it."""
+    if not root:
+        raise GenlabError(
+            "This page trains on uploaded images only; start it with --datasets-dir DIR to "
+            "train on the folders inside DIR."
+        )
+    root = Path(root).resolve()
+    name = (name or "").strip()
+    folder = (root / name).resolve()
+    if not name or folder == root or not folder.is_relative_to(root) or not folder.is_dir():
+        raise GenlabError("Pick a folder of the datasets list (the folders inside --datasets-dir).")
+    seen = 0
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        seen += len(dirs) + len(names)
+        if seen > MAX_DATASET_FILES:
+            raise GenlabError(
+                f"The folder '{name}' holds more than {MAX_DATASET_FILES} files and folders; "
+                "give a smaller one."
+            )
+        for entry in names:
+            if not (Path(top) / entry).resolve().is_relative_to(root):
+                raise GenlabError(
+                    f"The folder '{name}' holds links to files outside the datasets folder; "
+                    "copy the images in instead."
+                )
+    return folder
+
+
+def gather_images(
+    files: list[str] | None, folder: str | None, target: Path, *,
+    uploads: tuple[Path, ...] = (), datasets: str | Path | None = None,
+) -> Path:  # fmt: skip
+    """The training images: uploaded files (images and NAME.txt captions, each of which must
+    lie in one of the ``uploads`` folders once links are followed) copied into ``target``, or
+    a folder of ``datasets`` named by ``folder``. A request never names any other path."""
     if files:
+        if len(files) > MAX_DATASET_FILES:
+            raise GenlabError(f"Upload at most {MAX_DATASET_FILES} files.")
+        roots = [Path(u).resolve() for u in uploads]
+        paths = [Path(f).resolve() for f in files]
+        if not all(any(p.is_relative_to(r) for r in roots) for p in paths):
+            raise GenlabError("Only files uploaded to this page can be trained on.")
         target.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            path = Path(f)
-            if path.suffix.lower() in IMAGE_SUFFIXES | {".txt"}:
+        for path in paths:
+            if path.suffix.lower() in IMAGE_SUFFIXES | {".txt"} and path.is_file():
                 shutil.copyfile(path, target / path.name)
         return target
-    if folder and Path(folder).expanduser().is_dir():
-        return Path(folder).expanduser()
-    raise GenlabError("Upload images (with NAME.txt captions if you have them) or give a folder.")
+    if folder:
+        return dataset_folder(datasets, folder)
+    raise GenlabError(
+        "Upload images (with NAME.txt captions if you have them) or pick a folder of the "
+        "datasets list."
+    )
 
 
 class LoraTraining:

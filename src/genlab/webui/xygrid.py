@@ -15,6 +15,17 @@ AXES = ("nothing", "seed", "sampler", "steps", "CFG scale", "prompt S/R")
 _FIELD = {"seed": "seed", "sampler": "sampler", "steps": "steps", "CFG scale": "cfg_scale"}
 #: the most images one grid may draw
 MAX_CELLS = 64
+#: the page's sliders' limits (app.py builds its sliders from them); an axis value obeys the
+#: same ones, so the X/Y plot asks no more of one image than txt2img may
+MAX_STEPS = 150
+CFG_RANGE = (0.0, 20.0)
+MAX_BATCH = 16
+SIZE_RANGE = (8, 1024)
+MAX_SEED = 2**32 - 1
+#: the most work one grid may ask (cells x steps x pixels): what the largest single request
+#: the sliders allow costs (a batch of 16 at 150 steps and 1024 x 1024)
+MAX_WORK = MAX_BATCH * MAX_STEPS * SIZE_RANGE[1] ** 2
+_RANGE = {"steps": (1, MAX_STEPS), "CFG scale": CFG_RANGE, "seed": (0, MAX_SEED)}
 _TYPE = {"seed": int, "sampler": str, "steps": int, "CFG scale": float, "prompt S/R": str}
 
 
@@ -34,6 +45,9 @@ def axis_values(axis: str, text: str) -> list[Any]:
             value = _TYPE[axis](cell)
         except ValueError:
             raise GenlabError(f"'{cell}' is not a valid {axis} value.") from None
+        if axis in _RANGE and not _RANGE[axis][0] <= value <= _RANGE[axis][1]:  # NaN too
+            lo, hi = _RANGE[axis]
+            raise GenlabError(f"{axis} values must lie in {lo:g}..{hi:g}, got {cell}.")
         if axis == "sampler" and value not in WEBUI_SAMPLERS:
             known = ", ".join(WEBUI_SAMPLERS)
             raise GenlabError(f"Unknown sampler '{value}'; choose among {known}.")
@@ -62,6 +76,14 @@ def cell_requests(
     if len(xs) * len(ys) > MAX_CELLS:
         raise GenlabError(f"{len(xs)} x {len(ys)} cells is too many; at most {MAX_CELLS}.")
     request = dataclasses.replace(request, batch_size=1)
+    cells = len(xs) * len(ys)
+    steps = max(xs if x_axis == "steps" else ys if y_axis == "steps" else [request.steps])
+    work = cells * steps * request.width * request.height
+    if work > MAX_WORK:
+        raise GenlabError(
+            f"{cells} cells of {steps} steps at {request.width}x{request.height} is more work "
+            "than one request may ask; draw fewer cells, fewer steps or smaller images."
+        )
     rows = [[vary(vary(request, x_axis, x, xs[0]), y_axis, y, ys[0]) for x in xs] for y in ys]
     return xs, ys, rows
 

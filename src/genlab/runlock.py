@@ -13,8 +13,8 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import GenlabError
-from ..runfiles import alive as _alive
+from .errors import GenlabError
+from .runfiles import alive as _alive
 
 NAME = ".lock"
 
@@ -92,7 +92,7 @@ def prepare_run_folder(out: str | Path) -> Path:
     folder that can be made and written (not empty, not a file, not too long a name),
     nothing genlab writes there is a link, and no live process holds its lock. Creates
     nothing."""
-    from ..runfiles import check_folder, refuse_links
+    from .runfiles import check_folder, refuse_links
 
     out = check_folder(out)
     refuse_links(out)
