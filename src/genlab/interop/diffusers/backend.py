@@ -56,12 +56,12 @@ class StableDiffusionBackend:
         self.model_hash = model_hash
         self.placement = placement
         self._pipe = None
+        self._scheduler_config = None
 
     @property
     def pipe(self) -> Any:
         if self._pipe is None:
             self._pipe = load_diffusers(self.path, self.config)
-            # the folder's own scheduler settings: each request swaps the algorithm over them
             self._scheduler_config = self._pipe.scheduler.config
             if self.placement is not None:
                 self.placement.apply(self._pipe)
@@ -69,7 +69,11 @@ class StableDiffusionBackend:
 
     @property
     def scheduler_config(self) -> Any:
-        return self.pipe and self._scheduler_config
+        """The folder's own scheduler config, as loaded: each request's scheduler is built
+        from it, never from the last request's (whose Karras sigmas or spacing would carry
+        over into a request with the default schedule)."""
+        _ = self.pipe
+        return self._scheduler_config
 
     # --- the contract ---------------------------------------------------------------------
     def describe(self) -> ModelInfo:
@@ -292,7 +296,9 @@ def _clean_estimates(scheduler: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     step = scheduler.step
 
-    # wraps: diffusers reads step's signature to decide whether to pass the generators
+    # wraps: diffusers passes ``generator`` to a scheduler's step only where the step's
+    # signature names it (inspect.signature follows __wrapped__); without it Euler a and DDPM
+    # drew their step noise from the global RNG, not from each image's seeded generator
     @functools.wraps(step)
     def wrapped(*args: Any, return_dict: bool = True, **kwargs: Any):
         out = step(*args, return_dict=True, **kwargs)
