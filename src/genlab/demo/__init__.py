@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..data import load as load_data
 from ..runs import cross_validate, fit_run, sample_run
-from .html import figure as _figure
-from .html import table as _table
+from .markup import figure as _figure
+from .markup import table as _table
 
 
 def _plot(metrics: dict, name: str) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..runs import machine
-from .html import figure as _figure
+from .markup import figure as _figure
 
 N_DIGITS = 200  # samples per digits measurement in the quick tour (--full: 500)
 
