@@ -20,6 +20,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[test]'
 	$(BIN)/pip install -q --no-deps --target $(ORACLES) torch-fidelity==0.4.0
 	touch $@
+	@$(BIN)/python -c "import torch; b = 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'; print(f'genlab: PyTorch {torch.__version__}, {b} build')"
 
 demo: $(VENV)/.installed
 	$(BIN)/genlab demo --out report
@@ -29,6 +30,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 
 test: lint
+	@$(BIN)/python -c "import torch; b = 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'; print(f'genlab: testing with PyTorch {torch.__version__}, {b} build')"
 	$(BIN)/pytest -q
 
 test-all: lint
