@@ -203,7 +203,7 @@ def test_page_training_cancels_with_a_checkpoint_and_resumes(trained, tmp_path):
     with pytest.raises(GenlabError, match="Upload images"):
         gather_images([], "", tmp_path / "x")
     files = sorted(str(p) for p in (trained / "imgs").iterdir())
-    data = gather_images(files, "", tmp_path / "copied")
+    data = gather_images(files, "", tmp_path / "copied", uploads=(trained / "imgs",))
     assert len(list(data.glob("*.png"))) == 6 and len(list(data.glob("*.txt"))) == 3
     cfg = lora_config("builtin", str(data), caption="a picture",
                       train={"steps": 40, "checkpoint_every": 1000, "progress": False})  # fmt: skip
