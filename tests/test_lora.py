@@ -196,13 +196,14 @@ def test_page_training_cancels_with_a_checkpoint_and_resumes(trained, tmp_path):
     """The Train page's job: cancel mid-run keeps a checkpoint, resume finishes the run."""
     from genlab.finetune.train import lora_config
     from genlab.webui.training import LoraTraining, check_name, gather_images
+    from genlab.webui.worker import Step, Stopped, Trained
 
     with pytest.raises(GenlabError, match="Name the LoRA"):
         check_name("../../etc")
     with pytest.raises(GenlabError, match="Upload images"):
         gather_images([], "", tmp_path / "x")
     files = sorted(str(p) for p in (trained / "imgs").iterdir())
-    data = gather_images(files, "", tmp_path / "copied")
+    data = gather_images(files, "", tmp_path / "copied", uploads=(trained / "imgs",))
     assert len(list(data.glob("*.png"))) == 6 and len(list(data.glob("*.txt"))) == 3
     cfg = lora_config("builtin", str(data), caption="a picture",
                       train={"steps": 40, "checkpoint_every": 1000, "progress": False})  # fmt: skip
@@ -210,13 +211,13 @@ def test_page_training_cancels_with_a_checkpoint_and_resumes(trained, tmp_path):
     events = []
     for event in job.run(cfg, tmp_path / "run", resume=False):
         events.append(event)
-        if event[0] == "step" and event[1] == 3:
+        if isinstance(event, Step) and event.step == 3:
             job.cancel.set()  # the worker stops at the end of the step it is in
-    kind, stopped, _ = events[-1]
-    assert kind == "cancelled" and 3 <= stopped < 40
-    assert (tmp_path / "run" / "checkpoints" / f"step-{stopped}").is_dir()
+    stopped = events[-1]
+    assert isinstance(stopped, Stopped) and 3 <= stopped.step < 40
+    assert (tmp_path / "run" / "checkpoints" / f"step-{stopped.step}").is_dir()
     last = list(job.run(cfg, tmp_path / "run", resume=True))[-1]
-    assert last[0] == "done" and last[1]["steps"] == 40
+    assert isinstance(last, Trained) and last.summary["steps"] == 40
 
 
 def test_tampered_loras_are_refused_with_a_sentence(trained, tmp_path, capsys):

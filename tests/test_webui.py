@@ -20,6 +20,7 @@ from genlab.webui import lab, xygrid  # noqa: E402
 from genlab.webui.catalog import Catalog  # noqa: E402
 from genlab.webui.server import MARKER, prepare_out  # noqa: E402
 from genlab.webui.studio import mask_from_editor  # noqa: E402
+from genlab.webui.worker import Drawn, Preview  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_FLAGS = [
@@ -134,12 +135,14 @@ def test_studio_streams_steps_previews_and_saved_images(tmp_path, monkeypatch):
     studio = studio_module.Studio(Catalog(), prepare_out(tmp_path / "out"))
     request = GenerationRequest(PROMPT, steps=3, seed=2, batch_size=2)
     events = list(studio.generate(request, "builtin", "txt2img"))
-    previews = [e for e in events if e[0] == "preview"]
-    assert [e[1] for e in previews] == [1, 2] and len(previews[0][3]) == 2
-    assert previews[0][3][0].size == (32, 32)
-    kind, paths, result = events[-1]
-    assert kind == "done" and [p.parent for p in paths] == [studio.out / "txt2img"] * 2
-    assert [read_parameters(p) for p in paths] == result.parameters
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [e.step for e in previews] == [1, 2] and len(previews[0].images) == 2
+    assert previews[0].images[0].size == (32, 32)
+    done = events[-1]
+    assert (
+        isinstance(done, Drawn) and [p.parent for p in done.paths] == [studio.out / "txt2img"] * 2
+    )
+    assert [read_parameters(p) for p in done.paths] == done.result.parameters
     with pytest.raises(GenlabError, match="Unknown model"):
         list(studio.generate(request, "../runs/x", "txt2img"))
 

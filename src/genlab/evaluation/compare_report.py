@@ -279,6 +279,12 @@ def _intro(report: dict, command: str, machine: str) -> str:
     )
 
 
+def marks_text(report: dict) -> str:
+    """The marks' thresholds of the report's kind of data, one "- mark: rule" line each."""
+    thresholds = THRESHOLDS_DIGITS if _images(report) else THRESHOLDS
+    return "\n".join(f"- {k}: {v}" for k, v in thresholds.items())
+
+
 def write_report(report: dict, out: str | Path, command: str, machine: str) -> Path:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -293,7 +299,7 @@ def write_report(report: dict, out: str | Path, command: str, machine: str) -> P
     md = ["# genlab compare", "", intro, "",
           "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]  # fmt: skip
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    md += ["", "Marks:", ""] + [f"- {k}: {v}" for k, v in thresholds.items()]
+    md += ["", "Marks:", "", marks_text(report)]
     key = "fd" if _images(report) else "swd"
     md += ["", f"Learning-rate sweep (seed 0, {key.upper()} at x0.3 / x3 the recipe's rate):", ""]
     for label, entry in report["families"].items():

@@ -1,44 +1,49 @@
 """``genlab webui``: a local Gradio page over the same library calls as the command line.
 txt2img (also the API endpoint ``txt2img``), img2img and inpainting, PNG info, the X/Y plot,
-LoRA training, the model lab, the 2-D playground and the comparison. The page layout is
-here; the work is in ``studio``, ``xygrid``, ``lab`` and ``training``, which know nothing
-of Gradio."""
+LoRA training, the model lab, the 2-D playground and the comparison. This module only lays
+the page out and wires its events: what each event does is a method of
+``handlers.Handlers``, which knows nothing of Gradio (nor do ``studio``, ``xygrid``, ``lab``
+and ``training`` below it)."""
 
-import contextlib
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import GenlabError
-from ..generation.pnginfo import parse_parameters, read_parameters
-from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
 from . import lab, xygrid
-from .catalog import Catalog, run_summary
-from .studio import RANDOM_SEED, Studio, fit_image, mask_from_editor, resolve_seed
+from .handlers import (
+    CONTROLS,
+    SAMPLERS,
+    SCHEDULES,
+    SETTINGS,
+    START_SIZE,
+    Controls,
+    Handlers,
+    Shown,
+    controls_of,
+    error_message,
+    unreadable_text,
+)
+from .studio import RANDOM_SEED, Studio
 
 log = logging.getLogger("genlab.webui")
-SAMPLERS = list(WEBUI_SAMPLERS)
-_FROM_WEBUI = {v: k for k, v in WEBUI_SAMPLERS.items()}
 CSS = ".pixelated img { image-rendering: pixelated; }"
 
 
 def page_errors(func: Callable) -> Callable:
     """Any failure becomes a message in the page (gr.Error); the app keeps serving."""
-    import inspect
-
     import gradio as gr
 
     def message(e: BaseException) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
-        if isinstance(e, GenlabError):
-            return gr.Error(str(e))
-        if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
-            return gr.Error("Out of memory: draw fewer or smaller images, or use fewer steps.")
-        log.exception("webui handler failed")
-        return gr.Error(f"Generation failed: {type(e).__name__}: {e}")
+        text = error_message(e)
+        if text is None:
+            log.exception("webui handler failed")
+            text = f"Generation failed: {type(e).__name__}: {e}"
+        return gr.Error(text)
 
     if inspect.isgeneratorfunction(func):
 
@@ -61,133 +66,55 @@ def page_errors(func: Callable) -> Callable:
     return call
 
 
-def unreadable_text(cat: Catalog) -> str:
-    """The model files found but not readable, with their reasons (empty when none)."""
-    if not cat.unreadable:
-        return ""
-    lines = [f"- `{name}`: {reason}" for name, reason in sorted(cat.unreadable.items())]
-    return "**Unreadable model files** (not offered):\n" + "\n".join(lines)
+def endpoint(run: Callable[..., Iterator], names: tuple[str, ...]) -> Callable:
+    """A streaming event function whose parameters are ``names`` (the API's names, with the
+    Controls' defaults) and a progress bar: it calls ``run(values, progress)``, ``values``
+    being {name: value}. One list of names instead of a signature written out per tab."""
+    import gradio as gr
+
+    defaults = {f: getattr(Controls(), f) for f in CONTROLS}
+    progress = gr.Progress()
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(n, kind, default=defaults.get(n)) for n in names]
+    signature = inspect.Signature([*params, inspect.Parameter("progress", kind, default=progress)])
+
+    def call(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        yield from run(values, values.pop("progress"))
+
+    call.__signature__ = signature
+    call.__name__ = getattr(run, "__name__", "endpoint")
+    return page_errors(call)
+
+
+def _shown(view: Shown) -> tuple:
+    """A generation tab's (gallery, info, seed) outputs; None: left as it is."""
+    import gradio as gr
+
+    return tuple(gr.skip() if v is None else v for v in (view.gallery, view.info, view.seed))
 
 
 def build_app(studio: Studio) -> Any:
     """The gr.Blocks of the whole page."""
     import gradio as gr
 
+    page = Handlers(studio)
     cat = studio.catalog
 
-    def request_of(prompt, negative, sampler, steps, cfg, seed, batch, width, height,
-                   loras=None, lora_scale=1.0, **images):  # fmt: skip
-        chosen = tuple((str(cat.lora(name)), float(lora_scale)) for name in loras or ())
-        return GenerationRequest(
-            prompt, negative or "", sampler, int(steps), float(cfg), resolve_seed(seed),
-            int(batch), int(width), int(height), loras=chosen, **images,
-        )  # fmt: skip
+    def draw_event(method: Callable, first: tuple[str, ...] = (), last: tuple[str, ...] = ()
+                   ) -> Callable:  # fmt: skip
+        """txt2img / img2img / inpaint: the ``first`` inputs (the image), the controls, the
+        ``last`` ones (strength); the method takes ``first`` and ``last`` in that order."""
 
-    def draw(request: GenerationRequest, model: str, kind: str, progress: Any):
-        """Stream (gallery, info, seed): previews while drawing, then the saved images. It
-        yields at every progress report, so Gradio, which stops a generator whose client
-        left at its next yield, closes it soon and the draw stops at its next step."""
-        with contextlib.closing(studio.generate(request, model, kind)) as events:
-            yield from _draw_events(events, request, progress)
+        def run(values: dict, progress: Any) -> Iterator[tuple]:
+            args = [values[name] for name in (*first, *last)]
+            for view in method(*args, controls=controls_of(values), progress=progress):
+                yield _shown(view)
 
-    def _draw_events(events, request: GenerationRequest, progress: Any):
-        for event in events:
-            if event[0] == "step":
-                progress(event[1] / event[2], desc=f"step {event[1]}/{event[2]}")
-                yield gr.skip(), gr.skip(), gr.skip()
-            elif event[0] == "preview":
-                _, step, steps, images = event
-                progress(step / steps, desc=f"step {step}/{steps}")
-                yield [(im, f"preview, step {step}/{steps}") for im in images], "", request.seed
-            else:
-                _, paths, result = event
-                items = [(str(p), text) for p, text in zip(paths, result.parameters, strict=True)]
-                yield items, result.parameters[0], request.seed
-
-    @page_errors
-    def txt2img(
-        prompt: str,
-        negative_prompt: str | None = None,
-        sampler: str = "dpmpp-2m",
-        steps: int = 20,
-        cfg_scale: float = 5.0,
-        seed: int = RANDOM_SEED,
-        batch_size: int = 1,
-        width: int = 32,
-        height: int = 32,
-        model: str = "builtin",
-        loras: list[str] | None = None,
-        lora_scale: float = 1.0,
-        progress=gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
-    ):
-        """Draw images from a prompt; returns the gallery, the first image's parameters
-        and the seed used (-1 draws a random seed)."""
-        request = request_of(
-            prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
-            loras, lora_scale,
-        )  # fmt: skip
-        yield from draw(request, model, "txt2img", progress)
-
-    @page_errors
-    def img2img(
-        image: Any,
-        prompt: str,
-        negative_prompt: str | None = None,
-        sampler: str = "dpmpp-2m",
-        steps: int = 20,
-        cfg_scale: float = 5.0,
-        seed: int = RANDOM_SEED,
-        batch_size: int = 1,
-        width: int = 32,
-        height: int = 32,
-        strength: float = 0.6,
-        model: str = "builtin",
-        loras: list[str] | None = None,
-        lora_scale: float = 1.0,
-        progress=gr.Progress(),  # noqa: B008
-    ):
-        """Redraw ``image`` (resized to width x height) after the prompt."""
-        if image is None:
-            raise GenlabError("Upload an image (or send one from txt2img) first.")
-        init = fit_image(image, int(width), int(height))
-        request = request_of(
-            prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
-            loras, lora_scale, init_image=init, strength=float(strength),
-        )  # fmt: skip
-        yield from draw(request, model, "img2img", progress)
-
-    @page_errors
-    def inpaint(
-        editor: Any,
-        prompt: str,
-        negative_prompt: str | None = None,
-        sampler: str = "dpmpp-2m",
-        steps: int = 20,
-        cfg_scale: float = 5.0,
-        seed: int = RANDOM_SEED,
-        batch_size: int = 1,
-        width: int = 32,
-        height: int = 32,
-        strength: float = 1.0,
-        model: str = "builtin",
-        loras: list[str] | None = None,
-        lora_scale: float = 1.0,
-        progress=gr.Progress(),  # noqa: B008
-    ):
-        """Regenerate the painted region of the editor's image after the prompt."""
-        init, mask = mask_from_editor(editor, int(width), int(height))
-        request = request_of(
-            prompt, negative_prompt, sampler, steps, cfg_scale, seed, batch_size, width, height,
-            loras, lora_scale, init_image=init, strength=float(strength), mask=mask,
-        )  # fmt: skip
-        yield from draw(request, model, "inpaint", progress)
-
-    @page_errors
-    def png_info(path):
-        if path is None:
-            return "", {}
-        text = read_parameters(path)
-        return text, parse_parameters(text)
+        run.__name__ = method.__name__
+        return endpoint(run, (*first, *CONTROLS, *last))
 
     with gr.Blocks(title="genlab", analytics_enabled=False, fill_width=True) as app:
         gr.Markdown(
@@ -204,12 +131,15 @@ def build_app(studio: Studio) -> Any:
             lora_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", scale=1)
             refresh = gr.Button("refresh models", scale=0)
         unreadable = gr.Markdown(unreadable_text(cat), elem_id="unreadable-models")
-        picks = [model, lora_pick, lora_scale]
+        picks = {"model": model, "loras": lora_pick, "lora_scale": lora_scale}
+        sizes = []  # every tab's (width, height) sliders: they follow the model's own size
 
-        def settings(prefix: str):
-            """The shared drawing controls of one tab."""
+        def settings(prefix: str) -> dict[str, Any]:
+            """The shared drawing controls of one tab, by their Controls names."""
             with gr.Row():
-                sampler = gr.Dropdown(SAMPLERS, value="dpmpp-2m", label="sampler")
+                sampler = gr.Dropdown(list(SAMPLERS), value="dpmpp-2m", label="sampler")
+                schedule = gr.Dropdown(list(SCHEDULES), value="default", label="schedule",
+                                       elem_id=f"{prefix}-schedule")  # fmt: skip
                 steps = gr.Slider(1, xygrid.MAX_STEPS, value=20, step=1, label="steps")
                 cfg = gr.Slider(*xygrid.CFG_RANGE, value=5.0, step=0.5, label="CFG scale")
             with gr.Row():
@@ -223,17 +153,26 @@ def build_app(studio: Studio) -> Any:
                     1, xygrid.MAX_BATCH, value=1, step=1, label="batch size",
                     elem_id=f"{prefix}-batch",
                 )  # fmt: skip
-                width = gr.Slider(*xygrid.SIZE_RANGE, value=32, step=8, label="width")
-                height = gr.Slider(*xygrid.SIZE_RANGE, value=32, step=8, label="height")
+                width = gr.Slider(*xygrid.SIZE_RANGE, value=START_SIZE, step=8, label="width",
+                                  elem_id=f"{prefix}-width")  # fmt: skip
+                height = gr.Slider(*xygrid.SIZE_RANGE, value=START_SIZE, step=8, label="height",
+                                   elem_id=f"{prefix}-height")  # fmt: skip
             dice.click(lambda: RANDOM_SEED, None, seed, api_visibility="private")
             reuse.click(lambda s: s, last_seed, seed, api_visibility="private")
-            return [sampler, steps, cfg, seed, batch, width, height]
+            sizes.extend([width, height])
+            values = [sampler, schedule, steps, cfg, seed, batch, width, height]
+            return dict(zip(SETTINGS, values, strict=True))
 
         def results(prefix: str):
             gallery = gr.Gallery(label="images", columns=2, height=420, object_fit="contain",
                                  elem_id=f"{prefix}-gallery", elem_classes="pixelated")  # fmt: skip
             info = gr.Textbox(label="parameters", lines=3, elem_id=f"{prefix}-info")
             return gallery, info
+
+        def inputs(prompts: dict, tab: dict) -> list:
+            """The components of CONTROLS, in their order."""
+            every = {**prompts, **tab, **picks}
+            return [every[name] for name in CONTROLS]
 
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"), gr.Row():
@@ -248,11 +187,12 @@ def build_app(studio: Studio) -> Any:
                 with gr.Column(scale=2):
                     gallery, info = results("txt2img")
                     send = gr.Button("send to img2img")
-            go.click(
-                txt2img, [prompt, negative, *t2i, *picks], [gallery, info, last_seed],
-                api_name="txt2img", concurrency_id="draw",
-            )  # fmt: skip
-            prompt.submit(txt2img, [prompt, negative, *t2i, *picks], [gallery, info, last_seed],
+            t2i_prompts = {"prompt": prompt, "negative_prompt": negative}
+            t2i_inputs = inputs(t2i_prompts, t2i)
+            txt2img = draw_event(page.txt2img)
+            go.click(txt2img, t2i_inputs, [gallery, info, last_seed], api_name="txt2img",
+                     concurrency_id="draw")  # fmt: skip
+            prompt.submit(txt2img, t2i_inputs, [gallery, info, last_seed],
                           api_visibility="private", concurrency_id="draw")  # fmt: skip
 
             def pick(event: gr.SelectData):
@@ -279,31 +219,23 @@ def build_app(studio: Studio) -> Any:
                     i2i = settings("img2img")
                 with gr.Column(scale=2):
                     i2i_gallery, i2i_info = results("img2img")
+            i2i_inputs = inputs({"prompt": i2i_prompt, "negative_prompt": i2i_negative}, i2i)
             go_i2i.click(
-                img2img,
-                [init, i2i_prompt, i2i_negative, *i2i, i2i_strength, *picks],
-                [i2i_gallery, i2i_info, last_seed], api_name="img2img", concurrency_id="draw",
+                draw_event(page.img2img, ("image",), ("strength",)),
+                [init, *i2i_inputs, i2i_strength], [i2i_gallery, i2i_info, last_seed],
+                api_name="img2img", concurrency_id="draw",
             )  # fmt: skip
             go_inp.click(
-                inpaint,
-                [editor, i2i_prompt, i2i_negative, *i2i, inp_strength, *picks],
-                [i2i_gallery, i2i_info, last_seed], api_name="inpaint", concurrency_id="draw",
+                draw_event(page.inpaint, ("editor",), ("strength",)),
+                [editor, *i2i_inputs, inp_strength], [i2i_gallery, i2i_info, last_seed],
+                api_name="inpaint", concurrency_id="draw",
             )  # fmt: skip
 
             def send_to_img2img(path, prompt, negative):
-                if not path:
-                    raise gr.Error("Click an image in the gallery first.")
-                if not Path(path).resolve().is_relative_to(studio.out):  # a path the browser
-                    raise gr.Error("That image is not one of this page's.")  # sent: checked
-                from PIL import Image
-
-                with Image.open(path) as im:
-                    picture = im.convert("RGB")
-                return (picture, {"background": picture, "layers": [], "composite": picture},
-                        prompt, negative, gr.Tabs(selected="img2img"))  # fmt: skip
+                return (*page.send_to_img2img(path, prompt, negative), gr.Tabs(selected="img2img"))
 
             send.click(
-                send_to_img2img, [selected, prompt, negative],
+                page_errors(send_to_img2img), [selected, prompt, negative],
                 [init, editor, i2i_prompt, i2i_negative, tabs], api_visibility="private",
             )  # fmt: skip
 
@@ -312,27 +244,20 @@ def build_app(studio: Studio) -> Any:
                                elem_id="pnginfo-image")  # fmt: skip
                 png_text = gr.Textbox(label="parameters", lines=4, elem_id="pnginfo-text")
                 png_fields = gr.JSON(label="fields")
-                to_t2i = gr.Button("send to txt2img")
-            png.change(page_errors(png_info), png, [png_text, png_fields], api_name="png_info")
+                to_t2i = gr.Button("send to txt2img", elem_id="pnginfo-send")
+            png.change(page_errors(page.png_info), png, [png_text, png_fields],
+                       api_name="png_info")  # fmt: skip
 
-            def send_to_txt2img(fields):
-                if not fields:
-                    raise gr.Error("Read a PNG's parameters first.")
-                width, _, height = fields.get("Size", "32x32").partition("x")
-                return (
-                    fields.get("Prompt", ""), fields.get("Negative prompt", ""),
-                    _FROM_WEBUI.get(fields.get("Sampler"), "dpmpp-2m"),
-                    int(fields.get("Steps", 20)), float(fields.get("CFG scale", 5)),
-                    int(fields.get("Seed", RANDOM_SEED)), int(width), int(height),
-                    gr.Tabs(selected="txt2img"),
-                )  # fmt: skip
+            sent = [name for name in CONTROLS if name != "batch_size"]
+            t2i_by_name = dict(zip(CONTROLS, t2i_inputs, strict=True))
 
-            sampler, steps, cfg, seed, _, width, height = t2i
-            to_t2i.click(
-                page_errors(send_to_txt2img), png_fields,
-                [prompt, negative, sampler, steps, cfg, seed, width, height, tabs],
-                api_visibility="private",
-            )  # fmt: skip
+            def send_to_txt2img(text):
+                values = page.send_to_txt2img(text)
+                return (*(values.get(n, gr.skip()) for n in sent), gr.Tabs(selected="txt2img"))
+
+            to_t2i.click(page_errors(send_to_txt2img), png_text,
+                         [*(t2i_by_name[n] for n in sent), tabs],
+                         api_visibility="private")  # fmt: skip
 
             with gr.Tab("X/Y plot", id="xy"):
                 gr.Markdown("One grid over two axes; the other settings come from txt2img. "
@@ -348,81 +273,66 @@ def build_app(studio: Studio) -> Any:
                 xy_image = gr.Image(label="grid", type="filepath", interactive=False)
                 xy_info = gr.Textbox(label="parameters", lines=3)
 
-            @page_errors
-            def xy_plot(prompt, x_axis, x_values, y_axis, y_values, negative_prompt=None,
-                        sampler="dpmpp-2m", steps=20, cfg_scale=5.0, seed=RANDOM_SEED,
-                        batch_size=1, width=32, height=32, model="builtin", loras=None,
-                        lora_scale=1.0, progress=gr.Progress()):  # noqa: B008  # fmt: skip
-                """One grid over two axes (batch_size is ignored: one image a cell). A
-                generator that yields at every step, so a grid whose client left stops at
-                its next step (Gradio closes it) instead of holding the queue."""
-                x_text, y_text = x_values, y_values
-                base = request_of(prompt, negative_prompt, sampler, steps, cfg_scale, seed,
-                                  batch_size, width, height, loras, lora_scale)  # fmt: skip
-                xs, ys, rows = xygrid.cell_requests(base, x_axis, x_text, y_axis, y_text)
-                total, done, images = len(xs) * len(ys), 0, []
-                for row in rows:
-                    images.append([])
-                    for request in row:
-                        with contextlib.closing(studio.generate(request, model, "xy-cells")) as ev:
-                            for event in ev:
-                                if event[0] == "done":
-                                    images[-1].append(event[2].images[0])
-                                else:
-                                    yield gr.skip(), gr.skip()
-                        done += 1
-                        progress(done / total, desc=f"image {done}/{total}")
-                grid = xygrid.draw_grid(images, xygrid.labels(x_axis, xs),
-                                        xygrid.labels(y_axis, ys))  # fmt: skip
-                text = f"X: {x_axis} = {x_text}\nY: {y_axis} = {y_text}\n" + rows[0][0].prompt
-                from ..generation.pnginfo import save_png
+            axes = ("x_axis", "x_values", "y_axis", "y_values")
 
-                yield str(save_png(grid, studio.path("xy", "grid"), text)), text
+            def xy_plot(values: dict, progress: Any) -> Iterator[tuple]:
+                """One grid over two axes; a generator that yields at every step, so a grid
+                whose client left stops at its next step (Gradio closes it)."""
+                grid = page.xy_plot(controls_of(values), *(values[a] for a in axes),
+                                    progress=progress)  # fmt: skip
+                for out in grid:
+                    yield (gr.skip(), gr.skip()) if out is None else out
 
             go_xy.click(
-                xy_plot, [prompt, x_axis, x_values, y_axis, y_values, negative, *t2i, *picks],
-                [xy_image, xy_info], api_name="xy_plot", concurrency_id="draw",
+                endpoint(xy_plot, (*CONTROLS, *axes)),
+                [*t2i_inputs, x_axis, x_values, y_axis, y_values], [xy_image, xy_info],
+                api_name="xy_plot", concurrency_id="draw",
             )  # fmt: skip
 
             with gr.Tab("Train", id="train"):
-                train_done = train_tab(studio)
+                train_done = train_tab(page)
 
             with gr.Tab("Model lab", id="lab"):
-                lab_tab(studio, app)
+                lab_tab(page, app)
 
             with gr.Tab("Playground", id="playground"):
                 playground_tab(app)
 
             with gr.Tab("Compare", id="compare"):
-                compare_tab(studio)
+                compare_tab(page)
 
         def rescan():
-            old = studio.catalog
-            fresh = Catalog.scan(old.models_dir, old.runs_dir, old.model_config, old.place)
-            cat.text_to_image, cat.runs, cat.loras = fresh.text_to_image, fresh.runs, fresh.loras
-            cat.unreadable = fresh.unreadable
-            return (gr.Dropdown(choices=list(cat.text_to_image)),
-                    gr.Dropdown(choices=list(cat.loras)), unreadable_text(cat))  # fmt: skip
+            models, loras, text = page.rescan()
+            return gr.Dropdown(choices=models), gr.Dropdown(choices=loras), text
 
         pickers = [model, lora_pick, unreadable]
         refresh.click(rescan, None, pickers, api_visibility="private")
         for trigger in (train_done.change, app.load):  # a new page sees new runs and LoRAs
             trigger(rescan, None, pickers, api_visibility="private")
+
+        def model_size(name):
+            size = page.model_size(name)
+            return tuple(
+                gr.Slider(value=value, step=size.step)
+                for _ in range(len(sizes) // 2)
+                for value in (size.width, size.height)
+            )
+
+        for trigger in (model.change, app.load):  # the model's own size, in every tab
+            trigger(page_errors(model_size), model, sizes, api_visibility="private")
     return app
 
 
-def train_tab(studio: Studio) -> Any:
+def train_tab(page: Handlers) -> Any:
     """LoRA fine-tuning of the chosen text-to-image model on uploaded images (or a folder):
     progress, loss plot, cancel and resume; returns a component that changes when a LoRA is
     saved (the pickers refresh on it)."""
     import gradio as gr
 
-    from ..finetune.train import lora_config
-    from .training import LoraTraining, check_name, dataset_names, gather_images, lora_root
+    from .training import dataset_names, lora_root
 
-    job = LoraTraining()
-    root = lora_root(studio.catalog.runs_dir)
-    datasets = studio.catalog.datasets_dir
+    root = lora_root(page.catalog.runs_dir)
+    datasets = page.catalog.datasets_dir
     gr.Markdown(
         "Teach the model something new from a few dozen images: upload them with a caption "
         "each (`NAME.txt` beside `NAME.png`), or give one caption for all. The LoRA is saved "
@@ -438,7 +348,7 @@ def train_tab(studio: Studio) -> Any:
                                  placeholder="a teal circle")  # fmt: skip
         with gr.Column():
             name = gr.Textbox("my-lora", label="LoRA name", elem_id="lora-name")
-            base = gr.Dropdown(list(studio.catalog.text_to_image), value="builtin",
+            base = gr.Dropdown(list(page.catalog.text_to_image), value="builtin",
                                label="base model")  # fmt: skip
             with gr.Row():
                 rank = gr.Slider(1, 64, value=4, step=1, label="rank")
@@ -452,67 +362,28 @@ def train_tab(studio: Studio) -> Any:
     loss = gr.Plot(label="loss")
     done = gr.Textbox(visible=False)
 
-    def figure(history: list[tuple[int, float]]):
-        from ..viz.plots import subplots
-
-        fig, ax = subplots(figsize=(6, 3))
-        if history:
-            ax.plot(*zip(*history, strict=True))
-        ax.set(xlabel="step", ylabel="loss", yscale="log" if history else "linear")
-        return fig
-
     @page_errors
     def train(files, folder, caption, name, base, rank, steps, lr, resume,
               progress=gr.Progress()):  # noqa: B008  # fmt: skip
-        name = check_name(name)
-        out = root / name
-        if resume and not (out / "config.yaml").is_file():
-            raise GenlabError(f"There is no LoRA run named '{name}' to resume.")
-        if resume:
-            from ..training.runfolder import saved_config
+        from gradio.utils import get_upload_folder
 
-            cfg = saved_config(out)
-            cfg["train"]["steps"] = int(steps)
-        else:
-            from gradio.utils import get_upload_folder
-
-            uploads = (Path(get_upload_folder()),)
-            data = gather_images(files, folder, root / f"{name}-images", uploads=uploads,
-                                 datasets=datasets)  # fmt: skip
-            spec, model_config, _ = studio.catalog.model_spec(base)
-            cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
-                              train={"steps": int(steps), "lr": float(lr), "progress": False},
-                              model_config=model_config)  # fmt: skip
-        history: list[tuple[int, float]] = []
-        for event in job.run(cfg, out, resume=bool(resume)):
-            if event[0] == "step":
-                _, step, total, metrics = event
-                progress(step / total, desc=f"step {step}/{total}")
-                if "loss" in metrics and (not history or history[-1][0] != step):
-                    history.append((step, metrics["loss"]))
-                if step % 10 == 0 or step == total:
-                    yield f"step {step}/{total}", figure(history), gr.update()
-            elif event[0] == "cancelled":
-                yield (f"Cancelled at step {event[1]}; a checkpoint is kept: tick resume and "
-                       "press Train to continue.", figure(history), gr.update())  # fmt: skip
-            else:
-                _, summary, folder_out = event
-                yield (f"Saved LoRA **{name}** ({summary['steps']} steps, "
-                       f"{summary['seconds']:.0f} s) in `{folder_out}`; pick it in the LoRA "
-                       "list.", figure(history), name)  # fmt: skip
+        uploads = (Path(get_upload_folder()),)
+        for view in page.train(files, folder, caption, name, base, rank, steps, lr, resume,
+                               uploads=uploads, progress=progress):  # fmt: skip
+            yield view.status, view.figure, gr.update() if view.saved is None else view.saved
 
     go.click(train, [files, folder, caption, name, base, rank, steps, lr, resume],
              [status, loss, done], concurrency_id="draw", api_visibility="private")  # fmt: skip
-    stop.click(lambda: job.cancel.set(), None, None, api_visibility="private")
+    stop.click(page.cancel_training, None, None, api_visibility="private")
     return done
 
 
-def lab_tab(studio: Studio, app: Any) -> None:
+def lab_tab(page: Handlers, app: Any) -> None:
     """Any trained run: its metrics and plots, and samples with controls built from the
     model's declared sampling options."""
     import gradio as gr
 
-    cat = studio.catalog
+    cat = page.catalog
     runs = list(cat.runs)
     run = gr.Dropdown(runs, value=runs[0] if runs else None, label="trained run",
                       info=f"runs found under {cat.runs_dir}")  # fmt: skip
@@ -520,22 +391,15 @@ def lab_tab(studio: Studio, app: Any) -> None:
         summary = gr.JSON(label="meta and metrics")
         figures = gr.Gallery(label="the run's plots", columns=3, height=300)
 
-    @page_errors
-    def show(name):
-        if not name:
-            return {}, []
-        folder = cat.run(name)
-        return run_summary(folder), lab.run_figures(folder)
-
     for trigger in (run.change, app.load):
-        trigger(show, run, [summary, figures], api_visibility="private")
+        trigger(page_errors(page.lab_show), run, [summary, figures], api_visibility="private")
 
     @gr.render(inputs=run)
     def controls(name):
         if not name:
             gr.Markdown("No trained runs found: train one (`genlab train vae --out runs/vae`).")
             return
-        schema = page_errors(lab.run_options)(cat.run(name))
+        schema = page_errors(page.lab_options)(name)
         widgets = []
         with gr.Row():
             n = gr.Slider(1, 256, value=64, step=1, label="samples")
@@ -557,20 +421,18 @@ def lab_tab(studio: Studio, app: Any) -> None:
         @page_errors
         def sample(n, seed, *values):
             options = {o["name"]: v for o, v in zip(schema, values, strict=True)}
-            out = studio.path("lab", Path(name).name)
-            return str(lab.sample_run_to(cat.run(name), out, int(n), int(seed), options))
+            return page.lab_sample(name, n, seed, options)
 
         go.click(sample, [n, seed, *widgets], picture, concurrency_id="draw",
                  api_visibility="private")  # fmt: skip
 
 
-def compare_tab(studio: Studio) -> None:
+def compare_tab(page: Handlers) -> None:
     """genlab compare in the page: the families trained on one data set (2-D or digits),
     measured, with the table and the sample plots."""
     import gradio as gr
 
-    from ..evaluation.compare import FAMILIES, compare
-    from ..evaluation.compare_report import write_report
+    from ..evaluation.compare import FAMILIES
 
     models = list(dict.fromkeys(f.model for f in FAMILIES))
     gr.Markdown("Train every family on the same data with several seeds and measure them "
@@ -588,12 +450,7 @@ def compare_tab(studio: Studio) -> None:
 
     @page_errors
     def run(data, chosen, seeds, steps, progress=gr.Progress()):  # noqa: B008
-        report = compare(data, int(seeds), int(steps), 1000, tuple(chosen), lr_sweep=False,
-                         progress=lambda what: progress(None, desc=what))  # fmt: skip
-        folder = studio.out / "compare" / f"{data}-{int(steps)}-steps"
-        path = write_report(report, folder, f"webui: {data}, {steps} steps", "this machine")
-        text = path.read_text().split("\n![")[0]  # the table and marks; the picture below
-        return text, str(folder / "compare-samples.png")
+        return page.compare(data, chosen, seeds, steps, progress=progress)
 
     go.click(run, [data, chosen, seeds, steps], [table, samples], concurrency_id="draw",
              api_visibility="private")  # fmt: skip

@@ -124,6 +124,14 @@ class Catalog:
                     cat.runs[name] = folder
         return cat
 
+    def rescan(self) -> Catalog:
+        """Look again under the same folders (a run trained, a model copied in since): the
+        lists are replaced by what is found now; the folders and settings stay."""
+        fresh = Catalog.scan(self.models_dir, self.runs_dir, self.model_config, self.place)
+        self.text_to_image, self.runs = fresh.text_to_image, fresh.runs
+        self.loras, self.unreadable = fresh.loras, fresh.unreadable
+        return self
+
     def model_spec(self, name: str) -> tuple[str, str | None, Placement]:
         """load_backend's arguments for a text-to-image model named in the picker: its
         spec, the config folder a single file takes, and its placement (Stable Diffusion's

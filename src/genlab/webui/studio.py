@@ -5,7 +5,6 @@ written with their parameters into the output folder (the only folder the page s
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -14,11 +13,13 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from ..backends import load_backend
-from ..errors import GenlabError
+from ..backends import BUILTIN, load_backend
+from ..errors import Cancelled, GenlabError
+from ..generation.backend import Backend, ModelInfo
 from ..generation.pnginfo import save_png
 from ..generation.request import GenerationRequest
 from .catalog import Catalog
+from .worker import Drawn, Emit, Preview, Step, stream
 
 #: a seed of -1 asks for a random one (as in stable-diffusion-webui)
 RANDOM_SEED = -1
@@ -30,26 +31,26 @@ PREVIEW_EVERY = 1.0
 PROGRESS_EVERY = 0.25
 
 
-class Abandoned(Exception):
-    """Raised in the worker thread when the job's consumer has gone (the page's client left):
-    the draw stops at its next step and frees the lock for the next request."""
-
-
 def resolve_seed(seed: Any) -> int:
     seed = int(seed) if seed is not None else RANDOM_SEED
     return random.SystemRandom().randrange(2**31) if seed < 0 else seed
 
 
 class Studio:
-    """Catalog + output folder + one lock: ``generate(request, model)`` yields ("step",
-    step, steps) after each step, ("preview", step, steps, images) now and then while
-    drawing, and ends with ("done", paths, result)."""
+    """Catalog + output folder + one lock: ``generate(request, model, kind)`` yields
+    ``worker.Step`` events now and then, ``worker.Preview`` events while drawing, and ends
+    with ``worker.Drawn`` (the images written into the output folder with their
+    parameters)."""
 
     def __init__(self, catalog: Catalog, out_dir: str | Path) -> None:
         self.catalog = catalog
         self.out = Path(out_dir).resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()  # one generation at a time: 2 cores gain nothing from two
+        # loading a model (a draw's, or a model list's describe()) one at a time: two threads
+        # importing a model's code collide; apart from the draw lock, so that choosing a model
+        # while another draws sets its size at once
+        self.load_lock = threading.Lock()
         self._serial = count(len(list(self.out.glob("*/*.png"))))
 
     def path(self, kind: str, stem: str) -> Path:
@@ -60,62 +61,53 @@ class Studio:
         """Load the built-in model and draw one image, so the first request is fast."""
         try:
             with self.lock:
-                self.pipeline("builtin")(GenerationRequest("warm up", steps=2))
+                pipe = self.pipeline(BUILTIN)
+                pipe(pipe.check(GenerationRequest("warm up", steps=2)))
         except Exception as e:  # the page still works; the first request reports the error
             logging.getLogger("genlab.webui").warning("warm-up failed: %s", e)
 
-    def pipeline(self, model: str):
-        return load_backend(*self.catalog.model_spec(model))
+    def pipeline(self, model: str) -> Backend:
+        """The back end of a model of the catalog (loaded once per process)."""
+        spec = self.catalog.model_spec(model)
+        with self.load_lock:
+            return load_backend(*spec)
 
-    def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
+    def describe(self, model: str) -> ModelInfo:
+        """What the model says of itself: name, hash, kind, default size and size step."""
+        return self.pipeline(model).describe()
+
+    def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[Any]:
         """The events of one draw. Closing the iterator before its end (Gradio closes a
         generator whose client disconnected) stops the draw at its next step."""
-        events: queue.Queue = queue.Queue()
-        start = time.perf_counter()
-        last = {"preview": start, "step": start}
-        stop = threading.Event()
+        self.catalog.model_spec(model)  # an unknown name: refused here, before any thread
 
-        def progress(p) -> None:
-            if stop.is_set():
-                raise Abandoned()
-            now = time.perf_counter()
-            if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
-                events.put(("preview", p.step, p.steps, p.preview()))
-                last["preview"] = last["step"] = time.perf_counter()
-            elif now - last["step"] >= PROGRESS_EVERY:
-                events.put(("step", p.step, p.steps))
-                last["step"] = now
+        def work(emit: Emit, stop: threading.Event) -> Drawn:
+            start = time.perf_counter()
+            last = {"preview": start, "step": start}
 
-        def work() -> None:
-            try:  # loading under the lock too: two threads importing a model's code collide
-                with self.lock:
-                    if stop.is_set():  # left while waiting for the lock
-                        raise Abandoned()
-                    pipe = self.pipeline(model)
-                    events.put(("done", pipe(pipe.check(request), progress)))
-            except BaseException as e:  # handed to the page's thread, which raises it there
-                events.put(("error", e))
+            def progress(p: Any) -> None:
+                now = time.perf_counter()
+                if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
+                    emit(Preview(p.step, p.steps, p.preview()))
+                    last["preview"] = last["step"] = time.perf_counter()
+                elif now - last["step"] >= PROGRESS_EVERY:
+                    emit(Step(p.step, p.steps))
+                    last["step"] = now
 
-        threading.Thread(target=work, daemon=True).start()
-        try:
-            while True:
-                event = events.get()
-                if event[0] == "error":
-                    raise event[1]
-                if event[0] in ("step", "preview"):
-                    yield event
-                    continue
-                result = event[1]
-                paths = [
-                    save_png(image, self.path(kind, str(seed)), params)
-                    for image, seed, params in zip(
-                        result.images, result.seeds, result.parameters, strict=True
-                    )
-                ]
-                yield ("done", paths, result)
-                return
-        finally:  # closed early (GeneratorExit) or failed: the worker stops at its next step
-            stop.set()
+            with self.lock:
+                if stop.is_set():  # left while waiting for the lock
+                    raise Cancelled()
+                pipe = self.pipeline(model)
+                result = pipe(pipe.check(request), progress, stop)
+            paths = [
+                save_png(image, self.path(kind, str(seed)), params)
+                for image, seed, params in zip(
+                    result.images, result.seeds, result.parameters, strict=True
+                )
+            ]
+            return Drawn(paths, result)
+
+        return stream(work)
 
 
 def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:

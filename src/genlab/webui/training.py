@@ -6,14 +6,15 @@ it). A request never names a server path."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from ..errors import GenlabError
+from ..errors import Cancelled, GenlabError
+from .worker import Emit, Step, Stopped, Trained, stream
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: the most files and folders a training folder (or an upload) may hold: walking is bounded
@@ -107,45 +108,32 @@ def gather_images(
 
 
 class LoraTraining:
-    """One LoRA training at a time; ``run`` yields ("step", step, steps, metrics) and ends
-    with ("done", summary, folder) or ("cancelled", step, folder)."""
+    """One LoRA training at a time; ``run`` yields ``worker.Step`` events (with the step's
+    metrics) and ends with ``worker.Trained`` or, once ``cancel`` is set (or the iterator is
+    closed: the page's client left), ``worker.Stopped`` with a checkpoint kept."""
 
     def __init__(self) -> None:
         self.cancel = threading.Event()
 
-    def run(self, cfg: dict, out: Path, resume: bool) -> Iterator[tuple]:
+    def run(self, cfg: dict, out: Path, resume: bool) -> Iterator[Any]:
         from ..finetune.train import finetune
-        from ..training.trainer import Cancelled
 
-        events: queue.Queue = queue.Queue()
         steps = cfg["train"]["steps"]
         self.cancel.clear()
 
-        def on_step(step: int, metrics: dict) -> None:
-            events.put(("step", step, steps, dict(metrics)))
-            if self.cancel.is_set():
-                raise Cancelled()
+        def work(emit: Emit, stop: threading.Event) -> Trained | Stopped:
+            last = 0
 
-        def work() -> None:
+            def on_step(step: int, metrics: dict) -> None:
+                nonlocal last
+                last = step
+                emit(Step(step, steps, dict(metrics)))
+                if stop.is_set():
+                    raise Cancelled()
+
             try:
-                events.put(("done", finetune(cfg, out, "latest" if resume else None, on_step)))
+                return Trained(finetune(cfg, out, "latest" if resume else None, on_step), out)
             except Cancelled:
-                events.put(("cancelled",))
-            except BaseException as e:
-                events.put(("error", e))
+                return Stopped(last, out)
 
-        threading.Thread(target=work, daemon=True).start()
-        last = 0
-        while True:
-            event = events.get()
-            if event[0] == "step":
-                last = event[1]
-                yield event
-            elif event[0] == "error":
-                raise event[1]
-            elif event[0] == "cancelled":
-                yield ("cancelled", last, out)
-                return
-            else:
-                yield ("done", event[1], out)
-                return
+        return stream(work, self.cancel)

@@ -9,10 +9,11 @@ import dataclasses
 from typing import Any
 
 from ..errors import GenlabError
-from ..generation.request import WEBUI_SAMPLERS, GenerationRequest
+from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
 
-AXES = ("nothing", "seed", "sampler", "steps", "CFG scale", "prompt S/R")
-_FIELD = {"seed": "seed", "sampler": "sampler", "steps": "steps", "CFG scale": "cfg_scale"}
+AXES = ("nothing", "seed", "sampler", "schedule", "steps", "CFG scale", "prompt S/R")
+_FIELD = {"seed": "seed", "sampler": "sampler", "schedule": "schedule", "steps": "steps",
+          "CFG scale": "cfg_scale"}  # fmt: skip
 #: the most images one grid may draw
 MAX_CELLS = 64
 #: the page's sliders' limits (app.py builds its sliders from them); an axis value obeys the
@@ -26,7 +27,8 @@ MAX_SEED = 2**32 - 1
 #: the sliders allow costs (a batch of 16 at 150 steps and 1024 x 1024)
 MAX_WORK = MAX_BATCH * MAX_STEPS * SIZE_RANGE[1] ** 2
 _RANGE = {"steps": (1, MAX_STEPS), "CFG scale": CFG_RANGE, "seed": (0, MAX_SEED)}
-_TYPE = {"seed": int, "sampler": str, "steps": int, "CFG scale": float, "prompt S/R": str}
+_TYPE = {"seed": int, "sampler": str, "schedule": str, "steps": int, "CFG scale": float,
+         "prompt S/R": str}  # fmt: skip
 
 
 def axis_values(axis: str, text: str) -> list[Any]:
@@ -51,6 +53,9 @@ def axis_values(axis: str, text: str) -> list[Any]:
         if axis == "sampler" and value not in WEBUI_SAMPLERS:
             known = ", ".join(WEBUI_SAMPLERS)
             raise GenlabError(f"Unknown sampler '{value}'; choose among {known}.")
+        if axis == "schedule" and value not in WEBUI_SCHEDULES:
+            known = ", ".join(WEBUI_SCHEDULES)
+            raise GenlabError(f"Unknown schedule '{value}'; choose among {known}.")
         values.append(value)
     return values
 
@@ -67,18 +72,23 @@ def vary(request: GenerationRequest, axis: str, value: Any, first: Any) -> Gener
 
 
 def cell_requests(
-    request: GenerationRequest, x_axis: str, x_text: str, y_axis: str, y_text: str
-) -> tuple[list[Any], list[Any], list[list[GenerationRequest]]]:
-    """(x values, y values, rows of requests: rows follow y, columns follow x)."""
+    request: GenerationRequest, x_axis: str, x_text: str, y_axis: str, y_text: str,
+    size: tuple[int, int] | None = None,
+) -> tuple[list[Any], list[Any], list[list[GenerationRequest]]]:  # fmt: skip
+    """(x values, y values, rows of requests: rows follow y, columns follow x). ``size``:
+    the model's own (width, height), which a request without a size is drawn at (the page
+    always gives it; the work bound is checked at it)."""
     xs, ys = axis_values(x_axis, x_text), axis_values(y_axis, y_text)
     if x_axis == y_axis and x_axis != "nothing":
         raise GenlabError("Choose two different axes.")
     if len(xs) * len(ys) > MAX_CELLS:
         raise GenlabError(f"{len(xs)} x {len(ys)} cells is too many; at most {MAX_CELLS}.")
     request = dataclasses.replace(request, batch_size=1)
+    if size is not None and not request.sized:
+        request = request.at_size(*size)
     cells = len(xs) * len(ys)
     steps = max(xs if x_axis == "steps" else ys if y_axis == "steps" else [request.steps])
-    work = cells * steps * request.width * request.height
+    work = cells * steps * (request.width or 1) * (request.height or 1)
     if work > MAX_WORK:
         raise GenlabError(
             f"{cells} cells of {steps} steps at {request.width}x{request.height} is more work "

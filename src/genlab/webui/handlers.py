@@ -1,0 +1,386 @@
+"""What every control of the page does, free of Gradio so that it is tested without a browser
+or a server: ``app`` lays the page out and wires each event to one method of ``Handlers``.
+
+The drawing controls every generation tab shares are one ``Controls`` value, and one function,
+``request_from_controls``, turns them into the ``GenerationRequest`` that txt2img, img2img,
+inpainting and each cell of the X/Y plot draw. Handlers that stream yield plain values
+(``Shown``, ``TrainView``); ``None`` in a field means "leave that output as it is". Progress
+goes to a ``progress(fraction, desc=...)`` callable (Gradio's ``gr.Progress`` is one)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..backends import BUILTIN
+from ..errors import GenlabError
+from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
+from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
+from . import lab, xygrid
+from .catalog import Catalog, run_summary
+from .studio import RANDOM_SEED, Studio, fit_image, mask_from_editor, resolve_seed
+from .worker import Drawn, Preview, Step, Stopped, Trained
+
+SAMPLERS = tuple(WEBUI_SAMPLERS)
+SCHEDULES = tuple(WEBUI_SCHEDULES)
+#: the size the page's sliders show before a model has said its own
+START_SIZE = 32
+Progress = Callable[..., Any]
+
+
+def _no_progress(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The values of the drawing controls, by the names the page's API shows, in the order
+    the page passes them (width and height None: the model's own size)."""
+
+    prompt: str = ""
+    negative_prompt: str | None = None
+    sampler: str = "dpmpp-2m"
+    schedule: str = "default"
+    steps: int = 20
+    cfg_scale: float = 5.0
+    seed: int = RANDOM_SEED
+    batch_size: int = 1
+    width: int | None = None
+    height: int | None = None
+    model: str = BUILTIN
+    loras: tuple[str, ...] | list[str] | None = ()
+    lora_scale: float = 1.0
+
+
+#: the controls' names in order (the page wires its components in this order)
+CONTROLS = tuple(f.name for f in fields(Controls))
+#: the controls of a tab's settings block (the rest: prompts above it, pickers on top)
+SETTINGS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "batch_size", "width", "height")
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def request_from_controls(catalog: Catalog, controls: Controls, **images: Any) -> GenerationRequest:
+    """The one request the controls ask for (``images``: init_image, strength, mask); LoRAs
+    are names of the catalog, the seed -1 a random one. GenerationRequest checks the rest."""
+    c = controls
+    chosen = tuple((str(catalog.lora(name)), float(c.lora_scale)) for name in c.loras or ())
+    return GenerationRequest(
+        prompt=c.prompt or "", negative_prompt=c.negative_prompt or "", sampler=c.sampler,
+        schedule=c.schedule or "default", steps=int(c.steps), cfg_scale=float(c.cfg_scale),
+        seed=resolve_seed(c.seed), batch_size=int(c.batch_size), width=_whole(c.width),
+        height=_whole(c.height), loras=chosen, **images,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One update of a generation tab: gallery items ((image or path, caption) pairs), the
+    parameters text, the seed used; None leaves an output as it is."""
+
+    gallery: list[tuple[Any, str]] | None = None
+    info: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainView:
+    """One update of the Train tab: its status line, the loss plot, and the name of a LoRA
+    just saved (None: none yet)."""
+
+    status: str
+    figure: Any
+    saved: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The width and height sliders' value and step for a model (its describe())."""
+
+    width: int
+    height: int
+    step: int
+
+
+def error_message(e: BaseException) -> str | None:
+    """The page's sentence for a failure: the user's error as it reads, running out of
+    memory as advice; None for a bug (the page reports it with its type and logs it)."""
+    if isinstance(e, GenlabError):
+        return str(e)
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return "Out of memory: draw fewer or smaller images, or use fewer steps."
+    return None
+
+
+def unreadable_text(cat: Catalog) -> str:
+    """The model files found but not readable, with their reasons (empty when none)."""
+    if not cat.unreadable:
+        return ""
+    lines = [f"- `{name}`: {reason}" for name, reason in sorted(cat.unreadable.items())]
+    return "**Unreadable model files** (not offered):\n" + "\n".join(lines)
+
+
+def loss_figure(history: list[tuple[int, float]]) -> Any:
+    from ..viz.plots import subplots
+
+    fig, ax = subplots(figsize=(6, 3))
+    if history:
+        ax.plot(*zip(*history, strict=True))
+    ax.set(xlabel="step", ylabel="loss", yscale="log" if history else "linear")
+    return fig
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """Rows (the first: the header) as a Markdown table."""
+    head, *body = rows
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+
+
+class Handlers:
+    """The page's work over one Studio (its catalog, output folder and lock)."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.catalog = studio.catalog
+        self.training = None  # the Train tab's job, made when first used
+
+    # --- generation ----------------------------------------------------------------------
+    def request(self, controls: Controls, **images: Any) -> GenerationRequest:
+        return request_from_controls(self.catalog, controls, **images)
+
+    def model_size(self, model: str) -> ModelSize:
+        """The model's own size and the multiple its sizes must be (the sliders follow)."""
+        info = self.studio.describe(model)
+        width, height = info.default_size
+        return ModelSize(width, height, info.size_step)
+
+    def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress
+              ) -> Iterator[Shown]:  # fmt: skip
+        """Previews while drawing, then the saved images. It yields at every progress
+        report, so Gradio, which stops a generator whose client left at its next yield,
+        closes it soon and the draw stops at its next step."""
+        with contextlib.closing(self.studio.generate(request, model, kind)) as events:
+            for event in events:
+                if isinstance(event, Step):
+                    progress(event.step / event.steps, desc=f"step {event.step}/{event.steps}")
+                    yield Shown()
+                elif isinstance(event, Preview):
+                    progress(event.step / event.steps, desc=f"step {event.step}/{event.steps}")
+                    caption = f"preview, step {event.step}/{event.steps}"
+                    yield Shown([(im, caption) for im in event.images], "", request.seed)
+                elif isinstance(event, Drawn):
+                    params = event.result.parameters
+                    items = [(str(p), text) for p, text in zip(event.paths, params, strict=True)]
+                    yield Shown(items, params[0], request.seed)
+
+    def txt2img(self, controls: Controls, progress: Progress = _no_progress) -> Iterator[Shown]:
+        """Draw images from a prompt: the gallery, the first image's parameters and the seed
+        used (-1 draws a random seed)."""
+        yield from self._draw(self.request(controls), controls.model, "txt2img", progress)
+
+    def _size(self, controls: Controls) -> tuple[int, int]:
+        """The size an uploaded image is fitted to: the controls', or the model's own."""
+        if controls.width and controls.height:
+            return int(controls.width), int(controls.height)
+        size = self.model_size(controls.model)
+        return size.width, size.height
+
+    def img2img(self, image: Any, strength: float, controls: Controls,
+                progress: Progress = _no_progress) -> Iterator[Shown]:  # fmt: skip
+        """Redraw ``image`` (resized to the size asked for) after the prompt."""
+        if image is None:
+            raise GenlabError("Upload an image (or send one from txt2img) first.")
+        init = fit_image(image, *self._size(controls))
+        request = self.request(controls, init_image=init, strength=float(strength))
+        yield from self._draw(request, controls.model, "img2img", progress)
+
+    def inpaint(self, editor: Any, strength: float, controls: Controls,
+                progress: Progress = _no_progress) -> Iterator[Shown]:  # fmt: skip
+        """Regenerate the painted region of the editor's image after the prompt."""
+        init, mask = mask_from_editor(editor, *self._size(controls))
+        request = self.request(controls, init_image=init, strength=float(strength), mask=mask)
+        yield from self._draw(request, controls.model, "inpaint", progress)
+
+    def xy_plot(
+        self, controls: Controls, x_axis: str, x_values: str, y_axis: str, y_values: str,
+        progress: Progress = _no_progress,
+    ) -> Iterator[tuple | None]:  # fmt: skip
+        """One grid over two axes (the batch size is ignored: one image a cell); yields None
+        at every step (a grid whose client left stops there) and ends with (path, text)."""
+        base = self.request(controls)
+        size = None if base.sized else self.model_size(controls.model)
+        xs, ys, rows = xygrid.cell_requests(
+            base, x_axis, x_values, y_axis, y_values,
+            size=None if size is None else (size.width, size.height),
+        )  # fmt: skip
+        total, done, images = len(xs) * len(ys), 0, []
+        for row in rows:
+            images.append([])
+            for request in row:
+                with contextlib.closing(self.studio.generate(request, controls.model, "xy-cells")
+                                        ) as events:  # fmt: skip
+                    for event in events:
+                        if isinstance(event, Drawn):
+                            images[-1].append(event.result.images[0])
+                        else:
+                            yield None
+                done += 1
+                progress(done / total, desc=f"image {done}/{total}")
+        grid = xygrid.draw_grid(images, xygrid.labels(x_axis, xs), xygrid.labels(y_axis, ys))
+        text = f"X: {x_axis} = {x_values}\nY: {y_axis} = {y_values}\n" + rows[0][0].prompt
+        from ..generation.pnginfo import save_png
+
+        yield str(save_png(grid, self.studio.path("xy", "grid"), text)), text
+
+    # --- PNG info and sending between tabs -----------------------------------------------
+    @staticmethod
+    def png_info(path: str | None) -> tuple[str, dict]:
+        """A PNG's parameters text and its fields."""
+        if path is None:
+            return "", {}
+        text = read_parameters(path)
+        return text, parse_parameters(text)
+
+    def send_to_txt2img(self, text: str | None) -> dict[str, Any]:
+        """The txt2img controls a parameters text sets (genlab.generation's reading of it,
+        checked as a request): {control name: value}, only those the text records."""
+        if not text:
+            raise GenlabError("Read a PNG's parameters first.")
+        found = request_from_parameters(text)
+        loras = found.pop("loras", ())
+        GenerationRequest(**found)  # a value no request takes: one sentence here
+        lo, hi = xygrid.SIZE_RANGE
+        for side in ("width", "height"):
+            if side in found and not lo <= found[side] <= hi:
+                raise GenlabError(
+                    f"The image's {side} is {found[side]} pixels; the page draws {lo} to {hi}."
+                )
+        if found.get("steps", 1) > xygrid.MAX_STEPS:
+            raise GenlabError(f"The image took {found['steps']} steps; the page draws at most "
+                              f"{xygrid.MAX_STEPS}.")  # fmt: skip
+        out = {name: found[name] for name in CONTROLS if name in found}
+        names = {Path(k).name: k for k in self.catalog.loras}
+        picked = [names[name] for name, _ in loras if name in names]
+        if loras and len(picked) == len(loras):  # all of them here: picked, at their scale
+            out["loras"], out["lora_scale"] = picked, loras[0][1]
+        return out
+
+    def send_to_img2img(self, path: str | None, prompt: str, negative: str) -> tuple:
+        """(picture, the editor's value, prompt, negative prompt) of a gallery image; only
+        an image of the page's output folder (the browser sends the path: checked)."""
+        if not path:
+            raise GenlabError("Click an image in the gallery first.")
+        if not Path(path).resolve().is_relative_to(self.studio.out):
+            raise GenlabError("That image is not one of this page's.")
+        from PIL import Image
+
+        with Image.open(path) as im:
+            picture = im.convert("RGB")
+        editor = {"background": picture, "layers": [], "composite": picture}
+        return picture, editor, prompt, negative
+
+    # --- the model lists ----------------------------------------------------------------
+    def rescan(self) -> tuple[list[str], list[str], str]:
+        """(text-to-image models, LoRAs, the unreadable files' text) after a fresh look."""
+        self.catalog.rescan()
+        cat = self.catalog
+        return list(cat.text_to_image), list(cat.loras), unreadable_text(cat)
+
+    # --- Train ---------------------------------------------------------------------------
+    def train(
+        self, files: list[str] | None, folder: str | None, caption: str, name: str, base: str,
+        rank: float, steps: float, lr: float, resume: bool, *, uploads: tuple[Path, ...] = (),
+        progress: Progress = _no_progress,
+    ) -> Iterator[TrainView]:  # fmt: skip
+        """A LoRA of ``base`` trained on uploaded images (inside ``uploads``) or a folder of
+        --datasets-dir by name, under <runs>/loras/NAME: status and loss plot as it goes."""
+        from ..finetune.train import lora_config
+        from .training import LoraTraining, check_name, gather_images, lora_root
+
+        name = check_name(name)
+        root = lora_root(self.catalog.runs_dir)
+        out = root / name
+        if resume and not (out / "config.yaml").is_file():
+            raise GenlabError(f"There is no LoRA run named '{name}' to resume.")
+        if resume:
+            from ..training.runfolder import saved_config
+
+            cfg = saved_config(out)
+            cfg["train"]["steps"] = int(steps)
+        else:
+            data = gather_images(files, folder, root / f"{name}-images", uploads=uploads,
+                                 datasets=self.catalog.datasets_dir)  # fmt: skip
+            spec, model_config, _ = self.catalog.model_spec(base)
+            cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
+                              train={"steps": int(steps), "lr": float(lr), "progress": False},
+                              model_config=model_config)  # fmt: skip
+        if self.training is None:
+            self.training = LoraTraining()
+        events = self.training.run(cfg, out, resume=bool(resume))
+        with contextlib.closing(events):  # closed early (the client left): it stops, kept
+            yield from self._train_views(events, name, progress)
+
+    @staticmethod
+    def _train_views(events: Iterator[Any], name: str, progress: Progress) -> Iterator[TrainView]:
+        history: list[tuple[int, float]] = []
+        for event in events:
+            if isinstance(event, Step):
+                progress(event.step / event.steps, desc=f"step {event.step}/{event.steps}")
+                if "loss" in event.metrics and (not history or history[-1][0] != event.step):
+                    history.append((event.step, event.metrics["loss"]))
+                if event.step % 10 == 0 or event.step == event.steps:
+                    yield TrainView(f"step {event.step}/{event.steps}", loss_figure(history))
+            elif isinstance(event, Stopped):
+                text = (f"Cancelled at step {event.step}; a checkpoint is kept: tick resume and "
+                        "press Train to continue.")  # fmt: skip
+                yield TrainView(text, loss_figure(history))
+            elif isinstance(event, Trained):
+                s = event.summary
+                yield TrainView(f"Saved LoRA **{name}** ({s['steps']} steps, "
+                                f"{s['seconds']:.0f} s) in `{event.folder}`; pick it in the "
+                                "LoRA list.", loss_figure(history), name)  # fmt: skip
+
+    def cancel_training(self) -> None:
+        if self.training is not None:
+            self.training.cancel.set()
+
+    # --- Model lab and Compare ----------------------------------------------------------
+    def lab_show(self, name: str | None) -> tuple[dict, list]:
+        """A run's meta and metrics, and its plots (pixels, never its paths)."""
+        if not name:
+            return {}, []
+        folder = self.catalog.run(name)
+        return run_summary(folder), lab.run_figures(folder)
+
+    def lab_options(self, name: str) -> list[dict[str, Any]]:
+        return lab.run_options(self.catalog.run(name))
+
+    def lab_sample(self, name: str, n: float, seed: float, options: dict[str, Any]) -> str:
+        """``n`` samples of the run with its options, written into the output folder."""
+        out = self.studio.path("lab", Path(name).name)
+        return str(lab.sample_run_to(self.catalog.run(name), out, int(n), int(seed), options))
+
+    def compare(self, data: str, chosen: list[str], seeds: float, steps: float,
+                progress: Progress = _no_progress) -> tuple[str, str]:  # fmt: skip
+        """genlab compare: the report written into the output folder; (its table and marks
+        from the report's own rows, the samples picture)."""
+        from ..evaluation.compare import compare
+        from ..evaluation.compare_report import marks_text, table, write_report
+
+        report = compare(data, int(seeds), int(steps), 1000, tuple(chosen), lr_sweep=False,
+                         progress=lambda what: progress(None, desc=what))  # fmt: skip
+        folder = self.studio.out / "compare" / f"{data}-{int(steps)}-steps"
+        write_report(report, folder, f"webui: {data}, {int(steps)} steps", "this machine")
+        text = markdown_table(table(report)) + "\n\nMarks:\n\n" + marks_text(report)
+        return text, str(folder / "compare-samples.png")
+
+
+def controls_of(values: dict[str, Any]) -> Controls:
+    """Controls from {name: value} (the page's inputs by name); missing ones default."""
+    return Controls(**{k: v for k, v in values.items() if k in CONTROLS})

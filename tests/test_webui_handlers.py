@@ -1,0 +1,257 @@
+"""The page's handlers without a browser or a server: one request from the controls, the
+model's own size, PNG parameters sent to txt2img through genlab.generation, the X/Y plot's
+bounds, the catalog's rescan, the comparison's table from the report's rows, and the one
+worker pattern (typed events, stopped when its consumer leaves)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from genlab.errors import GenlabError
+from genlab.generation import GenerationRequest, format_parameters, read_parameters
+from genlab.webui import handlers, worker
+from genlab.webui.catalog import Catalog
+from genlab.webui.handlers import CONTROLS, Controls, Handlers, ModelSize, request_from_controls
+from genlab.webui.server import prepare_out
+from genlab.webui.studio import Studio
+
+PROMPT = "a red circle to the left of a blue square"
+
+
+@pytest.fixture
+def page(tmp_path):
+    return Handlers(Studio(Catalog(runs_dir=str(tmp_path / "runs")), prepare_out(tmp_path / "out")))
+
+
+def _last(views):
+    *_, last = views
+    return last
+
+
+# --- one request from the controls ---------------------------------------------------------------
+def test_one_request_from_the_controls(tmp_path):
+    cat = Catalog(loras={"loras/teal": tmp_path / "teal"})
+    controls = Controls(
+        PROMPT, "blurry", "DPM++ 2M Karras", "default", 12.0, 4.5, 7, 2.0, 48.0, 40.0,
+        "builtin", ["loras/teal"], 0.8,
+    )  # fmt: skip
+    request = request_from_controls(cat, controls)
+    assert request == GenerationRequest(
+        PROMPT, "blurry", "dpmpp-2m", 12, 4.5, 7, 2, 48, 40,
+        loras=((str(tmp_path / "teal"), 0.8),), schedule="karras",
+    )  # fmt: skip
+    assert isinstance(request.steps, int) and isinstance(request.width, int)
+    # a schedule given apart wins; no size: the model's own; -1: a random seed, recorded
+    free = request_from_controls(cat, Controls(PROMPT, sampler="euler", schedule="trailing"))
+    assert (free.sampler, free.schedule, free.width, free.height) == (
+        "euler",
+        "trailing",
+        None,
+        None,
+    )
+    assert free.seed >= 0 and free.negative_prompt == ""
+    with pytest.raises(GenlabError, match="Unknown LoRA"):
+        request_from_controls(cat, Controls(PROMPT, loras=["../../etc"]))
+    with pytest.raises(GenlabError, match="Unknown schedule"):
+        request_from_controls(cat, Controls(PROMPT, schedule="cosine"))
+    assert CONTROLS[:2] == ("prompt", "negative_prompt") and "schedule" in CONTROLS
+
+
+def test_txt2img_draws_at_the_models_own_size_and_streams(page, monkeypatch):
+    from genlab.webui import studio as studio_module
+
+    monkeypatch.setattr(studio_module, "PREVIEW_EVERY", 0.0)
+    seen = []
+    views = list(page.txt2img(Controls(PROMPT, steps=3, seed=4, batch_size=2),
+                              progress=lambda p, desc: seen.append(desc)))  # fmt: skip
+    previews = [v for v in views[:-1] if v.gallery]
+    assert previews and all(c.startswith("preview") for v in previews for _, c in v.gallery)
+    last = views[-1]
+    assert len(last.gallery) == 2 and last.seed == 4 and "Size: 32x32" in last.info
+    assert [read_parameters(p) for p, _ in last.gallery] == [c for _, c in last.gallery]
+    assert seen and seen[-1].startswith("step ")
+    assert page.model_size("builtin") == ModelSize(32, 32, 4)
+    with pytest.raises(GenlabError, match="Unknown model"):
+        list(page.txt2img(Controls(PROMPT, model="/etc")))
+
+
+def test_img2img_and_inpaint_through_the_same_request(page):
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 64), "gray")
+    last = _last(page.img2img(image, 0.5, Controls(PROMPT, steps=2, seed=1)))
+    assert "Denoising strength: 0.5" in last.info and "Size: 32x32" in last.info
+    with pytest.raises(GenlabError, match="Upload an image"):
+        list(page.img2img(None, 0.5, Controls(PROMPT)))
+    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (0, 0, 32, 64))
+    editor = {"background": image, "layers": [layer]}
+    last = _last(page.inpaint(editor, 1.0, Controls(PROMPT, steps=2, seed=1, width=32, height=32)))
+    after = np.asarray(Image.open(last.gallery[0][0]).convert("RGB"), dtype=int)
+    assert np.all(after[:, 16:] == 128)  # outside the mask: the gray kept exactly
+
+
+def test_a_stable_diffusion_model_sets_its_own_size(tmp_path):
+    pytest.importorskip("diffusers")
+    from support.tiny_sd import write_tiny_sd
+
+    folder = write_tiny_sd(tmp_path / "models" / "tiny-sd")
+    cat = Catalog.scan(tmp_path / "models", None)
+    page = Handlers(Studio(cat, prepare_out(tmp_path / "out")))
+    info = page.studio.describe("tiny-sd")
+    assert info.kind == "stable-diffusion" and folder.is_dir()
+    assert page.model_size("tiny-sd") == ModelSize(*info.default_size, info.size_step)
+    assert page.model_size("tiny-sd") != page.model_size("builtin")
+
+
+# --- the X/Y plot --------------------------------------------------------------------------------
+def test_xy_plot_cells_at_the_models_size_and_bounded(page):
+    steps = []
+    grid = page.xy_plot(Controls(PROMPT, steps=2, seed=0), "seed", "1, 2", "schedule",
+                        "default, karras", progress=lambda p, desc: steps.append(p))  # fmt: skip
+    out = list(grid)
+    path, text = out[-1]
+    assert "Y: schedule = default, karras" in read_parameters(path) and text.endswith(PROMPT)
+    assert steps[-1] == 1.0
+    from PIL import Image
+
+    assert Image.open(path).size[1] == 20 + 2 * 128
+    many = Controls(PROMPT, steps=150, width=1024, height=1024)
+    started = time.perf_counter()
+    with pytest.raises(GenlabError, match="more work"):
+        next(page.xy_plot(many, "seed", "1,2,3,4,5,6,7,8", "CFG scale", "1,2,3,4,5,6,7,8"))
+    assert time.perf_counter() - started < 5  # refused before drawing anything
+
+
+# --- PNG info and sending between tabs -----------------------------------------------------------
+def test_send_to_txt2img_reads_the_parameters_through_generation(page, tmp_path):
+    request = GenerationRequest(PROMPT, "blurry", "euler", 12, 3.5, 99, width=48, height=40,
+                                schedule="karras")  # fmt: skip
+    values = page.send_to_txt2img(format_parameters(request, 99, model="shapes"))
+    assert values == {
+        "prompt": PROMPT, "negative_prompt": "blurry", "sampler": "euler",
+        "schedule": "karras", "steps": 12, "cfg_scale": 3.5, "seed": 99, "width": 48,
+        "height": 40,
+    }  # fmt: skip
+    # webui's combined names, and a text that records only some fields
+    assert page.send_to_txt2img("a cat\nSteps: 9, Sampler: DPM++ 2M Karras") == {
+        "prompt": "a cat", "negative_prompt": "", "steps": 9, "sampler": "dpmpp-2m",
+        "schedule": "karras",
+    }  # fmt: skip
+    assert page.send_to_txt2img("just a prompt") == {"prompt": "just a prompt",
+                                                     "negative_prompt": ""}  # fmt: skip
+    for text, match in (("", "Read a PNG"), ("x\nSteps: many", "whole number"),
+                        ("x\nSampler: plms", "Unknown sampler"), ("x\nSize: 4096x4096", "pixels"),
+                        ("x\nSteps: 500", "at most")):  # fmt: skip
+        with pytest.raises(GenlabError, match=match):
+            page.send_to_txt2img(text)
+    # a LoRA the catalog has is picked at its scale
+    page.catalog.loras["loras/teal"] = tmp_path / "teal"
+    got = page.send_to_txt2img("x\nSteps: 2, Lora hashes: teal: abc, Lora scales: teal: 0.7")
+    assert got["loras"] == ["loras/teal"] and got["lora_scale"] == 0.7
+
+
+def test_png_info_and_send_to_img2img_stay_in_the_output_folder(page, tmp_path):
+    last = _last(page.txt2img(Controls(PROMPT, steps=2, seed=3)))
+    path = last.gallery[0][0]
+    text, fields = page.png_info(path)
+    assert fields["Seed"] == "3" and text == last.info
+    assert page.png_info(None) == ("", {})
+    picture, editor, prompt, _negative = page.send_to_img2img(path, PROMPT, "")
+    assert picture.size == (32, 32) and editor["background"] is picture and prompt == PROMPT
+    (tmp_path / "elsewhere.png").write_bytes(open(path, "rb").read())
+    for bad, match in ((str(tmp_path / "elsewhere.png"), "not one of this page's"),
+                       (None, "Click an image")):  # fmt: skip
+        with pytest.raises(GenlabError, match=match):
+            page.send_to_img2img(bad, PROMPT, "")
+
+
+# --- the model lists, Train, Model lab, Compare --------------------------------------------------
+def test_the_catalog_rescans_itself(tmp_path):
+    from genlab.runs import fit_run
+
+    cat = Catalog.scan(None, tmp_path / "runs")
+    page = Handlers(Studio(cat, prepare_out(tmp_path / "out")))
+    assert page.rescan() == (["builtin"], [], "")
+    fit_run("gmm", "faithful", tmp_path / "runs" / "faithful", options={"n_components": 2})
+    models, _loras, _text = page.rescan()
+    assert page.catalog is cat and "faithful" in cat.runs and models == ["builtin"]
+    summary, _figures = page.lab_show("faithful")
+    assert "meta" in summary and page.lab_options("faithful") == []
+    out = page.lab_sample("faithful", 20, 0, {})
+    assert out.endswith(".png") and out.startswith(str(page.studio.out))
+    assert page.lab_show(None) == ({}, [])
+
+
+def test_train_refuses_before_any_work(page):
+    with pytest.raises(GenlabError, match="Name the LoRA"):
+        next(page.train(None, None, "", "../../etc", "builtin", 4, 10, 1e-3, False))
+    with pytest.raises(GenlabError, match="no LoRA run named"):
+        next(page.train(None, None, "", "missing", "builtin", 4, 10, 1e-3, True))
+    with pytest.raises(GenlabError, match="Upload images"):
+        next(page.train(None, None, "", "fine", "builtin", 4, 10, 1e-3, False))
+    page.cancel_training()  # nothing running: nothing to do
+
+
+def test_compare_table_comes_from_the_reports_rows(page):
+    text, samples = page.compare("8gaussians", ["gmm"], 1, 50)
+    assert text.startswith("| family | held-out NLL (nats) |")
+    assert "Gaussian mixture (EM)" in text and "![" not in text and "Marks:" in text
+    assert samples.endswith("compare-samples.png") and samples.startswith(str(page.studio.out))
+
+
+def test_error_messages():
+    assert handlers.error_message(GenlabError("Pick one.")) == "Pick one."
+    assert "Out of memory" in handlers.error_message(RuntimeError("CUDA out of memory"))
+    assert handlers.error_message(ValueError("a bug")) is None
+
+
+# --- one worker pattern --------------------------------------------------------------------------
+def test_the_worker_streams_typed_events_and_stops_when_left():
+    def work(emit, stop):
+        for i in range(1, 1000):
+            if stop.is_set():
+                return worker.Stopped(i, None)
+            emit(worker.Step(i, 1000))
+            time.sleep(0.001)
+        return worker.Trained({}, None)
+
+    stop = threading.Event()
+    events = worker.stream(work, stop)
+    first = next(events)
+    assert first == worker.Step(1, 1000)
+    events.close()  # the consumer leaves: the work sees stop at its next step
+    assert stop.is_set()
+
+    def finished(emit, stop):
+        emit(worker.Step(1, 1))
+        return worker.Trained({"steps": 1}, None)
+
+    assert list(worker.stream(finished)) == [worker.Step(1, 1), worker.Trained({"steps": 1}, None)]
+
+    def failing(emit, stop):
+        raise GenlabError("No room.")
+
+    with pytest.raises(GenlabError, match="No room"):
+        list(worker.stream(failing))
+
+
+def test_the_page_wires_a_schedule_and_the_model_size(tmp_path):
+    pytest.importorskip("gradio", reason="the web page needs the extra genlab[webui]")
+    from genlab.webui import create
+
+    app, _studio = create(tmp_path / "out", runs_dir=tmp_path / "runs")
+    api = app.get_api_info()["named_endpoints"]
+    names = [p["parameter_name"] for p in api["/txt2img"]["parameters"]]
+    assert names == list(CONTROLS)
+    assert [p["parameter_name"] for p in api["/img2img"]["parameters"]] == [
+        "image", *CONTROLS, "strength",
+    ]  # fmt: skip
+    config = app.get_config_file()
+    schedules = [c for c in config["components"]
+                 if c.get("props", {}).get("label") == "schedule"]  # fmt: skip
+    assert len(schedules) == 2  # txt2img's and img2img's
+    assert [v for v, _ in schedules[0]["props"]["choices"]] == list(handlers.SCHEDULES)
+    assert list(handlers.SCHEDULES) == ["default", "karras", "trailing", "leading", "linspace"]
