@@ -63,6 +63,10 @@ def refuse_links(folder: str | Path) -> None:
             f"{found[0]} is a symbolic link; genlab does not write through links in a run "
             "folder (remove the link, or use another --out)."
         )
+    folders = [folder / n for n in RUN_ENTRIES if n not in RUN_SUBFOLDERS and (folder / n).is_dir()]
+    if folders:  # a file genlab writes is a folder there: the write would fail after the work
+        raise GenlabError(f"{folders[0]} is a folder where genlab writes a file; the run folder "
+                          "is damaged (remove it, or use another --out).")  # fmt: skip
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -248,7 +252,7 @@ def disk_error(e: BaseException, path: str | Path) -> GenlabError:
     return GenlabError(f"Could not write {path} ({why(e, path)}).")
 
 
-def _read_text(path: Path, what: str | None = None, links: bool = False) -> str:
+def read_run_text(path: Path, what: str | None = None, links: bool = False) -> str:
     """The text of a run's file, or one sentence naming it: a link (genlab reads no links in
     a run folder), a folder, a missing or unreadable file, bytes that are not UTF-8 text."""
     name = what or str(path)
@@ -296,7 +300,7 @@ def read_yaml(path: str | Path, what: str | None = None, links: bool = False) ->
     """A run's YAML file (config.yaml) as a mapping, or one sentence naming it (``links``:
     read through a symbolic link, as a model folder outside any run may hold)."""
     path = Path(path)
-    return parse_yaml(_read_text(path, what, links), what or str(path), mapping=True)
+    return parse_yaml(read_run_text(path, what, links), what or str(path), mapping=True)
 
 
 def read_json(path: str | Path, what: str | None = None, keys: tuple[str, ...] = ()) -> dict:
@@ -306,7 +310,7 @@ def read_json(path: str | Path, what: str | None = None, keys: tuple[str, ...] =
     path = Path(path)
     name = what or str(path)
     try:
-        doc = json.loads(_read_text(path, what))
+        doc = json.loads(read_run_text(path, what))
     except (ValueError, RecursionError):
         raise GenlabError(f"{name} is not valid JSON; the run folder is damaged.") from None
     if not isinstance(doc, dict):

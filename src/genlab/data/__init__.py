@@ -38,7 +38,7 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
 #: declared once by parameter name for every loader that takes one (see ``settings``)
 SETTINGS: tuple[Option, ...] = (
     Option("n", int, 2000, "points or images drawn", low=1, high=1_000_000),
-    Option("size", int, 32, "image side in pixels", low=4, high=512),
+    Option("size", int, 32, "image side in pixels", low=4, high=2048),
     Option("channels", int, 3, "1 (grey) or 3 (RGB)", choices=(1, 3)),
     Option("seed", int, 0, "the data's own seed", low=0, high=2**32 - 1),
     Option("noise", float, 0.1, "noise scale", low=0.0, high=100.0),

@@ -31,7 +31,9 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise GenlabError(f"Recipe {path} does not exist.")
-        text = path.read_text()
+        from ..runfiles import read_run_text
+
+        text = read_run_text(path, f"Recipe {path}", links=True)
     elif name_or_path in recipe_names():
         text = resources.files("genlab.recipes").joinpath(f"{name_or_path}.yaml").read_text()
     else:
