@@ -333,7 +333,8 @@ def hostile_copy(base: Path, folder: Path, rel: str, variant: str) -> Path:
     elif content is not None:
         path.write_bytes(content)
     manifest = path.parent / "manifest.json"
-    if rel.startswith("checkpoints/") and path.is_file() and not path.is_symlink():
+    if rel.startswith("checkpoints/") and path.name != "manifest.json" and path.is_file() \
+            and not path.is_symlink():  # fmt: skip
         doc = json.loads(manifest.read_text())
         doc["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
         manifest.write_text(json.dumps(doc))

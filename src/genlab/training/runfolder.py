@@ -217,7 +217,9 @@ def _write_and_train(
     except OSError as e:
         if disk_full(e):
             raise disk_error(e, e.filename or out) from None
-        raise
+        raise GenlabError(  # a folder or an unwritable entry where the run writes a file
+            f"Could not write {e.filename or out} ({e.strerror or e}); the run folder is damaged."
+        ) from None
     return summary
 
 
