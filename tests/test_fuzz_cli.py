@@ -218,3 +218,190 @@ def test_report_the_count():
     print(f"fuzzed {TALLY['total']} invocations: {TALLY['ok']} worked, "
           f"{TALLY['refused']} refused with exit 2, {TALLY['other']} other")  # fmt: skip
     assert TALLY["total"] >= 1 and TALLY["other"] == 0
+
+
+# -- every --set key of every packaged recipe ------------------------------------------------
+
+#: hostile values for a --set key: numbers out of range or not numbers, text, YAML that
+#: builds objects or has the wrong shape
+SET_VALUES = [*NUMBERS, "1e12", "-1", "2.5", "null", "true", "xyz", "[1, 2]", "[]", "{a: 1}",
+              "[-3, 0]", "!!python/object/apply:os.system ['echo']", "'", "1" * 400]  # fmt: skip
+SET_TALLY: Counter = Counter()
+
+
+def recipe_keys() -> list[tuple[str, str]]:
+    """(recipe, key) for every --set key of every packaged recipe: the Trainer's settings, the
+    model's constructor settings (model.KEY) and the data loader's (data.KEY)."""
+    from genlab.training.config import SETTINGS
+    from genlab.training.runconfig import data_settings, model_settings
+    from genlab.training.runfolder import load_recipe, recipe_names
+
+    out = []
+    for name in recipe_names():
+        recipe = load_recipe(name)
+        keys = [o.name for o in SETTINGS]
+        keys += [f"model.{o.name}" for o in model_settings(recipe["model"])]
+        keys += [f"data.{o.name}" for o in data_settings(recipe["data"])]
+        out += [(name, key) for key in keys]
+    return out
+
+
+RECIPE_KEYS = recipe_keys()
+
+
+def one_line_refusal(code: int, err: str) -> bool:
+    lines = [line for line in err.strip().splitlines() if "error:" in line]
+    return code == 2 and len(lines) == 1 and len(lines[0].split("error:", 1)[1].strip()) > 5
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=SLOW_OK)  # fmt: skip
+@given(data=st.data())
+def test_every_set_key_of_every_recipe_is_checked_before_work(tmp_path, data, monkeypatch):
+    """A hostile --set value is refused in one sentence naming its key, before any work; a
+    value accepted builds its model and data (the run's own code) and stops where the Trainer
+    would start: what the schema lets through must not break the constructors."""
+    recipe, key = data.draw(st.sampled_from(RECIPE_KEYS), label="key")
+    value = data.draw(st.sampled_from(SET_VALUES), label="value")
+    out = Path(tempfile.mkdtemp(dir=tmp_path)) / "run"
+    argv = ["train", recipe, "--set", f"{key}={value}", "--out", str(out)]
+    from genlab.training import trainer
+
+    def no_work(*a, **k):
+        raise AssertionError("checked")  # the config was accepted: nothing more to see here
+
+    monkeypatch.setattr(trainer.Trainer, "__init__", no_work)
+    try:
+        code, err = run(argv)
+    except AssertionError:
+        code, err = 0, ""
+    SET_TALLY["total"] += 1
+    assert "Traceback" not in err and code in (0, 2), (argv, code, err)
+    if code == 2:
+        SET_TALLY["refused"] += 1
+        assert one_line_refusal(code, err), (argv, err)
+        assert not out.exists() or not any(out.iterdir()), (argv, "wrote before refusing")
+    else:
+        SET_TALLY["accepted"] += 1
+
+
+# -- hostile run folders ---------------------------------------------------------------------
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("UNPICKLED",))
+
+
+def hostile_variants() -> dict[str, object]:
+    import pickle
+
+    return {
+        "brace": b"{", "list": b"[1]", "empty-object": b"{}", "empty": b"",
+        "binary": bytes(range(256)),
+        "python-tag": b"!!python/object/apply:os.system ['echo PWNED']\n", "truncated": "half",
+        "pickle": pickle.dumps({"step": _Evil()}), "link-to-passwd": "/etc/passwd",
+        "link-to-folder": "/", "missing": None, "a-folder": "dir",
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile-base")
+    argv = ["train", "vae", "--data", "moons", "--steps", "2", "--batch-size", "16",
+            "--set", "data.n=200", "--out", str(root / "run")]  # fmt: skip
+    assert run(argv)[0] == 0
+    return root / "run"
+
+
+def hostile_copy(base: Path, folder: Path, rel: str, variant: str) -> Path:
+    """A copy of ``base`` with its file ``rel`` replaced by ``variant``; a checkpoint file's
+    manifest is updated to match, so the bytes reach the loader instead of being skipped."""
+    import hashlib
+
+    run_dir = folder / "run"
+    shutil.copytree(base, run_dir, symlinks=True)
+    path, content = run_dir / rel, hostile_variants()[variant]
+    path.unlink()
+    if variant.startswith("link"):
+        path.symlink_to(content)
+    elif content == "dir":
+        path.mkdir()
+    elif content == "half":
+        data = (base / rel).read_bytes()
+        path.write_bytes(data[: max(1, len(data) // 2)])
+    elif content is not None:
+        path.write_bytes(content)
+    manifest = path.parent / "manifest.json"
+    if rel.startswith("checkpoints/") and path.name != "manifest.json" and path.is_file() \
+            and not path.is_symlink():  # fmt: skip
+        doc = json.loads(manifest.read_text())
+        doc["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest.write_text(json.dumps(doc))
+    return run_dir
+
+
+FOLDER_TALLY: Counter = Counter()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=SLOW_OK)  # fmt: skip
+@given(data=st.data())
+def test_hostile_run_folders_are_refused_in_one_sentence(trained_run, tmp_path, data, capfd):
+    """Each file of a run replaced by each hostile variant (links included): train --resume
+    latest, sample and eval work or refuse in one sentence naming what is wrong; nothing is
+    unpickled and torch's advice to load a file unsafely is never shown."""
+    files = sorted(str(p.relative_to(trained_run)) for p in trained_run.rglob("*") if p.is_file())
+    rel = data.draw(st.sampled_from(files), label="file")
+    variant = data.draw(st.sampled_from(sorted(hostile_variants())), label="variant")
+    command = data.draw(st.sampled_from(["train", "sample", "eval"]), label="command")
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    run_dir = hostile_copy(trained_run, folder, rel, variant)
+    argv = {
+        "train": ["train", "--resume", "latest", "--steps", "3", "--out", str(run_dir)],
+        "sample": ["sample", str(run_dir), "--n", "5", "--out", str(folder / "s.csv")],
+        "eval": ["eval", str(run_dir)],
+    }[command]
+    code, err = run(argv)
+    seen = capfd.readouterr()
+    FOLDER_TALLY["total"] += 1
+    FOLDER_TALLY["ok" if code == 0 else "refused" if code == 2 else "other"] += 1
+    assert "UNPICKLED" not in seen.out + seen.err + err, (rel, variant, command)
+    assert "weights_only" not in err and "Traceback" not in err, (rel, variant, command, err)
+    assert code in (0, 2), (rel, variant, command, code, err)
+    if code == 2:
+        assert one_line_refusal(code, err), (rel, variant, command, err)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+RECIPE_SHAPES = {
+    "data-list": "model: vae\ndata: [1, 2]\n",
+    "train-list": "model: vae\ndata: moons\ntrain: [1, 2]\n",
+    "plain-text": "just a sentence\n", "a-list": "[1, 2]\n",
+    "python-tag": "!!python/object/apply:os.system ['echo PWNED']\n",
+    "model-list": "model: [vae]\ndata: moons\n",
+    "settings-list": "model: vae\ndata: moons\nmodel_config: 3\n",
+    "binary": "\udcff\udcfe", "unknown": "model: vae\ndata: moons\nfoo: 1\n",
+    "bad-step": "model: vae\ndata: moons\ntrain: {steps: 2.5}\n", "no-model": "data: moons\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", sorted(RECIPE_SHAPES))
+def test_recipes_of_the_wrong_shape_are_refused_naming_the_file(tmp_path, shape):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_bytes(RECIPE_SHAPES[shape].encode("utf-8", "surrogateescape"))
+    code, err = run(["train", str(recipe), "--out", str(tmp_path / "run")])
+    assert one_line_refusal(code, err) and "Traceback" not in err, err
+    assert "recipe" in err.lower(), err
+
+
+def test_report_the_run_config_counts():
+    """Runs after the two fuzzers above and records what they tried."""
+    repo = Path(__file__).resolve().parents[1]
+    folder = Path(os.environ.get("GENLAB_ARTIFACTS", repo / "build" / "test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"budget": EXAMPLES, "set_keys": len(RECIPE_KEYS), "set_values": len(SET_VALUES),
+           "set": dict(SET_TALLY), "run_folders": dict(FOLDER_TALLY)}  # fmt: skip
+    (folder / "fuzz-runconfig.json").write_text(json.dumps(doc))
+    print(json.dumps(doc))
+    assert SET_TALLY["total"] >= 1 and FOLDER_TALLY.get("other", 0) == 0

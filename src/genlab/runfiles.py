@@ -63,6 +63,10 @@ def refuse_links(folder: str | Path) -> None:
             f"{found[0]} is a symbolic link; genlab does not write through links in a run "
             "folder (remove the link, or use another --out)."
         )
+    folders = [folder / n for n in RUN_ENTRIES if n not in RUN_SUBFOLDERS and (folder / n).is_dir()]
+    if folders:  # a file genlab writes is a folder there: the write would fail after the work
+        raise GenlabError(f"{folders[0]} is a folder where genlab writes a file; the run folder "
+                          "is damaged (remove it, or use another --out).")  # fmt: skip
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -246,3 +250,72 @@ def why(e: BaseException, path: str | Path | None = None) -> str:
 def disk_error(e: BaseException, path: str | Path) -> GenlabError:
     """The one sentence for a write of ``path`` that failed."""
     return GenlabError(f"Could not write {path} ({why(e, path)}).")
+
+
+def read_run_text(path: Path, what: str | None = None, links: bool = False) -> str:
+    """The text of a run's file, or one sentence naming it: a link (genlab reads no links in
+    a run folder), a folder, a missing or unreadable file, bytes that are not UTF-8 text."""
+    name = what or str(path)
+    if path.is_symlink() and not links:
+        raise GenlabError(f"{name} is a symbolic link; genlab does not read links in a run folder.")
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise GenlabError(f"{name} is a folder, not a file.") from None
+    except FileNotFoundError:
+        raise GenlabError(f"{name} is missing.") from None
+    except OSError as e:
+        raise GenlabError(f"{name} cannot be read ({e.strerror or e}).") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GenlabError(
+            f"{name} is not text (binary bytes); the run folder is damaged."
+        ) from None
+
+
+def parse_yaml(text: str, what: str, mapping: bool = True):
+    """YAML read safely (no tags that build objects), one sentence naming ``what`` on
+    failure; ``mapping``: the document must be a mapping (an empty one reads as {})."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise GenlabError(
+            f"{what} is not valid YAML{at} (or uses a tag genlab does not read)."
+        ) from None
+    except RecursionError:
+        raise GenlabError(f"{what} nests too deeply to read.") from None
+    if doc is None and mapping:
+        return {}
+    if mapping and not isinstance(doc, dict):
+        raise GenlabError(f"{what} must be a mapping of keys to values, not {type(doc).__name__}.")
+    return doc
+
+
+def read_yaml(path: str | Path, what: str | None = None, links: bool = False) -> dict:
+    """A run's YAML file (config.yaml) as a mapping, or one sentence naming it (``links``:
+    read through a symbolic link, as a model folder outside any run may hold)."""
+    path = Path(path)
+    return parse_yaml(read_run_text(path, what, links), what or str(path), mapping=True)
+
+
+def read_json(path: str | Path, what: str | None = None, keys: tuple[str, ...] = ()) -> dict:
+    """A run's JSON file (meta.json) as an object holding ``keys``, or one sentence naming it."""
+    import json
+
+    path = Path(path)
+    name = what or str(path)
+    try:
+        doc = json.loads(read_run_text(path, what))
+    except (ValueError, RecursionError):
+        raise GenlabError(f"{name} is not valid JSON; the run folder is damaged.") from None
+    if not isinstance(doc, dict):
+        raise GenlabError(f"{name} must hold a JSON object, not {type(doc).__name__}.")
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise GenlabError(f"{name} has no '{missing[0]}'; the run folder is damaged.")
+    return doc

@@ -64,8 +64,16 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "meta.json"
     if not path.is_file():
-        raise GenlabError(f"{run_dir} is not a genlab run folder (no meta.json).")
-    return json.loads(path.read_text())
+        if not path.is_symlink():
+            raise GenlabError(f"{run_dir} is not a genlab run folder (no meta.json).")
+    from .runfiles import read_json
+
+    meta = read_json(path, keys=("model", "data"))
+    if not isinstance(meta["model"], str) or not isinstance(meta["data"], str):
+        raise GenlabError(f"{path}: 'model' and 'data' must be names; the run folder is damaged.")
+    if not isinstance(meta.get("data_options", {}), dict):
+        raise GenlabError(f"{path}: 'data_options' must be a mapping; the run folder is damaged.")
+    return meta
 
 
 def split_data(

@@ -138,8 +138,10 @@ def read_saved(path: str | Path) -> tuple[Path, str, dict[str, Any], dict[str, A
 
     folder = model_dir(Path(path))
     check_manifest(folder)
+    from .runfiles import read_yaml
+
+    doc = read_yaml(folder / CONFIG, links=True)
     try:
-        doc = yaml.safe_load((folder / CONFIG).read_text())
         name, config = doc["model"], doc.get("config") or {}
         if not isinstance(name, str) or not isinstance(config, dict):
             raise TypeError("'model' must be a name and 'config' a mapping")

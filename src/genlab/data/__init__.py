@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DataError
+from ..options import Option, signature_schema
 from . import images, shapes, tabular, toy2d
 from .dataset import Dataset, as_table, check_array
 
@@ -33,7 +34,41 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
     "txt": (tabular.text, "numbers in a plain text file, no header (as textbooks ship): txt:PATH"),
 }
 
-__all__ = ["DATASETS", "Dataset", "as_table", "check_array", "load", "load_spec"]
+#: the loaders' settings (``--set data.KEY=VALUE``) that need more than their default's type,
+#: declared once by parameter name for every loader that takes one (see ``settings``)
+SETTINGS: tuple[Option, ...] = (
+    Option("n", int, 2000, "points or images drawn", low=1, high=1_000_000),
+    Option("size", int, 32, "image side in pixels", low=4, high=2048),
+    Option("channels", int, 3, "1 (grey) or 3 (RGB)", choices=(1, 3)),
+    Option("seed", int, 0, "the data's own seed", low=0, high=2**32 - 1),
+    Option("noise", float, 0.1, "noise scale", low=0.0, high=100.0),
+    Option("std", float, 0.1, "standard deviation of each mode", low=0.0, high=100.0),
+    Option("radius", float, 2.0, "radius of the ring of modes", low=0.0, high=1000.0),
+    Option("scale", str, "pm1", "pixel range", choices=("pm1", "unit")),
+    Option("captions_per_image", int, 4, "captions kept per scene", low=1, high=64),
+    Option("part", str, "all", "digits part", choices=images.DIGITS_PARTS),
+)  # fmt: skip
+
+__all__ = ["DATASETS", "SETTINGS", "Dataset", "as_table", "check_array", "load", "load_spec",
+           "settings"]  # fmt: skip
+
+
+def settings(spec: str) -> tuple[Option, ...]:
+    """The typed settings the loader of ``spec`` (``NAME`` or ``NAME:PATH``) takes: its
+    keyword parameters, typed by ``SETTINGS`` where named there, else by their defaults; a
+    spec naming no loader: none."""
+    name = str(spec).partition(":")[0]
+    if name not in DATASETS:
+        return ()
+    loader = DATASETS[name][0]
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(loader).parameters
+    declared = tuple(
+        dataclasses.replace(o, default=params[o.name].default) for o in SETTINGS if o.name in params
+    )
+    return tuple(o for o in signature_schema(loader, declared) if o.name != "path")
 
 
 def load(name: str, **options: Any) -> Dataset:

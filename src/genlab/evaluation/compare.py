@@ -95,22 +95,20 @@ def _train(family: Family, data, seed: int, steps: int | None, lr_factor: float 
             [(i + 1, -h) for i, h in enumerate(model.history_)],
             None,
         )
-    import torch
-
-    from ..registry import model_class
-    from ..training.runfolder import load_recipe
-    from ..training.trainer import TrainConfig, Trainer
+    from ..training.runconfig import RunConfig
+    from ..training.runfolder import build, load_recipe
+    from ..training.trainer import Trainer
 
     recipe = load_recipe(family.recipe)
-    train = dict(recipe.get("train", {}))
-    train.update(seed=seed, progress=False, checkpoint_every=10**9, log_every=10**9)
-    train["lr"] = train.get("lr", 1e-3) * lr_factor
+    given = dict(recipe.get("train") or {})  # the recipe's own values, as the report used
+    overrides = dict(seed=seed, progress=False, checkpoint_every=10**9, log_every=10**9)
+    overrides["lr"] = given.get("lr", 1e-3) * lr_factor
     if steps is not None:
-        train["steps"] = steps
+        overrides["steps"] = steps
         for key in ("decay_steps", "warmup_steps"):
-            train[key] = min(train.get(key, 0), steps)
-    torch.manual_seed(seed)
-    model = model_class(family.model)(data.shape, **recipe.get("model_config", {}))
+            overrides[key] = min(given.get(key, 0), steps)
+    cfg = RunConfig.from_dict(recipe, f"Recipe {family.recipe}").merge(overrides)
+    model, _, train = build(cfg, data=data)  # the run folder's own code: seed, then model
     curve: list[tuple[int, float]] = []
 
     def record(step: int, metrics: dict) -> None:
@@ -118,7 +116,7 @@ def _train(family: Family, data, seed: int, steps: int | None, lr_factor: float 
             curve.append((step, metrics["loss"]))
 
     source = data if x.ndim > 2 else x.astype(np.float32)
-    trainer = Trainer(model, source, TrainConfig.make(model, train), on_step=record)
+    trainer = Trainer(model, source, train, on_step=record)
     t = time.perf_counter()
     try:
         trainer.train()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
+from ..training.runconfig import RunConfig
 
 
 def base_shape(base: str, model_config: str | None = None) -> tuple[int, ...]:
@@ -39,10 +40,11 @@ def _check_text_to_image(base: str) -> None:
 def lora_config(
     base: str, data: str, *, caption: str = "", rank: int = 4, alpha: float | None = None,
     train: dict[str, Any] | None = None, model_config: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> RunConfig:  # fmt: skip
     """The run config of a LoRA on ``base`` from ``data``: an image folder, or a captioned
     data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
-    folder."""
+    folder. Typed and checked (``train`` values too) before anything is trained; the
+    config still reads as the dict it used to be (``cfg["train"]["steps"]``)."""
     from ..data.images import image_files
     from .model import LoRA
 
@@ -66,18 +68,13 @@ def lora_config(
         raise GenlabError("--caption applies to an image folder given as --data.")
     else:
         spec, options = data, {}
-    return {
-        "model": "lora",
-        "data": spec,
-        "data_options": options,
-        "model_config": {"base": base, "rank": rank, "alpha": alpha}
-        | ({"base_config": model_config} if model_config else {}),
-        "train": train,
-    }
+    extra = {"base_config": model_config} if model_config else {}
+    return RunConfig("lora", spec, options, {"base": base, "rank": rank, "alpha": alpha} | extra,
+                     train)  # fmt: skip
 
 
 def finetune(
-    cfg: dict[str, Any], out: str | Path, resume: str | None = None, on_step=None
+    cfg: dict[str, Any] | RunConfig, out: str | Path, resume: str | None = None, on_step=None
 ) -> dict[str, Any]:
     """Train the LoRA of ``cfg`` (see lora_config) on all its images into ``out``."""
     from ..training.runfolder import train_run

@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from ..diffusion.losses import diffusion_loss
-from ..diffusion.precond import Denoiser
-from ..diffusion.schedules import alpha_bar, karras_sigmas, sampling_sigmas
+from ..diffusion.precond import PREDICTIONS, Denoiser
+from ..diffusion.schedules import SCHEDULES, alpha_bar, karras_sigmas, sampling_sigmas
 from ..errors import GenlabError
 from ..nn.layers import LabelEmbedding, mlp
 from ..nn.unet import UNet, sinusoidal_embedding
+from ..options import Option
 from .ddpm_sampling import DDPMSampling
 from .neural import Batch, NeuralModel, label_condition
 
@@ -49,6 +50,15 @@ class DDPM(NeuralModel):
 
     name = "ddpm"
     sample_options = DDPMSampling.options
+    config_schema = (
+        Option("schedule", str, "linear", "noise schedule", choices=tuple(SCHEDULES)),
+        Option("timesteps", int, 1000, "diffusion steps of training", low=2, high=100_000),
+        Option("prediction", str, "eps", "what the network predicts", choices=PREDICTIONS),
+        Option("min_snr", float, 0.0, "min-SNR loss weighting (0: off)", low=0.0, high=1e6),
+        Option("num_classes", int, 0, "labels (0: unconditional)", low=0, high=100_000),
+        Option("cond_drop", float, 0.1, "chance a label is dropped", low=0.0, high=1.0),
+        Option("cond_drop_per", str, "sample", "", choices=("sample", "batch")),
+    )
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 2e-3,
         "batch_size": 128,

@@ -20,10 +20,11 @@ from torch import nn
 
 from ..conditioning import Condition
 from ..diffusion.losses import diffusion_loss
-from ..diffusion.precond import Denoiser
-from ..diffusion.schedules import alpha_bar
+from ..diffusion.precond import PREDICTIONS, Denoiser
+from ..diffusion.schedules import SCHEDULES, alpha_bar
 from ..errors import DataError, GenlabError
 from ..nn.unet import UNet
+from ..options import Option
 from ..text import TextEncoder, text_encoder
 from .kl_autoencoder import KLAutoencoder
 from .latent_sampling import OPTIONS, draw_latents
@@ -78,6 +79,14 @@ class LatentDiffusion(NeuralModel):
     in training, for classifier-free guidance)."""
 
     name = "latent-diffusion"
+    config_schema = (
+        Option("schedule", str, "linear", "noise schedule", choices=tuple(SCHEDULES)),
+        Option("timesteps", int, 1000, "diffusion steps of training", low=2, high=100_000),
+        Option("prediction", str, "eps", "what the network predicts", choices=PREDICTIONS),
+        Option("min_snr", float, 0.0, "min-SNR loss weighting (0: off)", low=0.0, high=1e6),
+        Option("cond_drop", float, 0.1, "chance a caption is dropped", low=0.0, high=1.0),
+        Option("max_tokens", int, 77, "tokens of a caption", low=1, high=512),
+    )
     conditional = True
     sample_options = OPTIONS
     train_defaults: ClassVar[dict[str, Any]] = {

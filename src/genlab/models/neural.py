@@ -31,6 +31,7 @@ from torch import nn
 from ..base import GenerativeModel
 from ..conditioning import Condition
 from ..errors import DataError, GenlabError
+from ..options import Option
 from ..seeding import randn_like, seeded
 from ..training.batch import Batch
 
@@ -45,6 +46,11 @@ class NeuralModel(GenerativeModel):
         "steps": 3000,
         "ema_decay": 0.0,
     }
+    #: The constructor's settings (``--set model.KEY=VALUE``) that need more than their
+    #: default's type: ranges and choices, as ``sample_options`` declares sampling options.
+    #: The rest are typed from the defaults (genlab.options.signature_schema); checked
+    #: before any work by the run config.
+    config_schema: tuple[Option, ...] = ()
     #: Children of ``self.net`` that stay frozen (a pretrained autoencoder, a text encoder).
     frozen: tuple[str, ...] = ()
     #: Frozen children loaded from elsewhere when the model is built, never saved with it.

@@ -54,6 +54,12 @@ class VAE(NeuralModel):
     texts; this weighs the KL by data dims / latent dims more, a different model)."""
 
     name = "vae"
+    config_schema = (
+        Option("latent_dim", int, 8, "latent dimensions", low=1, high=4096),
+        Option("likelihood", str, "gaussian", "decoder", choices=("gaussian", "bernoulli")),
+        Option("beta", float, 1.0, "weight of the KL term", low=0.0, high=1e6),
+        Option("reduction", str, "sum", "training loss over pixels", choices=("sum", "mean")),
+    )
     has_elbo = True
     sample_options = (NOISE,)
 

@@ -123,6 +123,21 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict], dict[str, Any]]:
 
     if not verify(path):
         raise GenlabError(f"Checkpoint {path} is incomplete or corrupt (manifest mismatch).")
-    tensors = {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
-    state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
+    try:
+        tensors = {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
+    except Exception as e:  # safetensors' own error types vary between versions
+        raise GenlabError(f"Checkpoint {path} holds a weight file safetensors cannot read "
+                          f"({' '.join(str(e).split())[:120]}).") from None  # fmt: skip
+    # weights_only: tensors, numbers and containers, never an object's code. Whatever else
+    # the file is, it is refused in genlab's words (torch's own message advises loading
+    # it unsafely, which genlab never does).
+    try:
+        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
+    except Exception:
+        raise GenlabError(
+            f"Checkpoint {path / 'state.pt'} is not a genlab training state (tensors and "
+            "numbers only); genlab does not load it."
+        ) from None
+    if not isinstance(state, dict) or not {"step", "rng", "optimizer"} <= set(state):
+        raise GenlabError(f"Checkpoint {path / 'state.pt'} is not a genlab training state.")
     return tensors, state

@@ -5,7 +5,6 @@ checkpoints/, model/)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -15,10 +14,9 @@ from typing import Any
 import yaml
 
 from ..errors import GenlabError
-from ..options import parse_bool
 from ..runfiles import clear_run, holds_run, refuse_other_run
 from ..runlock import RunLock, prepare_run_folder
-from .config import TrainConfig
+from .runconfig import RunConfig
 
 HELD_OUT = 0.2  # share of the data kept out of training, for genlab eval
 
@@ -33,54 +31,39 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise GenlabError(f"Recipe {path} does not exist.")
-        text = path.read_text()
+        from ..runfiles import read_run_text
+
+        text = read_run_text(path, f"Recipe {path}", links=True)
     elif name_or_path in recipe_names():
         text = resources.files("genlab.recipes").joinpath(f"{name_or_path}.yaml").read_text()
     else:
         raise GenlabError(
             f"Unknown recipe '{name_or_path}'; packaged: {', '.join(recipe_names())}."
         )
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise GenlabError(f"Recipe {name_or_path} is not valid YAML ({e}).") from e
-    unknown = set(doc) - {"model", "data", "data_options", "model_config", "train"}
-    if unknown:
-        raise GenlabError(f"Recipe {name_or_path} has an unknown section '{sorted(unknown)[0]}'.")
+    from ..runfiles import parse_yaml
+
+    doc = parse_yaml(text, f"Recipe {name_or_path}", mapping=True)
+    check_shape(doc, f"Recipe {name_or_path}")
     return doc
 
 
-def _parse_value(text: str, like: Any = None) -> Any:
-    """A ``--set`` value, typed by the setting it replaces: the text itself for a text
-    setting ("no" stays "no", "007" stays "007"), a number or a yes/no for a number or a
-    flag (checked where the setting is used); YAML (lists, dicts) for the rest."""
-    if isinstance(like, bool):
-        try:
-            return parse_bool(text)
-        except ValueError:
-            return text  # refused with a sentence by the setting's own check
-    if isinstance(like, (int, float)):
-        try:
-            return type(like)(text) if isinstance(like, float) else int(text, 10)
-        except ValueError:
-            return text  # refused with a sentence by the setting's own check
-    if isinstance(like, str):
-        return text
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+def check_shape(doc: Any, source: str) -> None:
+    """One sentence naming ``source`` if ``doc`` is not a run config's mapping of sections
+    (``data: [1, 2]``, ``train: [1, 2]``, a plain text, an unknown section)."""
+    from .runconfig import SECTIONS
 
-
-def _defaults(func: Any) -> dict[str, Any]:
-    """The default value of each keyword parameter of ``func`` (a class: its constructor)."""
-    import inspect
-
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    if not isinstance(doc, dict):
+        raise GenlabError(f"{source} must be a mapping of {', '.join(SECTIONS)}.")
+    unknown = sorted(str(k) for k in set(doc) - set(SECTIONS))
+    if unknown:
+        raise GenlabError(f"{source} has an unknown section '{unknown[0]}'.")
+    for key in ("model", "data"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise GenlabError(f"{source}: '{key}' must be a name, got {doc[key]!r:.40}.")
+    for key in ("data_options", "model_config", "train"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise GenlabError(f"{source}: '{key}' must be a mapping of settings, got "
+                              f"{doc[key]!r:.40}.")  # fmt: skip
 
 
 def resolve(
@@ -89,80 +72,65 @@ def resolve(
     *,
     sets: list[str] = (),
     flags: dict[str, Any] | None = None,
-    base: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The full run config: ``base`` (a run's saved config) or the recipe for ``target``
-    (a model name picks ``MODEL-DATA`` if packaged), then flags, then ``--set key=value``
-    (``model.KEY`` and ``data.KEY`` reach the model and the data)."""
+    base: dict[str, Any] | RunConfig | None = None,
+) -> RunConfig:
+    """The full run config, typed and checked before any work: ``base`` (a run's saved
+    config) or the recipe for ``target`` (a model name picks ``MODEL-DATA`` if packaged),
+    then flags, then ``--set key=value`` (``model.KEY`` and ``data.KEY`` reach the model
+    and the data), merged by ``RunConfig.merge``."""
     from ..registry import MODELS
 
     if base is not None:
-        cfg = copy.deepcopy(base)
+        doc = base.to_dict() if isinstance(base, RunConfig) else copy.deepcopy(base)
+        check_shape(doc, "The run's config.yaml")
     elif target is None:
         raise GenlabError("Name a model or a recipe to train.")
     elif target in MODELS:
         name = f"{target}-{data}"
-        cfg = load_recipe(name) if data and name in recipe_names() else {"model": target}
+        doc = load_recipe(name) if data and name in recipe_names() else {"model": target}
     else:
-        cfg = load_recipe(target)
-    if data is not None and data != cfg.get("data"):
-        cfg["data"], cfg["data_options"] = data, {}
-    if not cfg.get("data"):
+        doc = load_recipe(target)
+    if data is not None and data != doc.get("data"):
+        doc["data"], doc["data_options"] = data, {}
+    if not doc.get("data"):
         raise GenlabError("No data: pass --data NAME.")
-    cfg.setdefault("data_options", {})
-    cfg.setdefault("model_config", {})
-    cfg.setdefault("train", {})
-    cfg["train"].update({k: v for k, v in (flags or {}).items() if v is not None})
+    overrides: dict[str, Any] = {k: v for k, v in (flags or {}).items() if v is not None}
     for item in sets:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise GenlabError(f"--set takes key=value, got '{item}'.")
-        section, dot, rest = key.partition(".")
-        if dot and section in ("model", "data"):
-            like = _setting_defaults(cfg, section).get(rest)
-            cfg["model_config" if section == "model" else "data_options"][rest] = _parse_value(
-                value, like
-            )
-        else:
-            like = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(key)
-            cfg["train"][key] = _parse_value(value, like)
-    return cfg
+        overrides[key] = value
+    source = "The run's config.yaml" if base is not None else f"Recipe {target}"
+    return RunConfig.from_dict(doc, source).merge(overrides)
 
 
-def _setting_defaults(cfg: dict[str, Any], section: str) -> dict[str, Any]:
-    """The defaults of the model's constructor or of the data set's loader."""
-    from ..data import DATASETS
-    from ..registry import MODELS, model_class
-
-    if section == "model":
-        return _defaults(model_class(cfg["model"])) if cfg.get("model") in MODELS else {}
-    name = str(cfg.get("data", "")).partition(":")[0]
-    return _defaults(DATASETS[name][0]) if name in DATASETS else {}
+def as_run_config(cfg: dict[str, Any] | RunConfig) -> RunConfig:
+    """A RunConfig of a config given either way (the dicts of older callers)."""
+    return RunConfig.from_dict(cfg)
 
 
-def build(cfg: dict[str, Any]):
-    """(model, dataset, TrainConfig) of a resolved config."""
+def build(cfg: dict[str, Any] | RunConfig, data=None):
+    """(model, dataset, TrainConfig) of a config (``data``: a dataset already loaded, as
+    genlab compare passes its training split)."""
     import torch
 
     from ..data import load_spec
-    from ..registry import entry, model_class
+    from ..registry import model_class
 
-    data = load_spec(cfg["data"], **cfg["data_options"])
-    cls = model_class(cfg["model"])
-    if entry(cfg["model"]).kind != "neural":
-        raise GenlabError(f"'{cfg['model']}' is not trained by gradient steps; use genlab fit.")
-    train = TrainConfig.make(cls, cfg["train"])
-    torch.manual_seed(train.seed)
+    cfg = as_run_config(cfg)
+    if data is None:
+        data = load_spec(cfg.data, **cfg.data_options)
+    torch.manual_seed(cfg.train.seed)
     try:
-        model = cls(data.shape, **cfg["model_config"])
-    except TypeError as e:
-        raise GenlabError(f"Bad model setting for {cfg['model']}: {e}.") from e
-    return model, data, train
+        model = model_class(cfg.model)(data.shape, **cfg.model_config)
+    except (TypeError, ValueError) as e:
+        raise GenlabError(f"Bad model setting for {cfg.model}: {e}.") from e
+    return model, data, cfg.train
 
 
 def train_run(
-    cfg: dict[str, Any], out: str | Path, resume: str | None = None, held_out: float = HELD_OUT,
-    on_step: Callable | None = None, overwrite: bool = False,
+    cfg: dict[str, Any] | RunConfig, out: str | Path, resume: str | None = None,
+    held_out: float = HELD_OUT, on_step: Callable | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``cfg`` into the run folder ``out``; ``held_out``: the share of the data kept
     for genlab eval (0: train on all, as fine-tuning on a few dozen images does);
@@ -176,6 +144,7 @@ def train_run(
     from . import checkpoint as ckpt
     from .trainer import Trainer
 
+    cfg = as_run_config(cfg)
     out = prepare_run_folder(out)
     if resume is not None and overwrite:
         raise GenlabError("Give --resume or --overwrite, not both.")
@@ -189,8 +158,13 @@ def train_run(
         resume = None
     elif resume is None:
         refuse_other_run(out, overwrite, "pass --resume latest to continue it, or")
+    if resume is not None:  # the resume rule, against the config the checkpoint was made by
+        run = out if resume == "latest" else Path(resume).parent.parent
+        if (run / "config.yaml").is_file() or (run / "config.yaml").is_symlink():
+            saved = RunConfig.from_dict(saved_config(run), f"{run / 'config.yaml'}")
+            cfg.check_resume(saved, str(run))
     model, data, train = build(cfg)
-    cfg = {**cfg, "train": train.to_dict()}
+    cfg = cfg.to_dict()
     if held_out > 0:
         data, _ = data.split(held_out, seed=0)  # the held-out part is for genlab eval
     trainer = Trainer(model, data, train, run_dir=out, resume=resume, on_step=on_step)
@@ -243,15 +217,26 @@ def _write_and_train(
     except OSError as e:
         if disk_full(e):
             raise disk_error(e, e.filename or out) from None
-        raise
+        raise GenlabError(  # a folder or an unwritable entry where the run writes a file
+            f"Could not write {e.filename or out} ({e.strerror or e}); the run folder is damaged."
+        ) from None
     return summary
 
 
 def saved_config(run_dir: str | Path) -> dict[str, Any]:
-    from ..runfiles import refuse_links
+    """A run's config.yaml as a dict of the run config's sections (``RunConfig.from_dict``
+    types it); a file of the wrong shape is one sentence naming it."""
+    from ..runfiles import read_yaml, refuse_links
 
     path = Path(run_dir) / "config.yaml"
     refuse_links(run_dir)  # a linked config.yaml is neither read nor, later, written through
     if not path.is_file():
         raise GenlabError(f"{run_dir} holds no config.yaml to resume from.")
-    return yaml.safe_load(path.read_text())
+    doc = read_yaml(path)
+    check_shape(doc, str(path))
+    doc.setdefault("data_options", {})
+    doc.setdefault("model_config", {})
+    doc.setdefault("train", {})
+    for key in ("data_options", "model_config", "train"):
+        doc[key] = doc[key] or {}
+    return doc

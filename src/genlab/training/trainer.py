@@ -423,20 +423,34 @@ class Trainer:
         else:
             path = Path(resume)
         tensors, state = ckpt.load_checkpoint(path)
-        # Whole tensors; each process takes its own slice of those that are sharded here.
-        self.model.load_trainable_state(
-            shard_state_like(tensors["model"], self.model.trainable_state())
-        )
-        if self.ema is not None and "ema" in tensors:
-            self.ema.load(shard_state_like(tensors["ema"], self.ema.shadow))
-        for name, opt in self.opts.items():
-            opt.load_state_dict(optimizer_state_like(state["optimizer"][name], opt.optimizer))
-            self.scheds[name].load_state_dict(state["scheduler"][name])
-        if state.get("scaler") is not None and self.acc.scaler is not None:
-            self.acc.scaler.load_state_dict(state["scaler"])
-        states = state["rng"]
-        rng.set_state(states[self.rank % len(states)])
-        self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
+        try:
+            # Whole tensors; each process takes its own slice of those that are sharded here.
+            self.model.load_trainable_state(
+                shard_state_like(tensors["model"], self.model.trainable_state())
+            )
+            if self.ema is not None and "ema" in tensors:
+                self.ema.load(shard_state_like(tensors["ema"], self.ema.shadow))
+            for name, opt in self.opts.items():
+                opt.load_state_dict(optimizer_state_like(state["optimizer"][name], opt.optimizer))
+                self.scheds[name].load_state_dict(state["scheduler"][name])
+            if state.get("scaler") is not None and self.acc.scaler is not None:
+                self.acc.scaler.load_state_dict(state["scaler"])
+            states = state["rng"]
+            rng.set_state(states[self.rank % len(states)])
+            self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
+        except (
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+            RuntimeError,
+            AttributeError,
+            ZeroDivisionError,
+        ) as e:
+            reason = " ".join(str(e).split())[:160]
+            raise GenlabError(
+                f"Checkpoint {path} does not fit this model and its settings ({reason})."
+            ) from None
         if self.step > self.cfg.steps:
             raise GenlabError(
                 f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
