@@ -4,6 +4,7 @@ own ``sample`` (composed of genlab.diffusion's pure parts; no pipeline above it)
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,11 @@ class DDPMSampling:
         denoiser = self.denoiser(n, opts["cfg"], classifier, opts["cg_scale"])
         extra = {"ddim": {"eta": opts["eta"]}, "ddpm": {"variance": opts["variance"]}}
         sampler = SAMPLERS[opts["sampler"]]
-        return sampler(
-            denoiser,
-            x,
-            sigmas,
-            cond=cond,
-            generator=g,
-            callback=opts["callback"],
-            **extra.get(opts["sampler"], {}),
-        )
+        with _bar(len(sigmas) - 1, opts["callback"]) as callback:
+            return sampler(
+                denoiser, x, sigmas, cond=cond, generator=g, callback=callback,
+                **extra.get(opts["sampler"], {}),
+            )  # fmt: skip
 
     def denoiser(self, n: int, cfg: float, classifier, cg_scale: float) -> nn.Module:
         """The model's denoiser wrapped in the guidance asked for."""
@@ -130,3 +127,27 @@ def load_classifier(classifier: Any, data_shape: tuple[int, ...]):
             f"this diffusion model on {tuple(data_shape)}."
         )
     return classifier
+
+
+#: from this many steps a draw shows a progress bar on a terminal (1,000-step sampling of
+#: digits takes minutes on a CPU; 20 steps take a second)
+BAR_FROM = 100
+
+
+@contextmanager
+def _bar(steps: int, callback: Any):
+    """The sampler's callback: the caller's, and a progress bar for long draws (tqdm shows
+    it only on a terminal, so logs and tests stay clean)."""
+    if steps < BAR_FROM:
+        yield callback
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=steps, desc="sampling", leave=False, disable=None) as bar:
+
+        def both(d: dict) -> None:
+            bar.update(1)
+            if callback is not None:
+                callback(d)
+
+        yield both
