@@ -58,7 +58,7 @@ def model_flags(p: argparse.ArgumentParser, default: str | None = "builtin") -> 
 def sampler_flags(p: argparse.ArgumentParser, default: str | None = "dpmpp-2m") -> None:
     """The sampler and the schedule, in genlab's or stable-diffusion-webui's names."""
     p.add_argument("--sampler", default=default,
-                   help="ddpm, ddim, euler, euler-a, heun, dpmpp-2m, or webui's names "
+                   help="ddpm, ddim, euler, euler-a, heun, dpmpp-2m (default), or webui's names "
                    "('DPM++ 2M Karras' sets the schedule too)")  # fmt: skip
     p.add_argument(
         "--schedule",

@@ -8,7 +8,16 @@ import argparse
 import dataclasses
 import sys
 
-from .common import command, lora_flags, loras, model_flags, placement, placement_flags, seed
+from .common import (
+    command,
+    lora_flags,
+    loras,
+    model_flags,
+    placement,
+    placement_flags,
+    sampler_flags,
+    seed,
+)
 
 EXAMPLES = {
     "png-info": "example:\n  genlab png-info out.png",
@@ -133,12 +142,7 @@ def generation(
     p.add_argument("--negative", help="negative prompt: what to steer away from")
     model_flags(p)
     placement_flags(p)
-    p.add_argument("--sampler", help="ddpm, ddim, euler, euler-a, heun, dpmpp-2m (default), or "
-                   "webui's names ('DPM++ 2M Karras' sets the schedule too)")  # fmt: skip
-    p.add_argument(
-        "--schedule",
-        help="default, karras, trailing, leading, linspace (webui: Automatic, Karras)",
-    )
+    sampler_flags(p, default=None)  # None: dpmpp-2m, or the PNG's
     p.add_argument("--steps", type=int, help="sampling steps (default 20)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 5)")
     p.add_argument("--seed", type=seed, help="default 0; image i of a batch uses seed + i")
