@@ -242,7 +242,7 @@ COMMANDS = {  # command line without --out; the function that would start the wo
     "sample": (["sample", "{run}", "--n", "5"], "genlab.serialization.load"),
     "txt2img": (
         ["txt2img", "a red circle", "--steps", "1"],
-        "genlab.generation.backend.load_pipeline",
+        "genlab.backends.load_backend",
     ),
     "course": (["course", "2", "--quick"], "genlab.course.run_step"),
 }
