@@ -214,3 +214,84 @@ def test_bad_values_found_by_the_larger_fuzzing_budget(tmp_path, capsys):
     for alpha in (float("nan"), 0.0, -1.0):
         with pytest.raises(GenlabError, match="--alpha must be a positive number"):
             lora_config("builtin", str(tmp_path), alpha=alpha)
+
+
+def _png_parts(path):
+    """(pixel bytes, parameters chunk) of a PNG."""
+    from PIL import Image
+
+    from genlab.generation.pnginfo import read_parameters
+
+    with Image.open(path) as im:
+        return im.tobytes(), read_parameters(path)
+
+
+def test_txt2img_from_png_redraws_the_same_image(tmp_path, capsys):
+    """--from-png redraws an image from its own parameters: the same pixels and the same
+    parameters on the CPU; a flag given explicitly overrides the PNG's value."""
+    a, b, c = (str(tmp_path / f"{n}.png") for n in "abc")
+    args = ["txt2img", "a red circle to the left of a blue square", "--steps", "4", "--seed", "3"]
+    assert run([*args, "--cfg", "4", "--out", a], capsys)[0] == 0
+    code, out, _ = run(["txt2img", "--from-png", a, "--out", b], capsys)
+    assert code == 0 and f"wrote {b}" in out
+    assert _png_parts(a) == _png_parts(b)
+
+    code, _, _ = run(["txt2img", "--from-png", a, "--seed", "5", "--out", c], capsys)
+    pixels, params = _png_parts(c)
+    assert code == 0 and pixels != _png_parts(a)[0]
+    assert "Seed: 5" in params and params.replace("Seed: 5", "Seed: 3") == _png_parts(a)[1]
+
+
+def test_txt2img_from_png_names_the_loras_not_given(tmp_path, capsys):
+    from PIL import Image
+
+    from genlab.generation.pnginfo import save_png
+
+    a, b = str(tmp_path / "a.png"), str(tmp_path / "b.png")
+    assert run(["txt2img", "a green star", "--steps", "2", "--out", a], capsys)[0] == 0
+    pixels, params = _png_parts(a)
+    with_loras = str(tmp_path / "lora.png")
+    with Image.open(a) as im:
+        save_png(im.copy(), with_loras, params + ', Lora scales: "teal: 0.8, red: 1"')
+    code, _, err = run(["txt2img", "--from-png", with_loras, "--out", b], capsys)
+    assert code == 0 and err.count("\n") == 1
+    assert "LoRAs teal, red, not given with --lora" in err
+    assert _png_parts(b) == (pixels, params)  # drawn without them
+
+    code, _, err = run(["txt2img", "--out", b], capsys)  # neither a prompt nor a PNG
+    assert code == 2 and "--from-png" in err and err.count("\n") == 1
+
+
+def test_shipped_models_by_name(tmp_path, capsys, monkeypatch):
+    """A shipped model's name works wherever a run folder is read; nothing is written into
+    the package; a local folder of that name wins."""
+    from genlab import assets
+
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in assets.folder("ddpm-digits").iterdir())
+    args = ["sample", "ddpm-digits", "--steps", "20", "--label", "3", "--n", "4", "--out", "g.png"]
+    code, out, _ = run(args, capsys)
+    assert code == 0 and (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    guided = ["sample", "ddpm-digits", "--steps", "5", "--cfg", "0", "--classifier",
+              "noisy-classifier-digits", "--label", "7", "--n", "2", "--out", "c.npy"]  # fmt: skip
+    assert run(guided, capsys)[0] == 0 and np.load(tmp_path / "c.npy").shape == (2, 1, 16, 16)
+
+    code, out, _ = run(["eval", "vae-digits", "--n", "100"], capsys)
+    assert code == 0 and "IWAE" in out and "fd" in out
+    assert not (assets.folder("vae-digits") / "eval.json").exists()
+    assert sorted(p.name for p in assets.folder("ddpm-digits").iterdir()) == before
+
+    code, out, _ = run(["models"], capsys)
+    assert code == 0 and "ddpm-digits" in out.split("shipped")[1]
+    assert all(name in out for name in assets.names())
+
+    # a run folder named like a shipped model is that run
+    assert run(["fit", "normal", "--data", "heights", "--out", "vae-digits"], capsys)[0] == 0
+    code, out, _ = run(["eval", "vae-digits"], capsys)
+    assert code == 0 and "avg_loglik" in out and (tmp_path / "vae-digits" / "eval.json").is_file()
+
+
+def test_python_dash_m_genlab():
+    done = subprocess.run([sys.executable, "-m", "genlab", "--help"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and "txt2img" in done.stdout

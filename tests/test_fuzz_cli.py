@@ -22,7 +22,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from genlab.cli import build_parser, main, seed  # noqa: E402
+from genlab.cli import build_parser, main  # noqa: E402
+from genlab.cli.common import seed  # noqa: E402
 
 EXAMPLES = int(os.environ.get("GENLAB_FUZZ_EXAMPLES", "20"))
 NUMBERS = ["0", "-5", "nan", "inf", "-inf", "1e309", "abc", "", "3.5", "-0", "٣"]

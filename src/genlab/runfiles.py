@@ -319,3 +319,26 @@ def read_json(path: str | Path, what: str | None = None, keys: tuple[str, ...] =
     if missing:
         raise GenlabError(f"{name} has no '{missing[0]}'; the run folder is damaged.")
     return doc
+
+
+def make_folder(out: str | Path, flag: str = "--out") -> Path:
+    """Make the output folder ``out`` before any work, or refuse it in one sentence (a file,
+    a path that cannot be created); an empty folder is all a later failure leaves (reports
+    of compare, eval-t2i and the demo)."""
+    path = check_folder(out, flag)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise GenlabError(f"Cannot write to the folder '{out}' ({reason}).") from None
+    return path
+
+
+def writing(out: str | Path, func, *args, **kwargs):
+    """``func(*args, **kwargs)``, a full disk under ``out`` said in one sentence."""
+    try:
+        return func(*args, **kwargs)
+    except OSError as e:
+        if disk_full(e):
+            raise disk_error(e, e.filename or out) from None
+        raise

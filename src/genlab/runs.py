@@ -2,12 +2,15 @@
 
 A run folder holds ``model/`` (config.yaml + model.safetensors), ``meta.json`` (command
 line, git commit, versions, seed, data and split), ``metrics.json`` and ``plots/``.
-The CLI and the demo call these functions; they hold no argument parsing.
+Wherever a run folder is read, a model shipped in genlab may be named instead
+(``run_folder("ddpm-digits")``): its meta comes from its card's recipe, and nothing is ever
+written into it. The CLI and the demo call these functions; they hold no argument parsing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -61,9 +64,40 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     write_text(path, json.dumps(doc, indent=2, default=float) + "\n")
 
 
+def run_folder(spec: str | Path) -> Path:
+    """The folder a command that reads a run takes: ``spec`` itself when it exists (a local
+    folder wins over a shipped model of the same name), else the folder of the model shipped
+    in genlab by that name, checked against its card. Anything else is returned as given,
+    for the caller's own sentence ("not a genlab run folder")."""
+    from . import assets
+
+    path = Path(spec)
+    if os.path.lexists(path) or str(spec) not in assets.names():
+        return path
+    return assets.checked_folder(str(spec))
+
+
+def is_shipped(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is the folder of a model shipped in genlab (never written to)."""
+    from . import assets
+
+    return assets.shipped_name(run_dir) is not None
+
+
+def model_path(run_dir: str | Path) -> Path:
+    """Where a run keeps its model: ``model/``, or a shipped model's folder itself."""
+    return Path(run_dir) if is_shipped(run_dir) else Path(run_dir) / "model"
+
+
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
+    """A run's meta.json; for a shipped model, the same keys from its card and recipe."""
+    from . import assets
+
     path = Path(run_dir) / "meta.json"
     if not path.is_file():
+        name = assets.shipped_name(run_dir)
+        if name is not None:
+            return assets.run_meta(name)
         if not path.is_symlink():
             raise GenlabError(f"{run_dir} is not a genlab run folder (no meta.json).")
     from .runfiles import read_json
@@ -88,11 +122,13 @@ def split_data(
 
 
 def open_run(run_dir: str | Path):
-    """(meta, model, train split, test split or None) of a run folder, as it was fitted."""
+    """(meta, model, train split, test split or None) of a run folder (or a shipped model's
+    name), as it was fitted."""
     from .serialization import load
 
+    run_dir = run_folder(run_dir)
     meta = read_meta(run_dir)
-    model = load(Path(run_dir) / "model")
+    model = load(model_path(run_dir))
     train, test = split_data(
         meta["data"],
         meta.get("test_fraction", 0.2),
@@ -227,7 +263,9 @@ def fit_plots(model, data: Dataset) -> dict[str, Any]:
 
 
 def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:
-    """Held-out average log-likelihood and BIC of a fitted classical model."""
+    """Held-out average log-likelihood and BIC of a fitted classical model (eval.json is
+    written beside it, unless it is a shipped model)."""
+    run_dir = run_folder(run_dir)
     meta, model, _, test = open_run(run_dir)
     if data_spec is None:
         if test is None:
@@ -242,7 +280,8 @@ def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any
         "bic": model.bic(x),
         "aic": model.aic(x),
     }
-    write_json(Path(run_dir) / "eval.json", result)
+    if not is_shipped(run_dir):
+        write_json(Path(run_dir) / "eval.json", result)
     return result
 
 
@@ -265,10 +304,13 @@ def sample_run(
     check_file(out)  # before any work: a folder that can be written, a name that fits
     if options.get("gif") is not None:
         check_file(options["gif"], "--gif")
+    run_dir = run_folder(run_dir)
     meta = read_meta(run_dir)
-    model = load(Path(run_dir) / "model")
+    model = load(model_path(run_dir))
     if not model.generative:
         raise GenlabError(f"A {model.name} run is a part of other models; it samples nothing.")
+    if isinstance(options.get("classifier"), str | Path):  # a run, or a shipped classifier
+        options["classifier"] = run_folder(options["classifier"])
     frames: list = []
     animation = options.pop("gif", None)
     if animation is not None:  # keep the running estimate of x0 at every sampling step

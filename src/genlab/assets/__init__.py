@@ -9,9 +9,53 @@ from typing import Any
 
 from ..errors import GenlabError
 
+ROOT = Path(__file__).resolve().parent
+
 
 def folder(name: str) -> Path:
-    return Path(__file__).resolve().parent / name
+    return ROOT / name
+
+
+def names() -> list[str]:
+    """The models shipped in genlab (each a folder with a card), by name."""
+    return sorted(p.name for p in ROOT.iterdir() if (p / "card.json").is_file())
+
+
+def shipped_name(path: str | Path) -> str | None:
+    """The name of the shipped model whose folder ``path`` is, or None."""
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return None
+    if resolved.parent == ROOT and (resolved / "card.json").is_file():
+        return resolved.name
+    return None
+
+
+def run_meta(name: str) -> dict[str, Any]:
+    """What a run folder's meta.json says, for the shipped model ``name``: its model, and the
+    data, options and held-out split of the recipe its card names (the last, where it names
+    several; the recipes hold out 20% with split seed 0), so ``genlab eval`` and ``genlab
+    sample`` read it as a run."""
+    import yaml
+
+    from ..serialization import CONFIG
+
+    info = card(name)
+    meta: dict[str, Any] = {
+        "model": yaml.safe_load((folder(name) / CONFIG).read_text())["model"],
+        "shipped": name,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+    }
+    named = info.get("recipe") or (info.get("recipes") or [""])[-1]  # the last trains it
+    recipe = ROOT.parent / "recipes" / f"{named}.yaml"
+    if named and recipe.is_file():
+        doc = yaml.safe_load(recipe.read_text()) or {}
+        meta["data"], meta["data_options"] = doc.get("data"), doc.get("data_options") or {}
+    else:
+        raise GenlabError(f"The shipped model '{name}' names no recipe, so no data to read it on.")
+    return meta
 
 
 def checked_folder(name: str) -> Path:

@@ -132,19 +132,22 @@ def evaluate_run(
     n: int = 1000,
     inception: str | Path | None = None,
 ):
-    from ..runs import open_run, write_json
+    from ..runs import is_shipped, open_run, run_folder, write_json
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise GenlabError(f"--n (samples to draw) must be a whole number of at least 1, got {n!r}.")
+    run_dir = run_folder(run_dir)  # a shipped model's name works too (nothing written there)
+    shipped = is_shipped(run_dir)
     meta, model, train, test = open_run(run_dir)
     modes = (train.info["centers"], train.info["std"]) if "centers" in train.info else None
     test_x = None if test is None else test.x
-    plot_dir = Path(run_dir) / "plots"
+    plot_dir = None if shipped else Path(run_dir) / "plots"
     if not model.generative:  # a part (classifier, autoencoder): its own held-out figures
         if test is None:
             raise GenlabError("The run kept no held-out split to evaluate on.")
         result = {"model": meta["model"], "data": meta["data"], **model.held_out_metrics(test)}
-        write_json(Path(run_dir) / "eval.json", result)
+        if not shipped:
+            write_json(Path(run_dir) / "eval.json", result)
         return result
     levels = train.info.get("levels", 256)
     result = evaluate(
@@ -152,5 +155,27 @@ def evaluate_run(
         inception=inception,
     )  # fmt: skip
     result = {"model": meta["model"], "data": meta["data"], **result}
-    write_json(Path(run_dir) / "eval.json", result)
+    if not shipped:
+        write_json(Path(run_dir) / "eval.json", result)
     return result
+
+
+def evaluate_folder(
+    run_dir: str | Path,
+    data: str | None = None,
+    metrics: tuple[str, ...] | None = None,
+    n: int = 1000,
+    inception: str | Path | None = None,
+) -> dict[str, Any]:
+    """``genlab eval`` of any run (or shipped model): a closed-form model asked for no metrics
+    answers held-out log-likelihood, BIC and AIC on its split or on ``data``; every other
+    run the metrics of ``evaluate_run`` on its own data."""
+    from ..registry import entry
+    from ..runs import eval_run, read_meta, run_folder
+
+    run_dir = run_folder(run_dir)
+    if entry(read_meta(run_dir)["model"]).kind == "classical" and not metrics:
+        return eval_run(run_dir, data)
+    if data:
+        raise GenlabError("--data applies to closed-form models; trained runs use their own.")
+    return evaluate_run(run_dir, metrics, n=n, inception=inception)

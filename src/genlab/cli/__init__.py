@@ -1,0 +1,61 @@
+"""The ``genlab`` command line: parse, call the library, print.
+
+One module per command group (``classical``: fit, sample, eval, prob and the lists;
+``training``; ``generation``: txt2img, img2img, inpaint, png-info; ``lora``; ``evaluation``:
+eval-t2i, compare; ``page``: webui; ``course``: course, demo), and ``common`` for the options
+they all take. Each module only parses and calls the library. Heavy imports happen inside the
+commands so that ``genlab --help`` is instant. User errors print one sentence and exit with
+code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import classical, course, evaluation, generation, lora, page, training
+
+#: the command groups, in the order ``genlab --help`` lists their commands
+GROUPS = (classical, training, generation, lora, evaluation, page, course)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genlab",
+        description="genlab: fit, train, sample and compare generative models.",
+        epilog="Run 'genlab COMMAND --help' for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add(sub)
+    return parser
+
+
+def _exit_at_next_interrupt() -> None:
+    """After a Ctrl-C has been handled the process is on its way out; another one ends it at
+    once (the default action) instead of raising in an exit handler with a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
+        print("genlab: error: an argument contains a NUL character.", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..errors import GenlabError
+
+    try:
+        args.func(args)
+    except GenlabError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _exit_at_next_interrupt()
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,160 @@
+"""eval-t2i (prompt adherence of a text-to-image model) and compare (every family measured on
+the same data, or the latent-variable models)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import command, lora_flags, loras, output_folder, sampler_flags, seed
+
+EXAMPLES = {
+    "eval-t2i": """examples:
+  genlab eval-t2i builtin
+  genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
+    "compare": """examples:
+  genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
+  genlab compare --steps 500 --seeds 2 --out report/quick
+  genlab compare --data moons --families gmm,realnvp,ddpm --no-lr-sweep
+  genlab compare --data digits --shipped --seeds 1 --n 500   # the shipped models, minutes
+  genlab compare --data digits --out report/digits           # 3 seeds of every recipe, hours""",
+}
+
+
+def cmd_eval_t2i(args: argparse.Namespace) -> None:
+    from ..evaluation.text_to_image import evaluate_text_to_image
+    from ..generation.request import parse_sampler
+
+    output_folder(args.out)
+    sampler, schedule = parse_sampler(args.sampler, args.schedule)
+    named = sampler if schedule == "default" else f"{sampler}-{schedule}"
+    settings = {"sampler": named, "steps": args.steps, "cfg": args.cfg}
+    report = evaluate_text_to_image(
+        args.model, n=args.n, out=args.out, seed=args.seed,
+        loras=loras(args.lora, args.lora_scale), **settings,
+    )  # fmt: skip
+    for split in ("heldout", "seen"):
+        acc = report[split]["accuracy"]
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
+        print(f"{split:<8} {shown}")
+        ceiling = report[split]["detector_on_reconstructions"]
+        print(
+            f"{'':<8} the autoencoder's reconstructions of the real scenes: {ceiling:.1%} overall"
+        )
+    print(f"FD (8x8 pixels) {report['fd_pixels']:.3g}; report in {args.out}")
+
+
+def families(text: str | None) -> tuple[str, ...] | None:
+    """--families as a tuple (None when not given); an empty name is refused, not read as all."""
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        from ..errors import GenlabError
+
+        raise GenlabError(f"--families takes comma-separated names such as gmm,vae, got {text!r}.")
+    return names
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from ..evaluation.compare import compare, families_for
+    from ..evaluation.compare_report import table, write_report
+    from ..runs import machine
+
+    output_folder(args.out)
+    if args.latent:
+        return compare_latent(args)
+    chosen = families(args.families)
+    if args.seeds is None:
+        args.seeds = 1 if args.shipped else 3
+    total = sum(1 for f in families_for(args.data) if chosen is None or f.model in chosen)
+    with tqdm(total=total * args.seeds, desc="compare", leave=False) as bar:
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            if "learning rate" not in what:
+                bar.update(1)
+
+        report = compare(args.data, args.seeds, args.steps, args.n, chosen,
+                         not args.no_lr_sweep, progress, args.shipped, args.nll_n)  # fmt: skip
+    path = write_report(report, args.out, "genlab " + " ".join(sys.argv[1:]), machine())
+    rows = table(report)
+    shown = [rows[0].index(k) for k in ("family", "held-out bits/dim", "held-out NLL (nats)",
+                                        "FD", "SWD", "copy share", "stability", "fidelity",
+                                        "samples/s") if k in rows[0]]  # fmt: skip
+    for row in rows:
+        print("  ".join(row[i] for i in shown))
+    print(f"report written to {path} (and compare.html, compare.json)")
+
+
+def compare_latent(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from ..errors import GenlabError
+    from ..evaluation.latent import MODELS, compare_latent
+    from ..evaluation.latent_report import write_report
+    from ..runs import machine
+
+    given = [f for f, v in (("--data", args.data != "8gaussians"),
+                            ("--seeds", args.seeds is not None),
+                            ("--steps", args.steps is not None), ("--n", args.n != 2000),
+                            ("--no-lr-sweep", args.no_lr_sweep), ("--shipped", args.shipped),
+                            ("--nll-n", args.nll_n is not None)) if v]  # fmt: skip
+    if given:
+        raise GenlabError(f"{given[0]} does not apply to --latent, which fits every model on "
+                          "digits and a synthetic set with each model's own settings.")  # fmt: skip
+    models = families(args.families) or MODELS
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise GenlabError(f"Unknown latent model '{unknown[0]}'; known: {', '.join(MODELS)}.")
+    if not 1 <= args.latent_dim <= 8:
+        raise GenlabError(f"--latent-dim must lie in 1..8, got {args.latent_dim}.")
+    with tqdm(desc="compare --latent", leave=False) as bar:
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            bar.update(1)
+
+        results = compare_latent(args.latent_dim, models, progress=progress)
+    path = write_report(results, args.out, "genlab " + " ".join(sys.argv[1:]), machine())
+    for note in results.get("skipped", []):
+        print(note)
+    print(f"report written to {path} (and latent.html, latent.json, latent_*.png)")
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model",
+                EXAMPLES["eval-t2i"])  # fmt: skip
+    p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
+    p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
+    sampler_flags(p)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    lora_flags(p)
+
+    p = command(sub, "compare", cmd_compare,
+                "train every family on the same data and measure them",
+                EXAMPLES["compare"])  # fmt: skip
+    p.add_argument("--data", default="8gaussians",
+                   help="digits or a 2-D data set (default 8gaussians)")  # fmt: skip
+    p.add_argument("--seeds", type=int, help="seeds per family (default 3; --shipped: 1)")
+    p.add_argument("--shipped", action="store_true",
+                   help="digits: measure the models shipped in genlab instead of training "
+                   "(one seed; the mixture is fitted)")  # fmt: skip
+    p.add_argument("--nll-n", type=int, help="score at most this many held-out images")
+    p.add_argument("--steps", type=int, help="training steps for every family (default: recipe)")
+    p.add_argument("--n", type=int, default=2000, help="samples per measurement")
+    p.add_argument("--families", help="comma-separated: gmm,vae,hvae,gan,realnvp,ebm,ddpm")
+    p.add_argument("--no-lr-sweep", action="store_true", help="skip the learning-rate sweep")
+    p.add_argument("--out", default="report", help="folder for compare.md/.html/.json")
+    p.add_argument(
+        "--latent",
+        action="store_true",
+        help="compare latent-variable models instead (PCA, PPCA, linear AE and VAE, "
+        "AE, VAE, GPLVM) on digits and a synthetic set",
+    )
+    p.add_argument("--latent-dim", type=int, default=2, help="--latent: the latent size")

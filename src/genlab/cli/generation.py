@@ -1,0 +1,166 @@
+"""txt2img, img2img and inpaint (one request, one back end, the images written), and
+png-info. ``txt2img --from-png FILE`` redraws an image from the parameters it carries, flags
+given on the command line overriding them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .common import (
+    command,
+    lora_flags,
+    loras,
+    model_flags,
+    placement,
+    placement_flags,
+    sampler_flags,
+    seed,
+)
+
+EXAMPLES = {
+    "png-info": "example:\n  genlab png-info out.png",
+    "txt2img": """examples:
+  genlab txt2img "a red circle to the left of a blue square" --seed 1 --out out.png
+  genlab txt2img "green star, top, small" --negative "red" --cfg 7 --steps 30 --out star.png
+  genlab txt2img "a pink heart above a white box" --batch 8 --out hearts.png  # + grid
+  genlab txt2img "a blue triangle on the right" --model runs/txt2img --sampler euler-a
+  genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
+  genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed""",
+    "img2img": """examples:
+  genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
+  genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
+    "inpaint": """examples:
+  genlab inpaint scene.png mask.png "a yellow heart" --out painted.png
+  genlab inpaint scene.png mask.png "a red square" --strength 0.8 --out painted.png""",
+}
+IMAGE_ARGS = {"init": "initial image (PNG, JPEG ...)", "mask": "mask image: white is regenerated"}
+#: flag -> the request field it sets; each flag defaults to None so that one given on the
+#: command line is told apart from one left out (--from-png keeps the PNG's value then)
+FIELDS = {
+    "prompt": "prompt", "negative": "negative_prompt", "sampler": "sampler",
+    "schedule": "schedule", "steps": "steps", "cfg": "cfg_scale", "seed": "seed",
+    "batch": "batch_size", "width": "width", "height": "height", "strength": "strength",
+}  # fmt: skip
+
+
+def given_fields(args: argparse.Namespace) -> dict:
+    """The request fields the command line sets explicitly."""
+    return {
+        field: getattr(args, flag)
+        for flag, field in FIELDS.items()
+        if getattr(args, flag, None) is not None
+    }
+
+
+def from_png(path: str, args: argparse.Namespace) -> tuple[dict, str]:
+    """(request fields, model hash) recorded in the PNG ``path``; LoRAs it names that are not
+    given with --lora are said in one sentence (a LoRA is a folder; the PNG has its name)."""
+    from pathlib import Path
+
+    from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
+
+    text = read_parameters(path)
+    fields = request_from_parameters(text)
+    recorded = dict(fields.pop("loras", ()))
+    if fields.pop("strength", None) is not None:
+        print(f"genlab: {path} was made from an initial image; txt2img redraws it from its "
+              "prompt alone (img2img takes the image).", file=sys.stderr)  # fmt: skip
+    given = {Path(p).resolve().name for p in args.lora or []}
+    missing = [name for name in recorded if name not in given]
+    if missing:
+        print(f"genlab: {path} was drawn with the LoRA{'s' if len(missing) > 1 else ''} "
+              f"{', '.join(missing)}, not given with --lora: drawing without "
+              f"{'them' if len(missing) > 1 else 'it'}.", file=sys.stderr)  # fmt: skip
+    if args.lora and not args.lora_scale:  # a LoRA the PNG names keeps the scale it had
+        args.lora_scale = [recorded.get(Path(p).resolve().name, 1.0) for p in args.lora]
+    return fields, parse_parameters(text).get("Model hash", "")
+
+
+def cmd_txt2img(args: argparse.Namespace) -> None:
+    """txt2img, img2img and inpaint: one request, one back end, the images written."""
+    from tqdm.auto import tqdm
+
+    from ..backends import load_backend
+    from ..errors import GenlabError
+    from ..generation import GenerationRequest
+    from ..generation.images import size_of
+    from ..generation.output import check_writable, save_result
+    from ..runfiles import check_file, disk_error
+
+    fields, recorded_hash = {}, ""
+    if getattr(args, "from_png", None) is not None:
+        fields, recorded_hash = from_png(args.from_png, args)
+    elif args.prompt is None:
+        raise GenlabError("Give a prompt, or --from-png FILE to redraw an image.")
+    fields |= given_fields(args)
+    init, mask = getattr(args, "init", None), getattr(args, "mask", None)
+    if init is not None:
+        init_w, init_h = size_of(init)  # the initial image's size, where none is given
+        fields.setdefault("width", init_w)
+        fields.setdefault("height", init_h)
+    request = GenerationRequest(**fields, init_image=init, mask=mask)
+    check_file(args.out)  # before any work: a folder that can be written, a name that fits
+    check_writable(args.out)
+    request = dataclasses.replace(request, loras=loras(args.lora, args.lora_scale))
+    pipe = load_backend(args.model, args.model_config, placement(args))
+    model_hash = getattr(pipe, "model_hash", "") or ""
+    if recorded_hash and model_hash and not model_hash.startswith(recorded_hash):
+        print(f"genlab: {args.from_png} was drawn by another model (hash {recorded_hash}); "
+              f"redrawing it with {args.model}.", file=sys.stderr)  # fmt: skip
+    request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
+    with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
+        result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
+    try:
+        paths = save_result(result, args.out)
+    except OSError as e:
+        raise disk_error(e, e.filename or args.out) from None
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def cmd_png_info(args: argparse.Namespace) -> None:
+    from ..generation import read_parameters
+
+    print(read_parameters(args.file))
+
+
+def generation(
+    sub: argparse._SubParsersAction, name: str, help: str, images: tuple[str, ...]
+) -> argparse.ArgumentParser:
+    p = command(sub, name, cmd_txt2img, help, EXAMPLES[name])
+    for image in images:
+        p.add_argument(image, help=IMAGE_ARGS[image])
+    if name == "txt2img":
+        p.add_argument("prompt", nargs="?", help="what to draw (empty: an unconditional "
+                       "sample; with --from-png: the PNG's)")  # fmt: skip
+        p.add_argument("--from-png", metavar="FILE", help="redraw a PNG from its own "
+                       "parameters; flags given here override them")  # fmt: skip
+    else:
+        p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
+    p.add_argument("--negative", help="negative prompt: what to steer away from")
+    model_flags(p)
+    placement_flags(p)
+    sampler_flags(p, default=None)  # None: dpmpp-2m, or the PNG's
+    p.add_argument("--steps", type=int, help="sampling steps (default 20)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 5)")
+    p.add_argument("--seed", type=seed, help="default 0; image i of a batch uses seed + i")
+    p.add_argument("--batch", type=int, help="images to draw (default 1; more: also a grid)")
+    size = "pixels (default: the model's, or the initial image's)"
+    p.add_argument("--width", type=int, help=size)
+    p.add_argument("--height", type=int, help=size)
+    p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+    lora_flags(p)
+    return p
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "png-info", cmd_png_info, "print the generation parameters stored in a PNG",
+                EXAMPLES["png-info"])  # fmt: skip
+    p.add_argument("file")
+    generation(sub, "txt2img", "draw images from a text prompt (built-in model by default)", ())
+    p = generation(sub, "img2img", "redraw an image after a text prompt", ("init",))
+    p.add_argument("--strength", type=float, default=0.6, help="how much to change: (0, 1]")
+    p = generation(sub, "inpaint", "regenerate the masked region of an image", ("init", "mask"))
+    p.add_argument("--strength", type=float, default=1.0, help="how much to change: (0, 1]")

@@ -1,0 +1,88 @@
+"""finetune lora (train a LoRA on your images) and lora fuse (bake one into its base)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import command, model_flags, seed
+
+EXAMPLES = {
+    "finetune": """examples:
+  genlab finetune lora --model builtin --data my-images/ --out loras/mine   # NAME.txt captions
+  genlab finetune lora --data photos/ --caption "a teal circle" --steps 300 --rank 8 \
+      --out loras/teal
+  genlab finetune lora --data photos/ --out loras/teal --steps 600 --resume latest
+  genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
+    "lora": """examples:
+  genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
+  genlab lora fuse loras/teal --scale 0.8 --out models/shapes-teal""",
+}
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ..errors import GenlabError
+    from ..finetune.train import finetune, lora_config
+    from ..runfiles import refuse_other_run
+    from ..runlock import RunLock, prepare_run_folder
+    from ..training.runfolder import saved_config
+
+    prepare_run_folder(args.out)
+    if args.resume is None:  # the rule of every command that writes a run (see train_run)
+        refuse_other_run(args.out, args.overwrite, "pass --resume latest to continue it, or")
+    if args.overwrite:
+        if args.resume:
+            raise GenlabError("Give --resume or --overwrite, not both.")
+        from ..runfiles import clear_run
+
+        with RunLock(args.out):
+            clear_run(args.out)
+    train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
+    if args.resume and (Path(args.out) / "config.yaml").is_file():
+        cfg = saved_config(args.out)
+        cfg["train"].update({k: v for k, v in train.items() if v is not None})
+    else:
+        cfg = lora_config(
+            args.model, args.data, caption=args.caption, rank=args.rank, alpha=args.alpha,
+            train=train, model_config=args.model_config,
+        )  # fmt: skip
+    summary = finetune(cfg, args.out, resume=args.resume)
+    print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
+          f"final loss {summary.get('loss', float('nan')):.4g}")  # fmt: skip
+    print(f"LoRA written to {args.out} (use: genlab txt2img PROMPT --lora {args.out})")
+
+
+def cmd_lora_fuse(args: argparse.Namespace) -> None:
+    from ..finetune.fuse import fuse_into_copy
+
+    out = fuse_into_copy(args.lora, args.out, scale=args.scale)
+    print(f"wrote {out} (use: genlab txt2img PROMPT --model {out})")
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "finetune", cmd_finetune,
+                "fine-tune a text-to-image model on your images (LoRA)",
+                EXAMPLES["finetune"])  # fmt: skip
+    p.add_argument("method", choices=["lora"])
+    model_flags(p)
+    p.add_argument("--data", required=True, help="image folder (captions: NAME.txt beside)")
+    p.add_argument("--out", required=True, help="run folder for the LoRA")
+    p.add_argument("--caption", default="", help="caption of images without a NAME.txt")
+    p.add_argument("--steps", type=int, help="optimizer steps (default 400)")
+    p.add_argument("--rank", type=int, default=4, help="rank r of the adapters (default 4)")
+    p.add_argument("--alpha", type=float, help="adapter scale alpha (default: the rank)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, help="images per step (default 16)")
+    p.add_argument("--seed", type=seed)
+    p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (default: refuse it)")  # fmt: skip
+
+    p = command(sub, "lora", cmd_lora_fuse,
+                "LoRA tools: fuse a LoRA into a copy of its base model",
+                EXAMPLES["lora"])  # fmt: skip
+    p.add_argument("action", choices=["fuse"])
+    p.add_argument("lora", help="a LoRA folder made by genlab finetune lora")
+    p.add_argument("--out", required=True, help="folder for the fused model")
+    p.add_argument("--scale", type=float, default=1.0)
