@@ -26,6 +26,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ..finetune.train import finetune, lora_config
     from ..runfiles import refuse_other_run
     from ..runlock import RunLock, prepare_run_folder
+    from ..training.runconfig import RunConfig
     from ..training.runfolder import saved_config
 
     prepare_run_folder(args.out)
@@ -40,8 +41,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
             clear_run(args.out)
     train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
     if args.resume and (Path(args.out) / "config.yaml").is_file():
-        cfg = saved_config(args.out)
-        cfg["train"].update({k: v for k, v in train.items() if v is not None})
+        # the resume rule: only settings a resumed run may change (steps ...) are taken
+        cfg = RunConfig.from_dict(saved_config(args.out), "config.yaml").merge(
+            {k: v for k, v in train.items() if v is not None}
+        )
     else:
         cfg = lora_config(
             args.model, args.data, caption=args.caption, rank=args.rank, alpha=args.alpha,

@@ -309,10 +309,10 @@ class Handlers:
         if resume and not (out / "config.yaml").is_file():
             raise GenlabError(f"There is no LoRA run named '{name}' to resume.")
         if resume:
+            from ..training.runconfig import RunConfig
             from ..training.runfolder import saved_config
 
-            cfg = saved_config(out)
-            cfg["train"]["steps"] = int(steps)
+            cfg = RunConfig.from_dict(saved_config(out), "config.yaml").merge({"steps": int(steps)})
         else:
             data = gather_images(files, folder, root / f"{name}-images", uploads=uploads,
                                  datasets=self.catalog.datasets_dir)  # fmt: skip

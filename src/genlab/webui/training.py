@@ -115,10 +115,11 @@ class LoraTraining:
     def __init__(self) -> None:
         self.cancel = threading.Event()
 
-    def run(self, cfg: dict, out: Path, resume: bool) -> Iterator[Any]:
+    def run(self, cfg: Any, out: Path, resume: bool) -> Iterator[Any]:
         from ..finetune.train import finetune
+        from ..training.runconfig import RunConfig
 
-        steps = cfg["train"]["steps"]
+        steps = RunConfig.from_dict(cfg).train.steps
         self.cancel.clear()
 
         def work(emit: Emit, stop: threading.Event) -> Trained | Stopped:
