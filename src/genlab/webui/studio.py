@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,30 @@ class Abandoned(Exception):
     the draw stops at its next step and frees the lock for the next request."""
 
 
+class Interrupted(Abandoned):
+    """The job's stop flag set by the user (the HTTP API's /interrupt or /skip, for a job
+    of the page or of the API alike): ``images`` holds the estimate of the clean image the
+    draw had reached, decoded (empty before its first step)."""
+
+    def __init__(self, images: list[Any], reason: str = "interrupt") -> None:
+        super().__init__(reason)
+        self.images, self.reason = images, reason
+
+
+@dataclass
+class Job:
+    """The draw in progress, as /sdapi/v1/progress reports it: its step of steps, when it
+    started, the latest preview, and its stop flag (``stop``, set when the client left or
+    the user interrupted; ``reason`` says which)."""
+
+    step: int = 0
+    steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    preview: list[Any] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""  # "interrupt" or "skip" when the user stopped it
+
+
 def resolve_seed(seed: Any) -> int:
     seed = int(seed) if seed is not None else RANDOM_SEED
     return random.SystemRandom().randrange(2**31) if seed < 0 else seed
@@ -51,6 +76,21 @@ class Studio:
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()  # one generation at a time: 2 cores gain nothing from two
         self._serial = count(len(list(self.out.glob("*/*.png"))))
+        #: the job holding the lock (None between jobs) and how many jobs wait or run
+        self.current: Job | None = None
+        self.pending = 0
+        self._state = threading.Lock()
+
+    def interrupt(self, reason: str = "interrupt") -> bool:
+        """Stop the running draw at its next step, whichever front end asked for it (its
+        consumer gets ``Interrupted``); False when nothing is running."""
+        with self._state:
+            job = self.current
+            if job is None:
+                return False
+            job.reason = reason
+            job.stop.set()
+            return True
 
     def path(self, kind: str, stem: str) -> Path:
         """A fresh file name in the output folder's ``kind`` sub-folder."""
@@ -67,20 +107,24 @@ class Studio:
     def pipeline(self, model: str):
         return load_backend(*self.catalog.model_spec(model))
 
-    def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[tuple]:
+    def generate(self, request: GenerationRequest, model: str, kind: str | None) -> Iterator[tuple]:
         """The events of one draw. Closing the iterator before its end (Gradio closes a
-        generator whose client disconnected) stops the draw at its next step."""
+        generator whose client disconnected) stops the draw at its next step. ``kind``: the
+        output sub-folder the images are saved in (None: not saved, no paths)."""
         events: queue.Queue = queue.Queue()
         start = time.perf_counter()
         last = {"preview": start, "step": start}
-        stop = threading.Event()
+        job = Job()
+        stop = job.stop
 
         def progress(p) -> None:
+            job.step, job.steps = p.step, p.steps
             if stop.is_set():
-                raise Abandoned()
+                raise Interrupted(p.preview(), job.reason) if job.reason else Abandoned()
             now = time.perf_counter()
             if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
-                events.put(("preview", p.step, p.steps, p.preview()))
+                job.preview = p.preview()
+                events.put(("preview", p.step, p.steps, job.preview))
                 last["preview"] = last["step"] = time.perf_counter()
             elif now - last["step"] >= PROGRESS_EVERY:
                 events.put(("step", p.step, p.steps))
@@ -91,11 +135,23 @@ class Studio:
                 with self.lock:
                     if stop.is_set():  # left while waiting for the lock
                         raise Abandoned()
-                    pipe = self.pipeline(model)
-                    events.put(("done", pipe(pipe.check(request), progress)))
+                    job.started = time.perf_counter()
+                    with self._state:
+                        self.current = job
+                    try:
+                        pipe = self.pipeline(model)
+                        events.put(("done", pipe(pipe.check(request), progress)))
+                    finally:
+                        with self._state:
+                            self.current = None
             except BaseException as e:  # handed to the page's thread, which raises it there
                 events.put(("error", e))
+            finally:
+                with self._state:
+                    self.pending -= 1
 
+        with self._state:
+            self.pending += 1
         threading.Thread(target=work, daemon=True).start()
         try:
             while True:
@@ -111,6 +167,7 @@ class Studio:
                     for image, seed, params in zip(
                         result.images, result.seeds, result.parameters, strict=True
                     )
+                    if kind is not None
                 ]
                 yield ("done", paths, result)
                 return
