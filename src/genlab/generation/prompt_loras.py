@@ -39,5 +39,5 @@ def prompt_loras(prompt: str) -> tuple[str, tuple[tuple[str, float], ...]]:
     text = _TAG.sub(take, prompt)
     if found:  # the spaces and commas a removed tag leaves behind
         text = re.sub(r"[ \t]{2,}", " ", text)
-        text = re.sub(r"\s*,(\s*,)+", ",", text).strip(" ,\t")
+        text = re.sub(r"\s*,(\s*,)*", ",", text).strip(" ,\t")
     return text, tuple(found)

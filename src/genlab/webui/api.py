@@ -117,7 +117,7 @@ class Api:
         self.studio = studio
         self.catalog = studio.catalog
         self.queue_size = queue_size
-        self.flags = dict(flags or {})
+        self.flags = {"api": True, "nowebui": False} | dict(flags or {})
         self.active = 0
         self._lock = threading.Lock()
         self.infos: dict[str, Any] = {}  # catalog name -> ModelInfo, once loaded
@@ -149,7 +149,7 @@ class Api:
             for name in names:
                 if candidate in (name, name.lower(), _short(name), _short(name).lower()):
                     return name
-        raise Refused(400, f"Unknown model '{given[:200]}'; choose one of {', '.join(names)}.")
+        raise Refused(400, f"No model of that name; choose one of {', '.join(names)}.")
 
     def info_of(self, name: str) -> Any:
         if name not in self.infos:
@@ -703,12 +703,13 @@ def serve_api(
     from .server import LOCALHOST
 
     app = FastAPI(title="genlab", docs_url=None, redoc_url=None, openapi_url=None)
-    mount_api(app, studio, auth=auth, queue_size=queue_size, flags=flags)
+    mounted = mount_api(app, studio, auth=auth, queue_size=queue_size, flags=flags)
     guarded = HostGuard(app, allowed_hosts=allowed_hosts, listen=listen,
                         cors_origins=cors_allow_origins)  # fmt: skip
     config = uvicorn.Config(guarded, host="0.0.0.0" if listen else LOCALHOST, port=port,
                             log_level="warning", lifespan="off")  # fmt: skip
     server = uvicorn.Server(config)
+    server.api = mounted  # the API's state (its queue count), for tests and benchmarks
     threading.Thread(target=studio.warm_up, daemon=True).start()
     if block:
         server.run()
