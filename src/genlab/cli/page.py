@@ -11,7 +11,9 @@ EXAMPLES = """examples:
   genlab webui --models-dir ~/models --runs-dir runs --out outputs
   genlab webui --port 8000 --listen           # other machines too (with a warning)
   genlab webui --datasets-dir ~/images        # the Train tab may train on folders there
-  genlab webui --allowed-hosts box.lan        # answer to that name too (else refused)"""
+  genlab webui --allowed-hosts box.lan        # answer to that name too (else refused)
+  genlab webui --api                          # also stable-diffusion-webui's API, /sdapi/v1
+  genlab webui --nowebui --api-auth me:secret # the API alone, behind HTTP Basic"""
 
 
 def names(text: str | None) -> tuple[str, ...]:
@@ -41,14 +43,50 @@ def cmd_webui(args: argparse.Namespace) -> None:
     if bad or any("/" in h or " " in h for h in hosts):
         raise GenlabError("--allowed-hosts takes names such as box.lan or box.lan:8000, and "
                           "--cors-allow-origins origins such as http://box.lan:3000.")  # fmt: skip
+    from ..webui.api import parse_auth
+
+    api_auth, gradio_auth = parse_auth(args.api_auth), parse_auth(args.gradio_auth)
+    flags = {"api": args.api or args.nowebui, "nowebui": args.nowebui, "listen": args.listen,
+             "port": args.port, "queue": args.queue, "api_auth": bool(api_auth),
+             "gradio_auth": bool(gradio_auth)}  # fmt: skip
+    if args.nowebui:
+        serve_api_alone(args, place, api_auth, hosts, origins, flags)
+        return
     app, studio = create(args.out, args.models_dir, args.runs_dir, args.model_config, place,
                          datasets_dir=args.datasets_dir)  # fmt: skip
     print(f"genlab webui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:{args.port} "
           f"(images in {studio.out}; Ctrl-C stops)")  # fmt: skip
     try:
         launch(app, studio, port=args.port, listen=args.listen, queue_size=args.queue,
-               allowed_hosts=hosts, cors_allow_origins=origins)  # fmt: skip
+               allowed_hosts=hosts, cors_allow_origins=origins, api=args.api,
+               api_auth=api_auth, gradio_auth=gradio_auth, flags=flags)  # fmt: skip
     except OSError as e:  # the port is taken, or not ours to bind
+        raise GenlabError(f"Cannot serve on port {args.port} ({e}).") from None
+
+
+def serve_api_alone(args, place, api_auth, hosts, origins, flags) -> None:
+    """--nowebui: stable-diffusion-webui's API with no page, as webui's own flag does."""
+    import sys
+
+    from ..errors import GenlabError
+    from ..webui.api import serve_api
+    from ..webui.catalog import Catalog
+    from ..webui.server import configure, prepare_out
+    from ..webui.studio import Studio
+
+    out = prepare_out(args.out)
+    configure(out)
+    studio = Studio(Catalog.scan(args.models_dir, args.runs_dir, args.model_config, place), out)
+    print(f"genlab webui --nowebui: http://{'0.0.0.0' if args.listen else '127.0.0.1'}:"
+          f"{args.port}/sdapi/v1 (Ctrl-C stops)")  # fmt: skip
+    if args.listen and not api_auth:
+        print("genlab: warning: --listen serves the API to every machine that can reach "
+              "this one; --api-auth asks for a password.", file=sys.stderr)  # fmt: skip
+    try:
+        serve_api(studio, port=args.port, listen=args.listen, auth=api_auth,
+                  queue_size=args.queue, allowed_hosts=hosts, cors_allow_origins=origins,
+                  flags=flags)  # fmt: skip
+    except OSError as e:
         raise GenlabError(f"Cannot serve on port {args.port} ({e}).") from None
 
 
@@ -69,3 +107,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     hosts = "more names the page answers to, comma-separated (besides localhost, 127.0.0.1)"
     p.add_argument("--allowed-hosts", help=hosts)
     p.add_argument("--cors-allow-origins", help="origins other sites may read the page from")
+    p.add_argument("--api", action="store_true", help="also serve webui's HTTP API, /sdapi/v1")
+    p.add_argument("--nowebui", action="store_true", help="serve the HTTP API alone, no page")
+    p.add_argument("--api-auth", help="user:pass[,user2:pass2]: HTTP Basic for the API")
+    p.add_argument("--gradio-auth", help="user:pass[,user2:pass2]: the page's log-in")

@@ -11,6 +11,7 @@ from .pnginfo import (
     request_from_parameters,
     save_png,
 )
+from .prompt_loras import prompt_loras
 from .request import GenerationRequest, parse_sampler
 from .result import GenerationResult, Progress
 
@@ -23,6 +24,7 @@ __all__ = [
     "format_parameters",
     "parse_parameters",
     "parse_sampler",
+    "prompt_loras",
     "read_parameters",
     "request_from_parameters",
     "save_png",

@@ -270,6 +270,31 @@ def _chunk_text(kind: bytes, data: bytes, limit: int) -> str | None:
         return None
 
 
+def parameters_from_bytes(data: bytes, *, max_chars: int = MAX_PARAMETERS_CHARS) -> str | None:
+    """The ``parameters`` text of a PNG held in memory (an upload, an API's base64 image),
+    or None when it has none; as ``read_parameters`` reads files, with the same limits. A
+    GenlabError names no file: the bytes are all there is."""
+    import io
+
+    if data[:8] != _PNG_SIGNATURE:
+        raise GenlabError("The image is not a PNG; genlab reads parameters from PNGs.")
+    f = io.BytesIO(data)
+    f.seek(8)
+    try:
+        text = _png_parameters(f, 4 * max_chars)
+    except (_TooLong, struct.error):
+        raise GenlabError(
+            f"The image's generation parameters are unreadable or longer than the "
+            f"{max_chars:,} characters genlab reads."
+        ) from None
+    if text is not None and len(text) > max_chars:
+        raise GenlabError(
+            f"The image's generation parameters are longer than the {max_chars:,} characters "
+            "genlab reads."
+        )
+    return text
+
+
 def read_parameters(path: str | Path, *, max_chars: int = MAX_PARAMETERS_CHARS) -> str:
     """The ``parameters`` text of a PNG file, or a GenlabError saying why there is none. The
     PNG's chunks are walked without decoding the pixels, and a compressed text chunk is

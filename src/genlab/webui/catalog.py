@@ -147,6 +147,21 @@ class Catalog:
             raise GenlabError(f"Unknown LoRA '{name}'; pick one of the list.")
         return self.loras[name]
 
+    def lora_named(self, name: str) -> Path:
+        """The LoRA a prompt's ``<lora:NAME:WEIGHT>`` tag names: a catalog name, or the last
+        part of exactly one ("my-lora" for "loras/my-lora"), as webui names LoRA files."""
+        if name in self.loras:
+            return self.loras[name]
+        matches = [path for key, path in self.loras.items() if Path(key).name == name]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(sorted(self.loras)) or "none"
+        raise GenlabError(
+            f"Unknown LoRA '{name}' in the prompt"
+            + ("; its name is ambiguous" if matches else "")
+            + f"; the LoRAs are: {known}."
+        )
+
     def run(self, name: str) -> Path:
         if name not in self.runs:
             raise GenlabError(f"Unknown run '{name}'; pick one of the list.")

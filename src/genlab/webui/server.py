@@ -80,16 +80,19 @@ def create(
     return build_app(studio), studio
 
 
-def _guard_lifespan(**guard: Any) -> Any:
+def _guard_lifespan(mount: Any = None, **guard: Any) -> Any:
     """A FastAPI lifespan that puts the HostGuard outside every other middleware: it runs
     when the server starts, before it accepts a connection (Gradio adds its own CORS
-    middleware after any given to the app, so one given to the app would sit inside it)."""
+    middleware after any given to the app, so one given to the app would sit inside it).
+    ``mount(fastapi_app)`` adds routes first (the HTTP API), so the guard covers them too."""
     from contextlib import asynccontextmanager
 
     from .guard import HostGuard
 
     @asynccontextmanager
     async def lifespan(fastapi_app: Any):
+        if mount is not None:
+            mount(fastapi_app)
         stack = fastapi_app.middleware_stack or fastapi_app.build_middleware_stack()
         fastapi_app.middleware_stack = HostGuard(stack, **guard)
         yield
@@ -100,18 +103,31 @@ def _guard_lifespan(**guard: Any) -> Any:
 def launch(
     app: Any, studio: Any, *, port: int | None = None, listen: bool = False,
     queue_size: int = 16, block: bool = True, allowed_hosts: tuple[str, ...] = (),
-    cors_allow_origins: tuple[str, ...] = (),
+    cors_allow_origins: tuple[str, ...] = (), api: bool = False,
+    api_auth: dict[str, str] | None = None, gradio_auth: dict[str, str] | None = None,
+    flags: dict | None = None,
 ) -> Any:  # fmt: skip
     """Serve ``app``; the built-in model loads in the background so the page is up at once.
     Only requests whose Host is this page's (``allowed_hosts`` adds names) are answered; no
-    other site may read a response unless ``cors_allow_origins`` names it."""
+    other site may read a response unless ``cors_allow_origins`` names it. ``api``: also
+    stable-diffusion-webui's HTTP API (``webui/api.py``), behind ``api_auth`` if given;
+    ``gradio_auth``: the page's log-in ({user: password})."""
     from .guard import HostGuard
 
     host = "0.0.0.0" if listen else LOCALHOST
-    if listen:
+    mount = None
+    if api:
+        from .api import mount_api
+
+        def mount(fastapi_app: Any) -> None:
+            mount_api(fastapi_app, studio, studio.catalog, auth=api_auth,
+                      queue_size=queue_size, flags=flags)  # fmt: skip
+
+    if listen and (not gradio_auth or (api and not api_auth)):
         print(
             "genlab: warning: --listen serves the page to every machine that can reach this "
-            "one; anyone there can generate images and read the output folder.",
+            "one; anyone there can generate images and read the output folder (--gradio-auth "
+            "and --api-auth ask for a password).",
             file=sys.stderr,
         )
     app.queue(max_size=queue_size, default_concurrency_limit=1)
@@ -120,7 +136,8 @@ def launch(
         allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
         show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
         mcp_server=False, run_history=False, num_workers=0,
-        app_kwargs={"lifespan": _guard_lifespan(
+        auth=list(gradio_auth.items()) if gradio_auth else None,
+        app_kwargs={"lifespan": _guard_lifespan(mount,
             allowed_hosts=allowed_hosts, listen=listen, cors_origins=cors_allow_origins)},
     )  # fmt: skip
     if not isinstance(getattr(app.server_app, "middleware_stack", None), HostGuard):

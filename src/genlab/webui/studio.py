@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,30 @@ PREVIEW_EVERY = 1.0
 #: seconds between progress messages (each is a message to the browser; 20 a second cost
 #: a fast draw half its time)
 PROGRESS_EVERY = 0.25
+
+
+class Interrupted(Cancelled):
+    """The job's stop flag set by the user (the HTTP API's /interrupt or /skip, for a job
+    of the page or of the API alike): ``images`` holds the estimate of the clean image the
+    draw had reached, decoded (empty before its first step)."""
+
+    def __init__(self, images: list[Any], reason: str = "interrupt") -> None:
+        super().__init__(reason)
+        self.images, self.reason = images, reason
+
+
+@dataclass
+class Job:
+    """The draw in progress, as /sdapi/v1/progress reports it: its step of steps, when it
+    started, the latest preview, and its stop flag (``stop``, set when the client left or
+    the user interrupted; ``reason`` says which)."""
+
+    step: int = 0
+    steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    preview: list[Any] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""  # "interrupt" or "skip" when the user stopped it
 
 
 def resolve_seed(seed: Any) -> int:
@@ -52,6 +77,21 @@ class Studio:
         # while another draws sets its size at once
         self.load_lock = threading.Lock()
         self._serial = count(len(list(self.out.glob("*/*.png"))))
+        #: the job holding the lock (None between jobs) and how many jobs wait or run
+        self.current: Job | None = None
+        self.pending = 0
+        self._state = threading.Lock()
+
+    def interrupt(self, reason: str = "interrupt") -> bool:
+        """Stop the running draw at its next step, whichever front end asked for it (its
+        consumer gets ``Interrupted``); False when nothing is running."""
+        with self._state:
+            job = self.current
+            if job is None:
+                return False
+            job.reason = reason
+            job.stop.set()
+            return True
 
     def path(self, kind: str, stem: str) -> Path:
         """A fresh file name in the output folder's ``kind`` sub-folder."""
@@ -76,19 +116,27 @@ class Studio:
         """What the model says of itself: name, hash, kind, default size and size step."""
         return self.pipeline(model).describe()
 
-    def generate(self, request: GenerationRequest, model: str, kind: str) -> Iterator[Any]:
-        """The events of one draw. Closing the iterator before its end (Gradio closes a
-        generator whose client disconnected) stops the draw at its next step."""
+    def generate(self, request: GenerationRequest, model: str, kind: str | None) -> Iterator[Any]:
+        """The events of one draw (``worker.Step``, ``worker.Preview``, then ``worker.Drawn``).
+        Closing the iterator before its end (Gradio closes a generator whose client
+        disconnected) stops the draw at its next step; so does ``interrupt`` (the draw then
+        raises ``Interrupted`` with what it had reached). ``kind``: the output sub-folder the
+        images are saved in (None: not saved, no paths)."""
         self.catalog.model_spec(model)  # an unknown name: refused here, before any thread
+        job = Job()
 
         def work(emit: Emit, stop: threading.Event) -> Drawn:
             start = time.perf_counter()
             last = {"preview": start, "step": start}
 
             def progress(p: Any) -> None:
+                job.step, job.steps = p.step, p.steps
+                if stop.is_set() and job.reason:  # the user stopped it: keep what it reached
+                    raise Interrupted(p.preview(), job.reason)
                 now = time.perf_counter()
                 if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
-                    emit(Preview(p.step, p.steps, p.preview()))
+                    job.preview = p.preview()
+                    emit(Preview(p.step, p.steps, job.preview))
                     last["preview"] = last["step"] = time.perf_counter()
                 elif now - last["step"] >= PROGRESS_EVERY:
                     emit(Step(p.step, p.steps))
@@ -97,17 +145,34 @@ class Studio:
             with self.lock:
                 if stop.is_set():  # left while waiting for the lock
                     raise Cancelled()
-                pipe = self.pipeline(model)
-                result = pipe(pipe.check(request), progress, stop)
+                job.started = time.perf_counter()
+                with self._state:
+                    self.current = job
+                try:
+                    pipe = self.pipeline(model)
+                    result = pipe(pipe.check(request), progress, stop)
+                finally:
+                    with self._state:
+                        self.current = None
             paths = [
                 save_png(image, self.path(kind, str(seed)), params)
                 for image, seed, params in zip(
                     result.images, result.seeds, result.parameters, strict=True
                 )
-            ]
+            ] if kind is not None else []  # fmt: skip
             return Drawn(paths, result)
 
-        return stream(work)
+        return self._counted(stream(work, job.stop))
+
+    def _counted(self, events: Iterator[Any]) -> Iterator[Any]:
+        """``events``, counted in ``pending`` (the jobs waiting or running) while they last."""
+        with self._state:
+            self.pending += 1
+        try:
+            yield from events
+        finally:
+            with self._state:
+                self.pending -= 1
 
 
 def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:
