@@ -20,6 +20,14 @@ def fitted(name):
     if name in ("mvn", "gmm"):
         data = gd.load("faithful")
         return (cls(2, seed=0) if name == "gmm" else cls()).fit(data), data
+    if name == "pixel-gmm":  # a mixture over the pixels of 8x8 digits
+        data = gd.load("digits", scale="pm1")
+        return cls(3, seed=0).fit(data), data
+    if name in LATENT:  # latent-variable models of a table with a known 2-D latent
+        if name == "gplvm":
+            pytest.importorskip("gpytorch")
+        data = latent_table()
+        return cls(**LATENT[name]).fit(data), data
     if name == "latent-diffusion":  # text-to-image on captioned scenes, a tiny autoencoder
         return tiny_latent_diffusion()
     if name == "lora":  # adapters of the built-in text-to-image model
@@ -30,6 +38,17 @@ def fitted(name):
     torch.manual_seed(0)
     model = cls(data.shape, **TINY.get(name, {"width": 8}))
     return model.fit(data, FAST_TRAIN), data
+
+
+LATENT = {"ppca": {}, "linear-vae": {"iters": 50}, "gplvm": {"steps": 20, "inducing": 8}}
+
+
+def latent_table():
+    from genlab.data import Dataset
+    from genlab.evaluation.latent import synthetic
+
+    x, _ = synthetic(n=200, d=6, seed=0)
+    return Dataset("synthetic", x)
 
 
 def tiny_latent_diffusion():

@@ -126,13 +126,13 @@ def test_fit_refuses_a_fitted_run_too(tmp_path, capsys):
 
 
 def test_a_locked_folder_is_refused_by_fit_and_train_before_work(tmp_path, capsys, monkeypatch):
-    import genlab.runs
+    import genlab.runs.fit
     import genlab.training.runfolder
 
     def no_work(*a, **k):
         raise AssertionError("work started")
 
-    monkeypatch.setattr(genlab.runs, "build_model", no_work)
+    monkeypatch.setattr(genlab.runs.fit, "build_model", no_work)
     monkeypatch.setattr(genlab.training.runfolder, "build", no_work)
     out = tmp_path / "busy"
     out.mkdir()
@@ -238,7 +238,7 @@ def test_model_folder_has_a_manifest_checked_on_load(tmp_path, capsys):
 # --- 4. output paths before work; a full disk ----------------------------------------------------
 COMMANDS = {  # command line without --out; the function that would start the work
     "train": (["train", "vae", "--data", "digits", *TINY], "genlab.training.runfolder.build"),
-    "fit": (["fit", "normal", "--data", "heights"], "genlab.runs.build_model"),
+    "fit": (["fit", "normal", "--data", "heights"], "genlab.runs.fit.build_model"),
     "sample": (["sample", "{run}", "--n", "5"], "genlab.serialization.load"),
     "txt2img": (
         ["txt2img", "a red circle", "--steps", "1"],

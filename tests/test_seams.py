@@ -20,7 +20,9 @@ FAST = {"steps": 3, "batch_size": 32, "progress": False}
 
 def test_every_model_has_one_kind_and_neural_models_declare_every_hook():
     assert {e.kind for e in MODELS.values()} <= set(KINDS)
-    assert names("classical") == ["normal", "mvn", "gmm"]
+    assert KINDS == ("classical", "latent", "neural")  # no kind declared and never used
+    assert names("classical") == ["normal", "mvn", "gmm", "pixel-gmm", "ppca"]
+    assert names("latent") == ["linear-vae", "gplvm"]
     hooks = ("conditions", "updates", "training_step", "after_training", "run_plots")
     for name in names("neural"):
         cls = model_class(name)
@@ -185,3 +187,74 @@ def test_genlab_models_lists_kinds(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "gmm" in out and "classical" in out and "neural" in out
+
+
+def test_fit_runs_ask_the_model_for_metrics_and_plots(tmp_path):
+    """No switch on model.name: a run's diagnostics are the model's fit_metrics(), its
+    figures the density plots by dimension plus its own run_plots()."""
+    from genlab.runs import fit_run
+
+    gmm = fit_run("gmm", "faithful", tmp_path / "g", options={"n_components": 2, "seed": 0})
+    assert {"n_iter", "converged", "train_avg_loglik", "test_avg_loglik"} <= set(gmm)
+    assert {p.rsplit("/", 1)[-1] for p in gmm["plots"]} == {
+        "density.png", "responsibilities.png", "em_loglik.png"
+    }  # fmt: skip
+    mvn = fit_run("mvn", "faithful", tmp_path / "m")
+    assert "n_iter" not in mvn
+    assert {p.rsplit("/", 1)[-1] for p in mvn["plots"]} == {"density.png", "surface3d.png"}
+    ppca = fit_run("ppca", "csv:" + str(_table(tmp_path)), tmp_path / "p", options={})
+    assert "n_iter" not in ppca and ppca["plots"] == []  # 5-D: no density picture
+    assert np.isfinite(ppca["test_avg_loglik"])
+    pixels = fit_run("pixel-gmm", "digits", tmp_path / "d", options={"n_components": 2})
+    assert pixels["n_iter"] >= 1 and [p.rsplit("/", 1)[-1] for p in pixels["plots"]] == [
+        "em_loglik.png"
+    ]
+    assert main(["sample", str(tmp_path / "d"), "--n", "4", "--out", str(tmp_path / "d.png")]) == 0
+
+
+def _table(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 2)) @ rng.standard_normal((2, 5))
+    x += 0.1 * rng.standard_normal((100, 5))
+    path = tmp_path / "t.csv"
+    np.savetxt(path, x, delimiter=",", header="a,b,c,d,e", comments="")
+    return path
+
+
+def test_latent_models_are_fitted_by_their_own_optimiser_not_genlab_fit(tmp_path):
+    from genlab.runs import build_model
+
+    with pytest.raises(GenlabError, match="'linear-vae' is not fitted in closed form or by EM"):
+        build_model("linear-vae", {})
+
+
+def test_the_gplvm_without_gpytorch_is_one_sentence(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_gpytorch(name, *a, **k):
+        if name == "gpytorch" or name.startswith("gpytorch."):
+            raise ImportError("No module named 'gpytorch'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_gpytorch)
+    with pytest.raises(GenlabError, match=r"^The GPLVM needs GPyTorch, which is not installed"):
+        model_class("gplvm")()
+
+
+def test_the_playground_asks_the_model_for_a_density():
+    from genlab.webui import lab
+
+    gan = model_class("gan")((2,), hidden=[8])
+    with pytest.raises(GenlabError, match="A gan model has no exact density to draw"):
+        lab._log_prob(gan, np.zeros((3, 2)))
+    flow = model_class("realnvp")((2,), hidden=[8])  # float64 points: the model converts
+    assert lab._log_prob(flow, np.zeros((3, 2))).shape == (3,)
+
+
+def test_no_flag_or_kind_is_declared_and_never_read():
+    from genlab.base import GenerativeModel
+
+    assert not hasattr(GenerativeModel, "has_energy")
+    assert all(names(kind) for kind in KINDS)  # every kind has models

@@ -165,7 +165,7 @@ def server(tmp_path_factory):
     from genlab.finetune.train import finetune, lora_config
 
     cfg = lora_config("builtin", "shapes", train={"steps": 2, "batch_size": 4, "lr": 0.05})
-    cfg["data_options"] = {"n": 8, "seed": 1}
+    cfg = cfg.merge({"data.n": 8, "data.seed": 1})
     finetune(cfg, root / "runs" / "loras" / "tiny")
     app, studio = create(root / "out", runs_dir=root / "runs")
     port = _free_port()

@@ -22,7 +22,6 @@ class GenerativeModel:
     generative: ClassVar[bool] = True  # False for helpers such as a guidance classifier
     has_log_prob: ClassVar[bool] = False
     has_elbo: ClassVar[bool] = False
-    has_energy: ClassVar[bool] = False
     conditional: ClassVar[bool] = False
     #: The options ``sample`` takes beyond n, cond and seed (see genlab.options).
     sample_options: ClassVar[tuple[Option, ...]] = ()
@@ -63,6 +62,17 @@ class GenerativeModel:
     def dequantized_bits_per_dim(self, x: Any) -> Any:
         """A discrete model of pixels' bound in bits/dim, where the model has one (None)."""
         return None
+
+    # --- what a run folder shows: asked of the model, never decided by its name ------
+    def run_plots(self, x: Any) -> dict[str, Any]:
+        """Figures that explain this fitted model on its data ``x``, by file stem (a
+        mixture's EM curve, a flow's grid); the caller writes them. None by default."""
+        return {}
+
+    def fit_metrics(self) -> dict[str, Any]:
+        """The fit's own diagnostics for a run's metrics (EM's iterations and
+        convergence); none by default."""
+        return {}
 
     # --- persistence: hyperparameters in config.yaml, arrays in safetensors --------
     def get_config(self) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Names the user types -> the code that builds them. Explicit tables, imported lazily.
 
-Each model's kind is recorded here, in one place: "classical" models are fitted in closed
-form or by EM (``genlab fit``), "neural" ones by the Trainer (``genlab train``), and
-"pipeline" ones assemble trained parts for generation (text-to-image)."""
+Each model's kind is recorded here, in one place: "classical" models are fitted by their own
+``fit`` in closed form or by EM and have an exact likelihood (``genlab fit`` writes their
+runs, with score, BIC and AIC); "latent" ones are latent-variable models fitted by their own
+optimiser, without an exact likelihood to report (``genlab compare --latent`` fits them);
+"neural" ones are trained by the Trainer (``genlab train``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, NamedTuple
 
 from .errors import GenlabError
 
-KINDS = ("classical", "neural", "pipeline")
+KINDS = ("classical", "latent", "neural")
 
 
 class Entry(NamedTuple):
@@ -36,6 +38,30 @@ MODELS: dict[str, Entry] = {
     ),
     "gmm": Entry(
         "genlab.models.mixture", "GaussianMixture", "classical", "Gaussian mixture trained by EM"
+    ),
+    "pixel-gmm": Entry(
+        "genlab.models.mixture",
+        "FlatMixture",
+        "classical",
+        "Gaussian mixture over an image's pixels (EM on flattened images)",
+    ),
+    "ppca": Entry(
+        "genlab.models.latent",
+        "PPCA",
+        "classical",
+        "probabilistic PCA, closed-form maximum likelihood",
+    ),
+    "linear-vae": Entry(
+        "genlab.models.latent",
+        "LinearVAE",
+        "latent",
+        "linear-Gaussian VAE: closed-form ELBO, L-BFGS",
+    ),
+    "gplvm": Entry(
+        "genlab.models.gplvm",
+        "GPLVM",
+        "latent",
+        "Bayesian GPLVM with inducing points (needs the 'latent' extra: GPyTorch)",
     ),
     "ae": Entry(
         "genlab.models.autoencoder", "AE", "neural", "autoencoder (conv for images, MLP for 2-D)"

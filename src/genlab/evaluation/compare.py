@@ -80,15 +80,14 @@ def _train(family: Family, data, seed: int, steps: int | None, lr_factor: float 
     """(model, seconds, loss curve [(step, loss)], diverged reason or None); ``data``: the
     training split (a Dataset: images keep their labels for class-conditional recipes)."""
     x = np.asarray(data.x)
-    if family.recipe is None:
-        from ..models.mixture import GaussianMixture
-        from .compare_images import FlatMixture
+    if family.recipe is None:  # fitted by EM: the registered mixture of points or of pixels
+        from ..registry import model_class
 
         t = time.perf_counter()
         if x.ndim > 2:  # one component per digit class
-            model = FlatMixture(10, seed, x.shape[1:]).fit(x)
+            model = model_class("pixel-gmm")(n_components=10, seed=seed).fit(x)
         else:
-            model = GaussianMixture(n_components=8, n_init=1, seed=seed).fit(x)
+            model = model_class(family.model)(n_components=8, n_init=1, seed=seed).fit(x)
         return (
             model,
             time.perf_counter() - t,

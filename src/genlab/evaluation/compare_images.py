@@ -22,42 +22,6 @@ from . import metrics as M
 LEVELS = 17  # digits' pixels take k/16 values; bounds on discrete data use them
 
 
-class FlatMixture:
-    """A Gaussian mixture over the 256 pixels of a digit, as an image model: it is fitted,
-    sampled and scored on flattened images (the mixture knows vectors only)."""
-
-    has_log_prob, has_elbo, conditional = True, False, False
-
-    def __init__(self, n_components: int, seed: int, shape: tuple[int, ...]) -> None:
-        from ..models.mixture import GaussianMixture
-
-        # reg_covar: the border pixels are -1 in every digit (zero variance)
-        self.mixture = GaussianMixture(n_components, reg_covar=1e-2, n_init=1, seed=seed)
-        self.shape = shape
-        self.name = "gmm"
-
-    def fit(self, x: np.ndarray) -> FlatMixture:
-        self.mixture.fit(x.reshape(len(x), -1).astype(np.float64))
-        return self
-
-    @property
-    def history_(self):
-        return self.mixture.history_
-
-    def sample(self, n: int, *, seed: int | None = None, **kw: Any) -> np.ndarray:
-        flat = np.asarray(self.mixture.sample(n, seed=seed))
-        return np.clip(flat.reshape(n, *self.shape), -1, 1).astype(np.float32)
-
-    def negative_log_likelihood(self, x: np.ndarray, levels: int = 256):
-        log_p = self.mixture.log_prob(x.reshape(len(x), -1).astype(np.float64))
-        return -np.asarray(log_p), "exact (continuous density)"
-
-    def dequantized_bits_per_dim(self, x):
-        return None
-
-    nll_sample_cap = None
-
-
 class References:
     """The data a digits measurement compares against, with features computed once; ``n``:
     the samples each measurement draws."""

@@ -1,7 +1,9 @@
 """The latent-variable comparison (``genlab compare --latent``): PCA, probabilistic PCA, a
 linear autoencoder, a linear-Gaussian VAE, genlab's nonlinear AE and VAE, and a Bayesian
 GPLVM (GPyTorch, inducing points) fitted to the same data with the same latent size, and
-measured the same way.
+measured the same way. PPCA, the linear-Gaussian VAE and the GPLVM are registered models
+(``genlab.models.latent``, ``genlab.models.gplvm``) with the same contract as every other;
+this module fits them and wraps each as a ``Fitted`` (encode, decode, log-likelihood).
 
 The links the comparison shows, each checked by a test:
   PCA = the linear autoencoder's subspace (it minimises the same squared error);
@@ -22,6 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..models.latent import lbfgs, ppca_mle
+from ..registry import model_class
+
+__all__ = ["ppca_mle"]  # re-exported: the closed form lives with the model (models.latent)
 
 MODELS = ("pca", "ppca", "linear-ae", "linear-vae", "ae", "vae", "gplvm")
 
@@ -66,18 +73,6 @@ def fit_pca(x: np.ndarray, q: int) -> Fitted:
     return _timed(fit)
 
 
-def ppca_mle(x: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Tipping and Bishop (1999): mean, W = U_q (L_q - s2 I)^(1/2), s2 = the mean of the
-    discarded eigenvalues of the sample covariance (divided by N)."""
-    mean = x.mean(0)
-    cov = np.cov(x.T, bias=True)
-    vals, vecs = np.linalg.eigh(cov)
-    vals, vecs = vals[::-1], vecs[:, ::-1]
-    s2 = float(vals[q:].mean())
-    w = vecs[:, :q] * np.sqrt(np.maximum(vals[:q] - s2, 0.0))
-    return mean, w, s2
-
-
 def ppca_log_lik(x: np.ndarray, mean: np.ndarray, w: np.ndarray, s2: float) -> float:
     """Average exact log-likelihood under N(mean, W W^T + s2 I)."""
     from scipy.stats import multivariate_normal
@@ -87,48 +82,17 @@ def ppca_log_lik(x: np.ndarray, mean: np.ndarray, w: np.ndarray, s2: float) -> f
 
 
 def fit_ppca(x: np.ndarray, q: int) -> Fitted:
+    """The registered PPCA model (closed form), as the comparison uses it."""
+
     def fit() -> Fitted:
-        mean, w, s2 = ppca_mle(x, q)
-        m_inv = np.linalg.inv(w.T @ w + s2 * np.eye(q))
-
-        def encode(y):  # the posterior mean E[z | x] = M^-1 W^T (x - mean)
-            return (y - mean) @ w @ m_inv
-
-        return Fitted(
-            "ppca",
-            encode,
-            lambda z: z @ w.T + mean,
-            0.0,
-            lambda y: ppca_log_lik(y, mean, w, s2),
-            "exact",
-            {"W": w, "sigma2": s2, "mean": mean},
-        )
+        model = model_class("ppca")(n_components=q).fit(x)
+        info = {"W": model.components_, "sigma2": model.sigma2_, "mean": model.mean_}
+        return Fitted("ppca", model.encode, model.decode, 0.0, model.score, "exact", info)
 
     return _timed(fit)
 
 
 # --- linear models trained by gradient: the autoencoder and the linear-Gaussian VAE -------
-def _lbfgs(params: list, loss: Callable[[], Any], iters: int) -> None:
-    import torch
-
-    opt = torch.optim.LBFGS(
-        params,
-        max_iter=iters,
-        tolerance_grad=1e-10,
-        tolerance_change=1e-14,
-        history_size=50,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure():
-        opt.zero_grad()
-        value = loss()
-        value.backward()
-        return value
-
-    opt.step(closure)
-
-
 def fit_linear_ae(x: np.ndarray, q: int, iters: int = 300, seed: int = 0) -> Fitted:
     """x -> A (x - b) -> W z + b, trained on the squared error (float64, L-BFGS)."""
     import torch
@@ -140,7 +104,7 @@ def fit_linear_ae(x: np.ndarray, q: int, iters: int = 300, seed: int = 0) -> Fit
         enc = (0.1 * torch.randn(d, q, generator=g, dtype=torch.float64)).requires_grad_()
         dec = (0.1 * torch.randn(q, d, generator=g, dtype=torch.float64)).requires_grad_()
         b = t.mean(0).clone().requires_grad_()
-        _lbfgs([enc, dec, b], lambda: (((t - b) @ enc @ dec + b - t) ** 2).sum(1).mean(), iters)
+        lbfgs([enc, dec, b], lambda: (((t - b) @ enc @ dec + b - t) ** 2).sum(1).mean(), iters)
         e, w, c = (v.detach().numpy() for v in (enc, dec, b))
         return Fitted(
             "linear-ae", lambda y: (y - c) @ e, lambda z: z @ w + c, 0.0, info={"decoder": w}
@@ -149,54 +113,21 @@ def fit_linear_ae(x: np.ndarray, q: int, iters: int = 300, seed: int = 0) -> Fit
     return _timed(fit)
 
 
-def linear_vae_elbo(x, enc, enc_bias, log_std, dec, dec_bias, log_s2):
-    """The ELBO of a linear-Gaussian VAE, in closed form (no sampling): q(z|x) =
-    N(enc (x - dec_bias) + enc_bias, diag(exp(2 log_std))), p(x|z) = N(dec z + dec_bias,
-    exp(log_s2) I), p(z) = N(0, I). Average per point."""
-    import math
-
-    m = (x - dec_bias) @ enc + enc_bias
-    v = (2 * log_std).exp()
-    d = x.shape[1]
-    s2 = log_s2.exp()
-    err = ((x - m @ dec - dec_bias) ** 2).sum(1) + (v * (dec**2).sum(1)).sum()
-    rec = -0.5 * d * (math.log(2 * math.pi) + log_s2) - 0.5 * err / s2
-    kl = 0.5 * (m**2 + v - 1 - 2 * log_std).sum(1)
-    return (rec - kl).mean()
-
-
 def fit_linear_vae(x: np.ndarray, q: int, iters: int = 500, seed: int = 0) -> Fitted:
-    import torch
+    """The registered linear-Gaussian VAE (closed-form ELBO, L-BFGS in float64)."""
 
     def fit() -> Fitted:
-        g = torch.Generator().manual_seed(seed)
-        t = torch.as_tensor(x, dtype=torch.float64)
-        d = t.shape[1]
-
-        def param(*shape, scale=0.1):
-            return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
-
-        enc, enc_bias, log_std = param(d, q), param(q, scale=0.0), param(q, scale=0.0)
-        dec, log_s2 = param(q, d), torch.zeros((), dtype=torch.float64, requires_grad=True)
-        dec_bias = t.mean(0).clone().requires_grad_()
-        params = [enc, enc_bias, log_std, dec, dec_bias, log_s2]
-        _lbfgs(params, lambda: -linear_vae_elbo(t, *params), iters)
-        e, eb, ls, w, wb, l2 = (p.detach() for p in params)
+        model = model_class("linear-vae")(n_components=q, iters=iters, seed=seed).fit(x)
 
         def elbo(y):
-            return float(
-                linear_vae_elbo(torch.as_tensor(y, dtype=torch.float64), e, eb, ls, w, wb, l2)
-            )
+            return float(model.elbo(y).mean())
 
-        return Fitted(
-            "linear-vae",
-            lambda y: (y - wb.numpy()) @ e.numpy() + eb.numpy(),
-            lambda z: z @ w.numpy() + wb.numpy(),
-            0.0,
-            elbo,
-            "ELBO",
-            {"train_elbo": elbo(x), "decoder": w.numpy(), "sigma2": float(l2.exp())},
-        )
+        info = {
+            "train_elbo": elbo(x),
+            "decoder": model.params_["dec"].numpy(),
+            "sigma2": model.sigma2,
+        }
+        return Fitted("linear-vae", model.encode, model.decode, 0.0, elbo, "ELBO", info)
 
     return _timed(fit)
 
@@ -267,42 +198,6 @@ def fit_vae(x: np.ndarray, q: int, steps: int = 3000, seed: int = 0) -> Fitted:
 
 
 # --- the Bayesian GPLVM (GPyTorch) ---------------------------------------------------------
-def _gplvm_class():
-    import gpytorch
-    import torch
-    from gpytorch.models.gplvm import BayesianGPLVM, VariationalLatentVariable
-
-    class GPLVM(BayesianGPLVM):
-        """One GP per data dimension, sharing the latent points X (a Gaussian q(X) per
-        point, prior N(0, I)) and M inducing points; ``kernel`` "rbf" or "linear"."""
-
-        def __init__(self, y: torch.Tensor, q: int, inducing: int, kernel: str, x_init):
-            n, d = y.shape
-            batch = torch.Size([d])
-            z = torch.randn(d, inducing, q, generator=torch.Generator().manual_seed(0))
-            dist = gpytorch.variational.CholeskyVariationalDistribution(inducing, batch_shape=batch)
-            strategy = gpytorch.variational.VariationalStrategy(
-                self, z, dist, learn_inducing_locations=True
-            )
-            prior = gpytorch.priors.NormalPrior(torch.zeros(n, q), torch.ones(n, q))
-            latent = VariationalLatentVariable(n, d, q, x_init, prior)
-            super().__init__(latent, strategy)
-            self.mean_module = gpytorch.means.ZeroMean()
-            base = (
-                gpytorch.kernels.RBFKernel(ard_num_dims=q)
-                if kernel == "rbf"
-                else gpytorch.kernels.LinearKernel()
-            )
-            self.covar_module = gpytorch.kernels.ScaleKernel(base)
-
-        def forward(self, x):
-            return gpytorch.distributions.MultivariateNormal(
-                self.mean_module(x), self.covar_module(x)
-            )
-
-    return GPLVM
-
-
 def fit_gplvm(
     x: np.ndarray,
     q: int,
@@ -312,70 +207,21 @@ def fit_gplvm(
     batch_size: int = 200,
     seed: int = 0,
 ) -> Fitted:
-    """A Bayesian GPLVM on centred data, started at the PCA latents (as is usual), trained on
+    """The registered Bayesian GPLVM on centred data, started at the PCA latents, trained on
     GPyTorch's variational ELBO with Adam; new points are embedded by optimising their
     latent position under the fitted model."""
-    import gpytorch
-    import torch
 
     def fit() -> Fitted:
-        torch.manual_seed(seed)
-        mean = x.mean(0)
-        y = torch.as_tensor(x - mean, dtype=torch.float32)
-        u = torch.linalg.svd(y, full_matrices=False)[0]
-        x_init = (u[:, :q] * np.sqrt(len(y))).clone()  # PCA latents, unit variance
-        model = _gplvm_class()(y, q, inducing, kernel, x_init)
-        likelihood = gpytorch.likelihoods.GaussianLikelihood(batch_shape=torch.Size([y.shape[1]]))
-        mll = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=len(y))
-        opt = torch.optim.Adam([*model.parameters(), *likelihood.parameters()], lr=0.01)
-        g = torch.Generator().manual_seed(seed)
-        model.train()
-        likelihood.train()
-        for _ in range(steps):  # minibatches of points; the ELBO is scaled to all N
-            batch = torch.randperm(len(y), generator=g)[:batch_size]
-            opt.zero_grad()
-            out = model(model.sample_latent_variable()[batch])
-            loss = -mll(out, y[batch].T).sum()
-            loss.backward()
-            opt.step()
-        model.eval()
-        likelihood.eval()
-        for p in [*model.parameters(), *likelihood.parameters()]:
-            p.requires_grad_(False)  # embedding new points moves only their latents
-        codes = model.X.q_mu.detach()
-
-        def decode(z):
-            with torch.no_grad(), gpytorch.settings.fast_pred_var():
-                f = model(torch.as_tensor(z, dtype=torch.float32))
-                return f.mean.T.numpy() + mean
-
-        def encode(points, iters=150):
-            # train mode: the variational marginal q(f(z)), without eval mode's caches (whose
-            # graph a second backward cannot reuse); the parameters stay frozen
-            model.train()
-            likelihood.train()
-            target = torch.as_tensor(points - mean, dtype=torch.float32)
-            near = torch.cdist(target, y).argmin(1)  # start at the nearest training point
-            z = codes[near].clone().requires_grad_()
-            opt_z = torch.optim.Adam([z], lr=0.05)
-            for _ in range(iters):
-                opt_z.zero_grad()
-                f = model(z)  # each point on its own: the marginal mean and variance
-                var = f.variance + likelihood.noise
-                nll = 0.5 * (((target.T - f.mean) ** 2) / var + var.log()).sum()
-                nll = nll + 0.5 * (z**2).sum()  # the prior N(0, I)
-                nll.backward()
-                opt_z.step()
-            model.eval()
-            likelihood.eval()
-            return z.detach().numpy()
-
+        model = model_class("gplvm")(
+            n_components=q, kernel=kernel, inducing=inducing, steps=steps,
+            batch_size=batch_size, seed=seed,
+        ).fit(x)  # fmt: skip
         return Fitted(
             f"gplvm-{kernel}" if kernel != "rbf" else "gplvm",
-            encode,
-            decode,
+            model.encode,
+            model.decode,
             0.0,
-            info={"train_codes": codes.numpy(), "final_loss": loss.item() / len(y)},
+            info={"train_codes": model.train_codes, "final_loss": model.final_loss_},
         )
 
     return _timed(fit)
@@ -483,9 +329,9 @@ def compare_latent(
     scaling = () if quick else scaling
     if "gplvm" in models and importlib.util.find_spec("gpytorch") is None:
         models = tuple(m for m in models if m != "gplvm")
-        results["skipped"].append(
-            "The GPLVM needs GPyTorch, which is not installed: pip install 'genlab[latent]'."
-        )
+        from ..models.gplvm import MISSING
+
+        results["skipped"].append(MISSING)
     for name, (train, test) in datasets().items():
         rows = []
         for model in models:

@@ -80,7 +80,6 @@ class EBM(NeuralModel):
     (energy magnitude penalty), ``init_range`` (noise box for new chains)."""
 
     name = "ebm"
-    has_energy = True
     sample_options = (
         STEPS,
         STEP_SIZE,
@@ -193,8 +192,6 @@ class EBM(NeuralModel):
 class GaussianEnergy:
     """E(x) = (x - mean)^T P (x - mean) / 2, the energy of N(mean, P^-1) (up to log Z)."""
 
-    has_energy = True
-
     def __init__(self, mean: Any, cov: Any) -> None:
         self.mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
         self.data_shape = tuple(self.mean.shape)
@@ -209,7 +206,6 @@ class EnergySum(GenerativeModel):
     """exp(-(E_1 + ... + E_k)) ∝ p_1 ... p_k: a product of experts, sampled by Langevin."""
 
     name = "energy-sum"
-    has_energy = True
     sample_options = (STEPS, STEP_SIZE)
 
     def __init__(self, *terms: Any, steps: int = 500, step_size: float = 0.01, init_range=3.0):

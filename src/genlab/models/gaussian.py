@@ -175,6 +175,14 @@ class MultivariateNormal(_Fitted, GenerativeModel):
         d = len(self.mean_)
         return d + d * (d + 1) // 2
 
+    def run_plots(self, x: np.ndarray) -> dict[str, Any]:
+        """The density of 2-D data as a surface."""
+        if x.ndim != 2 or x.shape[1] != 2:
+            return {}
+        from ..viz.plots import normal_surface
+
+        return {"surface3d": normal_surface(self)}
+
     def get_config(self) -> dict[str, Any]:
         return {"reg_covar": self.reg_covar}
 

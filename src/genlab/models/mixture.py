@@ -591,3 +591,87 @@ class GaussianMixture(_Fitted, GenerativeModel):
         self.lower_bound_, self.n_iter_ = self.history_[-1], len(self.history_)
         self.converged_ = bool(arrays["converged"][0])
         self.fitted_ = True
+
+    def fit_metrics(self) -> dict[str, Any]:
+        """EM's diagnostics for a run's metrics: iterations run and whether it converged."""
+        self._check_fitted()
+        return {"n_iter": self.n_iter_, "converged": self.converged_}
+
+    def run_plots(self, x: np.ndarray) -> dict[str, Any]:
+        """The responsibilities of 2-D data, and the EM curve."""
+        from ..viz import plots
+
+        figures: dict[str, Any] = {}
+        if x.ndim == 2 and x.shape[1] == 2:
+            figures["responsibilities"] = plots.responsibilities(x, self.predict_proba(x))
+        figures["em_loglik"] = plots.em_history(self.history_)
+        return figures
+
+
+class FlatMixture(GaussianMixture):
+    """A Gaussian mixture over the pixels of an image, as an image model: it is fitted,
+    sampled and scored on flattened images (the mixture knows vectors only), and its
+    samples are clipped to the range the training pixels took.
+
+    ``reg_covar`` defaults to 1e-2: the border pixels of digits are -1 in every image (zero
+    variance). The other parameters are GaussianMixture's."""
+
+    name = "pixel-gmm"
+
+    def __init__(self, n_components: int = 10, *, reg_covar: float = 1e-2, **kw: Any) -> None:
+        super().__init__(n_components, reg_covar=reg_covar, **kw)
+
+    @staticmethod
+    def _flat(x: Any) -> np.ndarray:
+        x = np.asarray(getattr(x, "x", x))
+        return x.reshape(len(x), -1).astype(np.float64, copy=False)
+
+    def fit(self, data: Any, config: Any = None) -> FlatMixture:
+        x = np.asarray(getattr(data, "x", data))
+        if x.ndim < 2:
+            raise DataError(f"A pixel mixture fits images, got an array of shape {x.shape}.")
+        super().fit(self._flat(x))
+        self.image_shape_ = tuple(x.shape[1:])
+        self.range_ = (float(x.min()), float(x.max()))
+        return self
+
+    def log_prob(self, x: Any) -> np.ndarray:
+        """log p(x) of each flattened image (a continuous density over pixels)."""
+        return super().log_prob(self._flat(x))
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return super().predict_proba(self._flat(x))
+
+    def bic(self, x: Any) -> float:
+        return super().bic(self._flat(x))
+
+    def aic(self, x: Any) -> float:
+        return super().aic(self._flat(x))
+
+    def negative_log_likelihood(self, x: Any, levels: int = 256) -> tuple[np.ndarray, str]:
+        return -self.log_prob(x), "exact (continuous density)"
+
+    def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
+        """``n`` images (N, *image shape), float32, clipped to the training pixels' range."""
+        out = super().sample(n, cond=cond, seed=seed, **kw)
+        flat, labels = out if isinstance(out, tuple) else (out, None)
+        images = np.clip(flat.reshape(n, *self.image_shape_), *self.range_).astype(np.float32)
+        return images if labels is None else (images, labels)
+
+    def run_plots(self, x: np.ndarray) -> dict[str, Any]:
+        from ..viz import plots
+
+        return {"em_loglik": plots.em_history(self.history_)}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return super().state_arrays() | {
+            "image_shape": np.array(self.image_shape_, dtype=np.int64),
+            "range": np.array(self.range_),
+        }
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state_arrays(arrays)
+        self.image_shape_ = tuple(int(s) for s in arrays["image_shape"])
+        self.range_ = (float(arrays["range"][0]), float(arrays["range"][1]))
+        if math.prod(self.image_shape_) != self.means_.shape[1]:
+            raise ValueError(f"image_shape {self.image_shape_} does not match the means' size")

@@ -1,6 +1,8 @@
 """``genlab train``: resolve a recipe and overrides into one config, build the model and the
 data, and train into a run folder (config.yaml, meta.json, metrics.jsonl, samples/,
-checkpoints/, model/)."""
+checkpoints/, model/). The runs of the models that fit themselves are ``runs.fit``'s; reading
+and sampling any run folder is ``runs.folder``'s, and meta.json's record of how a run was
+made (``runs.run_record``) is the same for both."""
 
 from __future__ import annotations
 
@@ -188,7 +190,7 @@ def _write_and_train(
     trainer, cfg: dict[str, Any], data, out: Path, held_out: float
 ) -> dict[str, Any]:
     from ..runfiles import disk_error, disk_full, write_text
-    from ..runs import git_commit, versions, write_json
+    from ..runs import run_record, write_json
 
     try:
         if trainer.main:
@@ -204,9 +206,7 @@ def _write_and_train(
                     "test_fraction": held_out,
                     "split_seed": 0,
                     "seed": trainer.cfg.seed,
-                    "argv": sys.argv,
-                    "git_commit": git_commit(),
-                    "versions": versions(),
+                    **run_record(),
                     "processes": trainer.world,
                     "effective_batch_size": trainer.effective_batch,
                 },

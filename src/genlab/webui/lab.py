@@ -119,7 +119,12 @@ def density_figure(model: Any, data: str, *, title: str, grid: int = 60) -> Any:
 
 
 def _log_prob(model: Any, pts: np.ndarray) -> np.ndarray:
-    out = model.log_prob(pts.astype(np.float32) if model.name != "gmm" else pts)
+    """log p of the grid points, asked of the model: it says whether it has a density
+    (``has_log_prob``) and turns the points into its own dtype (a neural model's float32,
+    a mixture's float64), so the page needs no list of model names."""
+    if not model.has_log_prob:
+        raise GenlabError(f"A {model.name} model has no exact density to draw.")
+    out = model.log_prob(pts)
     return out.detach().numpy() if hasattr(out, "detach") else out
 
 

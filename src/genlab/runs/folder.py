@@ -1,10 +1,13 @@
-"""Run folders for the classical models: fit, evaluate, sample, and the pictures of a fit.
+"""Run folders of every model, whoever wrote them (``genlab fit`` or ``genlab train``):
+reading one (``read_meta``, ``open_run``: the model and its data split as it was fitted),
+sampling one (``sample_run``), and the records every run keeps (``write_json``,
+``run_record``: command line, git commit, versions).
 
 A run folder holds ``model/`` (config.yaml + model.safetensors), ``meta.json`` (command
-line, git commit, versions, seed, data and split), ``metrics.json`` and ``plots/``.
-Wherever a run folder is read, a model shipped in genlab may be named instead
-(``run_folder("ddpm-digits")``): its meta comes from its card's recipe, and nothing is ever
-written into it. The CLI and the demo call these functions; they hold no argument parsing.
+line, git commit, versions, seed, data and split), metrics and ``plots/``. Wherever a run
+folder is read, a model shipped in genlab may be named instead (``run_folder("ddpm-digits")``):
+its meta comes from its card's recipe, and nothing is ever written into it. The CLI, the page
+and the demo call these functions; they hold no argument parsing.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset, load_spec
-from .errors import GenlabError
-from .registry import entry, model_class, names
+from ..data import Dataset, load_spec
+from ..errors import GenlabError
 
 
 def machine() -> str:
@@ -56,10 +58,20 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def run_record(argv: list[str] | None = None) -> dict[str, Any]:
+    """What every run's meta.json records of how it was made: the command line, the git
+    commit and the versions of the packages."""
+    return {
+        "argv": argv if argv is not None else sys.argv,
+        "git_commit": git_commit(),
+        "versions": versions(),
+    }
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` whole (a new file renamed over the name: a link there is replaced, never
     written through)."""
-    from .runfiles import write_text
+    from ..runfiles import write_text
 
     write_text(path, json.dumps(doc, indent=2, default=float) + "\n")
 
@@ -69,7 +81,7 @@ def run_folder(spec: str | Path) -> Path:
     folder wins over a shipped model of the same name), else the folder of the model shipped
     in genlab by that name, checked against its card. Anything else is returned as given,
     for the caller's own sentence ("not a genlab run folder")."""
-    from . import assets
+    from .. import assets
 
     path = Path(spec)
     if os.path.lexists(path) or str(spec) not in assets.names():
@@ -79,7 +91,7 @@ def run_folder(spec: str | Path) -> Path:
 
 def is_shipped(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` is the folder of a model shipped in genlab (never written to)."""
-    from . import assets
+    from .. import assets
 
     return assets.shipped_name(run_dir) is not None
 
@@ -91,7 +103,7 @@ def model_path(run_dir: str | Path) -> Path:
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
     """A run's meta.json; for a shipped model, the same keys from its card and recipe."""
-    from . import assets
+    from .. import assets
 
     path = Path(run_dir) / "meta.json"
     if not path.is_file():
@@ -100,7 +112,7 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
             return assets.run_meta(name)
         if not path.is_symlink():
             raise GenlabError(f"{run_dir} is not a genlab run folder (no meta.json).")
-    from .runfiles import read_json
+    from ..runfiles import read_json
 
     meta = read_json(path, keys=("model", "data"))
     if not isinstance(meta["model"], str) or not isinstance(meta["data"], str):
@@ -124,7 +136,7 @@ def split_data(
 def open_run(run_dir: str | Path):
     """(meta, model, train split, test split or None) of a run folder (or a shipped model's
     name), as it was fitted."""
-    from .serialization import load
+    from ..serialization import load
 
     run_dir = run_folder(run_dir)
     meta = read_meta(run_dir)
@@ -138,162 +150,15 @@ def open_run(run_dir: str | Path):
     return meta, model, train, test
 
 
-def build_model(name: str, options: dict[str, Any]):
-    if entry(name).kind != "classical":
-        known = ", ".join(names("classical"))
-        raise GenlabError(f"'{name}' is not fitted in closed form or by EM; known: {known}.")
-    cls = model_class(name)
-    try:
-        return cls(**options)
-    except TypeError as e:
-        raise GenlabError(f"Bad option for model '{name}': {e}.") from e
-
-
-def fit_run(
-    name: str,
-    data_spec: str,
-    out: str | Path,
-    *,
-    options: dict[str, Any] | None = None,
-    test_fraction: float = 0.2,
-    split_seed: int = 0,
-    plots: bool = True,
-    argv: list[str] | None = None,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Fit a classical model on the training split, write the run folder, return metrics.
-
-    The rule of every command that writes a run (as ``genlab train``'s): the folder is
-    checked before any work, a run already there is refused unless ``overwrite`` (then it
-    is replaced whole once the fit has succeeded), and the folder's lock is held while
-    writing."""
-    from .runfiles import clear_run, refuse_other_run
-    from .runlock import RunLock, prepare_run_folder
-
-    out = prepare_run_folder(out)
-    refuse_other_run(out, overwrite)
-    options = dict(options or {})
-    model = build_model(name, options)
-    train, test = split_data(data_spec, test_fraction, split_seed)
-    model.fit(train)
-    with RunLock(out):
-        refuse_other_run(out, overwrite)  # again, now that no one else can write it
-        if overwrite:
-            clear_run(out)
-        return _write_fit(model, name, data_spec, out, train, test, options,
-                          test_fraction, split_seed, plots, argv)  # fmt: skip
-
-
-def _write_fit(model, name, data_spec, out: Path, train, test, options, test_fraction,
-               split_seed, plots, argv) -> dict[str, Any]:  # fmt: skip
-    from .runfiles import disk_error, disk_full
-
-    try:
-        return _write_fit_files(model, name, data_spec, out, train, test, options,
-                                test_fraction, split_seed, plots, argv)  # fmt: skip
-    except OSError as e:
-        if disk_full(e):
-            raise disk_error(e, e.filename or out) from None
-        raise
-
-
-def _write_fit_files(model, name, data_spec, out: Path, train, test, options, test_fraction,
-                     split_seed, plots, argv) -> dict[str, Any]:  # fmt: skip
-    model.save(out / "model")
-    metrics = {"train_avg_loglik": model.score(train.x), "n_train": len(train)}
-    metrics["train_bic"] = model.bic(train.x)
-    if test is not None:
-        metrics |= {"test_avg_loglik": model.score(test.x), "n_test": len(test)}
-    if name == "gmm":
-        metrics |= {"n_iter": model.n_iter_, "converged": model.converged_}
-    meta = {
-        "model": name,
-        "options": options,
-        "data": data_spec,
-        "test_fraction": test_fraction,
-        "split_seed": split_seed,
-        "columns": train.columns,
-        "argv": argv if argv is not None else sys.argv,
-        "git_commit": git_commit(),
-        "versions": versions(),
-    }
-    write_json(out / "meta.json", meta)
-    write_json(out / "metrics.json", metrics)
-    if plots:
-        from .viz.plots import save_figures
-
-        made = save_figures(fit_plots(model, train), out / "plots")
-        metrics["plots"] = [str(p) for p in made]
-    return metrics
-
-
-def cross_validate(
-    name: str, data: Dataset, options: dict[str, Any] | None = None, k: int = 5, seed: int = 0
-) -> np.ndarray:
-    """Held-out average log-likelihood of a classical model on each of ``k`` folds."""
-    scores = []
-    for train, test in data.kfold(k, seed):
-        scores.append(build_model(name, dict(options or {})).fit(train).score(test.x))
-    return np.array(scores)
-
-
-def fit_plots(model, data: Dataset) -> dict[str, Any]:
-    """The figures that explain a fit, by file stem, chosen by the data's dimension and
-    the model."""
-    from .viz import plots
-
-    x = data.x
-    label = (data.columns or ["x"])[0]
-    figures: dict[str, Any] = {}
-    if x.shape[1] == 1:
-        figures["density"] = plots.density_histogram(x, model, xlabel=label)
-        fake = model.sample(len(x), seed=0)
-        figures["real_vs_generated"] = plots.compare_histograms(
-            x, fake, title="real vs generated", xlabel=label
-        )
-    elif x.shape[1] == 2:
-        figures["density"] = plots.scatter_density(x, model, title=data.name, names=data.columns)
-        if model.name == "mvn":
-            figures["surface3d"] = plots.normal_surface(model)
-        if model.name == "gmm":
-            figures["responsibilities"] = plots.responsibilities(x, model.predict_proba(x))
-    if model.name == "gmm":
-        figures["em_loglik"] = plots.em_history(model.history_)
-    return figures
-
-
-def eval_run(run_dir: str | Path, data_spec: str | None = None) -> dict[str, Any]:
-    """Held-out average log-likelihood and BIC of a fitted classical model (eval.json is
-    written beside it, unless it is a shipped model)."""
-    run_dir = run_folder(run_dir)
-    meta, model, _, test = open_run(run_dir)
-    if data_spec is None:
-        if test is None:
-            raise GenlabError("The run was fitted on all its data; pass --data to evaluate it.")
-        x, source = test.x, f"{meta['data']} (held-out split)"
-    else:
-        x, source = load_spec(data_spec).x, data_spec
-    result = {
-        "data": source,
-        "n": len(x),
-        "avg_loglik": model.score(x),
-        "bic": model.bic(x),
-        "aic": model.aic(x),
-    }
-    if not is_shipped(run_dir):
-        write_json(Path(run_dir) / "eval.json", result)
-    return result
-
-
 def sample_run(
     run_dir: str | Path, n: int, out: str | Path, seed: int | None = None, **options: Any
 ) -> Path:
     """Draw ``n`` samples and write them as .csv, .npy or a .png picture. ``options`` are
     the model's sampling options (checked against its ``sample_options``), and ``gif``: a
     path for an animation of the denoising (diffusion)."""
-    from .runfiles import check_file, disk_error, disk_full
-    from .serialization import load
-    from .viz import plots
+    from ..runfiles import check_file, disk_error, disk_full
+    from ..serialization import load
+    from ..viz import plots
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
@@ -339,7 +204,7 @@ def sample_run(
 
 
 def _write_samples(x: np.ndarray, out: Path, meta: dict[str, Any], n: int) -> None:
-    from .viz import plots
+    from ..viz import plots
 
     suffix = out.suffix.lower()
     out.parent.mkdir(parents=True, exist_ok=True)
