@@ -713,8 +713,10 @@ def serve_api(
     server.api = mounted  # the API's state (its queue count), for tests and benchmarks
     threading.Thread(target=studio.warm_up, daemon=True).start()
     if block:
-        server.run()
-        return server
+        server.run()  # returns on Ctrl-C (uvicorn handles the signal)
+        from .server import stop_and_exit
+
+        stop_and_exit(studio)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -146,8 +146,25 @@ def launch(
     # after the page is up: loading the model competes with Gradio's start for the CPU
     threading.Thread(target=studio.warm_up, daemon=True).start()
     if block:
-        app.block_thread()
+        app.block_thread()  # returns on Ctrl-C, the server closed
+        stop_and_exit(studio)
     return app
+
+
+def stop_and_exit(studio: Any, wait: float = 10.0) -> None:
+    """After Ctrl-C: stop the draw in progress at its next step, wait for it to let go (its
+    files are written whole or not at all), then end the process at once. A normal exit
+    would tear down torch's worker threads under a daemon thread still inside them, which
+    once in a few tries aborted with "terminate called without an active exception"."""
+    import os
+
+    studio.interrupt("interrupt")
+    if studio.lock.acquire(timeout=wait):
+        studio.lock.release()
+    print("genlab: the page has stopped.", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _css() -> str:
