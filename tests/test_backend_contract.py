@@ -218,8 +218,21 @@ def test_size_not_a_multiple_is_refused_in_one_sentence(case):
         assert "\n" not in message and message.endswith(".") and message.count(". ") == 0
         with pytest.raises(GenlabError):  # and drawing it is refused the same way
             case.backend(bad)
-    ok = GenerationRequest("a red circle", steps=2, width=w + step, height=h)
-    assert case.backend.check(ok).width == w + step
+    largest = case.backend.describe().max_size
+    if largest is None:  # any multiple of the step
+        ok = GenerationRequest("a red circle", steps=2, width=w + step, height=h)
+        assert case.backend.check(ok).width == w + step
+        return
+    # genlab's latent models draw at most the size they were trained at (beyond it, tiles)
+    for width, height in ((largest[0] + step, h), (w, largest[1] + step)):
+        big = GenerationRequest("a red circle", steps=2, width=width, height=height)
+        with pytest.raises(GenlabError) as e:
+            case.backend.check(big)
+        message = str(e.value)
+        assert "{}x{}".format(*largest) in message and f"{width}x{height}" in message
+        assert "\n" not in message and message.endswith(".") and message.count(". ") == 0
+    ok = GenerationRequest("a red circle", steps=2, width=w - step, height=h)
+    assert case.backend.check(ok).width == w - step
 
 
 @pytest.mark.parametrize(

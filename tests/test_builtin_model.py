@@ -92,3 +92,34 @@ def test_emphasis_moves_the_image_the_way_the_word_says():
     louder = blue_count("a large red (blue:1.5) circle in the centre")
     softer = blue_count("a large [red] blue circle in the centre")
     assert plain <= 4 and louder >= 10 and softer >= plain, (plain, louder, softer)
+
+
+def test_builtin_model_names_what_it_cannot_draw_and_refuses_tiled_sizes(tmp_path, capsys):
+    """One line on stderr for words and counts outside its vocabulary and for a cut prompt
+    (no Python warning with a file path); a size above the trained 32x32 is refused in one
+    sentence, before any work, by check() (which the CLI, the page and the API call)."""
+    import warnings
+
+    from genlab.backends import load_backend
+    from genlab.cli import main
+    from genlab.errors import GenlabError
+    from genlab.generation import GenerationRequest
+
+    pipe = load_backend("builtin")
+    assert pipe.describe().max_size == (32, 32)
+    with pytest.raises(GenlabError, match="trained at 32x32") as e:
+        pipe.check(GenerationRequest("a red circle", steps=2, width=64, height=64))
+    assert "\n" not in str(e.value) and "64x64" in str(e.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the truncation says so in info, not as a warning
+        result = pipe(GenerationRequest("three teal cars " + "red " * 80, steps=2))
+    notice = result.info["notice"]
+    assert '"teal"' in notice and '"cars"' in notice and "3 objects" in notice
+    assert "77 tokens" in notice and "\n" not in notice
+    assert "notice" not in pipe(GenerationRequest("a red circle", steps=2)).info
+    out = tmp_path / "o.png"
+    assert main(["txt2img", "a blue car", "--steps", "2", "--out", str(out)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "genlab:" in line]
+    assert len(err) == 1 and '"car"' in err[0]
+    assert main(["txt2img", "x", "--width", "128", "--out", str(tmp_path / "b.png")]) == 2
+    assert "trained at 32x32" in capsys.readouterr().err

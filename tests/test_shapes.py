@@ -111,3 +111,48 @@ def _scene(record):
     s = record["scene"]
     return S.Scene(tuple(S.Thing(**t) for t in s["things"]), s["background"], s["position"],
                    s["relation"])  # fmt: skip
+
+
+# --- the vocabulary notice -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "prompt, words, objects",
+    [
+        ("a blue car", ["car"], 0),
+        ("three red circles", ["three", "circles"], 3),
+        ("teal", ["teal"], 0),
+        ("a red circle above a blue square and a green star", [], 3),
+        ("2 hearts", ["2", "hearts"], 2),
+        ("a #00ff00 circle", ["#00ff00"], 1),
+    ],
+)
+def test_what_the_model_cannot_draw_is_named_in_one_line(prompt, words, objects):
+    assert S.unknown_words(prompt) == words
+    assert S.object_count(prompt) == objects
+    notice = S.vocabulary_notice(prompt)
+    assert notice is not None and "\n" not in notice and notice.endswith(".")
+    for word in words:
+        assert f'"{word}"' in notice
+    assert (f"{objects} objects" in notice) == (objects > 2)
+    assert "circle, square, triangle, star, heart" in notice  # and what it can draw
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a small red circle on the left",
+        "(green star:1.2), top, small",  # prompt emphasis is not a word
+        "a five-pointed star to the left of a love heart",  # synonyms and multi-word names
+        "A Snow-White box at the center!",
+        "an emerald disc below a crimson block",
+        "",  # an unconditional sample
+    ],
+)
+def test_every_caption_word_passes(prompt):
+    assert S.unknown_words(prompt) == [] and S.vocabulary_notice(prompt) is None
+
+
+def test_the_training_captions_themselves_raise_no_notice():
+    ds = gd.load("shapes", n=200, seed=3)
+    for record in ds.records:
+        for caption in record["captions"]:
+            assert S.vocabulary_notice(caption) is None, caption

@@ -86,6 +86,33 @@ def test_minilm_words_are_minilms_input_embeddings_without_context():
     torch.testing.assert_close(emb, want)
 
 
+def test_minilm_words_without_transformers_is_bit_for_bit_transformers():
+    """The built-in model's encoder is built from ``tokenizers`` and safetensors alone (a
+    cold txt2img need not import transformers): the same token ids, masks, character spans,
+    truncation flags and, bit for bit, the same vectors as BertTokenizerFast + BertModel."""
+    from transformers import AutoModel, BertTokenizerFast
+
+    from genlab.text.minilm import model_folder
+
+    enc = text_encoder("minilm-words", max_tokens=12)
+    prompts = ["a red circle on the left", "Green STAR, top", "", "(blue:1.3) square, café 東京",
+               "a b c d e f g h i j k l m n o p", "a  pink heart,,, above\tme!"]  # fmt: skip
+    tok = BertTokenizerFast.from_pretrained(model_folder(), local_files_only=True)
+    want = tok(prompts, padding=True, truncation=True, max_length=12, return_tensors="pt",
+               return_offsets_mapping=True)  # fmt: skip
+    got = enc.tokenize(prompts)
+    assert torch.equal(got.ids, want["input_ids"])
+    assert torch.equal(got.mask, want["attention_mask"].bool())
+    assert got.spans == tuple(tuple(map(tuple, r.tolist())) for r in want["offset_mapping"])
+    assert got.truncated == tuple(len(ids) > 12 for ids in tok(prompts)["input_ids"])
+    assert got.truncated[:3] == (False, False, False) and got.truncated[-1]
+    ref = AutoModel.from_pretrained(model_folder(), local_files_only=True).eval()
+    emb, _, _ = enc.encode(prompts)
+    with torch.no_grad():
+        assert torch.equal(emb, ref.embeddings(input_ids=got.ids))
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
 def test_cross_attention_reads_the_tokens_and_ignores_padding():
     torch.manual_seed(0)
     net = UNet(4, (16, 32), attention=False, context_dim=8)
@@ -229,6 +256,7 @@ def test_txt2img_cli_writes_images_grid_and_parameters(tiny_model, tmp_path, cap
         (["--cfg", "nan"], "CFG"),
         (["--batch", "-1"], "batch_size"),
         (["--width", "30"], "multiples"),
+        (["--width", "64", "--height", "64"], "trained at"),
         (["--model", "no/such/run"], "Unknown model"),
     ],
 )

@@ -80,7 +80,9 @@ def from_png(path: str, args: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_txt2img(args: argparse.Namespace) -> None:
     """txt2img, img2img and inpaint: one request, one back end, the images written."""
-    from tqdm.auto import tqdm
+    from tqdm import (
+        tqdm,
+    )  # a terminal's bar (tqdm.auto also imports its notebook and asyncio parts)
 
     from ..backends import load_backend
     from ..errors import GenlabError
@@ -112,6 +114,8 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
     with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
         result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
+    if result.info.get("notice"):  # words or counts the model cannot draw, a cut prompt
+        print(f"genlab: {result.info['notice']}", file=sys.stderr)
     try:
         paths = save_result(result, args.out)
     except OSError as e:

@@ -13,6 +13,7 @@ scene keeps its ground truth (``info["scenes"]``) for the adherence detector.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -312,4 +313,82 @@ def shapes(
         licence="MIT (generated)",
         info={"split": split, "colours": colours},
         records=[{"captions": c, "scene": asdict(s)} for c, s in zip(texts, scenes, strict=True)],
+    )
+
+
+# --- the vocabulary a model trained on these captions can honour ---------------------------
+#: words of no content that the captions' sentences use (articles and prepositions)
+GLUE = {"a", "an", "the", "and", "of", "on", "in", "at", "to", "near", "up", "down"}
+#: counts a prompt may give: the scenes hold one object or two
+COUNT_WORDS = {"one": 1, "single": 1, "two": 2, "pair": 2, "three": 3, "four": 4, "five": 5,
+               "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "many": 3,
+               "several": 3, "some": 3, "few": 3, "multiple": 3, "dozen": 12}  # fmt: skip
+
+
+def _phrases() -> set[str]:
+    out = set(SHAPES) | set(COLOURS) | set(SIZE_WORDS) | set(POSITIONS) | set(RELATIONS)
+    for table in (SHAPE_WORDS, COLOUR_WORDS, SIZE_WORDS, POSITION_WORDS):
+        out |= {p for options in table.values() for p in options}
+    return out | {"center", "middle"}
+
+
+VOCABULARY = {w for phrase in _phrases() for w in phrase.split()} | GLUE
+#: every way a caption names a shape (multi-word names first, so "love heart" is one object)
+_SHAPE_NAMES = sorted((p for v in SHAPE_WORDS.values() for p in v), key=len, reverse=True)
+
+
+def _words(prompt: str) -> list[str]:
+    """The prompt's words, lower case, without prompt-emphasis syntax ("(red:1.3)",
+    "[star]") and punctuation: "Red, (circle:1.2)!" -> ["red", "circle"]."""
+    text = re.sub(r":\s*-?[0-9.]+\s*\)", ")", prompt.lower())  # emphasis weights
+    return re.findall(r"#[0-9a-f]{3,6}\b|[a-z0-9]+(?:-[a-z0-9]+)*", text)
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """Words of ``prompt`` that no caption of the shapes data uses, in order, each once:
+    ``unknown_words("a teal car on the left") == ["teal", "car"]``. Counts ("three",
+    "2") and plurals ("circles") are unknown too: a caption names one or two objects in
+    the singular."""
+    out: list[str] = []
+    for word in _words(prompt):
+        if word not in VOCABULARY and word not in out:
+            out.append(word)
+    return out
+
+
+def object_count(prompt: str) -> int:
+    """How many objects ``prompt`` names: its shape words (and their plurals), or the
+    largest count word or number it gives."""
+    text = " ".join(_words(prompt))
+    named = 0
+    for name in _SHAPE_NAMES:  # longest first: "five-pointed star" is one star
+        found = re.findall(rf"\b{re.escape(name)}s?\b", text)
+        named += len(found)
+        text = re.sub(rf"\b{re.escape(name)}s?\b", " ", text)
+    counts = [COUNT_WORDS[w] for w in _words(prompt) if w in COUNT_WORDS]
+    counts += [int(w) for w in _words(prompt) if w.isdigit()]
+    return max([named, *counts])
+
+
+def vocabulary_notice(prompt: str, model: str = "The built-in model") -> str | None:
+    """One line naming what ``prompt`` asks for that a model trained on these captions
+    cannot draw (words outside their vocabulary, more than two objects), or None when it
+    asks for nothing of the kind. Such a model still draws: it reads the words it knows
+    and ignores the rest, so the line says what will be missing, not an error."""
+    unknown = unknown_words(prompt)
+    objects = object_count(prompt)
+    parts = []
+    if unknown:
+        quoted = [f'"{w}"' for w in unknown]
+        quoted = ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else quoted[0]
+        parts.append(f"the word{'s' if len(unknown) > 1 else ''} {quoted}")
+    if objects > 2:
+        parts.append(f"{objects} objects")
+    if not parts:
+        return None
+    return (
+        f"{model} cannot draw {' or '.join(parts)}: it knows one or two objects (named in the "
+        f"singular: {', '.join(SHAPES)}) in {len(COLOURS)} colours ({', '.join(COLOURS)}), "
+        "small or large, placed left, right, top, bottom or centre, or one above, below, to "
+        "the left of or to the right of the other."
     )

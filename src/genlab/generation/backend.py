@@ -17,13 +17,16 @@ from .result import GenerationResult
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model list shows: its name, the sha256 of its weights, its kind ("genlab" or
-    "stable-diffusion"), the size it draws by default and the multiple sizes must be."""
+    "stable-diffusion"), the size it draws by default, the multiple sizes must be, and the
+    largest (width, height) it draws (None: any the request allows; genlab's latent models
+    refuse sizes above the one they were trained at)."""
 
     name: str
     model_hash: str
     kind: str
     default_size: tuple[int, int]
     size_step: int
+    max_size: tuple[int, int] | None = None
 
 
 class Backend(Protocol):

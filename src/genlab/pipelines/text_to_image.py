@@ -6,6 +6,7 @@ run with a progress report and a cancel check after each step, the latents decod
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..hashing import sha256
 from ..lora.adapters import fuse
 from ..lora.files import applied_files, checked_loras, lora_parameters
 from ..models.latent_sampling import Init, draw_latents, size_factor
+from ..text.encoder import PromptTruncated
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
@@ -76,7 +78,8 @@ class TextToImagePipeline:
     # --- the contract ---------------------------------------------------------------------
     def describe(self) -> ModelInfo:
         factor = self.model.data_shape[1] // self.model.latent_shape[1]
-        return ModelInfo(self.name, self.model_hash, "genlab", self.default_size(), factor)
+        size = self.default_size()
+        return ModelInfo(self.name, self.model_hash, "genlab", size, factor, max_size=size)
 
     def default_size(self) -> tuple[int, int]:
         """(width, height) the model was trained at."""
@@ -86,6 +89,15 @@ class TextToImagePipeline:
         if not request.sized:
             request = request.at_size(*self.default_size())
         size_factor(self.model, request.width, request.height)
+        width, height = self.default_size()
+        if request.width > width or request.height > height:
+            # A U-Net trained on 32x32 scenes draws a larger canvas as tiles of 32-px scenes
+            # (3, 9 and 30 circles at 64, 128 and 256 px): refuse rather than mislead.
+            raise GenlabError(
+                f"{self.name} was trained at {width}x{height} and draws tiled copies of a "
+                f"scene beyond that size, so it draws at most {width}x{height} (asked for "
+                f"{request.width}x{request.height}); upscale its image for a larger one."
+            )
         checked_loras(request.loras, self.name, self.model_hash)
         return request
 
@@ -95,7 +107,8 @@ class TextToImagePipeline:
         request = self.check(request)
         loras = checked_loras(request.loras, self.name, self.model_hash)
         init, original, pixel_mask = self.init_of(request)
-        with self.applied(loras):
+        with self.applied(loras), warnings.catch_warnings():
+            warnings.simplefilter("ignore", PromptTruncated)  # said in info["notice"]
             latents, truncated = self.latents(request, progress, init, cancel)
         decoded = self.model.decode(latents)
         if pixel_mask is not None:  # inpainting keeps every pixel outside the mask exactly
@@ -109,7 +122,26 @@ class TextToImagePipeline:
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=extra)
             for s in request.seeds
         ]
-        return GenerationResult(images, request.seeds, params, {"truncated": truncated})
+        info = {"truncated": truncated}
+        notice = self.notice(request, truncated)
+        if notice:
+            info["notice"] = notice
+        return GenerationResult(images, request.seeds, params, info)
+
+    def notice(self, request: GenerationRequest, truncated: bool = False) -> str | None:
+        """One line on what the request asks for that this model cannot draw: words and
+        counts outside the built-in model's vocabulary (with a LoRA, which may teach it new
+        words, none are judged), a prompt cut to the text encoder's length; or None."""
+        lines = []
+        if self.name == BUILTIN_NAME and not request.loras:
+            from ..data.shapes import vocabulary_notice
+
+            lines.append(vocabulary_notice(request.prompt, f"The built-in model ({self.name})"))
+        if truncated:
+            limit = self.model.text_encoder_module.max_tokens
+            lines.append(f"The prompt is longer than the text encoder's {limit} tokens: the "
+                         "words past them were not read.")  # fmt: skip
+        return " ".join(line for line in lines if line) or None
 
     def applied(self, adapters: list[tuple[Any, float]]):
         """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""

@@ -9,6 +9,11 @@ import torch
 from torch import nn
 
 
+class PromptTruncated(UserWarning):
+    """A prompt was longer than the text encoder takes. The text-to-image back end says so
+    in one line of its own (``GenerationResult.info["notice"]``) and silences this one."""
+
+
 @dataclass(frozen=True)
 class Tokens:
     """Token ids of ``n`` prompts, padded to the longest: ``ids`` (n, L) int64, ``mask``
@@ -64,6 +69,7 @@ class TextEncoder(nn.Module):
             warnings.warn(
                 f"A prompt was longer than the {self.name} text encoder's {self.max_tokens} "
                 "tokens and was truncated.",
-                stacklevel=2,
+                PromptTruncated,
+                stacklevel=3,  # past torch.no_grad's wrapper: the caller of encode
             )
         return out, tokens.mask, tokens.truncated

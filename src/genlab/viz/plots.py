@@ -29,6 +29,17 @@ def _colors(n: int) -> np.ndarray:
 
 
 def _done(fig):
+    """Tight layout, plain tick labels (no "1e-13+3.08e-1" offset a flat curve gets), and
+    axis names x1, x2 on a 2-D scatter that has none."""
+    for ax in fig.axes:
+        if ax.name != "3d":
+            try:
+                ax.ticklabel_format(useOffset=False)
+            except AttributeError:  # a log or categorical axis has no offset to drop
+                pass
+            named = ax.get_xlabel() or ax.get_ylabel() or hasattr(ax, "_colorbar")
+            if not named and ax.collections:
+                ax.set(xlabel="x1", ylabel="x2")
     fig.tight_layout()
     return fig
 
@@ -39,7 +50,11 @@ def save(figure: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(figure, list):
         frames = [im.convert("P") for im in figure]
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0)
+        # each frame 120 ms, the last one held 3 s: the finished picture stays on screen
+        # before the loop starts again
+        durations = [120] * (len(frames) - 1) + [3000]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations,
+                       loop=0)  # fmt: skip
     elif hasattr(figure, "savefig"):
         # matplotlib's 3-D projection now and then overflows inside its own matrix products
         # while drawing (it silences the same errors in some of its own paths); the picture
