@@ -110,8 +110,22 @@ class StableDiffusionBackend:
                 f"Width and height must be multiples of {factor} for Stable Diffusion, "
                 f"got {request.width}x{request.height}."
             )
-        checked_loras(request.loras, self.name, self.model_hash)
+        checked_loras(request.loras, self.name, self.model_hash, self.version)
         return request
+
+    @property
+    def version(self) -> str:
+        """ "sd1" or "sdxl", from the folder's (or the single file's config folder's)
+        ``model_index.json``."""
+        from .files import pipeline_version
+
+        return pipeline_version(self.config or self.path)
+
+    def _lora_parts(self) -> dict[str, Any]:
+        """The parts of the pipeline a LoRA file may adapt, by its name for them."""
+        pipe = self.pipe
+        names = ("unet", "text_encoder", "text_encoder_2")
+        return {n: getattr(pipe, n, None) for n in names if getattr(pipe, n, None) is not None}
 
     def check_size(self, width: int, height: int) -> int:
         self.check(GenerationRequest("", width=width, height=height))
@@ -143,8 +157,8 @@ class StableDiffusionBackend:
             return state
 
         pipe, extra = self._pipeline_for(request)
-        loras = checked_loras(request.loras, self.name, self.model_hash)
-        with applied_files(self.pipe.unet, loras):
+        loras = checked_loras(request.loras, self.name, self.model_hash, self.version)
+        with applied_files(self._lora_parts(), loras):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
