@@ -24,25 +24,13 @@ def write_tiny_sd(
     - 1)`` pixels a side."""
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline
     from diffusers import UNet2DConditionModel as UNet
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
-    vocab_dir = folder.parent / f".{folder.name}-vocab"
-    vocab_dir.mkdir(parents=True, exist_ok=True)
-    vocab: dict[str, int] = {}
-    for c in CHARACTERS:
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    start, end = len(vocab), len(vocab) + 1
-    vocab |= {"<|startoftext|>": start, "<|endoftext|>": end}
-    (vocab_dir / "vocab.json").write_text(json.dumps(vocab))
-    (vocab_dir / "merges.txt").write_text("#version: 0.2\n")  # characters only: no merges
-    tokenizer = CLIPTokenizer(
-        str(vocab_dir / "vocab.json"), str(vocab_dir / "merges.txt"), model_max_length=77
-    )
+    tokenizer, start, end, size = _tokenizer(folder)
     torch.manual_seed(seed)
     text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
+        vocab_size=size, hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
         eos_token_id=end, pad_token_id=end,
     ))  # fmt: skip
@@ -62,6 +50,76 @@ def write_tiny_sd(
         vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
         scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _tokenizer(folder: Path):
+    """A CLIPTokenizer over single characters (vocabulary files written beside ``folder``):
+    (tokenizer, start id, end id, vocabulary size)."""
+    from transformers import CLIPTokenizer
+
+    vocab_dir = folder.parent / f".{folder.name}-vocab"
+    vocab_dir.mkdir(parents=True, exist_ok=True)
+    vocab: dict[str, int] = {}
+    for c in CHARACTERS:
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    start, end = len(vocab), len(vocab) + 1
+    vocab |= {"<|startoftext|>": start, "<|endoftext|>": end}
+    (vocab_dir / "vocab.json").write_text(json.dumps(vocab))
+    (vocab_dir / "merges.txt").write_text("#version: 0.2\n")  # characters only: no merges
+    tokenizer = CLIPTokenizer(
+        str(vocab_dir / "vocab.json"), str(vocab_dir / "merges.txt"), model_max_length=77
+    )
+    return tokenizer, start, end, len(vocab)
+
+
+def write_tiny_sdxl(
+    folder: str | Path, *, latent_size: int = 8, widths: tuple[int, ...] = (32, 64),
+    vae_widths: tuple[int, ...] = (16, 32), text_width: int = 32, time_dim: int = 8,
+    seed: int = 0,
+) -> Path:  # fmt: skip
+    """A tiny SDXL pipeline (StableDiffusionXLPipeline) of random weights at ``folder``: as in
+    SDXL, two CLIP text encoders (the second with a projection, whose pooled output joins the
+    added time ids' embedding: ``addition_embed_type`` "text_time"), cross-attention over
+    both encoders' hidden states side by side, no attention at the U-Net's first level, and
+    the Euler scheduler SDXL ships with."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from diffusers import UNet2DConditionModel as UNet
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = Path(folder)
+    tokenizer, start, end, size = _tokenizer(folder)
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(
+        vocab_size=size, hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
+        eos_token_id=end, pad_token_id=end, projection_dim=text_width, hidden_act="gelu",
+    )  # fmt: skip
+    text, text_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config)
+    unet = UNet(
+        sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=widths,
+        layers_per_block=2, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=text_width + 6 * time_dim,
+        cross_attention_dim=2 * text_width, norm_num_groups=8,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=vae_widths, down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_widths), latent_channels=4,
+        norm_num_groups=8, scaling_factor=0.13025,
+    )  # fmt: skip
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+        timestep_spacing="leading",
+    )  # fmt: skip
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )  # fmt: skip
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -67,10 +67,22 @@ def delta(a: torch.Tensor, b: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return (b.reshape(b.shape[0], rank).float() @ a.reshape(rank, -1).float()).reshape(shape)
 
 
+def resolve_path(named: dict[str, nn.Module], flat: dict[str, str], path: str) -> str:
+    """The module path a LoRA's ``path`` names: itself, or the one whose dots read as
+    underscores match (kohya's keys; ``flat``: underscored name -> name), with or without
+    CLIP's ``text_model`` level (which transformers >= 5.6 no longer has)."""
+    if path in named:
+        return path
+    under = path.replace(".", "_")
+    return flat.get(under) or flat.get(under.removeprefix("text_model_")) or path
+
+
 def _layers(module: nn.Module, state: dict) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     named = dict(module.named_modules())
+    flat = {name.replace(".", "_"): name for name in named}
     out = {}
     for path, (a, b) in pairs(state).items():
+        path = resolve_path(named, flat, path)
         layer = named.get(path)
         if layer is None or not hasattr(layer, "weight"):
             raise GenlabError(f"The LoRA adapts '{path}', which this model does not have.")

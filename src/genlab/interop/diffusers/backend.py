@@ -110,8 +110,22 @@ class StableDiffusionBackend:
                 f"Width and height must be multiples of {factor} for Stable Diffusion, "
                 f"got {request.width}x{request.height}."
             )
-        checked_loras(request.loras, self.name, self.model_hash)
+        checked_loras(request.loras, self.name, self.model_hash, self.version)
         return request
+
+    @property
+    def version(self) -> str:
+        """ "sd1" or "sdxl", from the folder's (or the single file's config folder's)
+        ``model_index.json``."""
+        from .files import pipeline_version
+
+        return pipeline_version(self.config or self.path)
+
+    def _lora_parts(self) -> dict[str, Any]:
+        """The parts of the pipeline a LoRA file may adapt, by its name for them."""
+        pipe = self.pipe
+        names = ("unet", "text_encoder", "text_encoder_2")
+        return {n: getattr(pipe, n, None) for n in names if getattr(pipe, n, None) is not None}
 
     def check_size(self, width: int, height: int) -> int:
         self.check(GenerationRequest("", width=width, height=height))
@@ -143,8 +157,8 @@ class StableDiffusionBackend:
             return state
 
         pipe, extra = self._pipeline_for(request)
-        loras = checked_loras(request.loras, self.name, self.model_hash)
-        with applied_files(self.pipe.unet, loras):
+        loras = checked_loras(request.loras, self.name, self.model_hash, self.version)
+        with applied_files(self._lora_parts(), loras):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
@@ -165,6 +179,11 @@ class StableDiffusionBackend:
     def lora_base(self) -> Any:
         from .lora_base import DiffusersBase
 
+        if self.version == "sdxl":
+            raise GenlabError(
+                f"LoRA training and fusing on SDXL ({self.name}) are not built yet; SDXL "
+                "draws with LoRA files (--lora FILE.safetensors)."
+            )
         return DiffusersBase(self.path, self.config)
 
     def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
@@ -200,6 +219,11 @@ class StableDiffusionBackend:
             if all(w == 1.0 for _, w in runs):
                 plain = "".join(t for t, _ in runs)
                 out[key] = plain or (None if key == "negative_prompt" else "")
+            elif self.version == "sdxl":
+                raise GenlabError(
+                    "Prompt emphasis such as (word:1.2) is not built for SDXL yet; write the "
+                    "prompt without weights."
+                )
             else:
                 out[f"{key}_embeds"] = self.weighted_embeddings(runs)
         return out
@@ -229,8 +253,6 @@ class StableDiffusionBackend:
     def _pipeline_for(self, request: GenerationRequest):
         """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same
         components, and the arguments only it takes."""
-        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
-
         from ...generation.images import open_image
 
         if request.init_image is None:
@@ -243,11 +265,11 @@ class StableDiffusionBackend:
             )
         strength = 1.0 if request.strength is None else request.strength
         if request.mask is None:
-            pipe = StableDiffusionImg2ImgPipeline(**self.pipe.components)
+            pipe = pipeline_class(self.version, "img2img")(**self.pipe.components)
             pipe.set_progress_bar_config(disable=True)
             return pipe, {"image": image, "strength": strength}
         mask = open_image(request.mask, "L", "mask")
-        pipe = StableDiffusionInpaintPipeline(**self.pipe.components)
+        pipe = pipeline_class(self.version, "inpaint")(**self.pipe.components)
         pipe.set_progress_bar_config(disable=True)
         extra = {"image": image, "mask_image": mask, "strength": strength}
         return pipe, extra | {"height": request.height, "width": request.width}
@@ -263,19 +285,20 @@ class StableDiffusionBackend:
 
 def load_diffusers(path: Path, config: Path | None) -> Any:
     """diffusers' pipeline of a folder or a single file (with its config folder), offline,
-    safetensors only."""
-    from diffusers import StableDiffusionPipeline
+    safetensors only: StableDiffusionPipeline or StableDiffusionXLPipeline, as the folder's
+    ``model_index.json`` names it."""
+    from .files import pipeline_version
 
+    cls = pipeline_class(pipeline_version(config or path), "txt2img")
     quiet = {"safety_checker": None, "requires_safety_checker": False}
+    quiet = quiet if cls.__name__ == "StableDiffusionPipeline" else {}
     try:
         if path.is_file():
-            pipe = StableDiffusionPipeline.from_single_file(
+            pipe = cls.from_single_file(
                 str(path), config=str(config), local_files_only=True, **quiet
             )
         else:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                path, local_files_only=True, use_safetensors=True, **quiet
-            )
+            pipe = cls.from_pretrained(path, local_files_only=True, use_safetensors=True, **quiet)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         what = "checkpoint file" if path.is_file() else "folder"
         raise GenlabError(
@@ -284,6 +307,23 @@ def load_diffusers(path: Path, config: Path | None) -> Any:
         ) from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+#: (version, task) -> diffusers' pipeline class
+PIPELINES = {
+    ("sd1", "txt2img"): "StableDiffusionPipeline",
+    ("sd1", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd1", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+
+
+def pipeline_class(version: str, task: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, PIPELINES[version, task])
 
 
 def _clean_estimates(scheduler: Any) -> dict[str, Any]:

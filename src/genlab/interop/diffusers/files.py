@@ -65,3 +65,22 @@ def diffusers_shape(folder: Path) -> tuple[int, int, int]:
     vae = json.loads((Path(folder) / "vae" / "config.json").read_text())
     side = int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
     return (3, side, side)
+
+
+#: diffusers' pipeline class of a folder (model_index.json) -> the base LoRAs name it by
+VERSIONS = {"StableDiffusionPipeline": "sd1", "StableDiffusionXLPipeline": "sdxl"}
+
+
+def pipeline_version(folder: Path) -> str:
+    """ "sd1" or "sdxl": what a diffusers folder's ``model_index.json`` says it is; an SD 2.x
+    folder uses StableDiffusionPipeline too (its LoRAs fit by shape or are refused then)."""
+    try:
+        name = json.loads((Path(folder) / "model_index.json").read_text())["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenlabError(f"{folder}/model_index.json names no diffusers pipeline ({e}).") from e
+    if name not in VERSIONS:
+        raise GenlabError(
+            f"{folder} is a {name} folder; genlab runs StableDiffusionPipeline and "
+            "StableDiffusionXLPipeline folders."
+        )
+    return VERSIONS[name]
