@@ -385,20 +385,47 @@ def test_img2img_and_inpaint_cli(tiny_model, tmp_path, capsys):
         ("dpmpp-2m", "DPMSolverMultistepScheduler", False),
         ("dpmpp-2m-karras", "DPMSolverMultistepScheduler", True),
         ("ddpm", "DDPMScheduler", None),
+        ("DPM++ 3M", "DPMSolverMultistepScheduler", None),
+        ("DPM++ 2M SDE", "DPMSolverMultistepScheduler", None),
+        ("DPM++ 3M SDE Karras", "DPMSolverMultistepScheduler", True),
+        ("UniPC", "UniPCMultistepScheduler", None),
+        ("LCM", "LCMScheduler", None),
     ],
 )
 def test_sampler_names_map_to_diffusers_schedulers(name, cls, karras):
     from diffusers import PNDMScheduler
 
     from genlab.generation.request import WEBUI_SAMPLERS, parse_sampler
-    from genlab.interop.diffusers.schedulers import DIFFUSERS_SCHEDULERS, diffusers_scheduler
+    from genlab.interop.diffusers.schedulers import (
+        DIFFUSERS_SCHEDULERS,
+        NOT_IN_DIFFUSERS,
+        diffusers_scheduler,
+    )
 
-    assert set(DIFFUSERS_SCHEDULERS) == set(WEBUI_SAMPLERS)  # every menu entry has one
+    # every menu entry has a scheduler, except the ones diffusers lacks (refused by name)
+    assert set(DIFFUSERS_SCHEDULERS) | NOT_IN_DIFFUSERS == set(WEBUI_SAMPLERS)
+    assert not set(DIFFUSERS_SCHEDULERS) & NOT_IN_DIFFUSERS
     base = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     s = diffusers_scheduler(*parse_sampler(name), base.config)  # SD ships a PNDM config
     assert type(s).__name__ == cls
     assert s.config.beta_start == 0.00085 and s.config.beta_schedule == "scaled_linear"
     if karras is not None:
         assert s.config.use_karras_sigmas is karras
+    sampler = parse_sampler(name)[0]
     if cls == "DPMSolverMultistepScheduler":
-        assert s.config.algorithm_type == "dpmsolver++" and s.config.solver_order == 2
+        sde = "sde-dpmsolver++" if sampler.endswith("-sde") else "dpmsolver++"
+        assert s.config.algorithm_type == sde
+        assert s.config.solver_order == (3 if sampler.startswith("dpmpp-3m") else 2)
+    if cls == "UniPCMultistepScheduler":
+        assert s.config.solver_type == "bh2" and s.config.predict_x0
+
+
+def test_ipndm_is_refused_on_stable_diffusion_in_one_sentence():
+    from diffusers import PNDMScheduler
+
+    from genlab.errors import GenlabError
+    from genlab.interop.diffusers.schedulers import diffusers_scheduler
+
+    base = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    with pytest.raises(GenlabError, match=r"ipndm sampler has no diffusers scheduler.*unipc"):
+        diffusers_scheduler("ipndm", "default", base.config)

@@ -24,6 +24,12 @@ WEBUI_SAMPLERS = {
     "euler-a": "Euler a",
     "heun": "Heun",
     "dpmpp-2m": "DPM++ 2M",
+    "dpmpp-3m": "DPM++ 3M",
+    "dpmpp-2m-sde": "DPM++ 2M SDE",
+    "dpmpp-3m-sde": "DPM++ 3M SDE",
+    "unipc": "UniPC",
+    "ipndm": "iPNDM",
+    "lcm": "LCM",
 }
 #: schedules -> stable-diffusion-webui's "Schedule type" names. "default" is the model's
 #: own spacing (trailing for genlab's models, the scheduler config's for Stable Diffusion).

@@ -329,8 +329,9 @@ def pipeline_class(version: str, task: str) -> Any:
 def _clean_estimates(scheduler: Any) -> dict[str, Any]:
     """Wrap ``scheduler.step`` so that each step leaves its estimate of the clean latents in
     the returned dict under "x0": the step's ``pred_original_sample`` where the scheduler
-    gives one (DDIM, Euler, Heun, DDPM), else its last data prediction (DPM-Solver++ keeps
-    x0 estimates in ``model_outputs``). Previews then mean the same as the built-in model's."""
+    gives one (DDIM, Euler, Heun, DDPM), LCM's ``denoised``, else its last data prediction
+    (DPM-Solver++ and UniPC keep x0 estimates in ``model_outputs``). Previews then mean
+    the same as the built-in model's."""
     import functools
 
     found: dict[str, Any] = {}
@@ -343,6 +344,8 @@ def _clean_estimates(scheduler: Any) -> dict[str, Any]:
     def wrapped(*args: Any, return_dict: bool = True, **kwargs: Any):
         out = step(*args, return_dict=True, **kwargs)
         x0 = getattr(out, "pred_original_sample", None)
+        if x0 is None:
+            x0 = getattr(out, "denoised", None)
         outputs = getattr(scheduler, "model_outputs", None)
         if x0 is None and outputs and outputs[-1] is not None:
             x0 = outputs[-1]

@@ -21,7 +21,26 @@ DIFFUSERS_SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2},
     ),
+    # solver_type "heun": the warm-up second-order step genlab's 3M takes (k-diffusion's)
+    "dpmpp-3m": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 3, "solver_type": "heun"},
+    ),
+    "dpmpp-2m-sde": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "solver_order": 2},
+    ),
+    # diffusers' third-order SDE step (0.42) weighs the second difference wrongly (see
+    # tests/test_samplers_vs_diffusers.py); it is still what diffusers offers for 3M SDE
+    "dpmpp-3m-sde": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "solver_type": "heun"},
+    ),
+    "unipc": ("UniPCMultistepScheduler", {"solver_type": "bh2", "solver_order": 2}),
+    "lcm": ("LCMScheduler", {}),
 }
+#: genlab's samplers that diffusers has no scheduler for
+NOT_IN_DIFFUSERS = frozenset({"ipndm"})
 
 
 def schedule_settings(schedule: str) -> dict[str, Any]:
@@ -38,6 +57,11 @@ def diffusers_scheduler(sampler: str, schedule: str, config: Any):
     ``config`` (a pipeline's ``scheduler.config``)."""
     import diffusers
 
+    if sampler in NOT_IN_DIFFUSERS:
+        raise GenlabError(
+            f"The {sampler} sampler has no diffusers scheduler, so Stable Diffusion cannot use "
+            f"it; choose one of {', '.join(DIFFUSERS_SCHEDULERS)}."
+        )
     if sampler not in DIFFUSERS_SCHEDULERS:
         raise GenlabError(
             f"Unknown sampler '{sampler}'; choose one of {', '.join(DIFFUSERS_SCHEDULERS)}."
