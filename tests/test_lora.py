@@ -251,3 +251,15 @@ def test_tampered_loras_are_refused_with_a_sentence(trained, tmp_path, capsys):
         assert code == 2 and not out.exists(), name
         lines = [line for line in err.splitlines() if "error:" in line]
         assert len(lines) == 1 and "Traceback" not in err, (name, err)
+
+
+def test_lora_export_of_a_builtin_lora_is_one_sentence(trained, tmp_path, capsys):
+    """kohya's and diffusers' layouts name Stable Diffusion's layers: a LoRA of genlab's own
+    model is refused in one sentence, nothing written (Stable Diffusion LoRAs export in
+    tests/test_stable_diffusion.py)."""
+    out = tmp_path / "x.safetensors"
+    assert main(["lora", "export", str(trained / "run"), "--out", str(out)]) == 2
+    assert "kohya and diffusers files are for Stable Diffusion" in capsys.readouterr().err
+    assert main(["lora", "export", str(trained / "run"), "--scale", "2", "--out", str(out)]) == 2
+    assert "--scale applies to lora fuse" in capsys.readouterr().err
+    assert not out.exists()

@@ -184,6 +184,14 @@ def test_lora_on_stable_diffusion_trains_reloads_and_matches_diffusers(sd_folder
     got = np.asarray(read_image(tmp_path / "fused.png"), dtype=np.float64) / 255
     assert np.abs(got - lora).max() <= 2 / 255
 
+    # one file in kohya's layout (webui, Forge, ComfyUI read it) draws the same image
+    kohya = tmp_path / "teal.safetensors"
+    assert main(["lora", "export", str(run), "--format", "kohya", "--out", str(kohya)]) == 0
+    assert all(k.startswith("lora_unet_") for k in load_file(kohya))
+    assert main(["txt2img", *common, "--lora", str(kohya), "--out", str(tmp_path / "k.png")]) == 0
+    got = np.asarray(read_image(tmp_path / "k.png"), dtype=np.float64) / 255
+    assert np.abs(got - lora).max() <= 2 / 255
+
 
 def test_single_file_checkpoint_gives_the_folders_image(sd_folder, tmp_path, capsys):
     """One .safetensors in the original layout (as shared for stable-diffusion-webui), its

@@ -122,7 +122,7 @@ def test_xy_plot_cells_at_the_models_size_and_bounded(page):
     started = time.perf_counter()
     # the built-in model draws at most its trained 32x32: refused by the size rule, or by
     # the work bound on a model that could take the size; either way before any drawing
-    with pytest.raises(GenlabError, match="more work|trained at 32x32"):
+    with pytest.raises(GenlabError, match=r"more work|trained at 32x32"):
         next(page.xy_plot(many, "seed", "1,2,3,4,5,6,7,8", "CFG scale", "1,2,3,4,5,6,7,8"))
     assert time.perf_counter() - started < 5  # refused before drawing anything
 

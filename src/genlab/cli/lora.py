@@ -1,4 +1,5 @@
-"""finetune lora (train a LoRA on your images) and lora fuse (bake one into its base)."""
+"""finetune lora (train a LoRA on your images), lora fuse (bake one into its base) and lora
+export (write it as one .safetensors file in kohya's or diffusers' layout)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ EXAMPLES = {
   genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
     "lora": """examples:
   genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
-  genlab lora fuse loras/teal --scale 0.8 --out models/shapes-teal""",
+  genlab lora fuse loras/teal --scale 0.8 --out models/shapes-teal
+  genlab lora export loras/teal --format kohya --out teal.safetensors  # for webui, Forge ...""",
 }
 
 
@@ -54,13 +56,29 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
           f"final loss {summary.get('loss', float('nan')):.4g}")  # fmt: skip
     print(f"LoRA written to {args.out} (use: genlab txt2img PROMPT --lora {args.out})")
+    if args.format:
+        from ..finetune.export import export_lora
+
+        name = Path(args.out).resolve().name
+        out = export_lora(args.out, args.format, Path(args.out) / f"{name}.safetensors")
+        print(f"wrote {out} ({args.format} layout)")
 
 
-def cmd_lora_fuse(args: argparse.Namespace) -> None:
-    from ..finetune.fuse import fuse_into_copy
+def cmd_lora(args: argparse.Namespace) -> None:
+    from ..errors import GenlabError
 
-    out = fuse_into_copy(args.lora, args.out, scale=args.scale)
-    print(f"wrote {out} (use: genlab txt2img PROMPT --model {out})")
+    if args.action == "fuse":
+        from ..finetune.fuse import fuse_into_copy
+
+        out = fuse_into_copy(args.lora, args.out, scale=args.scale)
+        print(f"wrote {out} (use: genlab txt2img PROMPT --model {out})")
+        return
+    if args.scale != 1.0:
+        raise GenlabError("--scale applies to lora fuse; an exported LoRA is scaled when used.")
+    from ..finetune.export import export_lora
+
+    out = export_lora(args.lora, args.format, args.out)
+    print(f"wrote {out} ({args.format} layout; use: genlab txt2img PROMPT --lora {out})")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -81,11 +99,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (default: refuse it)")  # fmt: skip
+    p.add_argument("--format", choices=["kohya", "diffusers"],
+                   help="also write the LoRA as OUT/NAME.safetensors in this layout")  # fmt: skip
 
-    p = command(sub, "lora", cmd_lora_fuse,
-                "LoRA tools: fuse a LoRA into a copy of its base model",
+    p = command(sub, "lora", cmd_lora,
+                "LoRA tools: fuse a LoRA into a copy of its base, or export it as one file",
                 EXAMPLES["lora"])  # fmt: skip
-    p.add_argument("action", choices=["fuse"])
+    p.add_argument("action", choices=["fuse", "export"])
     p.add_argument("lora", help="a LoRA folder made by genlab finetune lora")
-    p.add_argument("--out", required=True, help="folder for the fused model")
-    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--out", required=True,
+                   help="fuse: folder for the fused model; export: FILE.safetensors")  # fmt: skip
+    p.add_argument("--scale", type=float, default=1.0, help="fuse: the LoRA's strength")
+    p.add_argument("--format", choices=["kohya", "diffusers"], default="kohya",
+                   help="export: kohya's layout (webui, Forge, ComfyUI) or diffusers'")  # fmt: skip
