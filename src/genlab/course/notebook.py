@@ -82,10 +82,10 @@ def notebook(step: Any, lang: str, options: Any, record: list[tuple[str, Any]]) 
     text.append(
         pick(
             lang,
-            f"The notebook of `genlab course {step.key}`{flags} (the page "
+            f"The notebook of `genlab course {step.key}{flags}` (the page "
             f"`{step.folder}/index.html`): run the cells in order. The first installs genlab "
             "where it is missing; the next recomputes every figure and number of the step.",
-            f"`genlab course {step.key}`{flags} のノートブック版です（ページは "
+            f"`genlab course {step.key}{flags}` のノートブック版です（ページは "
             f"`{step.folder}/index.html`）。セルを順に実行してください。最初のセルは genlab が"
             "なければインストールし、次のセルがこのステップの図と数値をすべて計算し直します。",
         )
