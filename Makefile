@@ -19,6 +19,8 @@ ORACLES := $(VENV)/oracles
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[test]'
 	$(BIN)/pip install -q --no-deps --target $(ORACLES) torch-fidelity==0.4.0
+	# the course's notebooks run (tests/test_notebooks.py) in this venv's own python3 kernel
+	$(BIN)/python -m ipykernel install --sys-prefix >/dev/null
 	touch $@
 	@$(BIN)/python -c "import torch; b = 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'; print(f'genlab: PyTorch {torch.__version__}, {b} build')"
 

@@ -14,7 +14,9 @@ EXAMPLES = {
   genlab course 5 --lang ja --out kouza       # the Japanese page
   genlab course 2 --data txt:height.txt       # your own numbers (a plain text file)
   genlab course 7 --elbo-reduction mean       # a variant other texts use
-  genlab course --all                         # the whole course as one linked site""",
+  genlab course --all                         # the whole course as one linked site
+  genlab course 2 --notebook --quick          # also course/02-maximum-likelihood/*.ipynb
+  genlab course --all --notebook --lang ja    # every step as a Japanese notebook too""",
 }
 
 
@@ -36,7 +38,7 @@ def cmd_course(args: argparse.Namespace) -> None:
             print(f"{step.key:>3}  {step.name(args.lang)}: {step.summary[args.lang == 'ja']}")
             if step.takes_data:
                 print(f"       --data: {step.takes_data}")
-        print("run one: genlab course N [--lang ja]; all: genlab course --all")
+        print("run one: genlab course N [--lang ja] [--notebook]; all: genlab course --all")
         return
     if args.step is not None and args.all:
         raise GenlabError("Give a step or --all, not both.")
@@ -51,12 +53,17 @@ def cmd_course(args: argparse.Namespace) -> None:
         def announce(step) -> None:
             print(f"step {step.key}: {step.name(args.lang)}", flush=True)
 
-        results = writing(args.out, run_all, args.lang, args.out, options, progress=announce)
+        results = writing(
+            args.out, run_all, args.lang, args.out, options, progress=announce,
+            notebook=args.notebook,
+        )  # fmt: skip
         total = sum(r.seconds for r in results)
         print(f"course written to {args.out}/index.html ({total:.0f} s)")
         return
-    result = writing(args.out, run_step, args.step, args.lang, args.out, options)
+    result = writing(args.out, run_step, args.step, args.lang, args.out, options, args.notebook)
     print(f"step {result.step.key} written to {result.page} ({result.seconds:.1f} s)")
+    if result.notebook:
+        print(f"notebook written to {result.notebook}")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +82,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="course", help="folder for the pages (default: course)")
     p.add_argument("--data", help="your own data for the steps that take it (see the list)")
     p.add_argument("--quick", action="store_true", help="fewer training steps, rougher numbers")
+    p.add_argument("--notebook", action="store_true",
+                   help="also write each step as a Jupyter notebook that recomputes it "
+                   "(needs genlab[notebook])")  # fmt: skip
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--cond-drop-per",

@@ -181,6 +181,7 @@ class Result:
     page: Path
     numbers: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    notebook: Path | None = None  # with notebook=True: <step folder>/<step folder>.ipynb
 
 
 def step_of(key: str) -> Step:
@@ -204,14 +205,24 @@ def _nav(step: Step, lang: str) -> str:
 
 
 def run_step(
-    key: str, lang: str = "en", out: str | Path = "course", options: Options | None = None
+    key: str,
+    lang: str = "en",
+    out: str | Path = "course",
+    options: Options | None = None,
+    notebook: bool = False,
 ) -> Result:
-    """Run one step and write its page to ``out/<step folder>/index.html``. The page is
-    built in a scratch folder and moved in place at the end, so a step that fails leaves
-    the previous page (or nothing) behind, never half a page."""
+    """Run one step and write its page to ``out/<step folder>/index.html`` and, with
+    ``notebook``, the same step as a Jupyter notebook beside it (``<step folder>.ipynb``,
+    see :mod:`genlab.course.notebook`). The page is built in a scratch folder and moved in
+    place at the end, so a step that fails leaves the previous page (or nothing) behind,
+    never half a page."""
     step = step_of(key)
     options = options or Options()
     check(step, lang, options)
+    if notebook:
+        from .notebook import require
+
+        require()
     out = _writable(out)
     scratch = Path(tempfile.mkdtemp(prefix=f".{step.folder}-", dir=out))
     try:
@@ -219,6 +230,11 @@ def run_step(
         start = time.perf_counter()
         import_module(f"{__name__}.{step.module}").run(page, options)
         seconds = time.perf_counter() - start
+        if notebook:
+            from .notebook import notebook as make_notebook
+            from .notebook import write
+
+            write(make_notebook(step, lang, options, page.record), scratch / f"{step.folder}.ipynb")
         page.say(
             f"This page took {seconds:.1f} s to compute on this machine"
             + (" (quick mode: fewer steps, rougher numbers)." if options.quick else "."),
@@ -234,7 +250,8 @@ def run_step(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write_index(lang, out)
-    return Result(step, folder / "index.html", page.numbers, seconds)
+    nb = folder / f"{step.folder}.ipynb"
+    return Result(step, folder / "index.html", page.numbers, seconds, nb if notebook else None)
 
 
 def check(step: Step, lang: str, options: Options) -> None:
@@ -273,18 +290,27 @@ def write_index(lang: str, out: str | Path) -> Path:
         name = step.name(lang)
         if (Path(out) / step.folder / "index.html").is_file():
             name = f'<a href="{step.folder}/index.html">{name}</a>'
+        notebook = f"{step.folder}/{step.folder}.ipynb"
+        notebook = (
+            f'<a href="{notebook}">{pick(lang, "notebook", "ノートブック")}</a>'
+            if (Path(out) / notebook).is_file()
+            else ""
+        )
         rows.append(
-            f"<tr><td>{step.key}</td><td>{name}</td><td>{pick(lang, *step.summary)}</td></tr>"
+            f"<tr><td>{step.key}</td><td>{name}</td><td>{pick(lang, *step.summary)}</td>"
+            f"<td>{notebook}</td></tr>"
         )
     intro = pick(
         lang,
         "<p>The road from the normal distribution to diffusion models, one step per page. "
         "Each page is computed by <code>genlab course N</code> and shows the math, the "
         "numbers, the figures, the library calls that made them and the tests that check "
-        "them.</p>",
+        "them. With <code>genlab course N --notebook</code> a step is also written as a "
+        "Jupyter notebook that recomputes it (linked in the last column).</p>",
         "<p>正規分布から拡散モデルまでの道のりを、1 ステップ 1 ページでたどります。各ページは "
         "<code>genlab course N</code> で計算され、数式・数値・図・それを作ったライブラリの呼び出し、"
-        "そしてそれらを検証するテストを示します。</p>",
+        "そしてそれらを検証するテストを示します。<code>genlab course N --notebook</code> とすると、"
+        "各ステップを計算し直す Jupyter ノートブックも書き出します（最後の列にリンク）。</p>",
     )
     path = Path(out) / "index.html"
     title = pick(lang, "genlab course", "genlab コース")
@@ -293,7 +319,11 @@ def write_index(lang: str, out: str | Path) -> Path:
 
 
 def run_all(
-    lang: str = "en", out: str | Path = "course", options: Options | None = None, progress=None
+    lang: str = "en",
+    out: str | Path = "course",
+    options: Options | None = None,
+    progress=None,
+    notebook: bool = False,
 ) -> list[Result]:
     """Every step, then the index: the whole course as one linked site."""
     if options is not None and options.data is not None:
@@ -302,5 +332,5 @@ def run_all(
     for step in STEPS:
         if progress:
             progress(step)
-        results.append(run_step(step.key, lang, out, options))
+        results.append(run_step(step.key, lang, out, options, notebook))
     return results

@@ -48,3 +48,12 @@ def loss_figure(losses: list[float], ylabel: str = "loss"):
     ax.set(xlabel="step / 10", ylabel=ylabel)
     fig.tight_layout()
     return fig
+
+
+def compare(what: str, ours: float, oracle: float, tol: float) -> bool:
+    """One oracle check: print what was compared with what, and whether they agree
+    (|ours - oracle| <= tol)."""
+    ok = bool(abs(float(ours) - float(oracle)) <= tol)
+    verdict = "ok  " if ok else "FAIL"
+    print(f"{verdict} {what}: {float(ours):.10g} vs {float(oracle):.10g} (tolerance {tol:g})")
+    return ok

@@ -48,6 +48,13 @@ def source_of(func: Any) -> str:
     return textwrap.dedent(inspect.getsource(func))
 
 
+def code_text(*funcs: Any, call: str = "") -> str:
+    """The functions that did the work, verbatim, and the line that calls them: the page's
+    code block and the notebook's code cell."""
+    text = "\n\n".join(["import numpy as np", *(source_of(f) for f in funcs)])
+    return text + (f"\n\n{call}\n" if call else "")
+
+
 @dataclass
 class Page:
     """The parts of one step's page, in order; ``numbers`` also go back to the caller."""
@@ -56,22 +63,28 @@ class Page:
     folder: Path
     parts: list[str] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
+    # the same parts as (kind, content) in the reader's language, which a notebook is made of
+    record: list[tuple[str, Any]] = field(default_factory=list)
 
     def heading(self, en: str, ja: str) -> None:
+        self.record.append(("heading", pick(self.lang, en, ja)))
         self.parts.append(f"<h2>{html.escape(pick(self.lang, en, ja))}</h2>")
 
     def say(self, en: str, ja: str) -> None:
         """A paragraph; ``$...$`` spans in it are inline math."""
         text = pick(self.lang, en, ja)
+        self.record.append(("say", text))
         pieces = text.split("$")
         out = [mathml(p, display=False) if i % 2 else html.escape(p) for i, p in enumerate(pieces)]
         self.parts.append(f"<p>{''.join(out)}</p>")
 
     def math(self, *latex: str) -> None:
+        self.record.extend(("math", x) for x in latex)
         self.parts.extend(mathml(x) for x in latex)
 
     def switch(self, flag: str, en: str, ja: str) -> None:
         """A variant that differs between texts, and the flag that picks it."""
+        self.record.append(("switch", (flag, pick(self.lang, en, ja))))
         text = html.escape(pick(self.lang, en, ja))
         self.parts.append(f'<div class="switch"><code>{html.escape(flag)}</code>: {text}</div>')
 
@@ -79,6 +92,7 @@ class Page:
         from ..viz.plots import save
 
         save(picture, self.folder / name)
+        self.record.append(("figure", (name, pick(self.lang, en, ja))))
         caption = html.escape(pick(self.lang, en, ja))
         self.parts.append(
             f'<figure><img src="{html.escape(name)}" alt="{caption}">'
@@ -90,6 +104,9 @@ class Page:
         ``numbers`` under its key, for the tests and the caller."""
         head = pick(
             self.lang, "<tr><th>quantity</th><th>value</th></tr>", "<tr><th>量</th><th>値</th></tr>"
+        )
+        self.record.append(
+            ("table", [(key, pick(self.lang, en, ja), v) for key, en, ja, v in rows])
         )
         body = []
         for key, en, ja, value in rows:
@@ -103,12 +120,13 @@ class Page:
 
     def code(self, *funcs: Any, call: str = "") -> None:
         """The functions that did the work, verbatim, and the line that calls them."""
-        text = "\n\n".join(["import numpy as np", *(source_of(f) for f in funcs)])
-        text += f"\n\n{call}\n" if call else ""
+        text = code_text(*funcs, call=call)
+        self.record.append(("code", text))
         self.parts.append(f"<pre><code>{html.escape(text)}</code></pre>")
 
     def tests(self, *names: str) -> None:
         """The tests that check this step's numbers against their oracles."""
+        self.record.append(("tests", names))
         items = "".join(f"<li>{_test_link(n)}</li>" for n in names)
         lead = pick(
             self.lang,

@@ -22,6 +22,28 @@ def sums_of_uniforms(n, trials=10_000, seed=0):
     return rng.random((trials, n)).sum(axis=1)
 
 
+def oracle(numbers, options):
+    """The densities against scipy's, and the sums' mean and variance against the central
+    limit theorem's N / 2 and N / 12."""
+    import scipy.stats
+
+    from genlab.course.common import compare
+
+    x = np.linspace(-4, 6, 500)
+    gap = max(
+        np.abs(p - scipy.stats.norm(mu, sigma).pdf(x)).max()
+        for (mu, sigma), p in normal_densities(x).items()
+    )
+    se = np.sqrt(10 / 12 / 10_000)  # the standard error of the mean of 10,000 sums
+    return [
+        compare("p(x) against scipy.stats.norm.pdf, largest gap", gap, 0.0, 1e-12),
+        compare("mean of S_10 against N / 2, 4 standard errors", numbers["clt_mean"], 5.0, 4 * se),
+        compare(
+            "variance of S_10 over N / 12, against 1", numbers["clt_var"] / (10 / 12), 1.0, 0.05
+        ),
+    ]
+
+
 def run(page, options) -> None:
     from ..models.gaussian import Normal
 

@@ -26,6 +26,24 @@ def fit_heights(data="heights"):
     )
 
 
+def oracle(numbers, options):
+    """The fitted parameters and probabilities against numpy's mean and standard deviation
+    and scipy's normal distribution function."""
+    import scipy.stats
+
+    from genlab.course.common import compare
+    from genlab.data import load_spec
+
+    h = load_spec(options.data or "heights").x[:, 0]
+    truth = scipy.stats.norm(h.mean(), h.std())
+    return [
+        compare("mu against numpy's mean", numbers["mu"], h.mean(), 1e-9 * abs(h.mean())),
+        compare("sigma against numpy's std (ddof=0)", numbers["sigma"], h.std(), 1e-9 * h.std()),
+        compare("P(x <= 160) against scipy's cdf", numbers["p_le_160"], truth.cdf(160), 1e-9),
+        compare("P(x > 180) against scipy's sf", numbers["p_gt_180"], truth.sf(180), 1e-9),
+    ]
+
+
 def run(page, options) -> None:
     from ..data import load_spec
 

@@ -18,6 +18,27 @@ def fit_mvn(data="height-weight"):
     return model, x
 
 
+def oracle(numbers, options):
+    """The maximum-likelihood mean and covariance against numpy's, and the average
+    log-likelihood against scipy's multivariate normal."""
+    import scipy.stats
+
+    from genlab.course.common import compare
+    from genlab.data import load_spec
+
+    x = load_spec(options.data or "height-weight").x
+    cov = np.cov(x.T, bias=True)
+    avg = scipy.stats.multivariate_normal(x.mean(0), cov).logpdf(x).mean()
+    return [
+        compare("mu_1 against numpy's mean", numbers["mu_1"], x[:, 0].mean(), 1e-9),
+        compare("mu_2 against numpy's mean", numbers["mu_2"], x[:, 1].mean(), 1e-9),
+        compare("var_1 against np.cov(bias=True)", numbers["var_1"], cov[0, 0], 1e-8),
+        compare("cov_12 against np.cov(bias=True)", numbers["cov_12"], cov[0, 1], 1e-8),
+        compare("var_2 against np.cov(bias=True)", numbers["var_2"], cov[1, 1], 1e-8),
+        compare("average log-likelihood against scipy", numbers["avg_log_lik"], avg, 1e-9),
+    ]
+
+
 def run(page, options) -> None:
     from ..errors import DataError
     from ..models.gaussian import MultivariateNormal

@@ -20,6 +20,24 @@ def sample_mixture(n, phi, mus, covs, seed=0):
     return x, z
 
 
+def oracle(numbers, options):
+    """The share of samples from component 1 against phi_1, and the sample mean against the
+    mixture mean, each within 4 standard errors of 500 draws."""
+    from genlab.course.common import compare
+    from genlab.course.s04_mixture import COVS, MUS, PHI
+
+    phi, mus, covs = PHI, MUS, COVS
+    mean = phi @ mus
+    # the mixture's variance of x1: E[var] + var of the component means
+    var = phi @ covs[:, 0, 0] + phi @ (mus[:, 0] - mean[0]) ** 2
+    return [
+        compare("share from component 1 against phi_1", numbers["share_1"], phi[0],
+                4 * np.sqrt(phi[0] * phi[1] / 500)),
+        compare("sample mean of x1 against sum of phi_k mu_k", numbers["mean_x1"], mean[0],
+                4 * np.sqrt(var / 500)),
+    ]  # fmt: skip
+
+
 def run(page, options) -> None:
     from ..data import load_spec
     from ..errors import DataError

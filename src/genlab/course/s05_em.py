@@ -33,6 +33,28 @@ def em_from(x, k=2, seed=0):
     return model, start
 
 
+def oracle(numbers, options):
+    """KL: the Monte Carlo estimate against the closed form; EM: scikit-learn's EM from the
+    same start, against the page's final log-likelihood and weights."""
+    from sklearn.mixture import GaussianMixture
+
+    from genlab.course.common import compare
+    from genlab.data import load_spec
+
+    x = load_spec(options.data or "faithful").x
+    _, start = em_from(x, seed=options.seed)
+    theirs = GaussianMixture(2, tol=1e-8, max_iter=500, reg_covar=1e-6, **start).fit(x)
+    return [
+        compare("KL: Monte Carlo against closed form", numbers["kl_monte_carlo"],
+                numbers["kl_closed"], 0.01),
+        compare("EM never lowers the log-likelihood: smallest change against 0",
+                min(numbers["em_smallest_change"], 0.0), 0.0, 1e-12),
+        compare("final average log-likelihood against scikit-learn's", numbers["em_final"],
+                theirs.lower_bound_, 1e-6),
+        compare("phi_1 against scikit-learn's", numbers["phi_1"], theirs.weights_[0], 1e-5),
+    ]  # fmt: skip
+
+
 def run(page, options) -> None:
     from ..data import load_spec
     from ..errors import DataError

@@ -40,6 +40,32 @@ def posterior_by_bayes(x_t, x0, t, ab, base=1):
     return mean, float((w * (grid - mean) ** 2).sum())
 
 
+def oracle(numbers, options):
+    """q(x_t | x_0): the iterated draws against the closed form (5 standard errors of 20,000
+    draws; variance within 5 %); q(x_{t-1} | x_t, x_0): the closed form against Bayes' rule
+    on a grid."""
+    from genlab.course.common import compare
+
+    checks = []
+    for t in (10, 100, 500, 1000):
+        var = numbers[f"closed_var_{t}"]
+        checks += [
+            compare(f"t = {t}: mean of the iterated draws against the closed form",
+                    numbers[f"iterated_mean_{t}"], numbers[f"closed_mean_{t}"],
+                    5 * np.sqrt(var / 20_000)),
+            compare(f"t = {t}: their variance over the closed form's, against 1",
+                    numbers[f"iterated_var_{t}"] / var, 1.0, 0.05),
+        ]  # fmt: skip
+    for t in (2, 100, 500):
+        checks += [
+            compare(f"t = {t}: posterior mean against Bayes' rule on a grid",
+                    numbers[f"posterior_mean_{t}"], numbers[f"bayes_mean_{t}"], 1e-7),
+            compare(f"t = {t}: posterior variance over Bayes' rule's, against 1",
+                    numbers[f"posterior_var_{t}"] / numbers[f"bayes_var_{t}"], 1.0, 1e-4),
+        ]  # fmt: skip
+    return checks
+
+
 def run(page, options) -> None:
     import torch
 

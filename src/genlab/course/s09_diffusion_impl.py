@@ -26,6 +26,27 @@ def sample_ddpm(model, n=32, variance="posterior", seed=0):
     return model.sample(n, sampler="ddpm", steps=1000, variance=variance, seed=seed)
 
 
+def oracle(numbers, options):
+    """Before training the U-Net predicts no noise (its last layer starts at zero), so the
+    loss is the noise's variance, 1; training lowers it."""
+    import torch
+
+    from genlab.course.common import compare, image_data
+    from genlab.diffusion.losses import diffusion_loss
+    from genlab.models.diffusion import DDPM
+
+    train, _ = image_data(options.data)
+    untrained = DDPM(train.shape, channels=(16, 32, 32), attention=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        loss = float(diffusion_loss(untrained.net, torch.as_tensor(train.x[:256])).mean())
+    return [
+        compare("untrained loss against 1 (E[eps^2])", loss, 1.0, 0.03),
+        compare("final loss below the untrained loss (shortfall against 0)",
+                max(numbers["final_loss"] - loss, 0.0), 0.0, 0.0),
+    ]  # fmt: skip
+
+
 def run(page, options) -> None:
     import torch
 

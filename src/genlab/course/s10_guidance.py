@@ -54,6 +54,32 @@ def mixture_score(x, sigma, means, std=0.1):
     return score, (x0_mean - x) / sigma**2
 
 
+def oracle(numbers, options):
+    """The score: Tweedie's formula against the exact score (the page), and the exact score
+    against finite differences of the log-density; guidance reads as asked more often than
+    unconditional sampling."""
+    from genlab.course.common import compare
+
+    means, std, sigma = np.array([[2.0, 0.0], [-1.0, 1.0], [0.0, -2.0]]), 0.1, 0.5
+    pts = np.random.default_rng(0).normal(size=(50, 2))
+    exact, _ = mixture_score(pts, sigma, means, std)
+
+    def log_p(x):  # the noised mixture's log-density
+        d2 = ((x[:, None, :] - means[None]) ** 2).sum(-1)
+        return np.log(np.exp(-d2 / (2 * (std**2 + sigma**2))).mean(1))
+
+    h = 1e-5
+    fd = np.stack([(log_p(pts + h * e) - log_p(pts - h * e)) / (2 * h) for e in np.eye(2)], 1)
+    return [
+        compare("score: Tweedie against exact, largest gap", numbers["tweedie_max_abs_diff"],
+                0.0, 1e-10),
+        compare("score: exact against finite differences, largest gap",
+                float(np.abs(exact - fd).max()), 0.0, 1e-5),
+        compare("cfg w = 3 reads as asked more than w = 0 (shortfall against 0)",
+                max(numbers["acc_cfg_0"] - numbers["acc_cfg_3"], 0.0), 0.0, 0.0),
+    ]  # fmt: skip
+
+
 def run(page, options) -> None:
     import torch
 

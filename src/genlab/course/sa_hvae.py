@@ -14,6 +14,27 @@ def train_hvae(train, steps=1500, seed=0):
     return model, losses
 
 
+def oracle(numbers, options):
+    """The ELBO is the reconstruction term minus both KL terms, and the top KL (closed form,
+    to N(0, I)) is never negative (an untrained model on the held-out images)."""
+    import torch
+
+    from genlab.course.common import compare, image_data
+    from genlab.models.hvae import HVAE
+
+    _, test = image_data(options.data)
+    model = HVAE(test.shape)
+    with torch.no_grad():
+        terms = model.elbo_terms(torch.as_tensor(test.x[:64]), torch.Generator().manual_seed(0))
+        elbo = model.elbo(test.x[:64], seed=0)
+    gap = (elbo - (terms["rec"] - terms["kl1"] - terms["kl2"])).abs().max()
+    return [
+        compare("ELBO against rec - KL1 - KL2, largest gap", float(gap), 0.0, 1e-3),
+        compare("smallest KL2 (never below 0; shortfall against 0)",
+                min(float(terms["kl2"].min()), 0.0), 0.0, 0.0),
+    ]  # fmt: skip
+
+
 def run(page, options) -> None:
     import torch
 
