@@ -19,8 +19,16 @@ from . import classical, course, evaluation, generation, lora, page, training
 GROUPS = (classical, training, generation, lora, evaluation, page, course)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with genlab's rule for bad input: one line, exit code 2 (argparse's own
+    error prints the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="genlab",
         description="genlab: fit, train, sample and compare generative models.",
         epilog="Run 'genlab COMMAND --help' for a command's options and examples.",
@@ -46,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print("genlab: error: an argument contains a NUL character.", file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad flag: its one line is printed
+        return int(e.code or 0)
     from ..errors import GenlabError
 
     try:
