@@ -11,7 +11,7 @@
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
-# cpu: PyTorch's CPU build (about 1 GB smaller than the CUDA one, no GPU libraries);
+# cpu: PyTorch's CPU build (several GB smaller than the CUDA one: no GPU libraries);
 # cuda: the CUDA build, as the package index serves it for Linux.
 ARG VARIANT=cpu
 # Where the CPU wheel comes from, in this order:
