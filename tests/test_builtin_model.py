@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from genlab.backends import generate
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
@@ -58,17 +57,22 @@ def test_builtin_model_draws_what_it_is_asked():
     assert right >= 13, right
 
 
-@pytest.mark.slow
 def test_builtin_model_reaches_the_adherence_its_card_states():
-    """Fresh prompts (another seed): within sampling error (n = 100: about 0.05) of the
-    card's figures, held out and seen."""
-    from genlab.evaluation.text_to_image import evaluate_text_to_image
+    """In CI's default run: 40 prompts a split (seed 1, not the card's seed), judged as
+    eval-t2i judges. Each split's overall share must stay consistent with the card's
+    fresh-seed figure: the card's figure may not lie above the 99% Wilson interval of what
+    40 prompts show (at a card figure of 95%, 33 of 40 right or fewer fails: a chance of
+    about 0.3% for a model as good as its card, while a model 10 points worse fails more
+    often than not)."""
+    from genlab.evaluation.text_to_image import evaluate_text_to_image, wilson
 
     card = json.loads((builtin_folder() / "card.json").read_text())
-    report = evaluate_text_to_image("builtin", n=100, seed=1)
+    n = 40
+    report = evaluate_text_to_image("builtin", n=n, seed=1, references=False)
     for split in ("heldout", "seen"):
-        got = report[split]["accuracy"]["overall"]
-        assert got >= card["adherence"][split]["overall"] - 0.12, (split, got)
+        right = round(report[split]["accuracy"]["overall"] * n)
+        stated = card["adherence"][split]["overall"]
+        assert wilson(right, n, z=2.576)[1] >= stated, (split, right, stated)
 
 
 def test_emphasis_moves_the_image_the_way_the_word_says():

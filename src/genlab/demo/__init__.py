@@ -95,7 +95,7 @@ def text_to_image_section(root: Path, n: int = 24) -> str:
             prompt = record["captions"][i % len(record["captions"])]
             image = pipe(GenerationRequest(prompt, seed=i)).images[0]
             images.append(image)
-            hits.append(judge(record["scene"], detect(np.asarray(image)))["overall"])
+            hits.append(judge(record["scene"], detect(np.asarray(image)), prompt)["overall"])
         path = root / "txt2img" / f"{data_split}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid_of(images).save(path)

@@ -107,6 +107,33 @@ def judged(
     ]
 
 
+def draw_images(
+    pipe: Any, prompts: list[str], seed: int, opts: dict, adapters: Any = (), batch: int = 50
+) -> np.ndarray:
+    """The images (uint8, (N, H, W, 3)) a genlab text-to-image back end draws for
+    ``prompts``, image i from seed ``seed + i``, with eval-t2i's settings ``opts`` (sampler,
+    steps, cfg) and ``adapters`` (checked LoRAs) applied."""
+    from ..generation.images import image_batch
+    from ..generation.request import GenerationRequest
+    from ..models.latent_sampling import draw_latents
+
+    asked = GenerationRequest(
+        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
+    )
+    _, h, w = pipe.model.data_shape
+    images = []
+    for s in range(0, len(prompts), batch):
+        part = prompts[s : s + batch]
+        seeds = list(range(seed + s, seed + s + len(part)))
+        with torch.no_grad(), pipe.applied(adapters):
+            latents, _ = draw_latents(
+                pipe.model, part, [""] * len(part), seeds, sampler=asked.sampler,
+                schedule=asked.schedule, steps=opts["steps"], cfg=opts["cfg"], width=w, height=h,
+            )  # fmt: skip
+            images.append(image_batch(pipe.model.decode(latents)))
+    return np.concatenate(images)
+
+
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None,
     seed: int | None = None, batch: int = 50, loras: tuple[tuple[str, float], ...] = (),
@@ -121,11 +148,10 @@ def evaluate_text_to_image(
     from ..backends import load_backend
     from ..data.shapes import shapes
     from ..errors import GenlabError
-    from ..generation.images import image_batch, to_pil
+    from ..generation.images import to_pil
     from ..generation.output import grid_of
     from ..generation.request import GenerationRequest
     from ..lora.files import checked_loras
-    from ..models.latent_sampling import draw_latents
     from .metrics import frechet_distance
 
     if n < 1:
@@ -140,10 +166,8 @@ def evaluate_text_to_image(
         raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")
     opts = SETTINGS | settings
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
-    asked = GenerationRequest(
-        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
-    )
-    _, h, w = pipe.model.data_shape
+    GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
+    h = pipe.model.data_shape[1]
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,
                               "settings": opts}  # fmt: skip
@@ -153,25 +177,7 @@ def evaluate_text_to_image(
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):
         data = shapes(n, size=h, seed=SPLIT_SEED[split] + seed, split=data_split, scale="unit")
         prompts = prompts_of(data)
-        images = []
-        for s in range(0, n, batch):
-            part = prompts[s : s + batch]
-            seeds = list(range(seed + s, seed + s + len(part)))
-            with torch.no_grad(), pipe.applied(adapters):
-                latents, _ = draw_latents(
-                    pipe.model,
-                    part,
-                    [""] * len(part),
-                    seeds,
-                    sampler=asked.sampler,
-                    schedule=asked.schedule,
-                    steps=opts["steps"],
-                    cfg=opts["cfg"],
-                    width=w,
-                    height=h,
-                )
-                images.append(image_batch(pipe.model.decode(latents)))
-        images = np.concatenate(images)
+        images = draw_images(pipe, prompts, seed, opts, adapters, batch)
         scores = judged(data, images, prompts)
         report[split] = {
             **scored(scores),
