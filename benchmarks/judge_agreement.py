@@ -7,13 +7,14 @@ and the same on the real rendered scenes of those prompts (both should be near 1
 writes a grid of the images where they disagree, each labelled with the prompt and the two
 readings (D: detector, C: classifier; "?" is unreadable), for a person to look at.
 
-    python benchmarks/judge_agreement.py --seed 0 --out docs/img/judge_disagreements.png
+    python benchmarks/judge_agreement.py --seed 526605450 --out docs/img/judge_disagreements.png
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -91,16 +92,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="eval-t2i's prompt-set seed (default: fresh)")
     ap.add_argument("--out", default="judge_disagreements.png", help="the disagreements' grid")
     ap.add_argument("--max-shown", type=int, default=32)
+    ap.add_argument("--images", help="an .npz of the drawn images: read if it exists, else "
+                    "written (drawing is the slow part)")  # fmt: skip
+    ap.add_argument("--draw-only", action="store_true", help="draw (and save) the images only")
     args = ap.parse_args()
     seed = fresh_seed() if args.seed is None else args.seed
     t0 = time.perf_counter()
     pipe = load_backend("builtin")
     rows, shown = [], []
+    cache = Path(args.images) if args.images else None
+    saved = dict(np.load(cache)) if cache is not None and cache.exists() else {}
+    if saved and int(saved["seed"]) != seed:
+        raise SystemExit(f"{cache} holds the images of seed {int(saved['seed'])}, not {seed}.")
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):
         data = shapes(args.n, seed=SPLIT_SEED[split] + seed, split=data_split, scale="unit")
         prompts = prompts_of(data)
         # eval-t2i's images: image i from seed + i, so only the single-object ones are kept
-        images = draw_images(pipe, prompts, seed, SETTINGS)
+        if split not in saved:
+            saved[split] = draw_images(pipe, prompts, seed, SETTINGS)
+            if cache is not None:
+                np.savez_compressed(cache, seed=seed, **{k: saved[k] for k in saved if k != "seed"})
+        if args.draw_only:
+            continue
+        images = saved[split]
         keep = [i for i, r in enumerate(data.records) if r["scene"]["relation"] is None]
         real = scene_pixels(data)
         gen_det = [detector_reading(images[i]) for i in keep]
@@ -120,6 +134,8 @@ def main() -> None:
                 shown.append((images[i], prompts[i], gen_det[j], gen_cls[j]))
         rows.append((split, "all four", len(keep), same(gen_det, gen_cls), same(gen_det, asked),
                      same(gen_cls, asked), same(real_det, real_cls)))  # fmt: skip
+    if args.draw_only:
+        return
     print(f"seed {seed}; the built-in model, {SETTINGS}; {time.perf_counter() - t0:.0f} s")
     print("| split | attribute | images | judges agree | detector = scene | "
           "classifier = scene | judges agree on the real scenes |")  # fmt: skip
