@@ -62,8 +62,9 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=8000, help="training scenes (single objects)")
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--n", type=int, default=5000, help="training scenes (single objects)")
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--width", type=int, default=16, help="channels of the first convolutions")
     ap.add_argument("--test-n", type=int, default=1000)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -71,7 +72,7 @@ def main() -> None:
     x, y = singles(args.n, seed=0)
     test_x, test_y = singles(args.test_n, seed=777)
     print(f"{len(x)} training and {len(test_x)} test scenes drawn", flush=True)
-    net = SceneClassifier()
+    net = SceneClassifier(args.width)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=args.steps)
     g = torch.Generator().manual_seed(0)
@@ -84,7 +85,7 @@ def main() -> None:
         opt.step()
         sched.step()
         if step % 250 == 0:
-            print(f"step {step} loss {float(loss):.4f}", flush=True)
+            print(f"step {step} loss {float(loss.detach()):.4f}", flush=True)
     seconds = time.perf_counter() - t0
     net.eval()
     half = {k: v.half().contiguous() for k, v in net.state_dict().items()}
@@ -99,7 +100,7 @@ def main() -> None:
         "name": "scene_classifier",
         "input": "(N, 3, 32, 32) in [-1, 1]: one object of genlab's shapes scenes",
         "heads": {k: list(v) for k, v in HEADS.items()},
-        "width": 32,
+        "width": args.width,
         "parameters": sum(p.numel() for p in net.parameters()),
         "recipe": f"single-object scenes of shapes' split 'any' (random_scene, seed 0; "
         f"{len(x)}), labels from "

@@ -139,3 +139,19 @@ def test_asks_reads_what_each_caption_style_names():
                 assert a["size"] in (None, t["size"]), caption
     assert not asks(_single(), "a red circle")["position"]
     assert asks(_single(), "a circle up top")["things"][0]["colour"] is False
+
+
+def test_the_second_judge_reads_rendered_scenes():
+    """The shipped scene classifier (its hash checked against its card) on single-object
+    scenes it never trained on, and the card's held-out figures."""
+    from genlab.evaluation.scene_classifier import HEADS, card, classify, labels
+
+    data = load("shapes", n=120, seed=5, split="any", scale="unit")
+    singles = [i for i, r in enumerate(data.records) if r["scene"]["relation"] is None]
+    images = (data.x[singles] * 255).round().astype(np.uint8)
+    readings = classify(images)
+    for head in ("colour", "shape", "position", "size"):
+        truth = [labels(data.records[i]["scene"])[head] for i in singles]
+        right = np.mean([HEADS[head][t] == r[head] for t, r in zip(truth, readings, strict=True)])
+        assert right >= 0.9, (head, right)
+        assert card()["test_accuracy"][head] >= 0.9
