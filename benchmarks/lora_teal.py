@@ -115,7 +115,8 @@ def teal_share(loras: tuple, n: int) -> float:
 def heldout(loras: tuple, n: int) -> float:
     from genlab.evaluation.text_to_image import evaluate_text_to_image
 
-    return evaluate_text_to_image("builtin", n=n, loras=loras)["heldout"]["accuracy"]["overall"]
+    report = evaluate_text_to_image("builtin", n=n, seed=0, loras=loras)  # one set for every run
+    return report["heldout"]["accuracy"]["overall"]
 
 
 def main() -> None:

@@ -74,11 +74,14 @@ def main() -> None:
                              "unet": round(summary_["seconds"], 1)},
         "steps": {"autoencoder": ae_summary["steps"], "unet": summary_["steps"]},
         "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
+        "adherence_interval_95": {s: report[s]["interval"] for s in ("heldout", "seen")},
+        "adherence_asked": {s: report[s]["asked"] for s in ("heldout", "seen")},
         "detector_on_reconstructions": {
             s: report[s]["detector_on_reconstructions"] for s in ("heldout", "seen")
         },
         "fd_pixels": report["fd_pixels"],
-        "eval": {"command": f"genlab eval-t2i builtin --n {args.eval_n}",
+        "eval": {"command": f"genlab eval-t2i builtin --n {args.eval_n} --seed {report['seed']}",
+                 "seed": report["seed"], "seed_drawn": report["seed_drawn"],
                  "settings": report["settings"], "n_per_split": args.eval_n},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch": torch.__version__,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from genlab.backends import generate
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
@@ -58,17 +57,23 @@ def test_builtin_model_draws_what_it_is_asked():
     assert right >= 13, right
 
 
-@pytest.mark.slow
 def test_builtin_model_reaches_the_adherence_its_card_states():
-    """Fresh prompts (another seed): within sampling error (n = 100: about 0.05) of the
-    card's figures, held out and seen."""
-    from genlab.evaluation.text_to_image import evaluate_text_to_image
+    """In CI's default run: 40 prompts a split (seed 1, not the card's seed), judged as
+    eval-t2i judges. The two shares must be consistent: the 99% Wilson interval of what 40
+    prompts show must reach the lower end of the card's 95% interval (200 prompts). With
+    the card's 98.0% [95.0%, 99.2%] held out and 100% [98.1%, 100%] seen, 34 of 40 held-out
+    prompts right or fewer fails, and 36 of 40 seen or fewer: 1.4% and 0.7% of prompt sets
+    for a model at the low end of its card's interval; 35% and 58% for one 10 points below
+    the card (88% held out, 90% seen); more the further it falls."""
+    from genlab.evaluation.text_to_image import evaluate_text_to_image, wilson
 
     card = json.loads((builtin_folder() / "card.json").read_text())
-    report = evaluate_text_to_image("builtin", n=100, seed=1)
+    n = 40
+    report = evaluate_text_to_image("builtin", n=n, seed=1, references=False)
     for split in ("heldout", "seen"):
-        got = report[split]["accuracy"]["overall"]
-        assert got >= card["adherence"][split]["overall"] - 0.12, (split, got)
+        right = round(report[split]["accuracy"]["overall"] * n)
+        low = card["adherence_interval_95"][split]["overall"][0]
+        assert wilson(right, n, z=2.576)[1] >= low, (split, right, low)
 
 
 def test_emphasis_moves_the_image_the_way_the_word_says():

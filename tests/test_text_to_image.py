@@ -295,11 +295,35 @@ def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path,
         acc = report[split]["accuracy"]
         assert set(acc) == {"count", "colour", "shape", "size", "position", "overall"}
         assert all(v is None or 0.0 <= v <= 1.0 for v in acc.values())
+        for k, v in acc.items():  # each accuracy with its count and 95% interval
+            asked, band = report[split]["asked"][k], report[split]["interval"][k]
+            assert (v is None) == (asked == 0) == (band is None)
+            assert band is None or band[0] <= v <= band[1]
+        assert report[split]["asked"]["count"] == 4
         assert (out / f"{split}.png").is_file()
         assert report[split]["detector_on_real_scenes"] == 1.0  # the detector reads the data
         assert 0.0 <= report[split]["detector_on_reconstructions"] <= 1.0
     assert np.isfinite(report["fd_pixels"])
-    assert "heldout" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "heldout" in printed and "[" in printed
+    # no --seed: a fresh set, its seed drawn, recorded and printed; --seed draws it again
+    assert report["seed_drawn"] and f"seed {report['seed']} (drawn at random" in printed
+    again = tmp_path / "again"
+    argv = ["eval-t2i", str(folder / "ld"), "--n", "4", "--seed", str(report["seed"])]
+    assert main([*argv, "--out", str(again)]) == 0
+    repeat = json.loads((again / "eval-t2i.json").read_text())
+    assert (
+        not repeat["seed_drawn"] and repeat["heldout"]["examples"] == report["heldout"]["examples"]
+    )
+
+
+def test_wilson_interval():
+    from genlab.evaluation.text_to_image import wilson
+
+    low, high = wilson(190, 200)
+    assert abs(low - 0.9105) < 1e-3 and abs(high - 0.9726) < 1e-3  # 95% of 200
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0 and wilson(10, 10)[0] > 0.69
+    assert wilson(0, 0) == (0.0, 1.0)
 
 
 def _scene_png(path):

@@ -10,7 +10,8 @@ from .common import command, lora_flags, loras, output_folder, sampler_flags, se
 
 EXAMPLES = {
     "eval-t2i": """examples:
-  genlab eval-t2i builtin
+  genlab eval-t2i builtin                      # a fresh prompt set (its seed printed)
+  genlab eval-t2i builtin --seed 12345         # the set of seed 12345 again
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
@@ -33,10 +34,16 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
         args.model, n=args.n, out=args.out, seed=args.seed,
         loras=loras(args.lora, args.lora_scale), **settings,
     )  # fmt: skip
+    how = "drawn at random" if report["seed_drawn"] else "given"
+    print(f"prompt set: seed {report['seed']} ({how}; --seed {report['seed']} draws it again)")
     for split in ("heldout", "seen"):
-        acc = report[split]["accuracy"]
-        shown = ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if v is not None)
-        print(f"{split:<8} {shown}")
+        acc, asked, band = (report[split][k] for k in ("accuracy", "asked", "interval"))
+        shown = ", ".join(
+            f"{k} {v:.1%} [{band[k][0]:.1%}, {band[k][1]:.1%}] of {asked[k]}"
+            for k, v in acc.items()
+            if v is not None
+        )
+        print(f"{split:<8} {shown}  (95% Wilson intervals; of: prompts that asked)")
         ceiling = report[split]["detector_on_reconstructions"]
         print(
             f"{'':<8} the autoencoder's reconstructions of the real scenes: {ceiling:.1%} overall"
@@ -129,7 +136,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                 EXAMPLES["eval-t2i"])  # fmt: skip
     p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
     p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--seed", type=seed, default=None,
+                   help="the prompt set's seed (default: drawn fresh, recorded)")  # fmt: skip
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
     sampler_flags(p)
     p.add_argument("--steps", type=int, default=20)

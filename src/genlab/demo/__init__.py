@@ -102,7 +102,7 @@ def text_to_image_section(root: Path, n: int = 24) -> str:
             prompt = record["captions"][i % len(record["captions"])]
             image = pipe(GenerationRequest(prompt, seed=i)).images[0]
             images.append(image)
-            verdict = judge(record["scene"], detect(np.asarray(image)))
+            verdict = judge(record["scene"], detect(np.asarray(image)), prompt)
             hits.append(verdict["overall"])
             cell = folder / f"{i:02d}.png"  # 4x, pixels kept sharp
             image.resize((image.width * 4, image.height * 4), Image.NEAREST).save(cell)

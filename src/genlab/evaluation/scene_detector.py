@@ -9,35 +9,65 @@ objects are flat colours far from any grey. So
 3. a component's colour is the palette colour nearest to the mean of its core pixels;
 4. its mask is redrawn at half contrast between background and that colour, and its shape
    is the shape whose drawn mask, stretched to the same bounding box, overlaps it most (IoU);
-5. its centre (centroid) gives the position, or with a second object the relation.
+5. the fitted drawing's centre gives the position, or with a second object the relation.
+
+Each reading keeps a margin, and a reading outside it is *unreadable*, which a judge counts
+as wrong: a colour far from every palette colour (or as near the second as the first), a
+blob that no shape's drawing explains well, a single object not near any named position,
+two objects whose offset is not clearly along one axis. ``judge`` scores only what a prompt
+asks (a prompt with no size word is not scored on size).
 ``tests/test_scene_detector.py`` checks it against the generator's ground truth.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import permutations
 
 import numpy as np
 from scipy import ndimage
 
-from ..data.shapes import COLOURS, POSITIONS, RADIUS, SHAPES, _inside
+from ..data.shapes import (
+    COLOUR_WORDS,
+    COLOURS,
+    POSITION_WORDS,
+    POSITIONS,
+    RADIUS,
+    RELATIONS,
+    SHAPE_WORDS,
+    SHAPES,
+    SIZE_WORDS,
+    _inside,
+)
 
 PALETTE = np.array(list(COLOURS.values()), dtype=float)
 NAMES = list(COLOURS)
 FOREGROUND = 45.0  # RGB distance from the background that marks a pixel as an object's
 MIN_AREA = 0.006  # of the image: specks smaller than a tenth of a small object are noise
+# The margins (a reading outside one is unreadable, so wrong):
+COLOUR_MARGIN = 40.0  # RGB distance to the nearest palette colour (the closest two are 80 apart)
+COLOUR_RATIO = 0.5  # ... and at most half the distance to the second nearest
+FIT_MARGIN = 0.15  # squared misfit of the best drawing over the area (generated: <= 0.08)
+POSITION_MARGIN = 0.1  # of the image side, from the named position (training jitter: 0.057)
+RELATION_MIN = 0.15  # the pair's offset along the relation's axis, of the image side ...
+RELATION_RATIO = 2.0  # ... and at least twice the offset across it
 
 
 @dataclass(frozen=True)
 class Detection:
-    colour: str
-    shape: str
-    size: str  # "small" or "large", by area
+    colour: str | None  # None: unreadable (no palette colour within the margin)
+    shape: str | None  # None: unreadable (no shape's drawing fits within the margin)
+    size: str  # "small" or "large", by the fitted drawing's radius
     x: float  # centroid in [0, 1], x right
     y: float  # y down
     area: float  # fraction of the image
     radius: float  # of the best-fitting drawing, over the image side
+    cx: float = 0.0  # the best-fitting drawing's centre in [0, 1] (a triangle's centroid lies
+    cy: float = 0.0  # below its centre: position is read from this)
+    colour_distance: float = 0.0  # RGB distance of the object's mean to the nearest colour
+    misfit: float = 0.0  # the best drawing's squared misfit over the object's area
+    best_shape: str = ""  # the best-fitting shape, readable or not
 
 
 def _moments() -> dict[str, tuple[float, float, float]]:
@@ -67,22 +97,24 @@ def _coverage(shape: str, cx: float, cy: float, r: float, h: int, w: int, ss: in
     return m.reshape(h, ss, w, ss).mean((1, 3))
 
 
-def _shape_of(fraction: np.ndarray) -> tuple[str, float]:
+def _shape_of(fraction: np.ndarray) -> tuple[str, float, float, float, float]:
     """The shape whose drawing best explains the observed coverage (least squares), each
     candidate placed by moment matching: its radius from the covered area, its centre from
-    the centroid less the shape's own centroid offset."""
+    the centroid less the shape's own centroid offset. Returns (shape, radius, centre x,
+    centre y, misfit), lengths over the image side, the misfit over the covered area."""
     h, w = fraction.shape
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
     total = fraction.sum()
     mx, my = (fraction * xs).sum() / total, (fraction * ys).sum() / total
-    best, best_err = (SHAPES[0], 0.0), np.inf
+    best, best_err = (SHAPES[0], 0.0, 0.0, 0.0), np.inf
     for shape, (area, u0, v0) in MOMENTS.items():
         r = np.sqrt(total / area)
-        drawn = _coverage(shape, mx - u0 * r, my - v0 * r, r, h, w)
+        cx, cy = mx - u0 * r, my - v0 * r
+        drawn = _coverage(shape, cx, cy, r, h, w)
         err = ((drawn - fraction) ** 2).sum()
         if err < best_err:
-            best, best_err = (shape, r / max(h, w)), err
-    return best
+            best, best_err = (shape, r / max(h, w), cx / w, cy / h), err
+    return (*best, float(best_err / total))
 
 
 def detect(image: np.ndarray, palette: dict[str, tuple] | None = None) -> list[Detection]:
@@ -105,7 +137,10 @@ def detect(image: np.ndarray, palette: dict[str, tuple] | None = None) -> list[D
             continue
         core = ndimage.binary_erosion(component) if component.sum() > 12 else component
         mean = img[core if core.any() else component].mean(0)
-        c = int(np.argmin(np.linalg.norm(colours - mean, axis=1)))
+        distances = np.linalg.norm(colours - mean, axis=1)
+        c = int(np.argmin(distances))
+        near, second = np.sort(distances)[:2] if len(distances) > 1 else (distances[0], np.inf)
+        readable = near <= COLOUR_MARGIN and near <= COLOUR_RATIO * second
         # how much of each pixel the object covers: the pixel's projection on the line from
         # the background to the object's colour (anti-aliased edges are partly covered)
         axis = colours[c] - background
@@ -116,35 +151,106 @@ def detect(image: np.ndarray, palette: dict[str, tuple] | None = None) -> list[D
         if not mask.any():
             continue
         ys, xs = np.nonzero(mask)
-        shape, radius = _shape_of(fraction)
+        shape, radius, cx, cy, misfit = _shape_of(fraction)
         found.append(
             Detection(
-                names[c], shape, "large" if radius > _SIZE_SPLIT else "small",
+                names[c] if readable else None, shape if misfit <= FIT_MARGIN else None,
+                "large" if radius > _SIZE_SPLIT else "small",
                 (xs.mean() + 0.5) / w, (ys.mean() + 0.5) / h, mask.sum() / (h * w), radius,
+                cx, cy, float(near), misfit, shape,
             )
         )  # fmt: skip
     return sorted(found, key=lambda d: -d.area)
 
 
-def position_of(d: Detection) -> str:
-    """The named position nearest to a single object's centre."""
-    return min(POSITIONS, key=lambda p: (POSITIONS[p][0] - d.x) ** 2 + (POSITIONS[p][1] - d.y) ** 2)
+def position_of(d: Detection) -> str | None:
+    """The named position within ``POSITION_MARGIN`` of a single object's centre, or None
+    (unreadable: an object between two positions, or in a corner, is at neither)."""
+    name = min(
+        POSITIONS, key=lambda p: (POSITIONS[p][0] - d.cx) ** 2 + (POSITIONS[p][1] - d.cy) ** 2
+    )
+    px, py = POSITIONS[name]
+    return name if np.hypot(px - d.cx, py - d.cy) <= POSITION_MARGIN else None
 
 
-def relation_of(a: Detection, b: Detection) -> str:
-    """Where ``a`` lies relative to ``b``, along the axis where they differ most."""
-    dx, dy = a.x - b.x, a.y - b.y
+def relation_of(a: Detection, b: Detection) -> str | None:
+    """Where ``a`` lies relative to ``b``, along the axis where they differ most; None when
+    the offset is not clearly along one axis (shorter than ``RELATION_MIN``, or less than
+    ``RELATION_RATIO`` times the offset across it)."""
+    dx, dy = a.cx - b.cx, a.cy - b.cy
+    main, cross = max(abs(dx), abs(dy)), min(abs(dx), abs(dy))
+    if main < RELATION_MIN or main < RELATION_RATIO * cross:
+        return None
     if abs(dx) >= abs(dy):
         return "to the left of" if dx < 0 else "to the right of"
     return "above" if dy < 0 else "below"
 
 
-def judge(scene: dict, found: list[Detection]) -> dict[str, bool]:
-    """Which attributes of ``scene`` (a shapes record's ground truth, or a scene written as
-    one) an image with detections ``found`` gets right: the number of objects, the colour
-    and shape of each (matched to the detections that agree best), the size of a single
-    object, and its position or the pair's relation; "overall" when all are right."""
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def _which(words: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """word -> the name it stands for ("crimson" -> "red", "dot" -> "circle")."""
+    return {w: name for name, phrases in words.items() for p in phrases for w in _words(p)}
+
+
+_COLOUR_OF, _SHAPE_OF, _SIZE_OF = _which(COLOUR_WORDS), _which(SHAPE_WORDS), _which(SIZE_WORDS)
+_SHAPE_OF.pop("round", None)  # "round dot": the noun names the shape
+_PLACE_WORDS = {w for p in POSITION_WORDS.values() for w in _words(" ".join(p))} | set(POSITIONS)
+_PLACE_WORDS -= {"on", "at", "to", "the", "in", "near", "up", "down"}
+
+
+def asks(scene: dict, prompt: str | None = None) -> dict:
+    """What ``prompt`` asks of ``scene``'s objects: per object whether it names its colour
+    and its shape and which size word it uses (None: none), and whether it names a position
+    or relation. Without a prompt, everything the scene holds (sizes but "pair")."""
     things = scene["things"]
+    if prompt is None:
+        return {
+            "things": [{"colour": True, "shape": True,
+                        "size": t["size"] if t["size"] in SIZE_WORDS else None} for t in things],
+            "position": True,
+        }  # fmt: skip
+    text = prompt.lower()
+    sides = [text]
+    if len(things) > 1:  # split at the relation: "A above B", "A, above, B"
+        at = [(text.find(r), r) for r in RELATIONS if r in text]
+        if at:
+            i, r = min(at)
+            sides = [text[:i], text[i + len(r) :]]
+    words = [_words(side) for side in sides]
+    out = []
+    for k, t in enumerate(things):
+        mine = [
+            j for j, ws in enumerate(words) if any(_COLOUR_OF.get(w) == t["colour"] for w in ws)
+        ]
+        mine = mine or [
+            j for j, ws in enumerate(words) if any(_SHAPE_OF.get(w) == t["shape"] for w in ws)
+        ]
+        ws = words[mine[0] if mine else min(k, len(words) - 1)]
+        sizes = [_SIZE_OF[w] for w in ws if w in _SIZE_OF]
+        out.append({
+            "colour": any(w in _COLOUR_OF for w in ws),
+            "shape": any(w in _SHAPE_OF for w in ws),
+            "size": sizes[0] if sizes else None,
+        })  # fmt: skip
+    placed = any(r in text for r in RELATIONS) if len(things) > 1 else bool(
+        set(_words(text)) & _PLACE_WORDS)  # fmt: skip
+    return {"things": out, "position": placed}
+
+
+def judge(scene: dict, found: list[Detection], prompt: str | None = None) -> dict[str, bool]:
+    """Which attributes of ``scene`` (a shapes record's ground truth, or a scene written as
+    one) an image with detections ``found`` gets right, scoring only what ``prompt`` asks
+    (without a prompt: all the scene holds): the number of objects; the colour, shape and
+    size of each object the prompt names them for (objects matched to the detections that
+    agree best); the position of a single object or the pair's relation. An unreadable
+    reading is wrong. "overall" when every scored attribute is right; an attribute no
+    object was asked for is absent from the verdict."""
+    things = scene["things"]
+    wanted = asks(scene, prompt)
+    per = wanted["things"]
     best: tuple[int, tuple] = (-1, ())
     for chosen in permutations(range(len(found)), min(len(things), len(found))):
         agree = sum(
@@ -155,17 +261,21 @@ def judge(scene: dict, found: list[Detection]) -> dict[str, bool]:
             best = (agree, chosen)
     matched = [found[j] for j in best[1]]
     complete = len(matched) == len(things)
-    out = {
-        "count": len(found) == len(things),
-        "colour": complete
-        and all(d.colour == t["colour"] for d, t in zip(matched, things, strict=True)),
-        "shape": complete
-        and all(d.shape == t["shape"] for d, t in zip(matched, things, strict=True)),
-    }
-    if scene.get("relation"):
-        out["position"] = complete and relation_of(*matched) == scene["relation"]
-    else:
-        out["size"] = complete and matched[0].size == things[0]["size"]
-        out["position"] = complete and position_of(matched[0]) == scene["position"]
+    out = {"count": len(found) == len(things)}
+    for key in ("colour", "shape"):
+        if any(a[key] for a in per):
+            out[key] = complete and all(
+                getattr(d, key) == t[key]
+                for d, t, a in zip(matched, things, per, strict=True) if a[key]
+            )  # fmt: skip
+    if any(a["size"] for a in per):
+        out["size"] = complete and all(
+            d.size == a["size"] for d, a in zip(matched, per, strict=True) if a["size"]
+        )
+    if wanted["position"]:
+        if scene.get("relation"):
+            out["position"] = complete and relation_of(*matched) == scene["relation"]
+        else:
+            out["position"] = complete and position_of(matched[0]) == scene["position"]
     out["overall"] = all(out.values())
     return out

@@ -1,12 +1,16 @@
 """Prompt adherence of a text-to-image model on the captioned scenes, GenEval-style: draw an
 image for each caption of held-out compositions (never in training) and of seen ones, read
-each image with the analytic scene detector, and score it against the scene the caption
-describes: object count, colour, shape, size (single objects) and position or relation;
-"overall" counts an image only when every attribute is right. Also the Frechet distance
-between generated and real scenes, on 8x8 average-pooled pixels (192 features: a coarse
-but independent statistic; the detector reads the fine detail). Two reference rows say how
-far to trust the figures: the detector on the real scenes of the same prompts, and on the
-autoencoder's reconstructions of them (what a perfect U-Net would reach)."""
+each image with the analytic scene detector, and score it on what the caption asks of the
+scene it describes: object count, colour, shape, size (where a size word names it) and
+position or relation; an unreadable reading is wrong; "overall" counts an image only when
+every attribute it was scored on is right. Each accuracy comes with how many prompts asked
+for the attribute and a 95% Wilson interval. The prompt set is drawn from a seed: a fresh
+random one unless one is given (it is recorded, so a set can be drawn again). Also the
+Frechet distance between generated and real scenes, on 8x8 average-pooled pixels (192
+features: a coarse but independent statistic; the detector reads the fine detail). Two
+reference rows say how far to trust the figures: the detector on the real scenes of the
+same prompts, and on the autoencoder's reconstructions of them (what a perfect U-Net
+would reach)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,43 @@ def _mean(values: list[bool]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial share k / n (95% for z = 1.96); (0, 1) when
+    n is 0. Unlike the normal approximation it stays inside [0, 1] at 0% and 100%."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+KEYS = ("count", "colour", "shape", "size", "position", "overall")
+
+
+def scored(scores: list[dict[str, bool]]) -> dict[str, Any]:
+    """Per attribute: the accuracy, how many prompts asked for it, and its 95% interval."""
+    out: dict[str, Any] = {"accuracy": {}, "asked": {}, "interval": {}}
+    for k in KEYS:
+        values = [s[k] for s in scores if k in s]
+        out["accuracy"][k] = _mean(values)
+        out["asked"][k] = len(values)
+        out["interval"][k] = list(wilson(sum(values), len(values))) if values else None
+    return out
+
+
+def fresh_seed() -> int:
+    """A seed no one chose: drawn from the operating system's entropy, in [0, 2^31)."""
+    import secrets
+
+    return secrets.randbelow(2**31)
+
+
+def prompts_of(data: Any) -> list[str]:
+    """One caption per scene, styles rotating: sentence, paraphrase, tags, short tags."""
+    return [r["captions"][i % len(r["captions"])] for i, r in enumerate(data.records)]
+
+
 def reconstructions(autoencoder: Any, data: Any) -> np.ndarray:
     """``autoencoder``'s reconstructions (encode, then decode) of the shapes scenes ``data``
     (pixels in [0, 1]), as uint8 images (N, H, W, 3)."""
@@ -52,33 +93,72 @@ def scene_pixels(data: Any) -> np.ndarray:
     return (data.x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
 
 
-def judged(data: Any, images: np.ndarray) -> list[dict[str, bool]]:
+def judged(
+    data: Any, images: np.ndarray, prompts: list[str] | None = None
+) -> list[dict[str, bool]]:
     """The detector's verdicts on ``images`` (image i drawn for scene i of ``data``), against
-    each scene's ground truth."""
+    each scene's ground truth, on what prompt i asks (without prompts: all the scene holds)."""
     from .scene_detector import detect, judge
 
-    return [judge(r["scene"], detect(im)) for r, im in zip(data.records, images, strict=True)]
+    asked = prompts if prompts is not None else [None] * len(images)
+    return [
+        judge(r["scene"], detect(im), p)
+        for r, im, p in zip(data.records, images, asked, strict=True)
+    ]
+
+
+def draw_images(
+    pipe: Any, prompts: list[str], seed: int, opts: dict, adapters: Any = (), batch: int = 50
+) -> np.ndarray:
+    """The images (uint8, (N, H, W, 3)) a genlab text-to-image back end draws for
+    ``prompts``, image i from seed ``seed + i``, with eval-t2i's settings ``opts`` (sampler,
+    steps, cfg) and ``adapters`` (checked LoRAs) applied."""
+    from ..generation.images import image_batch
+    from ..generation.request import GenerationRequest
+    from ..models.latent_sampling import draw_latents
+
+    asked = GenerationRequest(
+        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
+    )
+    _, h, w = pipe.model.data_shape
+    images = []
+    for s in range(0, len(prompts), batch):
+        part = prompts[s : s + batch]
+        seeds = list(range(seed + s, seed + s + len(part)))
+        with torch.no_grad(), pipe.applied(adapters):
+            latents, _ = draw_latents(
+                pipe.model, part, [""] * len(part), seeds, sampler=asked.sampler,
+                schedule=asked.schedule, steps=opts["steps"], cfg=opts["cfg"], width=w, height=h,
+            )  # fmt: skip
+            images.append(image_batch(pipe.model.decode(latents)))
+    return np.concatenate(images)
 
 
 def evaluate_text_to_image(
-    model: str = "builtin", n: int = 200, out: str | Path | None = None, seed: int = 0,
-    batch: int = 50, loras: tuple[tuple[str, float], ...] = (), **settings: Any,
+    model: str = "builtin", n: int = 200, out: str | Path | None = None,
+    seed: int | None = None, batch: int = 50, loras: tuple[tuple[str, float], ...] = (),
+    references: bool = True, **settings: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts (with
-    ``loras`` applied: (folder, scale) pairs); with ``out``, writes eval-t2i.json and a grid
-    of each split there."""
+    ``loras`` applied: (folder, scale) pairs), with how many prompts asked for each and its
+    95% interval. The prompts and the images' seeds come from ``seed``; None draws a fresh
+    one (recorded in the report, with ``seed_drawn``). ``references=False`` skips the
+    detector on the real scenes and their reconstructions. With ``out``, writes
+    eval-t2i.json and a grid of each split there."""
     from ..backends import load_backend
     from ..data.shapes import shapes
     from ..errors import GenlabError
-    from ..generation.images import image_batch, to_pil
+    from ..generation.images import to_pil
     from ..generation.output import grid_of
     from ..generation.request import GenerationRequest
     from ..lora.files import checked_loras
-    from ..models.latent_sampling import draw_latents
     from .metrics import frechet_distance
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
+    drawn = seed is None
+    if drawn:
+        seed = fresh_seed()
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise GenlabError(f"--seed must be a whole number in [0, 2^32), got {seed!r}.")
     pipe = load_backend(str(model))
@@ -86,54 +166,35 @@ def evaluate_text_to_image(
         raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")
     opts = SETTINGS | settings
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
-    asked = GenerationRequest(
-        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
-    )
-    _, h, w = pipe.model.data_shape
+    GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
+    h = pipe.model.data_shape[1]
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
-    report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "settings": opts}
+    report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,
+                              "settings": opts}  # fmt: skip
     report["loras"] = [[str(p), float(s)] for p, s in loras]
     grids, fakes, reals = {}, [], []
     t0 = time.perf_counter()
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):
         data = shapes(n, size=h, seed=SPLIT_SEED[split] + seed, split=data_split, scale="unit")
-        prompts = [r["captions"][i % len(r["captions"])] for i, r in enumerate(data.records)]
-        images = []
-        for s in range(0, n, batch):
-            part = prompts[s : s + batch]
-            seeds = list(range(seed + s, seed + s + len(part)))
-            with torch.no_grad(), pipe.applied(adapters):
-                latents, _ = draw_latents(
-                    pipe.model,
-                    part,
-                    [""] * len(part),
-                    seeds,
-                    sampler=asked.sampler,
-                    schedule=asked.schedule,
-                    steps=opts["steps"],
-                    cfg=opts["cfg"],
-                    width=w,
-                    height=h,
-                )
-                images.append(image_batch(pipe.model.decode(latents)))
-        images = np.concatenate(images)
-        scores = judged(data, images)
-        keys = [k for k in ("count", "colour", "shape", "size", "position", "overall")]
+        prompts = prompts_of(data)
+        images = draw_images(pipe, prompts, seed, opts, adapters, batch)
+        scores = judged(data, images, prompts)
         report[split] = {
-            "accuracy": {k: _mean([s[k] for s in scores if k in s]) for k in keys},
+            **scored(scores),
             "examples": [
                 {"prompt": p, **{k: bool(v) for k, v in s.items()}}
                 for p, s in list(zip(prompts, scores, strict=True))[:10]
             ],
         }
         real = scene_pixels(data)
-        # the detector on the real scenes of the same prompts: how far to trust it
-        on_real = [s["overall"] for s in judged(data, real)]
-        report[split]["detector_on_real_scenes"] = float(np.mean(on_real))
-        # ... and on the autoencoder's reconstructions of them: the most adherence a U-Net
-        # can reach through this autoencoder (detail it loses, no sampler brings back)
-        ceiling = judged(data, reconstructions(pipe.model, data))
-        report[split]["detector_on_reconstructions"] = _mean([s["overall"] for s in ceiling])
+        if references:
+            # the detector on the real scenes of the same prompts: how far to trust it
+            on_real = [s["overall"] for s in judged(data, real, prompts)]
+            report[split]["detector_on_real_scenes"] = float(np.mean(on_real))
+            # ... and on the autoencoder's reconstructions of them: the most adherence a
+            # U-Net can reach through this autoencoder (detail it loses, no sampler restores)
+            ceiling = judged(data, reconstructions(pipe.model, data), prompts)
+            report[split]["detector_on_reconstructions"] = _mean([s["overall"] for s in ceiling])
         fakes.append(images)
         reals.append(real)
         grids[split] = grid_of(
