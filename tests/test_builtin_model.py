@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from genlab.backends import generate
 from genlab.generation import GenerationRequest, parse_parameters, read_parameters
