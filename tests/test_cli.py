@@ -138,8 +138,14 @@ TRAIN_TINY = ["--set", "data.size=8", "--set", "model.width=8", "--set", "progre
     [
         (["train", "vae", "--data", "digits", "--set", "bogus=1"], "Unknown training setting"),
         (["train", "vae", "--data", "digits", "--batch-size", "5000"], "fewer than the batch"),
-        (["train", "vae", "--data", "digits", "--set", "model.depth=3"], "Bad model setting"),
-        (["train", "vae", "--data", "digits", "--set", "fsdp=maybe"], "fsdp='maybe' is not a bool"),
+        (
+            ["train", "vae", "--data", "digits", "--set", "model.depth=3"],
+            "has no setting 'model.depth'",
+        ),
+        (
+            ["train", "vae", "--data", "digits", "--set", "fsdp=maybe"],
+            "fsdp='maybe' is not yes or no",
+        ),
         (["train", "nope.yaml"], "does not exist"),
         (["train", "gmm", "--data", "faithful"], "not trained by gradient steps"),
         (["train", "vae", "--data", "digits", "--resume", "/nowhere"], "incomplete or corrupt"),

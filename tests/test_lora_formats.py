@@ -126,7 +126,7 @@ def trained(sd_folder, tmp_path_factory):
             torch.nn.init.normal_(param, std=0.5)
     save_model(model, run / "model")
     cfg = lora_config(str(sd_folder), str(run), rank=4, alpha=2, train={"steps": 3})
-    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     return run
 
 
