@@ -4,6 +4,7 @@ at a time, and only the output folder served."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -131,22 +132,31 @@ def launch(
             file=sys.stderr,
         )
     app.queue(max_size=queue_size, default_concurrency_limit=1)
-    app.launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
-        allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
-        show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
-        mcp_server=False, run_history=False, num_workers=0,
-        auth=list(gradio_auth.items()) if gradio_auth else None,
-        app_kwargs={"lifespan": _guard_lifespan(mount,
-            allowed_hosts=allowed_hosts, listen=listen, cors_origins=cors_allow_origins)},
-    )  # fmt: skip
-    if not isinstance(getattr(app.server_app, "middleware_stack", None), HostGuard):
-        app.close()  # never serve without the Host check
-        raise GenlabError("The page's Host check did not install; this Gradio is not supported.")
-    # after the page is up: loading the model competes with Gradio's start for the CPU
-    threading.Thread(target=studio.warm_up, daemon=True).start()
+    try:  # a Ctrl-C while the page starts ends it as one after it started
+        app.launch(
+            server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
+            allowed_paths=[str(studio.out)], max_file_size=MAX_UPLOAD, ssr_mode=False,
+            show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
+            mcp_server=False, run_history=False, num_workers=0,
+            auth=list(gradio_auth.items()) if gradio_auth else None,
+            app_kwargs={"lifespan": _guard_lifespan(mount,
+                allowed_hosts=allowed_hosts, listen=listen, cors_origins=cors_allow_origins)},
+        )  # fmt: skip
+        if not isinstance(getattr(app.server_app, "middleware_stack", None), HostGuard):
+            app.close()  # never serve without the Host check
+            raise GenlabError(
+                "The page's Host check did not install; this Gradio is not supported."
+            )
+        # after the page is up: loading the model competes with Gradio's start for the CPU
+        threading.Thread(target=studio.warm_up, daemon=True).start()
+        if block:
+            app.block_thread()  # returns on Ctrl-C, the server closed
+    except KeyboardInterrupt:
+        if not block:
+            raise
+        with contextlib.suppress(Exception):
+            app.close()
     if block:
-        app.block_thread()  # returns on Ctrl-C, the server closed
         stop_and_exit(studio)
     return app
 
