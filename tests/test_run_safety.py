@@ -411,3 +411,23 @@ def test_no_leftover_probe_files(tmp_path, capsys):
     check_folder(tmp_path / "new" / "deeper")
     check_file(tmp_path / "f.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- found by the fuzzers at make test-all's budget (300 examples) --------------------------------
+@pytest.mark.parametrize("damage", [b"{", b"{}", b"\x80\x81binary", b'{"step": "x"}\n[1]\n'])
+def test_a_damaged_metrics_log_does_not_lose_a_resumed_training(vae_run, capsys, damage):
+    """A resumed run appends to metrics.jsonl and draws its training curve from it at the
+    end: a log a crash cut or a hand damaged costs the curve's bad rows, not the run."""
+    (vae_run / "metrics.jsonl").write_bytes(damage)
+    code, _, err = train(vae_run, capsys, "--resume", "latest", steps=6)
+    assert code == 0, err
+    assert (vae_run / "plots" / "training.png").is_file()
+    assert json.loads((vae_run / "summary.json").read_text())["steps"] == 6
+
+
+def test_lora_fuse_refuses_a_file_as_its_out_folder(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    code, _, err = run(["lora", "fuse", tmp_path / "no-lora", "--out", target], capsys)
+    assert code == 2 and one_sentence(err) and "not a folder" in err
+    assert target.read_text() == "mine"

@@ -15,9 +15,10 @@ def fuse_into_copy(lora_path: str | Path, out: str | Path, scale: float = 1.0) -
     import yaml
 
     from ..backends import resolve
+    from ..runfiles import check_folder
     from ..serialization import CONFIG, model_dir
 
-    out = Path(out)
+    out = check_folder(out)  # a file of that name, an unwritable place: said before work
     if out.exists() and any(out.iterdir()):
         raise GenlabError(f"{out} is not empty; give a new folder for the fused model.")
     config = yaml.safe_load((model_dir(Path(lora_path)) / CONFIG).read_text())["config"]

@@ -500,8 +500,24 @@ class Trainer:
             if path.is_file():
                 from ..viz.plots import training_curves
 
-                rows = [json.loads(line) for line in path.read_text().splitlines()]
-                figures["training"] = training_curves(rows)
+                rows = _metric_rows(path)
+                if rows:
+                    figures["training"] = training_curves(rows)
             save_figures(figures, self.run_dir / "plots")
             model.save(self.run_dir / "model")
         self.acc.wait_for_everyone()
+
+
+def _metric_rows(path) -> list[dict]:
+    """The rows of metrics.jsonl that are JSON objects: a resumed run appends to a log that
+    a crash may have cut mid-line or a hand may have damaged; the curve is drawn from what
+    is readable rather than lose the finished training to a plot."""
+    rows = []
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
