@@ -342,7 +342,28 @@ def hostile_copy(base: Path, folder: Path, rel: str, variant: str) -> Path:
     return run_dir
 
 
-FOLDER_TALLY: Counter = Counter()
+FOLDER_TALLY: Counter = Counter({"written_outside": 0})
+PASSWD = Path("/etc/passwd")  # the target of the "link-to-passwd" variant
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+PASSWD_SHA = _sha256(PASSWD)
+
+
+def files_outside(folder: Path, tmp_path: Path) -> set[tuple[str, int]]:
+    """The files (name, mtime) of the scratch cwd and of tmp_path outside ``folder``: a
+    command told to work in ``folder`` must leave them alone."""
+    found = set()
+    for root in (Path.cwd(), tmp_path):
+        for p in root.rglob("*"):
+            if p.is_file() and folder not in p.parents:
+                found.add((str(p), p.stat().st_mtime_ns))
+    return found
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -363,9 +384,14 @@ def test_hostile_run_folders_are_refused_in_one_sentence(trained_run, tmp_path, 
         "sample": ["sample", str(run_dir), "--n", "5", "--out", str(folder / "s.csv")],
         "eval": ["eval", str(run_dir)],
     }[command]
+    before = files_outside(folder, tmp_path)
     code, err = run(argv)
     seen = capfd.readouterr()
     FOLDER_TALLY["total"] += 1
+    written = files_outside(folder, tmp_path) - before
+    FOLDER_TALLY["written_outside"] += len(written)
+    assert not written, (rel, variant, command, "wrote outside its folder", written)
+    assert _sha256(PASSWD) == PASSWD_SHA, (rel, variant, command, "changed a linked target")
     FOLDER_TALLY["ok" if code == 0 else "refused" if code == 2 else "other"] += 1
     assert "UNPICKLED" not in seen.out + seen.err + err, (rel, variant, command)
     assert "weights_only" not in err and "Traceback" not in err, (rel, variant, command, err)
@@ -406,3 +432,4 @@ def test_report_the_run_config_counts():
     (folder / "fuzz-runconfig.json").write_text(json.dumps(doc))
     print(json.dumps(doc))
     assert SET_TALLY["total"] >= 1 and FOLDER_TALLY.get("other", 0) == 0
+    assert FOLDER_TALLY["written_outside"] == 0
