@@ -239,7 +239,8 @@ def _hires_fields(parsed: dict[str, str]) -> dict[str, Any]:
     }  # fmt: skip
     if "Hires resize" in parsed:
         x, sep, y = parsed["Hires resize"].partition("x")
-        out["resize_x"], out["resize_y"] = _whole("Hires resize", x), _whole("Hires resize", y if sep else "")
+        out["resize_x"] = _whole("Hires resize", x)
+        out["resize_y"] = _whole("Hires resize", y if sep else "")
     return out
 
 

@@ -96,7 +96,8 @@ class TextToImagePipeline:
             hires = request.hires
             target = target_size(request.width, request.height, hires, factor)
             steps = hires.steps or request.steps
-            self._check_canvas(*target, second_pass_schedule(steps, hires.denoising_strength)[1] >= 1.0)
+            _, strength = second_pass_schedule(steps, hires.denoising_strength)
+            self._check_canvas(*target, strength >= 1.0)
         checked_loras(request.loras, self.name, self.model_hash)
         return request
 
@@ -119,7 +120,12 @@ class TextToImagePipeline:
         *, keep_latents: bool = False,
     ) -> GenerationResult:  # fmt: skip
         if request.hires is not None:
-            return hires_fix(self, request, progress, cancel)
+            request = self.check(request)
+            result = hires_fix(self, request, progress, cancel)
+            notice = " ".join(filter(None, (result.info.get("notice"), self.hires_notice(request))))
+            if notice:
+                result.info["notice"] = notice
+            return result
         request = self.check(request)
         loras = checked_loras(request.loras, self.name, self.model_hash)
         init, original, pixel_mask = self.init_of(request)
@@ -160,6 +166,17 @@ class TextToImagePipeline:
             lines.append(f"The prompt is longer than the text encoder's {limit} tokens: the "
                          "words past them were not read.")  # fmt: skip
         return " ".join(line for line in lines if line) or None
+
+    def hires_notice(self, request: GenerationRequest) -> str | None:
+        """One line where a hires pass above the trained size may redraw the layout: the
+        U-Net knows scenes of its trained size, and at 64x64 from a 32x32 draw it split a
+        shape into copies from denoising strength 0.2 to 0.6 on the one seed looked at."""
+        w, h = self.default_size()
+        target = request.hires and target_size(request.width, request.height, request.hires)
+        if not target or (target[0] <= w and target[1] <= h):
+            return None
+        return (f"{self.name} knows {w}x{h} scenes: above that size its hires pass may split "
+                "shapes into copies, the less so the lower the denoising strength.")  # fmt: skip
 
     def applied(self, adapters: list[tuple[Any, float]]):
         """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
