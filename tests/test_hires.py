@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from genlab.errors import GenlabError
 from genlab.generation import GenerationRequest, format_parameters, request_from_parameters
@@ -19,6 +20,7 @@ from genlab.generation.hires import (
     planned_steps,
     second_pass_schedule,
     target_size,
+    upscale_latents,
     upscale_size,
 )
 
@@ -76,6 +78,11 @@ def test_target_sizes_and_steps_as_webui_counts_them():
             assert min(length, int(length * strength)) == n, (n, d)
     request = GenerationRequest(PROMPT, steps=20, hires=HiresFix(steps=0))
     assert planned_steps(request) == 40
+    # the latent upscale interpolates to the cover and cuts the middle (webui's truncate)
+    z = torch.arange(64.0).reshape(1, 1, 8, 8).repeat(1, 4, 1, 1)
+    up = upscale_latents(z, (16, 16), (16, 11), "Latent (nearest)")
+    assert up.shape == (1, 4, 11, 16)
+    assert torch.equal(up, upscale_latents(z, (16, 16), (16, 16), "Latent (nearest)")[..., 2:13, :])
     assert planned_steps(replace(request, hires=HiresFix(steps=7))) == 27
 
 
