@@ -129,6 +129,45 @@ def test_webuiapi_img2img_and_inpaint_keep_pixels_outside_the_mask(client):
     assert not np.array_equal(out[:, :12], before[:, :12])
 
 
+def test_webuiapi_txt2img_with_hires_fix(client, servers):
+    r = client.txt2img(prompt=PROMPT, seed=2, enable_hr=True, hr_scale=2, denoising_strength=0.3,
+                       hr_upscaler=webuiapi.HiResUpscaler.Latent, hr_second_pass_steps=1,
+                       **SMALL)  # fmt: skip
+    assert r.image.size == (64, 64)
+    text = r.image.info["parameters"]
+    assert "Size: 32x32" in text and "Denoising strength: 0.3" in text
+    assert "Hires upscale: 2, Hires steps: 1, Hires upscaler: Latent" in text
+    assert r.info["extra_generation_params"]["Hires upscaler"] == "Latent"
+    assert r.info["denoising_strength"] == 0.3
+    r = client.txt2img(prompt=PROMPT, seed=2, enable_hr=True, hr_resize_x=48, hr_resize_y=40,
+                       hr_upscaler="Lanczos", denoising_strength=0.3, **SMALL)  # fmt: skip
+    assert r.image.size == (48, 40) and "Hires resize: 48x40" in r.image.info["parameters"]
+    base = f"http://127.0.0.1:{servers['port']}/sdapi/v1"
+    names = [u["name"] for u in httpx.get(f"{base}/upscalers", timeout=30).json()]
+    modes = [m["name"] for m in httpx.get(f"{base}/latent-upscale-modes", timeout=30).json()]
+    assert {"Lanczos", "Nearest"} <= set(names) and "Latent" not in names
+    assert {"Latent", "Latent (bicubic antialiased)", "Latent (nearest-exact)"} <= set(modes)
+
+
+def test_webuiapi_inpaint_only_masked_draws_the_crop_at_the_requested_size(client):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    source = Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    mask = Image.new("L", (96, 64), 0)
+    mask.paste(255, (60, 30, 72, 42))  # a 12x12 square: far smaller than the picture
+    r = client.img2img(images=[source], mask_image=mask, prompt="a green triangle", seed=5,
+                       denoising_strength=0.9, mask_blur=2, inpaint_full_res=True,
+                       inpaint_full_res_padding=4, **SMALL)  # fmt: skip
+    assert r.image.size == (96, 64)  # the picture keeps its size ...
+    assert "Size: 32x32" in r.image.info["parameters"]  # ... the crop was drawn at 32x32
+    out, before = np.asarray(r.image.convert("RGB")), np.asarray(source)
+    touched = np.zeros((64, 96), bool)
+    touched[30 - 8 : 42 + 8, 60 - 8 : 72 + 8] = True  # the square and its blur's reach
+    assert np.array_equal(out[~touched], before[~touched])
+    assert not np.array_equal(out[32:40, 62:70], before[32:40, 62:70])
+
+
 def test_progress_during_a_job_and_interrupt(client, servers):
     done = {}
     job = threading.Thread(target=lambda: done.setdefault(
@@ -213,7 +252,8 @@ def test_the_same_session_with_basic_auth(servers):
         ({"prompt": "x", "width": 99999, "height": 32}, "width"),
         ({"prompt": "x", "batch_size": 1000}, "batch_size"),
         ({"prompt": "x", "seed": 2**40}, "seed"),
-        ({"prompt": "x", "enable_hr": True}, "hires"),
+        ({"prompt": "x", "enable_hr": True, "hr_upscaler": "ESRGAN_4x"}, "hires upscaler"),
+        ({"prompt": "x", "enable_hr": True, "hr_prompt": "y"}, "hr_prompt"),
         ({"prompt": "x <lora:nowhere:1>"}, "LoRA"),
         ({"prompt": "x", "override_settings": {"sd_model_checkpoint": "/etc/passwd"}}, "model"),
         ([1, 2], "JSON object"),

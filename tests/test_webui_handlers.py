@@ -77,6 +77,22 @@ def test_txt2img_draws_at_the_models_own_size_and_streams(page, monkeypatch):
         list(page.txt2img(Controls(PROMPT, model="/etc")))
 
 
+def test_txt2img_with_the_hires_fix_accordion(page):
+    from PIL import Image
+
+    from genlab.generation.hires import HiresFix
+    from genlab.webui.handlers import HIRES, hires_from_controls
+
+    assert HIRES[0] == "enable_hr" and hires_from_controls(False, 2, "Latent", 0, 0.7) is None
+    hires = hires_from_controls(True, 2, "Lanczos", "1", 0.3)
+    assert hires == HiresFix(2.0, "Lanczos", 1, 0.3)
+    with pytest.raises(GenlabError, match="upscaler"):
+        hires_from_controls(True, 2, "ESRGAN", 0, 0.3)
+    last = list(page.txt2img(Controls(PROMPT, steps=2, seed=1), hires=hires))[-1]
+    path, text = last.gallery[0]
+    assert Image.open(path).size == (64, 64) and "Hires upscaler: Lanczos" in text
+
+
 def test_img2img_and_inpaint_through_the_same_request(page):
     from PIL import Image
 

@@ -27,7 +27,8 @@ EXAMPLES = {
   genlab txt2img "a pink heart above a white box" --batch 8 --out hearts.png  # + grid
   genlab txt2img "a blue triangle on the right" --model runs/txt2img --sampler euler-a
   genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
-  genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed""",
+  genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
+  genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
   genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
@@ -78,6 +79,32 @@ def from_png(path: str, args: argparse.Namespace) -> tuple[dict, str]:
     return fields, parse_parameters(text).get("Model hash", "")
 
 
+#: hires flag -> HiresFix field
+HIRES_FIELDS = {
+    "hires_scale": "scale", "hires_upscaler": "upscaler", "hires_steps": "steps",
+    "denoising_strength": "denoising_strength",
+}  # fmt: skip
+
+
+def hires_fields(args: argparse.Namespace, fields: dict) -> None:
+    """Hires fix from --hires-scale (with --hires-upscaler, --hires-steps and
+    --denoising-strength over their defaults, or over what a PNG recorded) into ``fields``."""
+    from ..errors import GenlabError
+
+    given = {
+        field: getattr(args, flag)
+        for flag, field in HIRES_FIELDS.items()
+        if getattr(args, flag, None) is not None
+    }
+    if not given:
+        return
+    recorded = fields.get("hires")
+    if recorded is None and "scale" not in given:
+        raise GenlabError("--hires-upscaler, --hires-steps and --denoising-strength tune hires "
+                          "fix: turn it on with --hires-scale (2 doubles the size).")  # fmt: skip
+    fields["hires"] = {**(recorded or {}), **given}
+
+
 def cmd_txt2img(args: argparse.Namespace) -> None:
     """txt2img, img2img and inpaint: one request, one back end, the images written."""
     from tqdm import (
@@ -87,6 +114,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     from ..backends import load_backend
     from ..errors import GenlabError
     from ..generation import GenerationRequest
+    from ..generation.hires import planned_steps
     from ..generation.images import size_of
     from ..generation.output import check_writable, save_result
     from ..runfiles import check_file, disk_error
@@ -97,6 +125,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     elif args.prompt is None:
         raise GenlabError("Give a prompt, or --from-png FILE to redraw an image.")
     fields |= given_fields(args)
+    hires_fields(args, fields)
     init, mask = getattr(args, "init", None), getattr(args, "mask", None)
     if init is not None:
         init_w, init_h = size_of(init)  # the initial image's size, where none is given
@@ -112,7 +141,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         print(f"genlab: {args.from_png} was drawn by another model (hash {recorded_hash}); "
               f"redrawing it with {args.model}.", file=sys.stderr)  # fmt: skip
     request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
-    with tqdm(total=request.steps, desc=args.command, leave=False) as bar:
+    with tqdm(total=planned_steps(request), desc=args.command, leave=False) as bar:
         result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
     if result.info.get("notice"):  # words or counts the model cannot draw, a cut prompt
         print(f"genlab: {result.info['notice']}", file=sys.stderr)
@@ -141,6 +170,7 @@ def generation(
                        "sample; with --from-png: the PNG's)")  # fmt: skip
         p.add_argument("--from-png", metavar="FILE", help="redraw a PNG from its own "
                        "parameters; flags given here override them")  # fmt: skip
+        hires_flags(p)
     else:
         p.add_argument("prompt", help="what to draw (empty: an unconditional sample)")
     p.add_argument("--negative", help="negative prompt: what to steer away from")
@@ -157,6 +187,19 @@ def generation(
     p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
     lora_flags(p)
     return p
+
+
+def hires_flags(p: argparse.ArgumentParser) -> None:
+    from ..generation.hires import UPSCALERS
+
+    p.add_argument("--hires-scale", type=float, metavar="S", help="hires fix: draw at the "
+                   "given size, upscale S times (1-8) and redraw there with img2img")  # fmt: skip
+    p.add_argument("--hires-upscaler", metavar="NAME", help=f"hires fix's upscaler: "
+                   f"{', '.join(UPSCALERS)} (default Latent)")  # fmt: skip
+    p.add_argument("--hires-steps", type=int, metavar="N", help="hires fix's second-pass "
+                   "steps (default 0: as many as --steps)")  # fmt: skip
+    p.add_argument("--denoising-strength", type=float, metavar="D", help="hires fix's "
+                   "second-pass strength in (0, 1] (default 0.7; lower keeps more)")  # fmt: skip
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -37,10 +37,14 @@ class Backend(Protocol):
         LoRAs that fit this model): one sentence (GenlabError) when it cannot be drawn."""
 
     def __call__(
-        self, request: GenerationRequest, progress: Any = None, cancel: Any = None
-    ) -> GenerationResult:
+        self, request: GenerationRequest, progress: Any = None, cancel: Any = None,
+        *, keep_latents: bool = False,
+    ) -> GenerationResult:  # fmt: skip
         """Draw ``request``; ``progress(Progress)`` after each step; ``cancel`` (an Event or
-        a callable) stops it between steps with ``errors.Cancelled``."""
+        a callable) stops it between steps with ``errors.Cancelled``. A request with
+        ``hires`` goes to ``hires.hires_fix(self, ...)``; an ``init_image`` may be a list (one
+        a seed) or ``hires.Latents``; ``keep_latents``: the result carries the latents before
+        decoding (its images may then be left out)."""
 
     def lora_base(self) -> Any:
         """A fresh, frozen copy of the model for a LoRA to train on (``net.denoiser`` takes

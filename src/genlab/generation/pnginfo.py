@@ -64,12 +64,40 @@ def format_parameters(
         pairs["Model"] = model
     if request.strength is not None:
         pairs["Denoising strength"] = _number(request.strength)
+    if request.hires is not None:  # webui's keys; "Size" stays the base size, as webui's
+        pairs |= _hires_pairs(request.hires)
     pairs |= extra or {}
     lines = [request.prompt]
     if request.negative_prompt:
         lines.append(NEGATIVE + request.negative_prompt)
     lines.append(", ".join(f"{k}: {_value(v)}" for k, v in pairs.items()))
     return "\n".join(lines)
+
+
+def _hires_pairs(hires: Any) -> dict[str, Any]:
+    pairs: dict[str, Any] = {"Denoising strength": _number(hires.denoising_strength)}
+    if hires.resized:
+        pairs["Hires resize"] = f"{hires.resize_x}x{hires.resize_y}"
+    else:
+        pairs["Hires upscale"] = _number(hires.scale)
+    if hires.steps:
+        pairs["Hires steps"] = hires.steps
+    pairs["Hires upscaler"] = hires.upscaler
+    return pairs
+
+
+#: the keys format_parameters writes from the request itself (the rest come from ``extra``)
+OWN_KEYS = frozenset({
+    "Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed",
+    "Size", "Model hash", "Model", "Denoising strength", "Hires resize", "Hires upscale",
+    "Hires steps", "Hires upscaler",
+})  # fmt: skip
+
+
+def parameters_extra(text: str) -> dict[str, str]:
+    """The pairs of a parameters text that ``format_parameters`` took from ``extra`` (the
+    text encoder, LoRA hashes ...): what a second pass's text adds to the request's own."""
+    return {k: v for k, v in parse_parameters(text).items() if k not in OWN_KEYS}
 
 
 def _pairs(line: str) -> list[tuple[str, str]]:
@@ -161,8 +189,9 @@ def _real(key: str, text: str) -> float:
 def request_from_parameters(text: str) -> dict[str, Any]:
     """The GenerationRequest fields a parameters text records (the inverse of
     ``format_parameters``): prompt and negative prompt always, and steps, sampler, cfg_scale,
-    seed, width/height, strength and loras ((name, scale) pairs, names as written) where the
-    text has them. ``GenerationRequest(**fields)`` checks the values."""
+    seed, width/height, strength, hires (HiresFix's fields as a dict, from webui's "Hires ..."
+    keys; "Denoising strength" is then its strength) and loras ((name, scale) pairs, names as
+    written) where the text has them. ``GenerationRequest(**fields)`` checks the values."""
     parsed = parse_parameters(text)
     fields: dict[str, Any] = {
         "prompt": parsed["Prompt"],
@@ -184,7 +213,10 @@ def request_from_parameters(text: str) -> dict[str, Any]:
             _whole("Size", width),
             _whole("Size", height if x else ""),
         )
-    if "Denoising strength" in parsed:
+    hires = any(k in parsed for k in ("Hires upscale", "Hires resize", "Hires upscaler"))
+    if hires:  # txt2img's hires fix: "Denoising strength" is its second pass's
+        fields["hires"] = _hires_fields(parsed)
+    elif "Denoising strength" in parsed:
         fields["strength"] = _real("Denoising strength", parsed["Denoising strength"])
     if "Lora scales" in parsed:  # "name: 0.8, other: 1", as lora_parameters writes it
         loras = []
@@ -193,6 +225,23 @@ def request_from_parameters(text: str) -> dict[str, Any]:
             loras.append((name, _real("Lora scales", scale)))
         fields["loras"] = tuple(loras)
     return fields
+
+
+def _hires_fields(parsed: dict[str, str]) -> dict[str, Any]:
+    """The HiresFix fields of webui's "Hires ..." keys (webui's defaults where one is left
+    out: Latent, the request's steps, 0.7)."""
+    out: dict[str, Any] = {
+        "scale": _real("Hires upscale", parsed.get("Hires upscale", "2")),
+        "upscaler": parsed.get("Hires upscaler", "Latent"),
+        "steps": _whole("Hires steps", parsed.get("Hires steps", "0")),
+        "denoising_strength": _real("Denoising strength", parsed.get("Denoising strength", "0.7")),
+        "resize_x": 0, "resize_y": 0,
+    }  # fmt: skip
+    if "Hires resize" in parsed:
+        x, sep, y = parsed["Hires resize"].partition("x")
+        out["resize_x"] = _whole("Hires resize", x)
+        out["resize_y"] = _whole("Hires resize", y if sep else "")
+    return out
 
 
 def save_png(image: Any, path: str | Path, parameters: str) -> Path:

@@ -11,10 +11,11 @@ back in webui's words."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import GenlabError
+from .hires import HiresFix
 
 #: genlab's sampler names -> the names stable-diffusion-webui writes in its parameters.
 WEBUI_SAMPLERS = {
@@ -102,8 +103,10 @@ def check_seed(seed: Any, what: str = "seed") -> int:
 class GenerationRequest:
     """prompt, negative prompt, sampler and schedule, steps, CFG scale, seed (image i of the
     batch uses seed + i), batch size, width and height in pixels (None: the model's own
-    size); ``init_image``/``strength`` for img2img and ``mask`` for inpainting; ``loras``:
-    (path, scale) pairs."""
+    size); ``init_image``/``strength`` for img2img and ``mask`` for inpainting (the initial
+    image may be a list, image i for seed + i, or ``hires.Latents``); ``loras``: (path, scale)
+    pairs; ``hires``: txt2img's hires fix (a ``HiresFix``, or its fields as a dict), with
+    width and height the base size it draws first."""
 
     prompt: str
     negative_prompt: str = ""
@@ -119,6 +122,7 @@ class GenerationRequest:
     mask: Any = None
     loras: tuple[tuple[str, float], ...] = ()
     schedule: str = "default"
+    hires: HiresFix | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
@@ -157,6 +161,18 @@ class GenerationRequest:
             raise GenlabError("strength applies to img2img: give an initial image.")
         if self.mask is not None and self.init_image is None:
             raise GenlabError("A mask applies to inpainting: give the image to paint into.")
+        if isinstance(self.init_image, list | tuple):
+            if len(self.init_image) != self.batch_size or self.mask is not None:
+                raise GenlabError(
+                    f"A list of initial images holds one image for each of the batch's "
+                    f"{self.batch_size}, and takes no mask; got {len(self.init_image)}."
+                )
+        if isinstance(self.hires, dict):
+            object.__setattr__(self, "hires", HiresFix(**self.hires))
+        if self.hires is not None and not isinstance(self.hires, HiresFix):
+            raise GenlabError(f"hires is a HiresFix or its fields, got {self.hires!r}.")
+        if self.hires is not None and self.init_image is not None:
+            raise GenlabError("Hires fix applies to txt2img: give no initial image with it.")
         for lora in self.loras:
             scale = lora[1] if isinstance(lora, tuple | list) and len(lora) == 2 else None
             if (
@@ -181,12 +197,23 @@ class GenerationRequest:
 
     @property
     def work(self) -> int:
-        """Network evaluations times pixels: what bounds a request's cost."""
-        return self.steps * self.batch_size * (self.width or 0) * (self.height or 0)
+        """Network evaluations times pixels: what bounds a request's cost (with hires fix,
+        the second pass's at its larger size too)."""
+        w, h = self.width or 0, self.height or 0
+        work = self.steps * self.batch_size * w * h
+        if self.hires is not None and w and h:
+            from .hires import upscale_size
+
+            tw, th = upscale_size(w, h, self.hires)
+            work += (self.hires.steps or self.steps) * self.batch_size * tw * th
+        return work
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields that describe the request in words (images left out)."""
-        out = asdict(self)
-        for name in ("init_image", "mask"):
+        """The fields that describe the request in words (images left out; ``hires`` as a
+        dict, where it is set)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("init_image", "mask", "hires"):
             out.pop(name)
+        if self.hires is not None:
+            out["hires"] = asdict(self.hires)
         return out

@@ -31,12 +31,14 @@ class Progress:
 @dataclass
 class GenerationResult:
     """Images (PIL), each with its seed and its PNG ``parameters`` text; ``info``: what the
-    back end noticed (the prompt truncated ...)."""
+    back end noticed (the prompt truncated ...); ``latents``: the latents before decoding,
+    where the call asked to keep them (``keep_latents``: hires fix's latent upscale)."""
 
     images: list[Any]
     seeds: list[int]
     parameters: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    latents: Any = None
 
 
 def cancel_check(cancel: Any) -> Callable[[], None]:

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import GenlabError
 from ..generation.backend import ModelInfo
+from ..generation.hires import Latents, hires_fix, second_pass_schedule, target_size
 from ..generation.images import image_tensor, mask_tensor, to_pil
 from ..generation.pnginfo import format_parameters
 from ..generation.request import GenerationRequest
@@ -88,22 +89,43 @@ class TextToImagePipeline:
     def check(self, request: GenerationRequest) -> GenerationRequest:
         if not request.sized:
             request = request.at_size(*self.default_size())
-        size_factor(self.model, request.width, request.height)
-        width, height = self.default_size()
-        if request.width > width or request.height > height:
-            # A U-Net trained on 32x32 scenes draws a larger canvas as tiles of 32-px scenes
-            # (3, 9 and 30 circles at 64, 128 and 256 px): refuse rather than mislead.
-            raise GenlabError(
-                f"{self.name} was trained at {width}x{height} and draws tiled copies of a "
-                f"scene beyond that size, so it draws at most {width}x{height} (asked for "
-                f"{request.width}x{request.height}); upscale its image for a larger one."
-            )
+        factor = size_factor(self.model, request.width, request.height)
+        from_noise = request.init_image is None or (request.strength or 1.0) >= 1.0
+        self._check_canvas(request.width, request.height, from_noise)
+        if request.hires is not None:  # the second pass: img2img at the target size
+            hires = request.hires
+            target = target_size(request.width, request.height, hires, factor)
+            steps = hires.steps or request.steps
+            _, strength = second_pass_schedule(steps, hires.denoising_strength)
+            self._check_canvas(*target, strength >= 1.0)
         checked_loras(request.loras, self.name, self.model_hash)
         return request
 
+    def _check_canvas(self, width: int, height: int, from_noise: bool) -> None:
+        """A U-Net trained on 32x32 scenes draws a larger canvas from noise as tiles of 32-px
+        scenes (3, 9 and 30 circles at 64, 128 and 256 px): refused rather than misleading.
+        Below strength 1 (img2img, hires fix's second pass) the layout is the initial
+        image's, which the model only refines, so any size is drawn."""
+        w, h = self.default_size()
+        if from_noise and (width > w or height > h):
+            raise GenlabError(
+                f"{self.name} was trained at {w}x{h} and draws tiled copies of a scene "
+                f"beyond that size from noise, so it draws at most {w}x{h} (asked for "
+                f"{width}x{height}); for a larger image draw at {w}x{h} with hires fix "
+                "(--hires-scale, below denoising strength 1) or upscale its image."
+            )
+
     def __call__(
-        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None
-    ) -> GenerationResult:
+        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None,
+        *, keep_latents: bool = False,
+    ) -> GenerationResult:  # fmt: skip
+        if request.hires is not None:
+            request = self.check(request)
+            result = hires_fix(self, request, progress, cancel)
+            notice = " ".join(filter(None, (result.info.get("notice"), self.hires_notice(request))))
+            if notice:
+                result.info["notice"] = notice
+            return result
         request = self.check(request)
         loras = checked_loras(request.loras, self.name, self.model_hash)
         init, original, pixel_mask = self.init_of(request)
@@ -126,7 +148,9 @@ class TextToImagePipeline:
         notice = self.notice(request, truncated)
         if notice:
             info["notice"] = notice
-        return GenerationResult(images, request.seeds, params, info)
+        return GenerationResult(
+            images, request.seeds, params, info, latents if keep_latents else None
+        )
 
     def notice(self, request: GenerationRequest, truncated: bool = False) -> str | None:
         """One line on what the request asks for that this model cannot draw: words and
@@ -142,6 +166,17 @@ class TextToImagePipeline:
             lines.append(f"The prompt is longer than the text encoder's {limit} tokens: the "
                          "words past them were not read.")  # fmt: skip
         return " ".join(line for line in lines if line) or None
+
+    def hires_notice(self, request: GenerationRequest) -> str | None:
+        """One line where a hires pass above the trained size may redraw the layout: the
+        U-Net knows scenes of its trained size, and at 64x64 from a 32x32 draw it split a
+        shape into copies from denoising strength 0.2 to 0.6 on the one seed looked at."""
+        w, h = self.default_size()
+        target = request.hires and target_size(request.width, request.height, request.hires)
+        if not target or (target[0] <= w and target[1] <= h):
+            return None
+        return (f"{self.name} knows {w}x{h} scenes: above that size its hires pass may split "
+                "shapes into copies, the less so the lower the denoising strength.")  # fmt: skip
 
     def applied(self, adapters: list[tuple[Any, float]]):
         """A block within which the U-Net carries ``adapters`` (see ``checked_loras``)."""
@@ -167,15 +202,24 @@ class TextToImagePipeline:
         img2img or inpainting request."""
         if request.init_image is None:
             return None, None, None
-        original = image_tensor(request.init_image)
-        if tuple(original.shape[-2:]) != (request.height, request.width):
-            raise GenlabError(
-                f"The initial image is {original.shape[-1]}x{original.shape[-2]}; the request "
-                f"asks for {request.width}x{request.height}."
-            )
+        strength = 1.0 if request.strength is None else request.strength
+        if isinstance(request.init_image, Latents):  # hires fix's upscaled latents
+            latents = request.init_image.tensor
+            if tuple(latents.shape[-2:]) != tuple(self._latent_size(request)):
+                raise GenlabError("The initial latents do not match the size the request asks.")
+            return Init(latents, strength), None, None
+        images = request.init_image
+        images = images if isinstance(images, list | tuple) else [images]
+        tensors = [image_tensor(image) for image in images]
+        for one in tensors:
+            if tuple(one.shape[-2:]) != (request.height, request.width):
+                raise GenlabError(
+                    f"The initial image is {one.shape[-1]}x{one.shape[-2]}; the request "
+                    f"asks for {request.width}x{request.height}."
+                )
+        original = torch.cat(tensors)
         factor = size_factor(self.model, request.width, request.height)
         latents = self.model.encode(original)
-        strength = 1.0 if request.strength is None else request.strength
         if request.mask is None:
             return Init(latents, strength), original, None
         pixel_mask = mask_tensor(request.mask)
@@ -184,6 +228,10 @@ class TextToImagePipeline:
         # a latent is regenerated when any pixel it covers is
         latent_mask = torch.nn.functional.max_pool2d(pixel_mask, factor)
         return Init(latents, strength, latent_mask), original, pixel_mask
+
+    def _latent_size(self, request: GenerationRequest) -> tuple[int, int]:
+        factor = size_factor(self.model, request.width, request.height)
+        return request.height // factor, request.width // factor
 
     def latents(
         self, request: GenerationRequest, progress: Callable | None = None,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenlabError
+from ..generation.hires import LATENT_MODES, PIXEL_UPSCALERS, HiresFix
 from ..generation.pnginfo import format_parameters, parameters_from_bytes, parse_parameters
 from ..generation.prompt_loras import prompt_loras
 from ..generation.request import (
@@ -199,10 +200,37 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
+def hires_of(body: schema.Txt2ImgRequest) -> HiresFix | None:
+    """txt2img's hires fix from webui's enable_hr and hr_* fields (None: off), or Refused."""
+    if not body.enable_hr:
+        return None
+    same = {
+        "hr_prompt": body.hr_prompt in ("", body.prompt),
+        "hr_negative_prompt": body.hr_negative_prompt in ("", body.negative_prompt),
+        "hr_sampler_name": body.hr_sampler_name in (None, "", body.sampler_name),
+        "hr_scheduler": body.hr_scheduler in (None, "", body.scheduler),
+        "hr_checkpoint_name": body.hr_checkpoint_name in (None, "", "Use same checkpoint"),
+    }
+    other = [name for name, ok in same.items() if not ok]
+    if other:
+        raise Refused(400, f"genlab's hires fix draws its second pass with the first pass's "
+                           f"model, sampler and prompts; leave {other[0]} empty.")  # fmt: skip
+    strength = 0.75 if body.denoising_strength is None else body.denoising_strength
+    try:
+        return HiresFix(
+            scale=_number(body.hr_scale, "hr_scale"), upscaler=body.hr_upscaler or "Latent",
+            steps=body.hr_second_pass_steps,
+            denoising_strength=_number(strength, "denoising_strength"),
+            resize_x=body.hr_resize_x, resize_y=body.hr_resize_y,
+        )  # fmt: skip
+    except GenlabError as e:
+        raise Refused(400, str(e)) from None
+
+
 def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> GenerationRequest:
-    """One GenerationRequest from webui's body (the first iteration's seed), or Refused."""
-    if body.enable_hr:
-        raise Refused(400, "genlab has no hires fix; send enable_hr false.")
+    """One GenerationRequest from webui's body (the first iteration's seed), or Refused;
+    hires fix (enable_hr) for txt2img, the request without ``images``."""
+    hires = hires_of(body) if not images else None
     prompt, tagged = prompt_loras(body.prompt)
     try:
         loras = tuple((str(api.catalog.lora_named(n)), w) for n, w in tagged)
@@ -233,7 +261,7 @@ def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> Gener
             prompt, body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=float(body.cfg_scale), seed=seed, batch_size=body.batch_size,
             width=body.width, height=body.height, loras=loras,
-            schedule=body.scheduler or "default", **images,
+            schedule=body.scheduler or "default", hires=hires, **images,
         )  # fmt: skip
     except GenlabError as e:
         raise Refused(400, str(e)) from None
@@ -316,8 +344,11 @@ def run_job(
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": request.strength,
-        "extra_generation_params": {"Schedule type": WEBUI_SCHEDULES[request.schedule]},
+        "denoising_strength": request.hires.denoising_strength
+        if request.hires
+        else request.strength,
+        "extra_generation_params": {"Schedule type": WEBUI_SCHEDULES[request.schedule]}
+        | hires_params(request),
         "index_of_first_image": 0,
         "infotexts": texts,
         "styles": [],
@@ -343,6 +374,21 @@ def run_job(
     }
 
 
+def hires_params(request: GenerationRequest) -> dict:
+    """webui's extra_generation_params of hires fix (none without it)."""
+    hires = request.hires
+    if hires is None:
+        return {}
+    out: dict[str, Any] = (
+        {"Hires resize": f"{hires.resize_x}x{hires.resize_y}"}
+        if hires.resized
+        else {"Hires upscale": hires.scale}
+    )
+    if hires.steps:
+        out["Hires steps"] = hires.steps
+    return out | {"Hires upscaler": hires.upscaler}
+
+
 def set_model(api: Api, name: str) -> None:
     info = api.load_model(name)
     api.options["sd_model_checkpoint"] = name
@@ -352,9 +398,13 @@ def set_model(api: Api, name: str) -> None:
 def img2img_request(api: Api, body: schema.Img2ImgRequest):
     """(request, finish) of an img2img or inpainting body: the initial image fitted to the
     size asked (the model's own size where none is given: the image's), and for inpainting
-    the mask (inverted, blurred) with the composite that keeps every pixel it leaves out."""
+    the mask (inverted, blurred) with the composite that keeps every pixel it leaves out.
+    With ``inpaint_full_res`` ("only masked") the picture keeps its size: the region around
+    the mask (grown by ``inpaint_full_res_padding``) is drawn at width x height and pasted
+    back."""
     from PIL import Image, ImageFilter, ImageStat
 
+    from ..generation.masked_region import crop_box, cut, paste_back
     from .studio import fit_image
 
     if not body.init_images:
@@ -363,12 +413,12 @@ def img2img_request(api: Api, body: schema.Img2ImgRequest):
     width, height = body.width or init.size[0], body.height or init.size[1]
     if not (1 <= width <= 2048 and 1 <= height <= 2048):
         raise Refused(400, f"width and height must lie in 1..2048, got {width}x{height}.")
-    init = fit_image(init, width, height)
     strength = body.denoising_strength if body.denoising_strength is not None else 0.75
     _number(strength, "denoising_strength")
     if not 0 < strength <= 1:
         raise Refused(400, f"denoising_strength must lie in (0, 1], got {strength}.")
     if body.mask is None:
+        init = fit_image(init, width, height)
         body = body.model_copy(update={"width": width, "height": height})
         return build_request(api, body, init_image=init, strength=float(strength)), None
     if body.inpainting_fill not in (0, 1, 2, 3):
@@ -377,7 +427,13 @@ def img2img_request(api: Api, body: schema.Img2ImgRequest):
     blur = 4 if body.mask_blur is None else body.mask_blur
     if not 0 <= blur <= 64:
         raise Refused(400, f"mask_blur must lie in 0..64 pixels, got {blur}.")
-    mask = decode_image(body.mask, "mask", "L").resize((width, height), Image.Resampling.NEAREST)
+    padding = body.inpaint_full_res_padding
+    if body.inpaint_full_res and not 0 <= padding <= 2048:
+        raise Refused(400, f"inpaint_full_res_padding must lie in 0..2048 pixels, got {padding}.")
+    # the picture at the size it is drawn at; "only masked" keeps the picture's own size
+    if not body.inpaint_full_res:
+        init = fit_image(init, width, height)
+    mask = decode_image(body.mask, "mask", "L").resize(init.size, Image.Resampling.NEAREST)
     mask = mask.point(lambda a: 255 if a > 127 else 0)
     if body.inpainting_mask_invert:
         mask = mask.point(lambda a: 255 - a)
@@ -386,20 +442,26 @@ def img2img_request(api: Api, body: schema.Img2ImgRequest):
     # webui blurs the mask and lays the result over the original through it: every pixel the
     # blurred mask touches is regenerated, and the rest is the original's, exactly
     alpha = mask.filter(ImageFilter.GaussianBlur(blur)) if blur else mask
-    region = alpha.point(lambda a: 255 if a > 0 else 0)
-    source = init
+    box = crop_box(alpha, padding, (width, height)) if body.inpaint_full_res else None
+    source, touched = init, alpha
+    if box is not None:  # the region around the mask, scaled to the size it is drawn at
+        source = cut(init, box, (width, height), Image.Resampling.LANCZOS)
+        touched = cut(alpha, box, (width, height), Image.Resampling.BILINEAR)
+    region = touched.point(lambda a: 255 if a > 0 else 0)
     if body.inpainting_fill == 0:  # "fill": the region starts from the colour around it
         keep = region.point(lambda a: 255 - a)
         colour = (127, 127, 127)
         if keep.getbbox() is not None:
-            colour = tuple(int(c) for c in ImageStat.Stat(init, keep).mean)
-        source = Image.composite(Image.new("RGB", init.size, colour), init, region)
+            colour = tuple(int(c) for c in ImageStat.Stat(source, keep).mean)
+        source = Image.composite(Image.new("RGB", source.size, colour), source, region)
     if body.inpainting_fill in (2, 3):  # latent noise / nothing: the region from pure noise
         strength = 1.0
     body = body.model_copy(update={"width": width, "height": height})
     request = build_request(api, body, init_image=source, strength=float(strength), mask=region)
 
     def finish(image: Any) -> Any:
+        if box is not None:
+            return paste_back(image, init, box, alpha)
         return Image.composite(image.convert("RGB"), init, alpha)
 
     return request, finish
@@ -587,12 +649,13 @@ def mount_api(
                 for n in api.catalog.loras]  # fmt: skip
 
     @router.get("/upscalers", response_model=list[schema.UpscalerItem])
-    def upscalers() -> list:
-        return []
+    def upscalers() -> list:  # hires fix's pixel upscalers (no upscaling networks)
+        return [{"name": name, "model_name": None, "model_path": None, "model_url": None,
+                 "scale": 4} for name in PIXEL_UPSCALERS]  # fmt: skip
 
     @router.get("/latent-upscale-modes", response_model=list[schema.LatentUpscalerModeItem])
     def latent_upscale_modes() -> list:
-        return []
+        return [{"name": name} for name in LATENT_MODES]
 
     @router.get("/sd-vae", response_model=list[schema.SDVaeItem])
     def sd_vae() -> list:

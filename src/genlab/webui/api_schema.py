@@ -37,7 +37,20 @@ class Txt2ImgRequest(_Body):
     restore_faces: bool | None = None
     tiling: bool | None = None
     enable_hr: bool = False
+    #: with enable_hr, the second pass's strength (None: webui's 0.75)
     denoising_strength: float | None = None
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = None  # None: "Latent", as webui's default latent mode
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    # the second pass's own model, sampler and prompts: genlab's reuses the first pass's,
+    # and refuses a different one rather than ignore it
+    hr_checkpoint_name: str | None = None
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
     send_images: bool = True

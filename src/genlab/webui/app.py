@@ -15,6 +15,8 @@ from typing import Any
 from . import lab, xygrid
 from .handlers import (
     CONTROLS,
+    HIRES,
+    HIRES_UPSCALERS,
     SAMPLERS,
     SCHEDULES,
     SETTINGS,
@@ -24,6 +26,7 @@ from .handlers import (
     Shown,
     controls_of,
     error_message,
+    hires_from_controls,
     unreadable_text,
 )
 from .studio import RANDOM_SEED, Studio
@@ -174,6 +177,27 @@ def build_app(studio: Studio) -> Any:
             every = {**prompts, **tab, **picks}
             return [every[name] for name in CONTROLS]
 
+        def hires_controls() -> list:
+            """txt2img's "Hires. fix": draw at the size above, upscale, redraw with img2img."""
+            with gr.Accordion("Hires. fix", open=False, elem_id="txt2img-hires"):
+                enable = gr.Checkbox(False, label="upscale: draw at the size above, then "
+                                     "redraw larger", elem_id="txt2img-enable-hr")  # fmt: skip
+                with gr.Row():
+                    upscaler = gr.Dropdown(list(HIRES_UPSCALERS), value="Latent",
+                                           label="upscaler")  # fmt: skip
+                    scale = gr.Slider(1, 4, value=2, step=0.05, label="upscale by")
+                    steps = gr.Slider(0, xygrid.MAX_STEPS, value=0, step=1,
+                                      label="hires steps (0: as steps)")  # fmt: skip
+                    strength = gr.Slider(0.01, 1, value=0.7, step=0.01,
+                                         label="denoising strength")  # fmt: skip
+            return [enable, scale, upscaler, steps, strength]
+
+        def txt2img_run(values: dict, progress: Any) -> Iterator[tuple]:
+            hires = hires_from_controls(*(values[name] for name in HIRES))
+            for view in page.txt2img(controls_of(values), progress, hires=hires):
+                yield _shown(view)
+
+        txt2img_run.__name__ = "txt2img"
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img"), gr.Row():
                 with gr.Column(scale=3):
@@ -184,15 +208,17 @@ def build_app(studio: Studio) -> Any:
                     negative = gr.Textbox(label="negative prompt", lines=1)
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     t2i = settings("txt2img")
+                    hires = hires_controls()
                 with gr.Column(scale=2):
                     gallery, info = results("txt2img")
                     send = gr.Button("send to img2img")
             t2i_prompts = {"prompt": prompt, "negative_prompt": negative}
             t2i_inputs = inputs(t2i_prompts, t2i)
-            txt2img = draw_event(page.txt2img)
-            go.click(txt2img, t2i_inputs, [gallery, info, last_seed], api_name="txt2img",
+            txt2img = endpoint(txt2img_run, (*CONTROLS, *HIRES))
+            t2i_hires = [*t2i_inputs, *hires]
+            go.click(txt2img, t2i_hires, [gallery, info, last_seed], api_name="txt2img",
                      concurrency_id="draw")  # fmt: skip
-            prompt.submit(txt2img, t2i_inputs, [gallery, info, last_seed],
+            prompt.submit(txt2img, t2i_hires, [gallery, info, last_seed],
                           api_visibility="private", concurrency_id="draw")  # fmt: skip
 
             def pick(event: gr.SelectData):

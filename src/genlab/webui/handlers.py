@@ -17,6 +17,7 @@ from typing import Any
 
 from ..backends import BUILTIN
 from ..errors import GenlabError
+from ..generation.hires import UPSCALERS, HiresFix
 from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
 from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
 from . import lab, xygrid
@@ -53,6 +54,21 @@ class Controls:
     model: str = BUILTIN
     loras: tuple[str, ...] | list[str] | None = ()
     lora_scale: float = 1.0
+
+
+#: the page's "Hires. fix" controls, by the API's names (txt2img only)
+HIRES = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength")
+HIRES_UPSCALERS = UPSCALERS
+
+
+def hires_from_controls(
+    enable: Any, scale: Any = 2.0, upscaler: Any = "Latent", steps: Any = 0, strength: Any = 0.7
+) -> HiresFix | None:
+    """The hires fix the page's accordion asks for (None: off); HiresFix checks the values."""
+    if not enable:
+        return None
+    return HiresFix(float(scale), str(upscaler or "Latent"), int(_whole(steps) or 0),
+                    float(strength))  # fmt: skip
 
 
 #: the controls' names in order (the page wires its components in this order)
@@ -179,10 +195,12 @@ class Handlers:
                     items = [(str(p), text) for p, text in zip(event.paths, params, strict=True)]
                     yield Shown(items, params[0], request.seed)
 
-    def txt2img(self, controls: Controls, progress: Progress = _no_progress) -> Iterator[Shown]:
+    def txt2img(self, controls: Controls, progress: Progress = _no_progress, *,
+                hires: HiresFix | None = None) -> Iterator[Shown]:  # fmt: skip
         """Draw images from a prompt: the gallery, the first image's parameters and the seed
-        used (-1 draws a random seed)."""
-        yield from self._draw(self.request(controls), controls.model, "txt2img", progress)
+        used (-1 draws a random seed); ``hires``: the hires fix's second pass."""
+        request = self.request(controls, hires=hires)
+        yield from self._draw(request, controls.model, "txt2img", progress)
 
     def _size(self, controls: Controls) -> tuple[int, int]:
         """The size an uploaded image is fitted to: the controls', or the model's own."""

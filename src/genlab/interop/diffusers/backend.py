@@ -132,11 +132,16 @@ class StableDiffusionBackend:
         return self.size_step()
 
     def __call__(
-        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None
-    ) -> GenerationResult:
+        self, request: GenerationRequest, progress: Callable | None = None, cancel: Any = None,
+        *, keep_latents: bool = False,
+    ) -> GenerationResult:  # fmt: skip
         import torch
 
+        from ...generation.hires import hires_fix
         from ...generation.pnginfo import format_parameters
+
+        if request.hires is not None:
+            return hires_fix(self, request, progress, cancel)
         from ...lora.files import applied_files, checked_loras, lora_parameters
         from .schedulers import diffusers_scheduler
 
@@ -163,7 +168,7 @@ class StableDiffusionBackend:
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 num_images_per_prompt=request.batch_size, generator=generators,
-                output_type="pil",
+                output_type="latent" if keep_latents else "pil",
                 callback_on_step_end=on_step if (progress or cancel) else None, **extra,
             )  # fmt: skip
         info = lora_parameters(loras)
@@ -171,6 +176,8 @@ class StableDiffusionBackend:
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=info)
             for s in request.seeds
         ]
+        if keep_latents:  # hires fix upscales these: no decode at the base size
+            return GenerationResult([], request.seeds, params, latents=out.images)
         images = list(out.images)
         if request.mask is not None:  # every pixel outside the mask kept exactly, as built in
             images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
@@ -253,17 +260,33 @@ class StableDiffusionBackend:
     def _pipeline_for(self, request: GenerationRequest):
         """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same
         components, and the arguments only it takes."""
+        from ...generation.hires import Latents
         from ...generation.images import open_image
 
         if request.init_image is None:
             return self.pipe, {"height": request.height, "width": request.width}
-        image = open_image(request.init_image, "RGB", "initial image")
-        if image.size != (request.width, request.height):
-            raise GenlabError(
-                f"The initial image is {image.size[0]}x{image.size[1]}; the request asks for "
-                f"{request.width}x{request.height}."
-            )
         strength = 1.0 if request.strength is None else request.strength
+        if isinstance(request.init_image, Latents):  # hires fix's upscaled latents, which
+            # diffusers' img2img takes as they are (a tensor of the VAE's latent channels)
+            image = request.init_image.tensor
+            factor = self.pipe.vae_scale_factor
+            if (image.shape[-1] * factor, image.shape[-2] * factor) != (
+                request.width, request.height
+            ):  # fmt: skip
+                raise GenlabError("The initial latents do not match the size the request asks.")
+            pipe = pipeline_class(self.version, "img2img")(**self.pipe.components)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe, {"image": image, "strength": strength}
+        if isinstance(request.init_image, list | tuple):  # one a seed (hires fix's pixels)
+            image = [open_image(im, "RGB", "initial image") for im in request.init_image]
+        else:
+            image = open_image(request.init_image, "RGB", "initial image")
+        for one in image if isinstance(image, list) else [image]:
+            if one.size != (request.width, request.height):
+                raise GenlabError(
+                    f"The initial image is {one.size[0]}x{one.size[1]}; the request asks "
+                    f"for {request.width}x{request.height}."
+                )
         if request.mask is None:
             pipe = pipeline_class(self.version, "img2img")(**self.pipe.components)
             pipe.set_progress_bar_config(disable=True)

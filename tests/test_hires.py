@@ -1,0 +1,214 @@
+"""Hires fix (generation/hires.py) as stable-diffusion-webui does it: the record checked in one
+sentence, webui's target sizes and step counts, the PNG keys written and read back, and the
+draw on the built-in model and on tiny Stable Diffusion / SDXL pipelines: the image is scale
+x the base size, and the first pass is the plain txt2img of the base size (same seed)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.errors import GenlabError
+from genlab.generation import GenerationRequest, format_parameters, request_from_parameters
+from genlab.generation.hires import (
+    UPSCALERS,
+    HiresFix,
+    hires_fix,
+    planned_steps,
+    second_pass_schedule,
+    target_size,
+    upscale_latents,
+    upscale_size,
+)
+
+PROMPT = "a red circle to the left of a blue square"
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"scale": 0.5}, "scale"),
+        ({"scale": float("nan")}, "scale"),
+        ({"upscaler": "ESRGAN_4x"}, "upscaler"),
+        ({"steps": -1}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"denoising_strength": 0.0}, "strength"),
+        ({"denoising_strength": 1.5}, "strength"),
+        ({"resize_x": 99999}, "resize_x"),
+    ],
+)
+def test_a_bad_hires_field_is_one_sentence(fields, needle):
+    with pytest.raises(GenlabError) as e:
+        HiresFix(**fields)
+    message = str(e.value)
+    assert needle in message and message.endswith(".") and "\n" not in message
+
+
+def test_the_record_names_and_its_place_in_the_request():
+    assert HiresFix(upscaler="latent (BICUBIC)").upscaler == "Latent (bicubic)"
+    assert {"Latent", "Lanczos", "Nearest"} <= set(UPSCALERS)
+    request = GenerationRequest(PROMPT, hires={"scale": 1.5, "upscaler": "Lanczos"})
+    assert request.hires == HiresFix(1.5, "Lanczos")
+    assert request.to_dict()["hires"]["scale"] == 1.5
+    assert "hires" not in GenerationRequest(PROMPT).to_dict()
+    with pytest.raises(GenlabError, match="txt2img"):
+        GenerationRequest(PROMPT, init_image=object(), hires=HiresFix())
+    # the work bound counts the second pass at its larger size
+    plain = GenerationRequest(PROMPT, steps=10, width=32, height=32)
+    assert replace(plain, hires=HiresFix(2, steps=5)).work == plain.work + 5 * 64 * 64
+
+
+def test_target_sizes_and_steps_as_webui_counts_them():
+    assert upscale_size(512, 512, HiresFix(2)) == (1024, 1024)
+    assert target_size(512, 512, HiresFix(1.3), 8) == (664, 664)  # 665, down to a multiple
+    assert target_size(512, 768, HiresFix(resize_x=1024), 8) == (1024, 1536)  # aspect kept
+    # both sides: the cover at the base's aspect ratio, cropped to the size asked
+    assert upscale_size(512, 512, HiresFix(resize_x=1024, resize_y=768)) == (1024, 1024)
+    assert target_size(512, 512, HiresFix(resize_x=1024, resize_y=768), 8) == (1024, 768)
+    with pytest.raises(GenlabError, match="2048"):
+        target_size(1024, 1024, HiresFix(4), 8)
+    # the second pass runs exactly N steps of webui's int(N / strength) schedule
+    for n in range(1, 60):
+        for d in (0.05, 0.3, 0.5, 0.7, 0.75, 0.999, 1.0):
+            length, strength = second_pass_schedule(n, d)
+            assert length == max(n, int(n / min(d, 0.999))) and 0 < strength <= 1
+            assert min(length, int(length * strength)) == n, (n, d)
+    request = GenerationRequest(PROMPT, steps=20, hires=HiresFix(steps=0))
+    assert planned_steps(request) == 40
+    # the latent upscale interpolates to the cover and cuts the middle (webui's truncate)
+    z = torch.arange(64.0).reshape(1, 1, 8, 8).repeat(1, 4, 1, 1)
+    up = upscale_latents(z, (16, 16), (16, 11), "Latent (nearest)")
+    assert up.shape == (1, 4, 11, 16)
+    assert torch.equal(up, upscale_latents(z, (16, 16), (16, 16), "Latent (nearest)")[..., 2:13, :])
+    assert planned_steps(replace(request, hires=HiresFix(steps=7))) == 27
+
+
+def test_the_png_records_hires_as_webui_writes_it_and_reads_it_back():
+    request = GenerationRequest(PROMPT, steps=12, seed=3, width=32, height=32,
+                                hires=HiresFix(2, "Latent", 6, 0.5))  # fmt: skip
+    text = format_parameters(request, 3, model="m")
+    assert "Size: 32x32" in text  # the base size, as webui writes it
+    hires = "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 6, Hires upscaler: Latent"
+    assert hires in text
+    fields = request_from_parameters(text)
+    assert "strength" not in fields
+    assert GenerationRequest(**fields).to_dict() == request.to_dict()
+    # webui's own text (no Hires steps: the request's), and a resize
+    webui = (
+        "x\nSteps: 20, Sampler: DPM++ 2M, CFG scale: 7, Seed: 1, Size: 512x512, "
+        "Denoising strength: 0.45, Hires resize: 1024x768, Hires upscaler: Lanczos"
+    )
+    hires = GenerationRequest(**request_from_parameters(webui)).hires
+    assert hires == HiresFix(2, "Lanczos", 0, 0.45, 1024, 768)
+    assert "Hires resize: 1024x768" in format_parameters(
+        GenerationRequest("x", width=512, height=512, hires=hires), 1
+    )
+
+
+class Spy:
+    """A back end that hands every call to ``backend`` and keeps (request, result)."""
+
+    def __init__(self, backend):
+        self.backend, self.calls = backend, []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def __call__(self, request, progress=None, cancel=None, **kw):
+        result = self.backend(request, progress, cancel, **kw)
+        self.calls.append((request, result))
+        return result
+
+
+def _pixels(image):
+    return np.asarray(image.convert("RGB"))
+
+
+def test_builtin_hires_fix_draws_scale_times_the_base_from_the_plain_first_pass(tmp_path):
+    from genlab.backends import load_backend
+
+    pipe = load_backend("builtin")
+    request = GenerationRequest(PROMPT, steps=2, seed=4,
+                                hires=HiresFix(2, "Lanczos", 2, 0.3))  # fmt: skip
+    spy, steps = Spy(pipe), []
+    result = hires_fix(spy, pipe.check(request), lambda p: steps.append((p.step, p.steps)))
+    assert [im.size for im in result.images] == [(64, 64)]
+    (first_request, first), (second_request, _) = spy.calls
+    plain = pipe(GenerationRequest(PROMPT, steps=2, seed=4))
+    assert first_request == replace(pipe.check(request), hires=None)
+    assert np.array_equal(_pixels(first.images[0]), _pixels(plain.images[0]))
+    assert (second_request.width, second_request.height) == (64, 64)
+    assert steps[-1] == (4, 4) and [s for s, _ in steps] == sorted(s for s, _ in steps)
+    # the latent upscale: the latents of the same first pass, the same final size
+    latent = pipe(replace(request, hires=HiresFix(2, "Latent", 1, 0.3)))
+    assert latent.images[0].size == (64, 64) and "split shapes" in latent.info["notice"]
+    # from noise at 64x64 (strength 1) it would tile: refused before drawing, saying why
+    with pytest.raises(GenlabError, match="hires fix"):
+        pipe.check(GenerationRequest(PROMPT, width=64, height=64))
+    with pytest.raises(GenlabError, match="trained at 32x32"):
+        pipe.check(replace(request, hires=HiresFix(2, denoising_strength=1.0)))
+
+
+def test_cli_hires_flags_and_the_png_redraws_the_same_image(tmp_path, capsys):
+    from PIL import Image
+
+    from genlab.cli import main
+    from genlab.generation import read_parameters
+
+    out = tmp_path / "big.png"
+    args = ["txt2img", PROMPT, "--steps", "2", "--seed", "1", "--hires-scale", "2",
+            "--hires-steps", "1", "--denoising-strength", "0.25", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    text = read_parameters(out)
+    assert Image.open(out).size == (64, 64) and "Size: 32x32" in text
+    assert "Hires upscale: 2, Hires steps: 1, Hires upscaler: Latent" in text
+    again = tmp_path / "again.png"
+    assert main(["txt2img", "--from-png", str(out), "--out", str(again)]) == 0
+    assert np.array_equal(_pixels(Image.open(out)), _pixels(Image.open(again)))
+    capsys.readouterr()
+    bad = ["txt2img", PROMPT, "--hires-steps", "3", "--out", str(tmp_path / "x.png")]
+    assert main(bad) == 2
+    assert "--hires-scale" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory):
+    from support.tiny_sd import write_tiny_sd
+
+    return write_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny-sd")
+
+
+def test_stable_diffusion_hires_fix_latent_and_lanczos(sd_folder):
+    from genlab.backends import resolve
+
+    backend = resolve(str(sd_folder))
+    request = GenerationRequest("a red circle", steps=2, seed=3, batch_size=2, width=16,
+                                height=16, hires=HiresFix(2, "Lanczos", 2, 0.5))  # fmt: skip
+    spy = Spy(backend)
+    result = hires_fix(spy, request)
+    assert [im.size for im in result.images] == [(32, 32), (32, 32)]
+    first = spy.calls[0][1]
+    plain = backend(replace(request, hires=None))
+    for a, b in zip(first.images, plain.images, strict=True):
+        assert np.array_equal(_pixels(a), _pixels(b))
+    assert "Hires upscaler: Lanczos" in result.parameters[1] and "Seed: 4" in result.parameters[1]
+    latent = backend(replace(request, batch_size=1, hires=HiresFix(2, "Latent", 2, 0.5)))
+    assert latent.images[0].size == (32, 32)
+    assert "Size: 16x16" in latent.parameters[0]
+
+
+@pytest.mark.slow
+def test_sdxl_hires_fix(tmp_path):
+    from support.tiny_sd import write_tiny_sdxl
+
+    from genlab.backends import resolve
+
+    backend = resolve(str(write_tiny_sdxl(tmp_path / "tiny-sdxl")))
+    for upscaler in ("Latent", "Lanczos"):
+        request = GenerationRequest("a red circle", steps=2, seed=3, width=16, height=16,
+                                    hires=HiresFix(2, upscaler, 2, 0.5))  # fmt: skip
+        assert backend(request).images[0].size == (32, 32)
