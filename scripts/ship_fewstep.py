@@ -32,14 +32,14 @@ from genlab.training.checkpoint import sha256
 def segments(run: Path) -> list[dict]:
     """The run's summary.json, after those of its earlier segments (summary-*.json, kept
     when a segment ended and the run was resumed)."""
-    files = sorted(run.glob("summary-*.json")) + [run / "summary.json"]
+    files = [*sorted(run.glob("summary-*.json")), run / "summary.json"]
     return [json.loads(f.read_text()) | {"file": f.name} for f in files]
 
 
 def commands(run: Path) -> list[str]:
     """The command lines that trained ``run``, as meta.json and the segments recorded them."""
     out = []
-    for f in sorted(run.glob("meta-*.json")) + [run / "meta.json"]:
+    for f in [*sorted(run.glob("meta-*.json")), run / "meta.json"]:
         argv = json.loads(f.read_text())["argv"]
         out.append(" ".join(["genlab", *argv[1:]]))
     return out
@@ -50,6 +50,12 @@ def main() -> None:
     ap.add_argument("--run", required=True, help="the txt2img-shapes-lcm run")
     ap.add_argument("--eval-n", type=int, default=200, help="eval-t2i prompts per split")
     ap.add_argument("--seed", type=int, default=None, help="eval-t2i's prompt set (default: fresh)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="the torch threads the training ran with (OMP_NUM_THREADS), for the card",
+    )
     args = ap.parse_args()
     run = Path(args.run)
     distilled = genlab.load(run)
@@ -63,6 +69,7 @@ def main() -> None:
                                     out=Path("report/t2i-builtin-fast"))  # fmt: skip
     parts = segments(run)
     teacher = builtin_folder("builtin")
+    shown = [{k: p[k] for k in ("file", "steps", "seconds", "loss")} for p in parts]
     card = {
         "name": "genlab-shapes-fast",
         "what": "genlab-shapes (the built-in model) distilled into a 4-step model by latent "
@@ -78,10 +85,9 @@ def main() -> None:
         "recipe": "txt2img-shapes-lcm",
         "commands": [*commands(run), f"python scripts/ship_fewstep.py --run {run}"],
         "training_seconds": round(sum(p["seconds"] for p in parts), 1),
-        "training_segments": [{k: p[k] for k in ("file", "steps", "seconds", "loss")}
-                              for p in parts],  # fmt: skip
+        "training_segments": shown,
         "steps": parts[-1]["steps"],
-        "threads": torch.get_num_threads(),
+        "training_threads": args.threads,
         "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
         "adherence_interval_95": {s: report[s]["interval"] for s in ("heldout", "seen")},
         "adherence_asked": {s: report[s]["asked"] for s in ("heldout", "seen")},

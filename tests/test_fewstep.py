@@ -45,7 +45,9 @@ def test_it_samples_in_four_steps_with_its_own_settings(tmp_path):
     assert params["Steps"] == "4" and params["Sampler"] == "LCM" and params["CFG scale"] == "1"
     assert params["Model"] == "genlab-shapes-fast"
     # a flag given wins over the model's own
-    assert main(["txt2img", "a red circle", "--model", FAST, "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        main(["txt2img", "a red circle", "--model", FAST, "--steps", "2", "--out", str(out)]) == 0
+    )
     assert parse_parameters(read_parameters(out))["Steps"] == "2"
     steps = []
     pipe(GenerationRequest("a blue square", **OWN), progress=lambda p: steps.append(p.step))
@@ -136,8 +138,11 @@ def test_the_recipe_distils_on_a_tiny_budget(tmp_path):
     target = model.net.target.state_dict()[key]
     assert not torch.equal(target, before[key]) and not torch.equal(target, after[key])
     student = model.student()
-    assert type(student) is LatentDiffusion and student.sampling == {"sampler": "lcm",
-                                                                     "steps": 4, "cfg": 1.0}
+    assert type(student) is LatentDiffusion and student.sampling == {
+        "sampler": "lcm",
+        "steps": 4,
+        "cfg": 1.0,
+    }
     assert torch.equal(student.net.denoiser.state_dict()[key], after[key])
     x = student.sample(2, seed=0, prompt="a red circle")
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()

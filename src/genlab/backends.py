@@ -1,6 +1,6 @@
 """``resolve(spec)``: the one place that tells the model kinds apart and gives the back end
-that draws from it. A spec is "builtin" (the shipped text-to-image model), "builtin-fast" (its 4-step
-distillation, shipped beside it), a genlab run or
+that draws from it. A spec is "builtin" (the shipped text-to-image model), "builtin-fast"
+(its 4-step distillation, shipped beside it), a genlab run or
 model folder of a latent diffusion model, a Stable Diffusion diffusers folder, or one
 original-layout ``.safetensors`` file (with ``config``, a local diffusers folder of the
 same architecture). Every front end, LoRA training and fusing, and ``eval-t2i`` go through

@@ -67,8 +67,9 @@ class LatentConsistencyDistillation(LatentDiffusion):
     config_schema = (
         Option("guidance", float, 5.0, "the CFG scale folded into the student", low=0.0),
         Option("skip", int, 50, "timesteps one teacher DDIM step spans", low=1, high=1000),
-        Option("target_decay", float, 0.95, "EMA decay of the target network", low=0.0,
-               high=1.0),  # fmt: skip
+        Option(
+            "target_decay", float, 0.95, "EMA decay of the target network", low=0.0, high=1.0
+        ),
         Option("sample_steps", int, 4, "the student's default sampling steps", low=1, high=1000),
     )
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -116,8 +117,13 @@ class LatentConsistencyDistillation(LatentDiffusion):
         self.frozen = (*self.frozen, "teacher", "target")
         # built from the teacher's folder each time, never saved with the student
         self.external = (*self.external, "teacher", "target")
-        self.hparams = {"teacher": str(teacher), "guidance": float(guidance), "skip": int(skip),
-                        "target_decay": float(target_decay), "sample_steps": int(sample_steps)}  # fmt: skip
+        self.hparams = {
+            "teacher": str(teacher),
+            "guidance": float(guidance),
+            "skip": int(skip),
+            "target_decay": float(target_decay),
+            "sample_steps": int(sample_steps),
+        }
         self.teacher, self.guidance, self.skip = str(teacher), float(guidance), int(skip)
         self.target_decay, self.sample_steps = float(target_decay), int(sample_steps)
         self._target_started = False
