@@ -67,9 +67,7 @@ class LatentConsistencyDistillation(LatentDiffusion):
     config_schema = (
         Option("guidance", float, 5.0, "the CFG scale folded into the student", low=0.0),
         Option("skip", int, 50, "timesteps one teacher DDIM step spans", low=1, high=1000),
-        Option(
-            "target_decay", float, 0.95, "EMA decay of the target network", low=0.0, high=1.0
-        ),
+        Option("target_decay", float, 0.95, "EMA decay of the target network", low=0.0, high=1.0),
         Option("sample_steps", int, 4, "the student's default sampling steps", low=1, high=1000),
     )
     train_defaults: ClassVar[dict[str, Any]] = {
