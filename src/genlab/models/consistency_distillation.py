@@ -73,9 +73,9 @@ class LatentConsistencyDistillation(LatentDiffusion):
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 2e-4,
         "batch_size": 64,
-        "steps": 2000,
+        "steps": 300,
         "ema_decay": 0.99,
-        "warmup_steps": 50,
+        "warmup_steps": 30,
     }
     preview_count = 16
 
