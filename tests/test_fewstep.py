@@ -106,8 +106,18 @@ def test_the_page_and_the_api_offer_it(tmp_path):
     assert (Handlers(studio).model_size("builtin").steps, size.width) == (20, 32)
     app = FastAPI()
     mount_api(app, studio)
-    listed = TestClient(app).get("/sdapi/v1/sd-models").json()
+    client = TestClient(app)
+    listed = client.get("/sdapi/v1/sd-models").json()
     assert [m["title"] for m in listed] == ["builtin", FAST]
+    # a client that sends no steps, sampler or CFG scale gets the model's own, not webui's
+    body = {"prompt": "a red circle", "override_settings": {"sd_model_checkpoint": FAST}}
+    info = json.loads(client.post("/sdapi/v1/txt2img", json=body).json()["info"])
+    assert (
+        "Steps: 4, Sampler: LCM, " in info["infotexts"][0]
+        and "CFG scale: 1," in info["infotexts"][0]
+    )
+    sent = client.post("/sdapi/v1/txt2img", json={**body, "steps": 2, "cfg_scale": 2}).json()
+    assert "Steps: 2, Sampler: LCM, " in json.loads(sent["info"])["infotexts"][0]
 
 
 def test_the_recipe_distils_on_a_tiny_budget(tmp_path):
