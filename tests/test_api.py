@@ -75,7 +75,7 @@ def test_prompt_loras_are_parsed_out_of_the_prompt():
 
 
 def test_webuiapi_lists_and_switches_models_and_samplers(client):
-    assert client.util_get_model_names() == ["builtin", "other"]
+    assert client.util_get_model_names() == ["builtin", "builtin-fast", "other"]
     samplers = client.util_get_sampler_names()
     assert {"Euler a", "DPM++ 2M", "DDIM"} <= set(samplers)
     assert {"karras", "automatic"} <= set(client.util_get_scheduler_names())

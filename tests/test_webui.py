@@ -360,7 +360,10 @@ def test_uploads_are_capped_and_bombs_refused(client, server, tmp_path):
 
 def test_model_lab_lists_runs_with_their_options(server):
     cat: Catalog = server["studio"].catalog
-    assert "faithful" in cat.runs and cat.text_to_image == {"builtin": "builtin"}
+    assert "faithful" in cat.runs and cat.text_to_image == {
+        "builtin": "builtin",
+        "builtin-fast": "builtin-fast",
+    }
     assert list(cat.loras) == ["loras/tiny"]
     assert lab.run_options(cat.run("faithful")) == []  # a mixture samples with no options
     out = lab.sample_run_to(cat.run("faithful"), server["studio"].path("lab", "gmm"), 50, 0, {})

@@ -192,10 +192,10 @@ def test_the_catalog_rescans_itself(tmp_path):
 
     cat = Catalog.scan(None, tmp_path / "runs")
     page = Handlers(Studio(cat, prepare_out(tmp_path / "out")))
-    assert page.rescan() == (["builtin"], [], "")
+    assert page.rescan() == (["builtin", "builtin-fast"], [], "")
     fit_run("gmm", "faithful", tmp_path / "runs" / "faithful", options={"n_components": 2})
     models, _loras, _text = page.rescan()
-    assert page.catalog is cat and "faithful" in cat.runs and models == ["builtin"]
+    assert page.catalog is cat and "faithful" in cat.runs and models == ["builtin", "builtin-fast"]
     summary, _figures = page.lab_show("faithful")
     assert "meta" in summary and page.lab_options("faithful") == []
     out = page.lab_sample("faithful", 20, 0, {})

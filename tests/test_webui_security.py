@@ -434,7 +434,7 @@ def test_unreadable_safetensors_are_listed_with_their_reason_and_the_page_serves
     assert "pickle" in cat.unreadable["pickled.safetensors"]
     assert "header too large" in cat.unreadable["huge-header.safetensors"]
     assert "incomplete" in cat.unreadable["truncated.safetensors"]
-    assert list(cat.text_to_image) == ["builtin"]
+    assert list(cat.text_to_image) == ["builtin", "builtin-fast"]
     config = _config(site["base"])
     shown = [c for c in config["components"] if c.get("props", {}).get("elem_id")
              == "unreadable-models"]  # fmt: skip

@@ -1,5 +1,6 @@
 """``resolve(spec)``: the one place that tells the model kinds apart and gives the back end
-that draws from it. A spec is "builtin" (the shipped text-to-image model), a genlab run or
+that draws from it. A spec is "builtin" (the shipped text-to-image model), "builtin-fast"
+(its 4-step distillation, shipped beside it), a genlab run or
 model folder of a latent diffusion model, a Stable Diffusion diffusers folder, or one
 original-layout ``.safetensors`` file (with ``config``, a local diffusers folder of the
 same architecture). Every front end, LoRA training and fusing, and ``eval-t2i`` go through
@@ -16,6 +17,8 @@ from .generation.backend import Backend
 from .generation.placement import CPU, Placement
 
 BUILTIN = "builtin"
+#: the shipped text-to-image models, by spec (pipelines.text_to_image.SHIPPED has their folders)
+SHIPPED = (BUILTIN, "builtin-fast")
 
 
 def kind(spec: str | Path) -> str:
@@ -38,7 +41,7 @@ def resolve(spec: str = BUILTIN, config: str | None = None, place: Placement = C
         weights = hashed_weights(Path(spec))
         digest = sha256(weights) if weights.suffix == ".safetensors" and weights.is_file() else ""
         return StableDiffusionBackend(spec, model_hash=digest, config=config, placement=place)
-    if config is not None and (spec == BUILTIN or Path(spec).exists()):  # else: unknown model
+    if config is not None and (spec in SHIPPED or Path(spec).exists()):  # else: unknown model
         raise GenlabError("--model-config applies to a single-file Stable Diffusion checkpoint.")
     if place != CPU:
         raise GenlabError(

@@ -98,6 +98,13 @@ MODELS: dict[str, Entry] = {
         "neural",
         "text-to-image latent diffusion (autoencoder, text encoder, cross-attention U-Net)",
     ),
+    "latent-consistency": Entry(
+        "genlab.models.consistency_distillation",
+        "LatentConsistencyDistillation",
+        "neural",
+        "latent consistency distillation of a text-to-image model: a few-step student, "
+        "guidance folded in",
+    ),
     "lora": Entry(
         "genlab.finetune.model",
         "LoRA",

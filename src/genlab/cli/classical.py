@@ -140,7 +140,10 @@ def cmd_models(args: argparse.Namespace) -> None:
     for name, e in MODELS.items():
         print(f"{name:<17} {e.kind:<10} {e.description}")
     print("\nrecipes (genlab train RECIPE): " + ", ".join(recipe_names()))
-    print("\nshipped (genlab sample / eval NAME; builtin is txt2img-shapes):")
+    print(
+        "\nshipped (genlab sample / eval NAME; builtin is txt2img-shapes, builtin-fast "
+        "txt2img-shapes-fast):"
+    )
     for name in assets.names():
         what = assets.card(name).get("what", "").split(";")[0]
         print(f"  {name:<24} {what}")

@@ -12,6 +12,7 @@ EXAMPLES = {
     "eval-t2i": """examples:
   genlab eval-t2i builtin                      # a fresh prompt set (its seed printed)
   genlab eval-t2i builtin --seed 12345         # the set of seed 12345 again
+  genlab eval-t2i builtin-fast                 # the 4-step model, at its own settings
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
@@ -27,9 +28,10 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from ..generation.request import parse_sampler
 
     output_folder(args.out)
-    sampler, schedule = parse_sampler(args.sampler, args.schedule)
-    named = sampler if schedule == "default" else f"{sampler}-{schedule}"
-    settings = {"sampler": named, "steps": args.steps, "cfg": args.cfg}
+    settings = {k: v for k, v in (("steps", args.steps), ("cfg", args.cfg)) if v is not None}
+    if args.sampler is not None or args.schedule is not None:  # else: the model's own
+        sampler, schedule = parse_sampler(args.sampler or "dpmpp-2m", args.schedule)
+        settings["sampler"] = sampler if schedule == "default" else f"{sampler}-{schedule}"
     report = evaluate_text_to_image(
         args.model, n=args.n, out=args.out, seed=args.seed,
         loras=loras(args.lora, args.lora_scale), **settings,
@@ -134,14 +136,15 @@ def compare_latent(args: argparse.Namespace) -> None:
 def add(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "eval-t2i", cmd_eval_t2i, "prompt adherence and FD of a text-to-image model",
                 EXAMPLES["eval-t2i"])  # fmt: skip
-    p.add_argument("model", help="'builtin' or a latent-diffusion run folder")
+    p.add_argument("model", help="'builtin', 'builtin-fast' or a latent-diffusion run folder")
     p.add_argument("--n", type=int, default=200, help="prompts per split (default 200)")
     p.add_argument("--seed", type=seed, default=None,
                    help="the prompt set's seed (default: drawn fresh, recorded)")  # fmt: skip
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
-    sampler_flags(p)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale")
+    sampler_flags(p, default=None)  # None: the model's own (dpmpp-2m; builtin-fast: lcm)
+    p.add_argument("--steps", type=int, help="sampling steps (default 20; builtin-fast: 4)")
+    p.add_argument("--cfg", type=float,
+                   help="classifier-free guidance scale (default 5; builtin-fast: 1)")  # fmt: skip
     lora_flags(p)
 
     p = command(sub, "compare", cmd_compare,

@@ -26,6 +26,7 @@ EXAMPLES = {
   genlab txt2img "green star, top, small" --negative "red" --cfg 7 --steps 30 --out star.png
   genlab txt2img "a pink heart above a white box" --batch 8 --out hearts.png  # + grid
   genlab txt2img "a blue triangle on the right" --model runs/txt2img --sampler euler-a
+  genlab txt2img "a green star at the top" --model builtin-fast  # 4 steps (lcm)
   genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
   genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
   genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64""",
@@ -136,6 +137,11 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     check_writable(args.out)
     request = dataclasses.replace(request, loras=loras(args.lora, args.lora_scale))
     pipe = load_backend(args.model, args.model_config, placement(args))
+    # a distilled model's own sampler, steps and CFG scale (builtin-fast: lcm, 4, 1) where
+    # neither the command line nor the PNG gives them
+    own = {k: v for k, v in getattr(pipe.describe(), "sampling", {}).items() if k not in fields}
+    if own:
+        request = dataclasses.replace(request, **own)
     model_hash = getattr(pipe, "model_hash", "") or ""
     if recorded_hash and model_hash and not model_hash.startswith(recorded_hash):
         print(f"genlab: {args.from_png} was drawn by another model (hash {recorded_hash}); "
@@ -176,9 +182,11 @@ def generation(
     p.add_argument("--negative", help="negative prompt: what to steer away from")
     model_flags(p)
     placement_flags(p)
-    sampler_flags(p, default=None)  # None: dpmpp-2m, or the PNG's
-    p.add_argument("--steps", type=int, help="sampling steps (default 20)")
-    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 5)")
+    sampler_flags(p, default=None)  # None: dpmpp-2m (builtin-fast: lcm), or the PNG's
+    p.add_argument("--steps", type=int, help="sampling steps (default 20; builtin-fast: 4)")
+    p.add_argument("--cfg", type=float,
+                   help="classifier-free guidance scale (default 5; builtin-fast: 1, its "
+                   "guidance is folded in)")  # fmt: skip
     p.add_argument("--seed", type=seed, help="default 0; image i of a batch uses seed + i")
     p.add_argument("--batch", type=int, help="images to draw (default 1; more: also a grid)")
     size = "pixels (default: the model's, or the initial image's)"

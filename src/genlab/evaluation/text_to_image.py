@@ -164,7 +164,9 @@ def evaluate_text_to_image(
     pipe = load_backend(str(model))
     if pipe.describe().kind != "genlab":
         raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")
-    opts = SETTINGS | settings
+    # the model's own sampling defaults (builtin-fast: lcm, 4 steps, cfg 1), then the given
+    own = {"cfg" if k == "cfg_scale" else k: v for k, v in pipe.describe().sampling.items()}
+    opts = SETTINGS | own | settings
     # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
     GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
     h = pipe.model.data_shape[1]

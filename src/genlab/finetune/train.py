@@ -13,9 +13,9 @@ from ..training.runconfig import RunConfig
 
 def base_shape(base: str, model_config: str | None = None) -> tuple[int, ...]:
     """The image shape a base model draws, as its back end describes it."""
-    from ..backends import kind, resolve
+    from ..backends import SHIPPED, kind, resolve
 
-    if kind(base) == "genlab" and base != "builtin":  # say what a wrong folder holds
+    if kind(base) == "genlab" and base not in SHIPPED:  # say what a wrong folder holds
         _check_text_to_image(base)
     width, height = resolve(base, model_config).describe().default_size
     return (3, height, width)
@@ -51,7 +51,9 @@ def lora_config(
     alpha = float(rank if alpha is None else alpha)
     if not math.isfinite(alpha) or alpha <= 0:
         raise GenlabError(f"--alpha must be a positive number, got {alpha}.")
-    if base != "builtin":
+    from ..backends import SHIPPED
+
+    if base not in SHIPPED:  # a shipped model's name stays a name
         base = str(Path(base).resolve())
     if model_config is not None:
         model_config = str(Path(model_config).resolve())

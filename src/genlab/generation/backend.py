@@ -6,7 +6,7 @@ training see only this."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,9 @@ class ModelInfo:
     """What a model list shows: its name, the sha256 of its weights, its kind ("genlab" or
     "stable-diffusion"), the size it draws by default, the multiple sizes must be, and the
     largest (width, height) it draws (None: any the request allows; genlab's latent models
-    refuse sizes above the one they were trained at)."""
+    refuse sizes above the one they were trained at), and the request fields it draws with
+    where a request leaves them to the model (``sampling``: a distilled few-step model's
+    sampler, steps and CFG scale; empty: the request's own defaults)."""
 
     name: str
     model_hash: str
@@ -27,6 +29,7 @@ class ModelInfo:
     default_size: tuple[int, int]
     size_step: int
     max_size: tuple[int, int] | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(Protocol):

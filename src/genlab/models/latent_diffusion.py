@@ -76,7 +76,10 @@ class LatentDiffusion(NeuralModel):
     "tiny": trained with the U-Net),
     ``max_tokens``, the U-Net's ``channels``/``blocks``/``attention``, ``schedule``,
     ``timesteps``, ``prediction``, ``min_snr``, ``cond_drop`` (chance a caption is dropped
-    in training, for classifier-free guidance)."""
+    in training, for classifier-free guidance), ``sampling`` (the model's own defaults of
+    the sampling options ``sampler``, ``steps`` and ``cfg``, where they differ from
+    everyone's: a consistency-distilled model samples with ``lcm`` in 4 steps and has its
+    guidance folded in, cfg 1)."""
 
     name = "latent-diffusion"
     config_schema = (
@@ -112,6 +115,7 @@ class LatentDiffusion(NeuralModel):
         prediction: str = "eps",
         min_snr: float = 0.0,
         cond_drop: float = 0.1,
+        sampling: dict | None = None,
     ) -> None:
         vae = _autoencoder(int(data_shape[0]), autoencoder, autoencoder_config)
         super().__init__(
@@ -128,7 +132,9 @@ class LatentDiffusion(NeuralModel):
             prediction=prediction,
             min_snr=min_snr,
             cond_drop=cond_drop,
+            **({"sampling": sampling_defaults(sampling)} if sampling else {}),
         )
+        self.sampling = sampling_defaults(sampling)
         self.latent_shape = vae.latent_shape
         encoder = _text_encoder(text_encoder, max_tokens)
         unet = UNet(self.latent_shape[0], tuple(channels), blocks, attention, 0, encoder.dim)
@@ -206,7 +212,7 @@ class LatentDiffusion(NeuralModel):
         unconditionally); options in ``sample_options``."""
         from ..options import resolve
 
-        opts = resolve(self.name, OPTIONS, kw)
+        opts = resolve(self.name, OPTIONS, self.sampling | kw)
         seed = int(torch.randint(0, 2**31, ()).item()) if seed is None else int(seed)
         _, h, w = self.data_shape
         latents, _ = draw_latents(
@@ -218,6 +224,19 @@ class LatentDiffusion(NeuralModel):
 
     def run_plots(self, x) -> dict[str, Any]:
         return {}
+
+
+def sampling_defaults(given: dict | None) -> dict[str, Any]:
+    """A model's own sampling defaults, checked against the options' schema (only the
+    sampler, the steps and the CFG scale may be a model's own)."""
+    from ..options import resolve
+
+    given = dict(given or {})
+    unknown = sorted(set(given) - {"sampler", "steps", "cfg"})
+    if unknown:
+        raise GenlabError(f"sampling may set sampler, steps and cfg, not '{unknown[0]}'.")
+    checked = resolve("latent-diffusion", OPTIONS, given)
+    return {k: checked[k] for k in given}
 
 
 def _autoencoder(channels: int, source: str | None, config: dict[str, Any] | None) -> KLAutoencoder:

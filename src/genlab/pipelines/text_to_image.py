@@ -28,34 +28,43 @@ from ..text.encoder import PromptTruncated
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "genlab-shapes"
+#: the text-to-image models shipped in genlab: spec -> (assets folder, the name lists show).
+#: "builtin-fast" is the built-in model distilled into a 4-step one (consistency distillation,
+#: recipe txt2img-shapes-lcm); it samples with its own defaults (lcm, 4 steps, cfg 1).
+SHIPPED = {
+    BUILTIN: ("txt2img-shapes", BUILTIN_NAME),
+    "builtin-fast": ("txt2img-shapes-fast", "genlab-shapes-fast"),
+}
 
 
-def builtin_folder() -> Path:
-    """The shipped text-to-image model (weights, config and card) inside the package."""
-    return Path(__file__).resolve().parent.parent / "assets" / "txt2img-shapes"
+def builtin_folder(spec: str = BUILTIN) -> Path:
+    """The shipped text-to-image model ``spec`` (weights, config and card) inside the package."""
+    return Path(__file__).resolve().parent.parent / "assets" / SHIPPED[spec][0]
 
 
 def load_model(spec: str = BUILTIN) -> tuple[Any, str, str]:
     """(genlab's latent-diffusion model, its name, the sha256 of its weights) of ``spec``:
-    "builtin" or a run or model folder; a fresh copy each call."""
+    "builtin", "builtin-fast" or a run or model folder; a fresh copy each call."""
+    from ..models.latent_diffusion import LatentDiffusion
     from ..serialization import WEIGHTS, load, model_dir
 
-    if spec == BUILTIN:
+    if spec in SHIPPED:
         from ..assets import checked_folder
 
-        folder, name = checked_folder(builtin_folder().name), BUILTIN_NAME
+        folder, name = checked_folder(SHIPPED[spec][0]), SHIPPED[spec][1]
     else:
         path = Path(spec)
         if not path.exists():
             raise GenlabError(
-                f"Unknown model '{spec}': give 'builtin', the folder of a trained "
-                "latent-diffusion run, a Stable Diffusion folder (model_index.json) or a "
-                "single .safetensors checkpoint."
+                f"Unknown model '{spec}': give 'builtin', 'builtin-fast', the folder of a "
+                "trained latent-diffusion run, a Stable Diffusion folder (model_index.json) "
+                "or a single .safetensors checkpoint."
             )
         folder, name = model_dir(path), path.resolve().name
     digest = sha256(folder / WEIGHTS)
     model = load(folder)
-    if model.name != "latent-diffusion":
+    # a latent-consistency run (the distillation) is a latent-diffusion model too
+    if not isinstance(model, LatentDiffusion):
         raise GenlabError(f"{spec} holds a {model.name} model, not a text-to-image one.")
     return model, name, digest
 
@@ -80,7 +89,14 @@ class TextToImagePipeline:
     def describe(self) -> ModelInfo:
         factor = self.model.data_shape[1] // self.model.latent_shape[1]
         size = self.default_size()
-        return ModelInfo(self.name, self.model_hash, "genlab", size, factor, max_size=size)
+        return ModelInfo(self.name, self.model_hash, "genlab", size, factor, max_size=size,
+                         sampling=self.sampling_defaults())  # fmt: skip
+
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The request fields this model samples with by default where they differ from a
+        request's own (a distilled model: its sampler, steps and CFG scale)."""
+        fields = {"sampler": "sampler", "steps": "steps", "cfg": "cfg_scale"}
+        return {fields[k]: v for k, v in getattr(self.model, "sampling", {}).items()}
 
     def default_size(self) -> tuple[int, int]:
         """(width, height) the model was trained at."""
@@ -157,7 +173,12 @@ class TextToImagePipeline:
         counts outside the built-in model's vocabulary (with a LoRA, which may teach it new
         words, none are judged), a prompt cut to the text encoder's length; or None."""
         lines = []
-        if self.name == BUILTIN_NAME and not request.loras:
+        folded = self.sampling_defaults().get("cfg_scale") == 1.0
+        if folded and request.negative_prompt.strip() and request.cfg_scale == 1.0:
+            lines.append(f"{self.name} has its guidance folded in and draws with CFG scale 1, "
+                         "which reads no negative prompt; a CFG scale above 1 adds "
+                         "guidance away from it.")  # fmt: skip
+        if self.name in (BUILTIN_NAME, SHIPPED["builtin-fast"][1]) and not request.loras:
             from ..data.shapes import vocabulary_notice
 
             lines.append(vocabulary_notice(request.prompt, f"The built-in model ({self.name})"))

@@ -271,6 +271,23 @@ def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> Gener
     return request
 
 
+def own_sampling(
+    api: Api, model: str, body: schema.Txt2ImgRequest, request: GenerationRequest
+) -> GenerationRequest:
+    """``request`` with the model's own sampler, steps and CFG scale (builtin-fast: lcm, 4,
+    1) in the fields the client did not send, in place of webui's defaults (50 steps, CFG 7),
+    which a distilled few-step model would draw badly and slowly."""
+    own = dict(api.load_model(model).sampling)
+    sent = body.model_fields_set
+    if "sampler_name" in sent or "sampler_index" in sent:
+        own.pop("sampler", None)
+    own = {k: v for k, v in own.items() if k not in sent}
+    try:
+        return replace(request, **own) if own else request
+    except GenlabError as e:
+        raise Refused(400, str(e)) from None
+
+
 def run_job(
     api: Api, body: schema.Txt2ImgRequest, request: GenerationRequest, kind: str,
     finish: Callable[[Any], Any] | None = None,
@@ -287,6 +304,7 @@ def run_job(
             set_model(api, model)
     if model not in api.catalog.text_to_image:
         raise Refused(400, f"Unknown model '{model}'; choose one of /sdapi/v1/sd-models.")
+    request = own_sampling(api, model, body, request)
     images, seeds, texts, interrupted = [], [], [], False
     with api.slot():
         for i in range(body.n_iter):

@@ -136,6 +136,7 @@ def build_app(studio: Studio) -> Any:
         unreadable = gr.Markdown(unreadable_text(cat), elem_id="unreadable-models")
         picks = {"model": model, "loras": lora_pick, "lora_scale": lora_scale}
         sizes = []  # every tab's (width, height) sliders: they follow the model's own size
+        drawing = []  # every tab's (sampler, steps, cfg): they follow the model's defaults
 
         def settings(prefix: str) -> dict[str, Any]:
             """The shared drawing controls of one tab, by their Controls names."""
@@ -163,6 +164,7 @@ def build_app(studio: Studio) -> Any:
             dice.click(lambda: RANDOM_SEED, None, seed, api_visibility="private")
             reuse.click(lambda s: s, last_seed, seed, api_visibility="private")
             sizes.extend([width, height])
+            drawing.extend([sampler, steps, cfg])
             values = [sampler, schedule, steps, cfg, seed, batch, width, height]
             return dict(zip(SETTINGS, values, strict=True))
 
@@ -338,14 +340,17 @@ def build_app(studio: Studio) -> Any:
 
         def model_size(name):
             size = page.model_size(name)
-            return tuple(
+            sliders = tuple(
                 gr.Slider(value=value, step=size.step)
                 for _ in range(len(sizes) // 2)
                 for value in (size.width, size.height)
             )
+            own = (gr.Dropdown(value=size.sampler), gr.Slider(value=size.steps),
+                   gr.Slider(value=size.cfg))  # fmt: skip
+            return sliders + own * (len(drawing) // 3)
 
         for trigger in (model.change, app.load):  # the model's own size, in every tab
-            trigger(page_errors(model_size), model, sizes, api_visibility="private")
+            trigger(page_errors(model_size), model, [*sizes, *drawing], api_visibility="private")
     return app
 
 

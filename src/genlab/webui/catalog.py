@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends import BUILTIN
+from ..backends import SHIPPED
 from ..errors import GenlabError
 from ..generation.placement import CPU, Placement
 from ..interop.diffusers.files import is_diffusers_folder, is_stable_diffusion
@@ -82,7 +82,7 @@ def _model_name(folder: Path) -> str | None:
 class Catalog:
     """Names shown in the pickers -> folders on disk."""
 
-    text_to_image: dict[str, str] = field(default_factory=lambda: {BUILTIN: BUILTIN})
+    text_to_image: dict[str, str] = field(default_factory=lambda: {s: s for s in SHIPPED})
     runs: dict[str, Path] = field(default_factory=dict)
     loras: dict[str, Path] = field(default_factory=dict)
     #: model files found but not readable: name -> reason (shown in the page, never loaded)

@@ -116,11 +116,16 @@ class TrainView:
 
 @dataclass(frozen=True)
 class ModelSize:
-    """The width and height sliders' value and step for a model (its describe())."""
+    """The width and height sliders' value and step for a model (its describe()), and the
+    sampler, steps and CFG scale it draws with by default (a distilled few-step model's own:
+    builtin-fast's lcm, 4, 1; else the request's defaults)."""
 
     width: int
     height: int
     step: int
+    sampler: str = "dpmpp-2m"
+    steps: int = 20
+    cfg: float = 5.0
 
 
 def error_message(e: BaseException) -> str | None:
@@ -174,7 +179,12 @@ class Handlers:
         """The model's own size and the multiple its sizes must be (the sliders follow)."""
         info = self.studio.describe(model)
         width, height = info.default_size
-        return ModelSize(width, height, info.size_step)
+        own = getattr(info, "sampling", {}) or {}
+        plain = GenerationRequest("")
+        return ModelSize(
+            width, height, info.size_step, own.get("sampler", plain.sampler),
+            own.get("steps", plain.steps), own.get("cfg_scale", plain.cfg_scale),
+        )  # fmt: skip
 
     def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress
               ) -> Iterator[Shown]:  # fmt: skip

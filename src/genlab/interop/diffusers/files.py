@@ -24,9 +24,11 @@ def is_single_file(path: Path) -> bool:
 
 def is_stable_diffusion(spec: str | Path) -> bool:
     """Whether a model spec names Stable Diffusion: a diffusers folder or a single file
-    ("builtin" and genlab's own run folders are neither)."""
+    ("builtin", "builtin-fast" and genlab's own run folders are neither)."""
     path = Path(spec)
-    return str(spec) != "builtin" and (is_diffusers_folder(path) or is_single_file(path))
+    return str(spec) not in ("builtin", "builtin-fast") and (
+        is_diffusers_folder(path) or is_single_file(path)
+    )
 
 
 def hashed_weights(path: Path) -> Path:
