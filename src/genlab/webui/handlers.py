@@ -234,6 +234,7 @@ class Handlers:
                             params += done
             except Interrupted as e:
                 word = "Skipped" if e.reason == "skip" else "Interrupted"
+                at = (e.step, e.steps) if e.steps else at  # the step the estimate is of
                 caption = f"{word.lower()} at step {at[0]}/{at[1]} (not saved)"
                 kept += [(im, caption) for im in e.images]
                 stopped = (f"{word} at step {at[0]}/{at[1]} of pass {i + 1}/{count} after "

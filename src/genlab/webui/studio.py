@@ -38,11 +38,12 @@ WAIT_CHECK = 0.25
 class Interrupted(Cancelled):
     """The job's stop flag set by the user (the HTTP API's /interrupt or /skip, for a job
     of the page or of the API alike): ``images`` holds the estimate of the clean image the
-    draw had reached, decoded (empty before its first step)."""
+    draw had reached, decoded (empty before its first step), at ``step`` of ``steps``."""
 
-    def __init__(self, images: list[Any], reason: str = "interrupt") -> None:
+    def __init__(self, images: list[Any], reason: str = "interrupt", step: int = 0,
+                 steps: int = 0) -> None:  # fmt: skip
         super().__init__(reason)
-        self.images, self.reason = images, reason
+        self.images, self.reason, self.step, self.steps = images, reason, step, steps
 
 
 @dataclass(eq=False)  # one job is one job: kept in a set by identity
@@ -156,7 +157,7 @@ class Studio:
             job.check()
             if job.stop.is_set():
                 if job.reason in ("interrupt", "skip"):
-                    raise Interrupted(preview(), job.reason)
+                    raise Interrupted(preview(), job.reason, job.step, job.steps)
                 raise Cancelled()
 
         def work(emit: Emit, stop: threading.Event) -> Drawn:
