@@ -247,10 +247,10 @@ def build_app(studio: Studio) -> Any:
             t2i_inputs = inputs(t2i_prompts, t2i)
             txt2img = draw_event(page.txt2img)
             go.click(txt2img, t2i_inputs, [gallery, info, last_seed], api_name="txt2img",
-                     concurrency_id="draw", show_progress="minimal")  # fmt: skip
+                     concurrency_id="draw", show_progress="hidden")  # fmt: skip
             prompt.submit(txt2img, t2i_inputs, [gallery, info, last_seed],
                           api_visibility="private", concurrency_id="draw",
-                          show_progress="minimal")  # fmt: skip
+                          show_progress="hidden")  # fmt: skip
 
             def pick(event: gr.SelectData):
                 return event.value["image"]["path"]
@@ -281,12 +281,12 @@ def build_app(studio: Studio) -> Any:
             go_i2i.click(
                 draw_event(page.img2img, ("image",), ("strength",)),
                 [init, *i2i_inputs, i2i_strength], [i2i_gallery, i2i_info, last_seed],
-                api_name="img2img", concurrency_id="draw", show_progress="minimal",
+                api_name="img2img", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
             go_inp.click(
                 draw_event(page.inpaint, ("editor",), ("strength",)),
                 [editor, *i2i_inputs, inp_strength], [i2i_gallery, i2i_info, last_seed],
-                api_name="inpaint", concurrency_id="draw", show_progress="minimal",
+                api_name="inpaint", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
 
             def send_to_img2img(path, prompt, negative):
