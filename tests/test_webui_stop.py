@@ -259,6 +259,17 @@ def test_a_cancel_stops_the_jobs_begun_before_it_only():
     assert new()
 
 
+def test_keys_closed_long_ago_are_forgotten(monkeypatch):
+    monkeypatch.setattr(clients_module, "KEEP", 10)
+    clients = Clients(grace=0.001)
+    for i in range(30):
+        clients.opened(f"s{i}")
+        clients.closed(f"s{i}")
+        time.sleep(0.002)
+    clients.opened("live")
+    assert len(clients._seen) <= 12 and clients._open["live"] == 1
+
+
 def test_stream_keys_of_the_event_stream_routes():
     def scope(path, query=b"", method="GET"):
         return {"type": "http", "method": method, "path": path, "query_string": query}

@@ -22,6 +22,8 @@ from typing import Any
 #: seconds a job may go without a listener: between joining the queue and opening the stream
 #: a client takes milliseconds, and a reconnect well under a second
 GRACE = 3.0
+#: keys remembered before those closed long ago are forgotten
+KEEP = 4096
 #: the longest /cancel body read (it is three short fields)
 MAX_CANCEL_BODY = 16_384
 
@@ -57,6 +59,7 @@ class Clients:
             if self._open[key] <= 0:
                 del self._open[key]
             self._seen[key] = time.monotonic()
+            self._prune()
 
     def cancel(self, *keys: str) -> None:
         """The client of ``keys`` asked to stop: its jobs begun before now stop (a job it
@@ -64,6 +67,7 @@ class Clients:
         now = time.monotonic()
         with self._lock:
             self._cancelled.update((k, now) for k in keys if k)
+            self._prune()
 
     def present(self, *keys: str | None, since: float | None = None) -> Callable[[], bool]:
         """A check for a job of ``keys`` (its session hash, its event id; None skipped) that
@@ -84,14 +88,14 @@ class Clients:
 
         return check
 
-    def forget(self, *keys: str | None) -> None:
-        """Drop what is known of ``keys`` (a job's end), so the registry stays small."""
-        with self._lock:
-            for k in keys:
-                if k and not self._open[k]:
-                    self._open.pop(k, None)
-                    self._seen.pop(k, None)
-                    self._cancelled.pop(k, None)
+    def _prune(self) -> None:
+        """Forget keys closed long ago (a page load makes one; a server runs for weeks)."""
+        if len(self._seen) + len(self._cancelled) <= KEEP:
+            return
+        old = time.monotonic() - 10 * self.grace
+        for table in (self._seen, self._cancelled):
+            for k in [k for k, t in table.items() if t < old and not self._open[k]]:
+                del table[k]
 
 
 def stream_key(scope: dict) -> str | None:
