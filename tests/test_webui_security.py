@@ -475,6 +475,36 @@ def test_a_join_whose_client_never_listens_stops_within_seconds(site):
     assert took < 20, f"the small request waited {took:.0f} s behind an unheard job"
 
 
+def test_clients_that_listen_are_served_to_the_end_by_either_stream(site, monkeypatch):
+    """With a grace time far shorter than the draw, a client listening on the session's
+    stream (/queue/data) and one on the REST form's own stream (/call/NAME/EVENT, no session
+    hash given) both get their images: only a client that is not listening is stopped."""
+    base, studio = site["base"], site["studio"]
+    monkeypatch.setattr(studio.clients, "grace", 0.3)
+    config = _config(base)
+    txt2img = _fn_index(config, "txt2img")
+    dep = next(d for d in config["dependencies"] if d["id"] == txt2img)
+    components = {c["id"]: c for c in config["components"]}
+    inputs = [components[i].get("props", {}) for i in dep["inputs"]]
+    labels = [c.get("label") for c in inputs]
+    data = [c.get("value") for c in inputs]
+    data[0] = PROMPT
+    data[labels.index("steps")] = 150
+    data[labels.index("batch size")] = 4
+    data[labels.index("seed (-1: random)")] = 3
+    started = time.perf_counter()
+    success, error = outcome(queue_call(base, txt2img, data, wait=300))
+    assert success, error
+    assert time.perf_counter() - started > 1.0  # longer than the grace time: the rule applied
+    with httpx.Client(timeout=300) as http:
+        r = http.post(f"{base}/gradio_api/call/txt2img", json={"data": data})
+        assert r.status_code == 200, r.text
+        event_id = r.json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/txt2img/{event_id}") as stream:
+            events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert events[-1] == "event: complete", events
+
+
 def test_cancel_stops_the_job_and_a_malformed_cancel_is_one_sentence(site):
     """Gradio's /cancel: a body without the job's fields answers 400 with one sentence (not
     Gradio's 422 validation dump); the client's own cancel of a long grid it watches ends
