@@ -113,19 +113,20 @@ def endpoint(run: Callable[..., Iterator], names: tuple[str, ...], clients: Any 
     return page_errors(call)
 
 
-def _shown(view: Shown) -> tuple:
+def _shown(view: Shown) -> Iterator[tuple]:
     """A generation tab's (gallery, info, seed) outputs; None: left as it is. While drawing,
-    the parameters box shows the progress line (labelled so), then the parameters."""
+    the parameters box shows the progress line (labelled so); at the end its label turns
+    back, in a message of its own, since the last message must hold plain values (it is
+    what an API client such as gradio_client receives)."""
     import gradio as gr
 
     gallery, seed = (gr.skip() if v is None else v for v in (view.gallery, view.seed))
     if view.status is not None:
-        info = gr.Textbox(value=view.status, label="progress")
-    elif view.info is not None:
-        info = gr.Textbox(value=view.info, label="parameters")
-    else:
-        info = gr.skip()
-    return gallery, info, seed
+        yield gallery, gr.Textbox(value=view.status, label="progress"), seed
+        return
+    if view.info is not None:
+        yield gr.skip(), gr.Textbox(label="parameters"), gr.skip()
+    yield gallery, gr.skip() if view.info is None else view.info, seed
 
 
 def stop_buttons(page: Handlers, prefix: str) -> None:
@@ -165,7 +166,7 @@ def build_app(studio: Studio) -> Any:
             args = [values[name] for name in (*first, *last)]
             views = method(*args, controls=controls_of(values), progress=progress, caller=caller)
             for view in views:
-                yield _shown(view)
+                yield from _shown(view)
 
         run.__name__ = method.__name__
         return endpoint(run, (*first, *CONTROLS, *last), studio.clients)
