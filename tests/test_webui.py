@@ -435,6 +435,105 @@ def test_in_a_real_browser(server, tmp_path):
         browser.close()
 
 
+def _info(page) -> tuple[str, str]:
+    """(label, text) of the txt2img tab's parameters box (it shows the progress line while
+    a draw runs)."""
+    box = page.locator("#txt2img-info")
+    return box.locator("[data-testid='block-info']").first.inner_text(), box.locator(
+        "textarea"
+    ).input_value()
+
+
+def _start_long_draw(page, url: str) -> None:
+    """16 passes of 16 images of 20 steps: a minute or more even on a quiet machine, far
+    longer than the checks below."""
+    page.goto(url)
+    page.locator("#prompt textarea").fill(PROMPT)
+    for slider in ("#txt2img-count", "#txt2img-batch"):
+        number = page.locator(f"{slider} input[type=number]")
+        number.fill("16")
+        number.press("Enter")
+    page.locator("#generate").click()
+
+
+def _until_idle(studio, seconds: float) -> float:
+    """Seconds until no draw runs; fails after ``seconds``."""
+    import time
+
+    started = time.perf_counter()
+    while studio.current is not None or studio.pending:
+        assert time.perf_counter() - started < seconds, "the draw kept running"
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def test_live_preview_and_interrupt_in_a_real_browser(server):
+    """A long draw shows its preview in the gallery with "step n/N, elapsed s, ETA s" (the
+    elapsed time never goes back); Interrupt ends it within seconds, says so, and keeps
+    the estimate it reached; a closed tab stops its draw and the next Generate is not kept
+    waiting behind it."""
+    import re
+    import time
+
+    artifacts = Path(os.environ.get("GENLAB_ARTIFACTS", "build/test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    studio = server["studio"]
+    line = re.compile(r"pass \d+/16, step (\d+)/20, elapsed (\d+) s, ETA (\d+) s")
+    with _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _start_long_draw(page, server["url"])
+        page.wait_for_function(
+            "document.querySelector('#txt2img-info textarea').value.includes('ETA')",
+            timeout=120_000,
+        )
+        page.locator("#txt2img-gallery img").first.wait_for(timeout=60_000)  # the preview
+        label, first = _info(page)
+        assert label == "progress" and line.fullmatch(first), first
+        page.wait_for_function(
+            f"document.querySelector('#txt2img-info textarea').value !== {first!r}",
+            timeout=60_000,
+        )
+        _, second = _info(page)
+        assert line.fullmatch(second), second
+        assert int(line.fullmatch(second)[2]) >= int(line.fullmatch(first)[2])  # no reset
+        page.screenshot(path=str(artifacts / "webui-preview.png"))
+
+        page.locator("#txt2img-interrupt").click()
+        clicked = time.perf_counter()
+        page.wait_for_function(
+            "document.querySelector('#txt2img-info textarea').value.startsWith('Interrupted')",
+            timeout=60_000,
+        )
+        took = time.perf_counter() - clicked
+        label, text = _info(page)
+        assert label == "parameters"
+        assert re.match(r"Interrupted at step \d+/20 of pass \d+/16", text), text
+        assert took < 30, f"Interrupt took {took:.0f} s to end the draw"
+        assert page.locator("#txt2img-gallery img").count() >= 1  # the estimate, kept
+        _until_idle(studio, 10)
+        page.screenshot(path=str(artifacts / "webui-interrupted.png"))
+
+        # a tab closed mid-draw stops it; another tab's Generate then draws at once
+        _start_long_draw(page, server["url"])
+        page.wait_for_function(
+            "document.querySelector('#txt2img-info textarea').value.includes('ETA')",
+            timeout=120_000,
+        )
+        page.close()
+        stopped = _until_idle(studio, 30)
+        other = browser.new_page(viewport={"width": 1280, "height": 900})
+        other.goto(server["url"])
+        other.locator("#prompt textarea").fill(PROMPT)
+        other.locator("#generate").click()
+        other.wait_for_function(
+            "document.querySelector('#txt2img-info textarea').value.includes('Seed: ')",
+            timeout=120_000,
+        )
+        browser.close()
+    assert stopped < 30
+
+
 def test_page_survives_a_burst_beyond_its_queue(server, client):
     """More requests than the queue holds: each is answered or refused with 'queue is full';
     none is lost, and the page answers afterwards."""

@@ -425,6 +425,125 @@ def test_an_abandoned_long_job_stops_and_a_small_one_finishes_in_seconds(site):
     assert took < 20, f"the small request waited {took:.0f} s behind an abandoned job"
 
 
+def _long_grid(base: str, config: dict) -> dict:
+    """A join body for an X/Y plot that takes minutes (64 cells of 150 steps at 32 x 32)."""
+    seeds = ",".join(str(i) for i in range(8))
+    data = _xy_inputs(config, prompt=PROMPT, x_values=seeds, y_axis="steps",
+                      y_values=",".join(["150"] * 8), width=32, height=32)  # fmt: skip
+    return {"data": data, "fn_index": _fn_index(config, "xy_plot"),
+            "session_hash": uuid.uuid4().hex, "event_data": None}  # fmt: skip
+
+
+def _small_draw_seconds(base: str, config: dict) -> float:
+    """Seconds a 2-step txt2img sent now takes to finish (it waits behind any job)."""
+    txt2img = _fn_index(config, "txt2img")
+    dep = next(d for d in config["dependencies"] if d["id"] == txt2img)
+    components = {c["id"]: c for c in config["components"]}
+    inputs = [components[i].get("props", {}) for i in dep["inputs"]]
+    small = [c.get("value") for c in inputs]
+    small[0] = PROMPT
+    small[[c.get("label") for c in inputs].index("steps")] = 2
+    started = time.perf_counter()
+    success, error = outcome(queue_call(base, txt2img, small, wait=60))
+    assert success, error
+    return time.perf_counter() - started
+
+
+def _when_drawing(studio, timeout: float = 60.0) -> None:
+    end = time.perf_counter() + timeout
+    while studio.current is None or studio.current.step < 1:
+        assert time.perf_counter() < end, "the long job never started drawing"
+        time.sleep(0.05)
+
+
+def test_a_join_whose_client_never_listens_stops_within_seconds(site):
+    """A client joins the queue with a long grid and never opens the event stream: Gradio
+    never notices it; the draw's check of who listens stops it after the grace time, and a
+    small request sent next finishes in seconds."""
+    from genlab.webui.clients import GRACE
+
+    base, studio = site["base"], site["studio"]
+    config = _config(base)
+    r = httpx.post(f"{base}/gradio_api/queue/join", json=_long_grid(base, config), timeout=30)
+    assert r.status_code == 200
+    _when_drawing(studio)
+    started = time.perf_counter()
+    while studio.current is not None:
+        assert time.perf_counter() - started < GRACE + 10, "the unheard grid kept drawing"
+        time.sleep(0.05)
+    took = _small_draw_seconds(base, config)
+    assert took < 20, f"the small request waited {took:.0f} s behind an unheard job"
+
+
+def test_clients_that_listen_are_served_to_the_end_by_either_stream(site, monkeypatch):
+    """With a grace time far shorter than the draw, a client listening on the session's
+    stream (/queue/data) and one on the REST form's own stream (/call/NAME/EVENT, no session
+    hash given) both get their images: only a client that is not listening is stopped."""
+    base, studio = site["base"], site["studio"]
+    monkeypatch.setattr(studio.clients, "grace", 0.2)
+    config = _config(base)
+    txt2img = _fn_index(config, "txt2img")
+    dep = next(d for d in config["dependencies"] if d["id"] == txt2img)
+    components = {c["id"]: c for c in config["components"]}
+    inputs = [components[i].get("props", {}) for i in dep["inputs"]]
+    labels = [c.get("label") for c in inputs]
+    data = [c.get("value") for c in inputs]
+    data[0] = PROMPT
+    data[labels.index("steps")] = 60  # about 1.3 s on a quiet machine: several grace times
+    data[labels.index("seed (-1: random)")] = 3
+    started = time.perf_counter()
+    success, error = outcome(queue_call(base, txt2img, data, wait=300))
+    assert success, error
+    assert time.perf_counter() - started > 0.6  # longer than the grace time: the rule applied
+    with httpx.Client(timeout=300) as http:
+        r = http.post(f"{base}/gradio_api/call/txt2img", json={"data": data})
+        assert r.status_code == 200, r.text
+        event_id = r.json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/txt2img/{event_id}") as stream:
+            events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert events[-1] == "event: complete", events
+
+
+def test_cancel_stops_the_job_and_a_malformed_cancel_is_one_sentence(site):
+    """Gradio's /cancel: a body without the job's fields answers 400 with one sentence (not
+    Gradio's 422 validation dump); the client's own cancel of a long grid it watches ends
+    the stream and the draw within seconds."""
+    from genlab.webui.clients import BAD_CANCEL
+
+    base, studio = site["base"], site["studio"]
+    for body in ({}, {"session_hash": "x"}, [1], "cancel"):
+        r = httpx.post(f"{base}/gradio_api/cancel", json=body, timeout=30)
+        assert (r.status_code, r.text) == (400, BAD_CANCEL), r.text
+        assert _one_sentence(r.text)
+    config = _config(base)
+    body = _long_grid(base, config)
+    with httpx.Client(timeout=120) as http:
+        joined = http.post(f"{base}/gradio_api/queue/join", json=body)
+        assert joined.status_code == 200
+        event_id = joined.json()["event_id"]
+        params = {"session_hash": body["session_hash"]}
+        with http.stream("GET", f"{base}/gradio_api/queue/data", params=params) as stream:
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("data:"):
+                    if json.loads(line[5:]).get("msg") in ("process_generating", "progress"):
+                        break  # drawing: now cancel it
+            _when_drawing(studio)
+            cancel = {"session_hash": body["session_hash"], "fn_index": body["fn_index"],
+                      "event_id": event_id}  # fmt: skip
+            started = time.perf_counter()
+            r = http.post(f"{base}/gradio_api/cancel", json=cancel)
+            assert r.status_code == 200, r.text
+            for line in lines:  # the stream ends (Gradio completes a cancelled event)
+                if line.startswith("data:") and "process_completed" in line:
+                    break
+    while studio.current is not None:
+        assert time.perf_counter() - started < 10, "the cancelled grid kept drawing"
+        time.sleep(0.05)
+    took = _small_draw_seconds(base, config)
+    assert took < 20, f"the small request waited {took:.0f} s behind a cancelled job"
+
+
 # --- unreadable model files -----------------------------------------------------------------------
 def test_unreadable_safetensors_are_listed_with_their_reason_and_the_page_serves(site):
     cat: Catalog = site["studio"].catalog

@@ -17,10 +17,12 @@ from .handlers import (
     CONTROLS,
     HIRES,
     HIRES_UPSCALERS,
+    MAX_BATCH_COUNT,
     SAMPLERS,
     SCHEDULES,
     SETTINGS,
     START_SIZE,
+    Caller,
     Controls,
     Handlers,
     Shown,
@@ -69,34 +71,86 @@ def page_errors(func: Callable) -> Callable:
     return call
 
 
-def endpoint(run: Callable[..., Iterator], names: tuple[str, ...]) -> Callable:
+def caller_of(request: Any, clients: Any) -> Caller:
+    """The Caller of a queued event: its session (whose Interrupt and Skip stop it) and a
+    check that its client still listens on the session's event stream, or on the event's
+    own (the REST form, /call/NAME/EVENT). Gradio keeps the event id in its context."""
+    session = getattr(request, "session_hash", None) if request is not None else None
+    if not session:
+        return Caller()
+    from gradio.context import LocalContext
+
+    event_id = LocalContext.event_id.get(None)
+    return Caller(session, clients.present(session, event_id))
+
+
+def endpoint(run: Callable[..., Iterator], names: tuple[str, ...], clients: Any = None
+             ) -> Callable:  # fmt: skip
     """A streaming event function whose parameters are ``names`` (the API's names, with the
-    Controls' defaults) and a progress bar: it calls ``run(values, progress)``, ``values``
-    being {name: value}. One list of names instead of a signature written out per tab."""
+    Controls' defaults) and a progress bar: it calls ``run(values, progress, caller)``,
+    ``values`` being {name: value}, ``caller`` who asked (``caller_of``; its ``present``
+    watched when ``clients`` is given). One list of names instead of a signature written
+    out per tab."""
     import gradio as gr
 
     defaults = {f: getattr(Controls(), f) for f in CONTROLS}
     progress = gr.Progress()
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter(n, kind, default=defaults.get(n)) for n in names]
-    signature = inspect.Signature([*params, inspect.Parameter("progress", kind, default=progress)])
+    signature = inspect.Signature([
+        *params, inspect.Parameter("progress", kind, default=progress),
+        inspect.Parameter("request", kind, default=None, annotation=gr.Request),
+    ])  # fmt: skip
 
     def call(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = dict(bound.arguments)
-        yield from run(values, values.pop("progress"))
+        request = values.pop("request")
+        caller = caller_of(request, clients) if clients is not None else Caller()
+        yield from run(values, values.pop("progress"), caller)
 
     call.__signature__ = signature
+    call.__annotations__ = {"request": gr.Request}  # how Gradio finds the request parameter
     call.__name__ = getattr(run, "__name__", "endpoint")
     return page_errors(call)
 
 
-def _shown(view: Shown) -> tuple:
-    """A generation tab's (gallery, info, seed) outputs; None: left as it is."""
+def _shown(view: Shown) -> Iterator[tuple]:
+    """A generation tab's (gallery, info, seed) outputs; None: left as it is. While drawing,
+    the parameters box shows the progress line (labelled so); at the end its label turns
+    back, in a message of its own, since the last message must hold plain values (it is
+    what an API client such as gradio_client receives)."""
     import gradio as gr
 
-    return tuple(gr.skip() if v is None else v for v in (view.gallery, view.info, view.seed))
+    gallery, seed = (gr.skip() if v is None else v for v in (view.gallery, view.seed))
+    if view.status is not None:
+        yield gallery, gr.Textbox(value=view.status, label="progress"), seed
+        return
+    if view.info is not None:
+        yield gr.skip(), gr.Textbox(label="parameters"), gr.skip()
+    yield gallery, gr.skip() if view.info is None else view.info, seed
+
+
+def stop_buttons(page: Handlers, prefix: str) -> None:
+    """Interrupt (the whole job stops; what is finished is kept and shown) and Skip (the
+    current pass stops, the next goes on) for this page's own draws: ``Handlers.interrupt``,
+    the HTTP API's /interrupt and /skip mechanism. Unqueued, so they act while a draw runs."""
+    import gradio as gr
+
+    with gr.Row():
+        interrupt = gr.Button("Interrupt", size="sm", elem_id=f"{prefix}-interrupt")
+        skip = gr.Button("Skip", size="sm", elem_id=f"{prefix}-skip")
+
+    def stopper(reason: str) -> Callable:
+        def stop(request: gr.Request) -> None:
+            page.interrupt(getattr(request, "session_hash", None), reason)
+
+        return stop
+
+    for button, reason in ((interrupt, "interrupt"), (skip, "skip")):
+        button.click(stopper(reason), None, None, queue=False, api_visibility="private",
+                     show_progress="hidden")  # fmt: skip
 
 
 def build_app(studio: Studio) -> Any:
@@ -111,13 +165,14 @@ def build_app(studio: Studio) -> Any:
         """txt2img / img2img / inpaint: the ``first`` inputs (the image), the controls, the
         ``last`` ones (strength); the method takes ``first`` and ``last`` in that order."""
 
-        def run(values: dict, progress: Any) -> Iterator[tuple]:
+        def run(values: dict, progress: Any, caller: Caller) -> Iterator[tuple]:
             args = [values[name] for name in (*first, *last)]
-            for view in method(*args, controls=controls_of(values), progress=progress):
-                yield _shown(view)
+            views = method(*args, controls=controls_of(values), progress=progress, caller=caller)
+            for view in views:
+                yield from _shown(view)
 
         run.__name__ = method.__name__
-        return endpoint(run, (*first, *CONTROLS, *last))
+        return endpoint(run, (*first, *CONTROLS, *last), studio.clients)
 
     with gr.Blocks(title="genlab", analytics_enabled=False, fill_width=True) as app:
         gr.Markdown(
@@ -161,11 +216,12 @@ def build_app(studio: Studio) -> Any:
                                   elem_id=f"{prefix}-width")  # fmt: skip
                 height = gr.Slider(*xygrid.SIZE_RANGE, value=START_SIZE, step=8, label="height",
                                    elem_id=f"{prefix}-height")  # fmt: skip
+                count = batch_count(prefix)
             dice.click(lambda: RANDOM_SEED, None, seed, api_visibility="private")
             reuse.click(lambda s: s, last_seed, seed, api_visibility="private")
             sizes.extend([width, height])
             drawing.extend([sampler, steps, cfg])
-            values = [sampler, schedule, steps, cfg, seed, batch, width, height]
+            values = [sampler, schedule, steps, cfg, seed, batch, width, height, count]
             return dict(zip(SETTINGS, values, strict=True))
 
         def results(prefix: str):
@@ -194,10 +250,10 @@ def build_app(studio: Studio) -> Any:
                                          label="denoising strength")  # fmt: skip
             return [enable, scale, upscaler, steps, strength]
 
-        def txt2img_run(values: dict, progress: Any) -> Iterator[tuple]:
+        def txt2img_run(values: dict, progress: Any, caller: Caller) -> Iterator[tuple]:
             hires = hires_from_controls(*(values[name] for name in HIRES))
-            for view in page.txt2img(controls_of(values), progress, hires=hires):
-                yield _shown(view)
+            for view in page.txt2img(controls_of(values), progress, caller, hires=hires):
+                yield from _shown(view)
 
         txt2img_run.__name__ = "txt2img"
         with gr.Tabs() as tabs:
@@ -209,6 +265,7 @@ def build_app(studio: Studio) -> Any:
                     )  # fmt: skip
                     negative = gr.Textbox(label="negative prompt", lines=1)
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_buttons(page, "txt2img")
                     t2i = settings("txt2img")
                     hires = hires_controls()
                 with gr.Column(scale=2):
@@ -216,12 +273,13 @@ def build_app(studio: Studio) -> Any:
                     send = gr.Button("send to img2img")
             t2i_prompts = {"prompt": prompt, "negative_prompt": negative}
             t2i_inputs = inputs(t2i_prompts, t2i)
-            txt2img = endpoint(txt2img_run, (*CONTROLS, *HIRES))
+            txt2img = endpoint(txt2img_run, (*CONTROLS, *HIRES), studio.clients)
             t2i_hires = [*t2i_inputs, *hires]
             go.click(txt2img, t2i_hires, [gallery, info, last_seed], api_name="txt2img",
-                     concurrency_id="draw")  # fmt: skip
+                     concurrency_id="draw", show_progress="hidden")  # fmt: skip
             prompt.submit(txt2img, t2i_hires, [gallery, info, last_seed],
-                          api_visibility="private", concurrency_id="draw")  # fmt: skip
+                          api_visibility="private", concurrency_id="draw",
+                          show_progress="hidden")  # fmt: skip
 
             def pick(event: gr.SelectData):
                 return event.value["image"]["path"]
@@ -244,6 +302,7 @@ def build_app(studio: Studio) -> Any:
                         go_inp = gr.Button("Inpaint", variant="primary")
                     i2i_prompt = gr.Textbox(label="prompt", lines=2, elem_id="img2img-prompt")
                     i2i_negative = gr.Textbox(label="negative prompt")
+                    stop_buttons(page, "img2img")
                     i2i = settings("img2img")
                 with gr.Column(scale=2):
                     i2i_gallery, i2i_info = results("img2img")
@@ -251,12 +310,12 @@ def build_app(studio: Studio) -> Any:
             go_i2i.click(
                 draw_event(page.img2img, ("image",), ("strength",)),
                 [init, *i2i_inputs, i2i_strength], [i2i_gallery, i2i_info, last_seed],
-                api_name="img2img", concurrency_id="draw",
+                api_name="img2img", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
             go_inp.click(
                 draw_event(page.inpaint, ("editor",), ("strength",)),
                 [editor, *i2i_inputs, inp_strength], [i2i_gallery, i2i_info, last_seed],
-                api_name="inpaint", concurrency_id="draw",
+                api_name="inpaint", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
 
             def send_to_img2img(path, prompt, negative):
@@ -303,16 +362,17 @@ def build_app(studio: Studio) -> Any:
 
             axes = ("x_axis", "x_values", "y_axis", "y_values")
 
-            def xy_plot(values: dict, progress: Any) -> Iterator[tuple]:
+            def xy_plot(values: dict, progress: Any, caller: Caller) -> Iterator[tuple]:
                 """One grid over two axes; a generator that yields at every step, so a grid
-                whose client left stops at its next step (Gradio closes it)."""
+                whose client left stops at its next step (Gradio closes it, and the caller's
+                ``present`` check sees it)."""
                 grid = page.xy_plot(controls_of(values), *(values[a] for a in axes),
-                                    progress=progress)  # fmt: skip
+                                    progress=progress, caller=caller)  # fmt: skip
                 for out in grid:
                     yield (gr.skip(), gr.skip()) if out is None else out
 
             go_xy.click(
-                endpoint(xy_plot, (*CONTROLS, *axes)),
+                endpoint(xy_plot, (*CONTROLS, *axes), studio.clients),
                 [*t2i_inputs, x_axis, x_values, y_axis, y_values], [xy_image, xy_info],
                 api_name="xy_plot", concurrency_id="draw",
             )  # fmt: skip
@@ -352,6 +412,15 @@ def build_app(studio: Studio) -> Any:
         for trigger in (model.change, app.load):  # the model's own size, in every tab
             trigger(page_errors(model_size), model, [*sizes, *drawing], api_visibility="private")
     return app
+
+
+def batch_count(prefix: str) -> Any:
+    """webui's batch count: passes of the batch one press draws, seeds following on (Skip
+    ends one pass and goes on with the next)."""
+    import gradio as gr
+
+    return gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="batch count",
+                     elem_id=f"{prefix}-count")  # fmt: skip
 
 
 def train_tab(page: Handlers) -> Any:

@@ -10,25 +10,28 @@ goes to a ``progress(fraction, desc=...)`` callable (Gradio's ``gr.Progress`` is
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends import BUILTIN
-from ..errors import GenlabError
+from ..errors import Cancelled, GenlabError
 from ..generation.hires import UPSCALERS, HiresFix
 from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
 from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
 from . import lab, xygrid
 from .catalog import Catalog, run_summary
-from .studio import RANDOM_SEED, Studio, fit_image, mask_from_editor, resolve_seed
+from .studio import RANDOM_SEED, Interrupted, Studio, fit_image, mask_from_editor, resolve_seed
 from .worker import Drawn, Preview, Step, Stopped, Trained
 
 SAMPLERS = tuple(WEBUI_SAMPLERS)
 SCHEDULES = tuple(WEBUI_SCHEDULES)
 #: the size the page's sliders show before a model has said its own
 START_SIZE = 32
+#: the most passes one press of Generate draws (webui's "batch count")
+MAX_BATCH_COUNT = 16
 Progress = Callable[..., Any]
 
 
@@ -54,6 +57,7 @@ class Controls:
     model: str = BUILTIN
     loras: tuple[str, ...] | list[str] | None = ()
     lora_scale: float = 1.0
+    batch_count: int = 1
 
 
 #: the page's "Hires. fix" controls, by the API's names (txt2img only)
@@ -74,7 +78,8 @@ def hires_from_controls(
 #: the controls' names in order (the page wires its components in this order)
 CONTROLS = tuple(f.name for f in fields(Controls))
 #: the controls of a tab's settings block (the rest: prompts above it, pickers on top)
-SETTINGS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "batch_size", "width", "height")
+SETTINGS = ("sampler", "schedule", "steps", "cfg_scale", "seed", "batch_size", "width", "height",
+            "batch_count")  # fmt: skip
 
 
 def _whole(value: Any) -> int | None:
@@ -102,6 +107,18 @@ class Shown:
     gallery: list[tuple[Any, str]] | None = None
     info: str | None = None
     seed: int | None = None
+    #: while drawing: the progress line (step, elapsed, ETA), shown where the parameters go
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked for a draw: the page's session (its Interrupt and Skip stop its own draws,
+    no one else's) and ``present``, a check that its client still listens (None: not
+    watched), asked between steps."""
+
+    session: str | None = None
+    present: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,8 @@ def error_message(e: BaseException) -> str | None:
     memory as advice; None for a bug (the page reports it with its type and logs it)."""
     if isinstance(e, GenlabError):
         return str(e)
+    if isinstance(e, Interrupted):
+        return "Interrupted before the end; nothing was finished."
     if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
         return "Out of memory: draw fewer or smaller images, or use fewer steps."
     return None
@@ -170,6 +189,8 @@ class Handlers:
         self.studio = studio
         self.catalog = studio.catalog
         self.training = None  # the Train tab's job, made when first used
+        #: sessions whose Interrupt came (between two passes of a batch count too)
+        self._interrupted: set[str] = set()
 
     # --- generation ----------------------------------------------------------------------
     def request(self, controls: Controls, **images: Any) -> GenerationRequest:
@@ -186,31 +207,79 @@ class Handlers:
             own.get("steps", plain.steps), own.get("cfg_scale", plain.cfg_scale),
         )  # fmt: skip
 
-    def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress
-              ) -> Iterator[Shown]:  # fmt: skip
-        """Previews while drawing, then the saved images. It yields at every progress
-        report, so Gradio, which stops a generator whose client left at its next yield,
-        closes it soon and the draw stops at its next step."""
-        with contextlib.closing(self.studio.generate(request, model, kind)) as events:
-            for event in events:
-                if isinstance(event, Step):
-                    progress(event.step / event.steps, desc=f"step {event.step}/{event.steps}")
-                    yield Shown()
-                elif isinstance(event, Preview):
-                    progress(event.step / event.steps, desc=f"step {event.step}/{event.steps}")
-                    caption = f"preview, step {event.step}/{event.steps}"
-                    yield Shown([(im, caption) for im in event.images], "", request.seed)
-                elif isinstance(event, Drawn):
-                    params = event.result.parameters
-                    items = [(str(p), text) for p, text in zip(event.paths, params, strict=True)]
-                    yield Shown(items, params[0], request.seed)
+    def interrupt(self, session: str | None, reason: str = "interrupt") -> bool:
+        """The page's Interrupt ("interrupt": the whole job stops, what is finished is kept)
+        or Skip ("skip": the current pass stops, the next one goes on) for ``session``'s
+        draws; the same ``Studio.interrupt`` as the HTTP API's. False when none ran."""
+        if not session:
+            return False  # a page without a session stops nobody's draw
+        if reason == "interrupt":
+            self._interrupted.add(session)
+        return self.studio.interrupt(reason, owner=session)
 
-    def txt2img(self, controls: Controls, progress: Progress = _no_progress, *,
-                hires: HiresFix | None = None) -> Iterator[Shown]:  # fmt: skip
+    def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress,
+              count: int = 1, caller: Caller = Caller()) -> Iterator[Shown]:  # fmt: skip
+        """Previews while drawing, then the saved images; ``count`` passes of the request
+        (seeds following on, as webui's batch count). It yields at every progress report,
+        so Gradio, which stops a generator whose client left at its next yield, closes it
+        soon and the draw stops at its next step; ``caller.present`` stops it too. Interrupt
+        ends the job with the passes finished (and the current estimate, labelled); Skip
+        ends the current pass and goes on with the next."""
+        count = check_count(count, request)
+        session = caller.session
+        if session:
+            self._interrupted.discard(session)
+        started = time.perf_counter()
+        kept: list[tuple[Any, str]] = []  # finished images (path, parameters) of every pass
+        params: list[str] = []
+        stopped = ""  # the sentence saying the job was interrupted or a pass skipped
+        for i in range(count):
+            if session in self._interrupted:
+                stopped = stopped or "Interrupted before the next pass; what is finished is kept."
+                break
+            part = replace(request, seed=request.seed + i * request.batch_size)
+            at = (0, request.steps)
+            try:
+                with contextlib.closing(self.studio.generate(
+                    part, model, kind, owner=session, present=caller.present,
+                )) as events:  # fmt: skip
+                    for event in events:
+                        if isinstance(event, Step | Preview):
+                            at = (event.step, event.steps)
+                            status = progress_line(i, count, event, time.perf_counter() - started)
+                            progress(event.step / event.steps, desc=status)
+                        if isinstance(event, Step):
+                            yield Shown(status=status)
+                        elif isinstance(event, Preview):
+                            caption = f"preview, step {event.step}/{event.steps}"
+                            items = kept + [(im, caption) for im in event.images]
+                            yield Shown(items, None, request.seed, status)
+                        elif isinstance(event, Drawn):
+                            done = event.result.parameters
+                            kept += [(str(p), t) for p, t in zip(event.paths, done, strict=True)]
+                            params += done
+            except Interrupted as e:
+                word = "Skipped" if e.reason == "skip" else "Interrupted"
+                at = (e.step, e.steps) if e.steps else at  # the step the estimate is of
+                caption = f"{word.lower()} at step {at[0]}/{at[1]} (not saved)"
+                kept += [(im, caption) for im in e.images]
+                stopped = (f"{word} at step {at[0]}/{at[1]} of pass {i + 1}/{count} after "
+                           f"{time.perf_counter() - started:.0f} s; the images finished are "
+                           "kept.")  # fmt: skip
+                if e.reason != "skip":
+                    break
+            except Cancelled:
+                return  # the client left: nobody to show anything to
+        info = "\n".join(t for t in (stopped, params[0] if params else "") if t)
+        yield Shown(kept, info, request.seed)
+
+    def txt2img(self, controls: Controls, progress: Progress = _no_progress,
+                caller: Caller = Caller(), *, hires: HiresFix | None = None
+                ) -> Iterator[Shown]:  # fmt: skip
         """Draw images from a prompt: the gallery, the first image's parameters and the seed
         used (-1 draws a random seed); ``hires``: the hires fix's second pass."""
-        request = self.request(controls, hires=hires)
-        yield from self._draw(request, controls.model, "txt2img", progress)
+        yield from self._draw(self.request(controls, hires=hires), controls.model, "txt2img",
+                              progress, controls.batch_count, caller)  # fmt: skip
 
     def _size(self, controls: Controls) -> tuple[int, int]:
         """The size an uploaded image is fitted to: the controls', or the model's own."""
@@ -220,24 +289,28 @@ class Handlers:
         return size.width, size.height
 
     def img2img(self, image: Any, strength: float, controls: Controls,
-                progress: Progress = _no_progress) -> Iterator[Shown]:  # fmt: skip
+                progress: Progress = _no_progress, caller: Caller = Caller()
+                ) -> Iterator[Shown]:  # fmt: skip
         """Redraw ``image`` (resized to the size asked for) after the prompt."""
         if image is None:
             raise GenlabError("Upload an image (or send one from txt2img) first.")
         init = fit_image(image, *self._size(controls))
         request = self.request(controls, init_image=init, strength=float(strength))
-        yield from self._draw(request, controls.model, "img2img", progress)
+        yield from self._draw(request, controls.model, "img2img", progress,
+                              controls.batch_count, caller)  # fmt: skip
 
     def inpaint(self, editor: Any, strength: float, controls: Controls,
-                progress: Progress = _no_progress) -> Iterator[Shown]:  # fmt: skip
+                progress: Progress = _no_progress, caller: Caller = Caller()
+                ) -> Iterator[Shown]:  # fmt: skip
         """Regenerate the painted region of the editor's image after the prompt."""
         init, mask = mask_from_editor(editor, *self._size(controls))
         request = self.request(controls, init_image=init, strength=float(strength), mask=mask)
-        yield from self._draw(request, controls.model, "inpaint", progress)
+        yield from self._draw(request, controls.model, "inpaint", progress,
+                              controls.batch_count, caller)  # fmt: skip
 
     def xy_plot(
         self, controls: Controls, x_axis: str, x_values: str, y_axis: str, y_values: str,
-        progress: Progress = _no_progress,
+        progress: Progress = _no_progress, caller: Caller = Caller(),
     ) -> Iterator[tuple | None]:  # fmt: skip
         """One grid over two axes (the batch size is ignored: one image a cell); yields None
         at every step (a grid whose client left stops there) and ends with (path, text)."""
@@ -251,8 +324,10 @@ class Handlers:
         for row in rows:
             images.append([])
             for request in row:
-                with contextlib.closing(self.studio.generate(request, controls.model, "xy-cells")
-                                        ) as events:  # fmt: skip
+                with contextlib.closing(self.studio.generate(
+                    request, controls.model, "xy-cells", owner=caller.session,
+                    present=caller.present,
+                )) as events:  # fmt: skip
                     for event in events:
                         if isinstance(event, Drawn):
                             images[-1].append(event.result.images[0])
@@ -407,6 +482,27 @@ class Handlers:
         write_report(report, folder, f"webui: {data}, {int(steps)} steps", "this machine")
         text = markdown_table(table(report)) + "\n\nMarks:\n\n" + marks_text(report)
         return text, str(folder / "compare-samples.png")
+
+
+def check_count(count: Any, request: GenerationRequest) -> int:
+    """The batch count as a whole number in range, its total work within the page's bound."""
+    count = 1 if count is None or count == "" else int(count)
+    if not 1 <= count <= MAX_BATCH_COUNT:
+        raise GenlabError(f"The batch count is {count}; the page draws 1 to {MAX_BATCH_COUNT}.")
+    if request.sized and request.work * count > xygrid.MAX_WORK:
+        raise GenlabError("The batch count times the batch asks more work (images x steps x "
+                          "pixels) than one press may: fewer passes, steps or pixels.")  # fmt: skip
+    return count
+
+
+def progress_line(i: int, count: int, event: Any, elapsed: float) -> str:
+    """The "step n/N, elapsed s, ETA s" line of pass ``i`` (0-based) of ``count``: the ETA from this
+    pass's own rate (``event.elapsed`` since it got the lock, over its steps done) times the
+    steps left in it and in the passes after it; ``elapsed``: since the press, never reset."""
+    left = (event.steps - event.step) + (count - 1 - i) * event.steps
+    eta = event.elapsed / max(event.step, 1) * left
+    where = f"pass {i + 1}/{count}, " if count > 1 else ""
+    return f"{where}step {event.step}/{event.steps}, elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
 
 
 def controls_of(values: dict[str, Any]) -> Controls:

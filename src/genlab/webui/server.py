@@ -81,13 +81,16 @@ def create(
     return build_app(studio), studio
 
 
-def _guard_lifespan(mount: Any = None, **guard: Any) -> Any:
+def _guard_lifespan(mount: Any = None, clients: Any = None, **guard: Any) -> Any:
     """A FastAPI lifespan that puts the HostGuard outside every other middleware: it runs
     when the server starts, before it accepts a connection (Gradio adds its own CORS
     middleware after any given to the app, so one given to the app would sit inside it).
-    ``mount(fastapi_app)`` adds routes first (the HTTP API), so the guard covers them too."""
+    ``mount(fastapi_app)`` adds routes first (the HTTP API), so the guard covers them too;
+    inside the guard, ``clients.ClientWatch`` notes the event streams (a draw whose client
+    never listened, or left, stops) and reads /cancel."""
     from contextlib import asynccontextmanager
 
+    from .clients import ClientWatch
     from .guard import HostGuard
 
     @asynccontextmanager
@@ -95,6 +98,8 @@ def _guard_lifespan(mount: Any = None, **guard: Any) -> Any:
         if mount is not None:
             mount(fastapi_app)
         stack = fastapi_app.middleware_stack or fastapi_app.build_middleware_stack()
+        if clients is not None:
+            stack = ClientWatch(stack, clients)
         fastapi_app.middleware_stack = HostGuard(stack, **guard)
         yield
 
@@ -139,7 +144,7 @@ def launch(
             show_error=True, prevent_thread_lock=True, css=_css(), enable_monitoring=False,
             mcp_server=False, run_history=False, num_workers=0,
             auth=list(gradio_auth.items()) if gradio_auth else None,
-            app_kwargs={"lifespan": _guard_lifespan(mount,
+            app_kwargs={"lifespan": _guard_lifespan(mount, studio.clients,
                 allowed_hosts=allowed_hosts, listen=listen, cors_origins=cors_allow_origins)},
         )  # fmt: skip
         if not isinstance(getattr(app.server_app, "middleware_stack", None), HostGuard):

@@ -20,6 +20,7 @@ from ..generation.backend import Backend, ModelInfo
 from ..generation.pnginfo import save_png
 from ..generation.request import GenerationRequest
 from .catalog import Catalog
+from .clients import Clients
 from .worker import Drawn, Emit, Preview, Step, stream
 
 #: a seed of -1 asks for a random one (as in stable-diffusion-webui)
@@ -30,30 +31,43 @@ PREVIEW_EVERY = 1.0
 #: seconds between progress messages (each is a message to the browser; 20 a second cost
 #: a fast draw half its time)
 PROGRESS_EVERY = 0.25
+#: seconds between looks, while a job waits for the lock, at whether it should still wait
+WAIT_CHECK = 0.25
 
 
 class Interrupted(Cancelled):
     """The job's stop flag set by the user (the HTTP API's /interrupt or /skip, for a job
     of the page or of the API alike): ``images`` holds the estimate of the clean image the
-    draw had reached, decoded (empty before its first step)."""
+    draw had reached, decoded (empty before its first step), at ``step`` of ``steps``."""
 
-    def __init__(self, images: list[Any], reason: str = "interrupt") -> None:
+    def __init__(self, images: list[Any], reason: str = "interrupt", step: int = 0,
+                 steps: int = 0) -> None:  # fmt: skip
         super().__init__(reason)
-        self.images, self.reason = images, reason
+        self.images, self.reason, self.step, self.steps = images, reason, step, steps
 
 
-@dataclass
+@dataclass(eq=False)  # one job is one job: kept in a set by identity
 class Job:
     """The draw in progress, as /sdapi/v1/progress reports it: its step of steps, when it
     started, the latest preview, and its stop flag (``stop``, set when the client left or
-    the user interrupted; ``reason`` says which)."""
+    the user interrupted; ``reason`` says which). ``owner``: who may stop it besides the
+    API (the page's session); ``present``: None, or a check that its client still listens
+    (``Clients.present``), asked between steps and while it waits for the lock."""
 
     step: int = 0
     steps: int = 0
     started: float = field(default_factory=time.perf_counter)
     preview: list[Any] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
-    reason: str = ""  # "interrupt" or "skip" when the user stopped it
+    reason: str = ""  # "interrupt" or "skip" when the user stopped it, "left": nobody listens
+    owner: str | None = None
+    present: Any = None
+
+    def check(self) -> None:
+        """Set the stop flag once the client has gone (its reason "left")."""
+        if self.present is not None and not self.stop.is_set() and not self.present():
+            self.reason = self.reason or "left"
+            self.stop.set()
 
 
 def resolve_seed(seed: Any) -> int:
@@ -77,21 +91,29 @@ class Studio:
         # while another draws sets its size at once
         self.load_lock = threading.Lock()
         self._serial = count(len(list(self.out.glob("*/*.png"))))
-        #: the job holding the lock (None between jobs) and how many jobs wait or run
+        #: the job holding the lock (None between jobs), every job waiting or running, and
+        #: how many jobs wait or run
         self.current: Job | None = None
+        self.jobs: set[Job] = set()
         self.pending = 0
         self._state = threading.Lock()
+        #: the page's event streams, fed by the server (``clients.ClientWatch``)
+        self.clients = Clients()
 
-    def interrupt(self, reason: str = "interrupt") -> bool:
-        """Stop the running draw at its next step, whichever front end asked for it (its
-        consumer gets ``Interrupted``); False when nothing is running."""
+    def interrupt(self, reason: str = "interrupt", owner: str | None = None) -> bool:
+        """Stop a draw at its next step, whichever front end asked for it (its consumer gets
+        ``Interrupted``). ``owner`` None (the HTTP API, as webui's): the running draw;
+        ``owner`` given (a page's session): every draw of that owner, running or waiting,
+        and no one else's. False when there was none."""
         with self._state:
-            job = self.current
-            if job is None:
-                return False
-            job.reason = reason
-            job.stop.set()
-            return True
+            if owner is None:
+                jobs = [self.current] if self.current is not None else []
+            else:
+                jobs = [job for job in self.jobs if job.owner == owner]
+            for job in jobs:
+                job.reason = reason
+                job.stop.set()
+            return bool(jobs)
 
     def path(self, kind: str, stem: str) -> Path:
         """A fresh file name in the output folder's ``kind`` sub-folder."""
@@ -116,14 +138,27 @@ class Studio:
         """What the model says of itself: name, hash, kind, default size and size step."""
         return self.pipeline(model).describe()
 
-    def generate(self, request: GenerationRequest, model: str, kind: str | None) -> Iterator[Any]:
+    def generate(
+        self, request: GenerationRequest, model: str, kind: str | None, *,
+        owner: str | None = None, present: Any = None,
+    ) -> Iterator[Any]:  # fmt: skip
         """The events of one draw (``worker.Step``, ``worker.Preview``, then ``worker.Drawn``).
         Closing the iterator before its end (Gradio closes a generator whose client
         disconnected) stops the draw at its next step; so does ``interrupt`` (the draw then
-        raises ``Interrupted`` with what it had reached). ``kind``: the output sub-folder the
-        images are saved in (None: not saved, no paths)."""
+        raises ``Interrupted`` with what it had reached), and so does ``present()`` turning
+        False (the client left: ``Cancelled``). ``kind``: the output sub-folder the images
+        are saved in (None: not saved, no paths); ``owner``, ``present``: see ``Job``."""
         self.catalog.model_spec(model)  # an unknown name: refused here, before any thread
-        job = Job()
+        job = Job(owner=owner, present=present)
+
+        def stopped(preview: Any = list) -> None:
+            """Raise what the stop flag means: the user's Interrupted (with what the draw
+            had reached), or Cancelled when the client left."""
+            job.check()
+            if job.stop.is_set():
+                if job.reason in ("interrupt", "skip"):
+                    raise Interrupted(preview(), job.reason, job.step, job.steps)
+                raise Cancelled()
 
         def work(emit: Emit, stop: threading.Event) -> Drawn:
             start = time.perf_counter()
@@ -131,29 +166,37 @@ class Studio:
 
             def progress(p: Any) -> None:
                 job.step, job.steps = p.step, p.steps
-                if stop.is_set() and job.reason:  # the user stopped it: keep what it reached
-                    raise Interrupted(p.preview(), job.reason)
+                stopped(p.preview)
                 now = time.perf_counter()
+                elapsed = now - job.started
                 if now - last["preview"] >= PREVIEW_EVERY and p.step < p.steps:
                     job.preview = p.preview()
-                    emit(Preview(p.step, p.steps, job.preview))
+                    emit(Preview(p.step, p.steps, job.preview, elapsed))
                     last["preview"] = last["step"] = time.perf_counter()
                 elif now - last["step"] >= PROGRESS_EVERY:
-                    emit(Step(p.step, p.steps))
+                    emit(Step(p.step, p.steps, elapsed=elapsed))
                     last["step"] = now
 
-            with self.lock:
-                if stop.is_set():  # left while waiting for the lock
-                    raise Cancelled()
+            while not self.lock.acquire(timeout=WAIT_CHECK):
+                stopped()  # interrupted, or the client left, while waiting: gone at once
+            try:
+                stopped()
                 job.started = time.perf_counter()
                 with self._state:
                     self.current = job
                 try:
                     pipe = self.pipeline(model)
                     result = pipe(pipe.check(request), progress, stop)
+                except Cancelled as e:  # the back end saw the flag first: say what it means
+                    if isinstance(e, Interrupted):
+                        raise
+                    stopped(lambda: job.preview)
+                    raise
                 finally:
                     with self._state:
                         self.current = None
+            finally:
+                self.lock.release()
             paths = [
                 save_png(image, self.path(kind, str(seed)), params)
                 for image, seed, params in zip(
@@ -162,17 +205,20 @@ class Studio:
             ] if kind is not None else []  # fmt: skip
             return Drawn(paths, result)
 
-        return self._counted(stream(work, job.stop))
+        return self._counted(job, stream(work, job.stop))
 
-    def _counted(self, events: Iterator[Any]) -> Iterator[Any]:
-        """``events``, counted in ``pending`` (the jobs waiting or running) while they last."""
+    def _counted(self, job: Job, events: Iterator[Any]) -> Iterator[Any]:
+        """``events``, counted in ``pending`` and ``jobs`` (waiting or running) while they
+        last."""
         with self._state:
             self.pending += 1
+            self.jobs.add(job)
         try:
             yield from events
         finally:
             with self._state:
                 self.pending -= 1
+                self.jobs.discard(job)
 
 
 def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:

@@ -16,20 +16,24 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Step:
-    """Step ``step`` (1-based) of ``steps`` is done; ``metrics``: what training logged."""
+    """Step ``step`` (1-based) of ``steps`` is done; ``metrics``: what training logged;
+    ``elapsed``: seconds since the work started (a draw: since it got the lock)."""
 
     step: int
     steps: int
     metrics: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
 
 
 @dataclass(frozen=True)
 class Preview:
-    """The current estimate of the clean images, decoded (PIL), at ``step`` of ``steps``."""
+    """The current estimate of the clean images, decoded (PIL), at ``step`` of ``steps``,
+    ``elapsed`` seconds after the draw started."""
 
     step: int
     steps: int
     images: list[Any]
+    elapsed: float = 0.0
 
 
 @dataclass(frozen=True)
