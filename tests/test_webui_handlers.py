@@ -263,7 +263,7 @@ def test_the_page_wires_a_schedule_and_the_model_size(tmp_path):
     app, _studio = create(tmp_path / "out", runs_dir=tmp_path / "runs")
     api = app.get_api_info()["named_endpoints"]
     names = [p["parameter_name"] for p in api["/txt2img"]["parameters"]]
-    assert names == list(CONTROLS)
+    assert names == [*CONTROLS, *handlers.HIRES]  # the "Hires. fix" accordion last
     assert [p["parameter_name"] for p in api["/img2img"]["parameters"]] == [
         "image", *CONTROLS, "strength",
     ]  # fmt: skip
