@@ -191,7 +191,8 @@ def test_training_folders_only_by_name_inside_the_datasets_folder(tmp_path):
     (datasets / "linked").mkdir()
     os.symlink(outside / "x.png", datasets / "linked" / "x.png")
     assert training.dataset_folder(datasets, "good") == (datasets / "good").resolve()
-    assert training.dataset_names(datasets) == ["good", "linked"]  # the link out is not offered
+    # the shipped example first; the link out is not offered
+    assert training.dataset_names(datasets) == [training.EXAMPLE_DATASET, "good", "linked"]
     for name in ("escape", "../outside", str(outside), "/etc", "~", "", ".", "good/../.."):
         with pytest.raises(GenlabError) as e:
             training.dataset_folder(datasets, name)
@@ -199,7 +200,7 @@ def test_training_folders_only_by_name_inside_the_datasets_folder(tmp_path):
     with pytest.raises(GenlabError, match="links to files outside") as e:
         training.dataset_folder(datasets, "linked")
     assert str(outside) not in str(e.value)
-    with pytest.raises(GenlabError, match="uploaded images only"):
+    with pytest.raises(GenlabError, match="uploaded images or its shipped example only"):
         training.dataset_folder(None, "good")
     big = datasets / "big"
     big.mkdir()

@@ -18,7 +18,12 @@ from typing import Any
 from ..backends import BUILTIN
 from ..errors import GenlabError
 from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
-from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
+from ..generation.request import (
+    UNCONDITIONAL,
+    WEBUI_SAMPLERS,
+    WEBUI_SCHEDULES,
+    GenerationRequest,
+)
 from . import lab, xygrid
 from .catalog import Catalog, run_summary
 from .studio import RANDOM_SEED, Studio, fit_image, mask_from_editor, resolve_seed
@@ -28,6 +33,8 @@ SAMPLERS = tuple(WEBUI_SAMPLERS)
 SCHEDULES = tuple(WEBUI_SCHEDULES)
 #: the size the page's sliders show before a model has said its own
 START_SIZE = 32
+#: the most images the History tab keeps for a session (the oldest leave first)
+HISTORY_SIZE = 100
 Progress = Callable[..., Any]
 
 
@@ -69,6 +76,11 @@ def request_from_controls(catalog: Catalog, controls: Controls, **images: Any) -
     """The one request the controls ask for (``images``: init_image, strength, mask); LoRAs
     are names of the catalog, the seed -1 a random one. GenerationRequest checks the rest."""
     c = controls
+    if c.steps is not None and c.steps != "" and float(c.steps) < 1:
+        # the slider reaches 0 so that a 0 typed in is not silently raised to 1, as the
+        # command line's --steps 0 is refused too
+        raise GenlabError(f"steps must be at least 1, got {c.steps:g}: a draw takes at least "
+                          "one denoising step.")  # fmt: skip
     chosen = tuple((str(catalog.lora(name)), float(c.lora_scale)) for name in c.loras or ())
     return GenerationRequest(
         prompt=c.prompt or "", negative_prompt=c.negative_prompt or "", sampler=c.sampler,
@@ -100,11 +112,49 @@ class TrainView:
 
 @dataclass(frozen=True)
 class ModelSize:
-    """The width and height sliders' value and step for a model (its describe())."""
+    """The width and height sliders for a model (its describe()): their value, the step
+    (the multiple sizes must be, also the smallest), and the largest width and height it
+    draws (the page's own limit where the model sets none)."""
 
     width: int
     height: int
     step: int
+    max_width: int
+    max_height: int
+
+    @classmethod
+    def of(cls, info: Any) -> ModelSize:
+        width, height = info.default_size
+        step = int(info.size_step)
+        top = (xygrid.SIZE_RANGE[1] // step) * step  # the page's limit, a multiple of step
+        max_w, max_h = info.max_size or (top, top)
+        return cls(int(width), int(height), step, min(int(max_w), top), min(int(max_h), top))
+
+
+def notices(request: GenerationRequest, result_info: dict | None = None) -> list[str]:
+    """What the page says beside a draw's parameters: that an empty prompt draws
+    unconditionally, and the model's own notice (words it cannot draw, a cut prompt)."""
+    out = [UNCONDITIONAL] if request.unconditional else []
+    notice = (result_info or {}).get("notice")
+    return [*out, notice] if notice else out
+
+
+def remember(history: list | None, items: list | None, out: Path,
+             limit: int = HISTORY_SIZE) -> list[tuple[str, str]]:  # fmt: skip
+    """The History tab's images after a draw: ``items`` (a gallery's (path, caption) pairs,
+    as the browser sent them back) before the earlier ones, newest first, at most ``limit``;
+    only files of the page's output folder, each once."""
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in [*reversed(items or []), *(history or [])]:
+        path, caption = (item[0], item[1]) if isinstance(item, list | tuple) else (item, "")
+        if not isinstance(path, str) or path in seen or not Path(path).is_file():
+            continue
+        if not Path(path).resolve().is_relative_to(out):
+            continue
+        seen.add(path)
+        kept.append((path, caption or ""))
+    return kept[:limit]
 
 
 def error_message(e: BaseException) -> str | None:
@@ -156,9 +206,7 @@ class Handlers:
 
     def model_size(self, model: str) -> ModelSize:
         """The model's own size and the multiple its sizes must be (the sliders follow)."""
-        info = self.studio.describe(model)
-        width, height = info.default_size
-        return ModelSize(width, height, info.size_step)
+        return ModelSize.of(self.studio.describe(model))
 
     def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress
               ) -> Iterator[Shown]:  # fmt: skip
@@ -177,7 +225,8 @@ class Handlers:
                 elif isinstance(event, Drawn):
                     params = event.result.parameters
                     items = [(str(p), text) for p, text in zip(event.paths, params, strict=True)]
-                    yield Shown(items, params[0], request.seed)
+                    said = notices(request, event.result.info)
+                    yield Shown(items, "\n\n".join([params[0], *said]), request.seed)
 
     def txt2img(self, controls: Controls, progress: Progress = _no_progress) -> Iterator[Shown]:
         """Draw images from a prompt: the gallery, the first image's parameters and the seed
@@ -271,11 +320,17 @@ class Handlers:
             out["loras"], out["lora_scale"] = picked, loras[0][1]
         return out
 
-    def send_to_img2img(self, path: str | None, prompt: str, negative: str) -> tuple:
-        """(picture, the editor's value, prompt, negative prompt) of a gallery image; only
-        an image of the page's output folder (the browser sends the path: checked)."""
+    def send_to_img2img(self, path: str | None, prompt: str, negative: str,
+                        gallery: list | None = None) -> tuple:  # fmt: skip
+        """(picture at its own size, the editor's value, prompt, negative prompt) of the
+        gallery image clicked, or of the gallery's only image when none was; only an image
+        of the page's output folder (the browser sends the path: checked)."""
+        if not path and gallery and len(gallery) == 1:
+            only = gallery[0]
+            path = only[0] if isinstance(only, list | tuple) else only
         if not path:
-            raise GenlabError("Click an image in the gallery first.")
+            raise GenlabError("Click an image in the gallery first." if gallery else
+                              "Draw an image first, then send it.")  # fmt: skip
         if not Path(path).resolve().is_relative_to(self.studio.out):
             raise GenlabError("That image is not one of this page's.")
         from PIL import Image
