@@ -218,11 +218,13 @@ def build_app(studio: Studio) -> Any:
                                         elem_classes=["pixelated", "fill-box"])  # fmt: skip
                         i2i_strength = gr.Slider(0.05, 1, value=0.6, step=0.05, label="strength")
                         go_i2i = gr.Button("Redraw (img2img)", variant="primary")
-                    with gr.Tab("inpaint"):
+                    # rendered while hidden: an editor first shown after "send" stays empty
+                    with gr.Tab("inpaint", render_children=True):
                         editor = gr.ImageEditor(
                             type="pil", label="paint the region to regenerate", layers=False,
                             brush=gr.Brush(colors=["#ffffff"], color_mode="fixed",
                                            default_size=4), height=280,
+                            elem_id="inpaint-editor",
                         )  # fmt: skip
                         inp_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="strength")
                         go_inp = gr.Button("Inpaint", variant="primary")
