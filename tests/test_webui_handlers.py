@@ -195,6 +195,13 @@ def test_png_info_and_send_to_img2img_stay_in_the_output_folder(page, tmp_path):
     assert only.size == (32, 32) and np.array_equal(np.asarray(only), np.asarray(picture))
     with pytest.raises(GenlabError, match="Click an image"):
         page.send_to_img2img(None, PROMPT, "", [(path, "a"), (path, "b")])
+    # a click on an image of an earlier draw is forgotten: the new draw's only image goes
+    newer = _last(page.txt2img(Controls(PROMPT, steps=2, seed=4))).gallery[0][0]
+    assert page.send_to_img2img(path, PROMPT, "", [(newer, "c")])[0].tobytes() == (
+        page.send_to_img2img(newer, PROMPT, "")[0].tobytes()
+    )
+    with pytest.raises(GenlabError, match="Click an image"):
+        page.send_to_img2img(path, PROMPT, "", [(newer, "c"), (newer, "d")])
     with pytest.raises(GenlabError, match="Draw an image first"):
         page.send_to_img2img(None, PROMPT, "", None)
     (tmp_path / "elsewhere.png").write_bytes(open(path, "rb").read())

@@ -207,8 +207,6 @@ def build_app(studio: Studio) -> Any:
                 return event.value["image"]["path"]
 
             gallery.select(pick, None, selected, api_visibility="private")
-            # a new draw forgets the click: "send" then takes the new gallery's only image
-            gallery.change(lambda: None, None, selected, api_visibility="private")
 
             with gr.Tab("img2img", id="img2img"), gr.Row():
                 with gr.Column(scale=3):

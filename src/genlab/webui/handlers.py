@@ -325,9 +325,12 @@ class Handlers:
         """(picture at its own size, the editor's value, prompt, negative prompt) of the
         gallery image clicked, or of the gallery's only image when none was; only an image
         of the page's output folder (the browser sends the path: checked)."""
-        if not path and gallery and len(gallery) == 1:
-            only = gallery[0]
-            path = only[0] if isinstance(only, list | tuple) else only
+        if gallery is not None:
+            shown = [item[0] if isinstance(item, list | tuple) else item for item in gallery]
+            if path not in shown:  # a click on an image of an earlier draw: forgotten
+                path = None
+            if not path and len(shown) == 1:
+                path = shown[0]
         if not path:
             raise GenlabError("Click an image in the gallery first." if gallery else
                               "Draw an image first, then send it.")  # fmt: skip
