@@ -249,6 +249,7 @@ def test_the_same_session_with_basic_auth(servers):
         ({"prompt": "x", "steps": 0}, "steps"),
         ({"prompt": "x", "steps": "many"}, "steps"),
         ({"prompt": "x", "width": 33, "height": 32, "steps": 2}, "multiples"),
+        ({"prompt": "x", "width": 64, "height": 64, "steps": 2}, "trained at 32x32"),
         ({"prompt": "x", "width": 99999, "height": 32}, "width"),
         ({"prompt": "x", "batch_size": 1000}, "batch_size"),
         ({"prompt": "x", "seed": 2**40}, "seed"),

@@ -268,6 +268,19 @@ def test_txt2img_from_png_names_the_loras_not_given(tmp_path, capsys):
     assert code == 2 and "--from-png" in err and err.count("\n") == 1
 
 
+def test_txt2img_says_an_empty_prompt_draws_unconditionally(tmp_path, capsys):
+    from genlab.generation.request import UNCONDITIONAL
+
+    code, _, err = run(["txt2img", "", "--steps", "2", "--out", str(tmp_path / "e.png")], capsys)
+    assert code == 0 and f"genlab: {UNCONDITIONAL}" in err
+    code, _, err = run(["txt2img", "a red circle", "--steps", "2", "--out",
+                        str(tmp_path / "r.png")], capsys)  # fmt: skip
+    assert code == 0 and UNCONDITIONAL not in err
+    code, _, err = run(["txt2img", "a red circle", "--steps", "0", "--out",
+                        str(tmp_path / "z.png")], capsys)  # fmt: skip
+    assert code == 2 and "steps" in err and not (tmp_path / "z.png").exists()
+
+
 def test_shipped_models_by_name(tmp_path, capsys, monkeypatch):
     """A shipped model's name works wherever a run folder is read; nothing is written into
     the package; a local folder of that name wins."""

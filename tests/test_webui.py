@@ -534,6 +534,78 @@ def test_live_preview_and_interrupt_in_a_real_browser(server):
     assert stopped < 30
 
 
+def test_in_a_real_browser_sizes_steps_sending_history_and_examples(server):
+    """The built-in model sets the size sliders' range to its own (max 32); steps 0 is
+    refused in a sentence; "send" takes the only image unclicked and shows it filling its
+    box at its own size; the History tab keeps it; the Train tab's example and the Model
+    lab's shipped models are offered."""
+    artifacts = Path(os.environ.get("GENLAB_ARTIFACTS", "build/test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server["url"])
+        for side in ("width", "height"):  # the model's own range, set once the page loads
+            page.wait_for_function(
+                f"(document.querySelector('#txt2img-{side} input[type=range]') || {{}}).max"
+                " === '32'",
+                timeout=60_000,
+            )
+            slider = page.locator(f"#txt2img-{side} input[type=range]")
+            assert slider.get_attribute("step") == "4" and slider.get_attribute("min") == "4"
+
+        page.locator("#prompt textarea").fill(PROMPT)
+        steps = page.locator("#txt2img-steps input[type=number]")
+        steps.fill("0")
+        steps.press("Enter")
+        page.locator("#generate").click()
+        page.get_by_text("steps must be at least 1, got 0").first.wait_for(timeout=30_000)
+        assert steps.input_value() == "0"  # not silently raised to 1
+
+        steps.fill("2")
+        steps.press("Enter")
+        page.locator("#generate").click()
+        page.wait_for_function(
+            "document.querySelector('#txt2img-info textarea').value.includes('Steps: 2,')",
+            timeout=60_000,
+        )
+        page.locator("#txt2img-send").click()  # no image clicked: the only one goes
+        sent = page.locator("#img2img-image img").first
+        sent.wait_for(timeout=30_000)
+        natural = sent.evaluate("im => [im.naturalWidth, im.naturalHeight]")
+        shown = sent.bounding_box()
+        assert natural == [32, 32] and shown["width"] >= 200, (natural, shown)
+        # every tab's sliders follow the model (this one is drawn once first shown)
+        assert page.locator("#img2img-width input[type=range]").get_attribute("max") == "32"
+        page.screenshot(path=str(artifacts / "webui-sent-to-img2img.png"))
+        page.get_by_role("tab", name="inpaint").click()  # the editor got it too, enlarged
+        # its zoom reads 27% while empty (an 800-px canvas), several hundred once it holds
+        # the 32-px image scaled up to fill it
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#inpaint-editor *')].some(
+                e => e.children.length === 0 && /^\\d+%$/.test(e.textContent.trim())
+                && parseInt(e.textContent) >= 300)""",
+            timeout=60_000,
+        )
+        assert not page.locator("#inpaint-editor").get_by_text("Upload an image").is_visible()
+        page.screenshot(path=str(artifacts / "webui-sent-to-inpaint.png"))
+
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-gallery img").first.wait_for(timeout=30_000)
+        assert page.locator("#history-gallery img").count() >= 1
+
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#train-example").click()
+        page.wait_for_function(
+            "document.querySelector('#train-folder input').value.startsWith('example')",
+            timeout=30_000,
+        )
+        page.get_by_role("tab", name="Model lab").click()
+        page.locator("#lab-run input").click()
+        page.get_by_role("option", name="shipped: ddpm-digits").wait_for(timeout=30_000)
+        browser.close()
+
+
 def test_page_survives_a_burst_beyond_its_queue(server, client):
     """More requests than the queue holds: each is answered or refused with 'queue is full';
     none is lost, and the page answers afterwards."""

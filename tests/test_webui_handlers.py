@@ -11,7 +11,7 @@ import pytest
 
 from genlab.errors import GenlabError
 from genlab.generation import GenerationRequest, format_parameters, read_parameters
-from genlab.webui import handlers, worker
+from genlab.webui import handlers, worker, xygrid
 from genlab.webui.catalog import Catalog
 from genlab.webui.handlers import CONTROLS, Controls, Handlers, ModelSize, request_from_controls
 from genlab.webui.server import prepare_out
@@ -72,7 +72,7 @@ def test_txt2img_draws_at_the_models_own_size_and_streams(page, monkeypatch):
     assert len(last.gallery) == 2 and last.seed == 4 and "Size: 32x32" in last.info
     assert [read_parameters(p) for p, _ in last.gallery] == [c for _, c in last.gallery]
     assert seen and seen[-1].startswith("step ")
-    assert page.model_size("builtin") == ModelSize(32, 32, 4)
+    assert page.model_size("builtin") == ModelSize(32, 32, 4, 32, 32)
     with pytest.raises(GenlabError, match="Unknown model"):
         list(page.txt2img(Controls(PROMPT, model="/etc")))
 
@@ -118,8 +118,35 @@ def test_a_stable_diffusion_model_sets_its_own_size(tmp_path):
     page = Handlers(Studio(cat, prepare_out(tmp_path / "out")))
     info = page.studio.describe("tiny-sd")
     assert info.kind == "stable-diffusion" and folder.is_dir()
-    assert page.model_size("tiny-sd") == ModelSize(*info.default_size, info.size_step)
+    step = info.size_step
+    top = (xygrid.SIZE_RANGE[1] // step) * step  # no limit of its own: the page's
+    assert page.model_size("tiny-sd") == ModelSize(*info.default_size, step, top, top)
     assert page.model_size("tiny-sd") != page.model_size("builtin")
+
+
+def test_the_size_rule_and_steps_are_the_command_lines(page):
+    """The sliders' range is the model's (the built-in model: 4 to 32 in steps of 4); a
+    larger size is refused in the library's one sentence, as the CLI and the API refuse it;
+    0 steps is refused, not drawn as 1."""
+    size = page.model_size("builtin")
+    assert (size.step, size.max_width, size.max_height) == (4, 32, 32)
+    with pytest.raises(GenlabError, match="trained at 32x32") as e:
+        list(page.txt2img(Controls(PROMPT, steps=2, width=64, height=64)))
+    assert "\n" not in str(e.value) and "64x64" in str(e.value)
+    for steps in (0, 0.0, -3):
+        with pytest.raises(GenlabError, match="steps must be at least 1"):
+            list(page.txt2img(Controls(PROMPT, steps=steps)))
+
+
+def test_an_empty_prompt_says_it_draws_unconditionally(page):
+    from genlab.generation.request import UNCONDITIONAL
+
+    for prompt in ("", "   "):
+        last = _last(page.txt2img(Controls(prompt, steps=2, seed=1)))
+        assert UNCONDITIONAL in last.info and last.info.startswith(last.gallery[0][1])
+    assert UNCONDITIONAL not in _last(page.txt2img(Controls(PROMPT, steps=2, seed=1))).info
+    # the model's own notice (words it cannot draw) travels the same way
+    assert '"car"' in _last(page.txt2img(Controls("a blue car", steps=2, seed=1))).info
 
 
 # --- the X/Y plot --------------------------------------------------------------------------------
@@ -179,11 +206,48 @@ def test_png_info_and_send_to_img2img_stay_in_the_output_folder(page, tmp_path):
     assert page.png_info(None) == ("", {})
     picture, editor, prompt, _negative = page.send_to_img2img(path, PROMPT, "")
     assert picture.size == (32, 32) and editor["background"] is picture and prompt == PROMPT
+    # nothing clicked: the gallery's only image goes, at the size it was saved
+    only = page.send_to_img2img(None, PROMPT, "", [(path, "caption")])[0]
+    assert only.size == (32, 32) and np.array_equal(np.asarray(only), np.asarray(picture))
+    with pytest.raises(GenlabError, match="Click an image"):
+        page.send_to_img2img(None, PROMPT, "", [(path, "a"), (path, "b")])
+    # a click on an image of an earlier draw is forgotten: the new draw's only image goes
+    newer = _last(page.txt2img(Controls(PROMPT, steps=2, seed=4))).gallery[0][0]
+    assert page.send_to_img2img(path, PROMPT, "", [(newer, "c")])[0].tobytes() == (
+        page.send_to_img2img(newer, PROMPT, "")[0].tobytes()
+    )
+    with pytest.raises(GenlabError, match="Click an image"):
+        page.send_to_img2img(path, PROMPT, "", [(newer, "c"), (newer, "d")])
+    with pytest.raises(GenlabError, match="Draw an image first"):
+        page.send_to_img2img(None, PROMPT, "", None)
     (tmp_path / "elsewhere.png").write_bytes(open(path, "rb").read())
     for bad, match in ((str(tmp_path / "elsewhere.png"), "not one of this page's"),
-                       (None, "Click an image")):  # fmt: skip
+                       (None, "Draw an image first")):  # fmt: skip
         with pytest.raises(GenlabError, match=match):
             page.send_to_img2img(bad, PROMPT, "")
+
+
+def test_the_history_keeps_the_sessions_images_newest_first_and_bounded(page, tmp_path):
+    out = page.studio.out
+    files = []
+    for i in range(5):
+        f = out / "txt2img" / f"{i}.png"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"png")
+        files.append(str(f))
+    history = handlers.remember([], [(files[0], "a"), (files[1], "b")], out)
+    assert history == [(files[1], "b"), (files[0], "a")]
+    history = handlers.remember(history, [(files[2], "c")], out)
+    assert [p for p, _ in history] == [files[2], files[1], files[0]]
+    # bounded: the oldest leave first; a file seen again is kept once, as the newest
+    history = handlers.remember(history, [(files[3], "d"), (files[0], "a")], out, limit=3)
+    assert [p for p, _ in history] == [files[0], files[3], files[2]]
+    (tmp_path / "elsewhere.png").write_bytes(b"png")
+    kept = handlers.remember(history, [(str(tmp_path / "elsewhere.png"), "x"), ("/etc", "y"),
+                                        (str(out / "missing.png"), "z")], out)  # fmt: skip
+    assert kept == history  # only the output folder's own files
+    assert handlers.remember(None, None, out) == []
+    assert handlers.HISTORY_SIZE >= 50
 
 
 # --- the model lists, Train, Model lab, Compare --------------------------------------------------
@@ -211,6 +275,37 @@ def test_train_refuses_before_any_work(page):
     with pytest.raises(GenlabError, match="Upload images"):
         next(page.train(None, None, "", "fine", "builtin", 4, 10, 1e-3, False))
     page.cancel_training()  # nothing running: nothing to do
+
+
+def test_train_on_the_shipped_example(page):
+    """The Train tab's example: the shipped teal scenes with their captions, by its name in
+    the datasets list (offered without --datasets-dir); a LoRA trains on them."""
+    from genlab.data.examples import TEAL
+    from genlab.webui import training
+
+    assert training.dataset_names(None) == [training.EXAMPLE_DATASET]
+    assert training.gather_images(None, training.EXAMPLE_DATASET, TEAL / "x") == TEAL
+    *_, last = page.train(None, training.EXAMPLE_DATASET, "", "teal-try", "builtin", 2, 2,
+                          1e-3, False)  # fmt: skip
+    assert last.saved == "teal-try" and "2 steps" in last.status
+    assert (training.lora_root(page.catalog.runs_dir) / "teal-try" / "config.yaml").is_file()
+    assert not (TEAL / "x").exists()  # nothing written into the shipped folder
+
+
+def test_the_model_lab_lists_the_shipped_models(page):
+    """Beside the user's runs: every shipped model that samples, viewed the same way (its
+    card for metrics), sampled into the output folder; a guidance classifier is not one."""
+    names = page.catalog.lab_names()
+    for name in ("ddpm-digits", "vae-digits", "gan-digits", "txt2img-shapes"):
+        assert f"shipped: {name}" in names
+    assert "shipped: noisy-classifier-digits" not in names
+    summary, figures = page.lab_show("shipped: gan-digits")
+    assert summary["card"]["name"] == "gan-digits" and figures == []
+    assert {"sampler", "steps"} <= {o["name"] for o in page.lab_options("shipped: ddpm-digits")}
+    out = page.lab_sample("shipped: gan-digits", 4, 0, {})
+    assert out.endswith(".png") and out.startswith(str(page.studio.out))
+    with pytest.raises(GenlabError, match="Unknown run"):
+        page.lab_show("shipped: ../../etc")
 
 
 def test_compare_table_comes_from_the_reports_rows(page):
@@ -273,3 +368,9 @@ def test_the_page_wires_a_schedule_and_the_model_size(tmp_path):
     assert len(schedules) == 2  # txt2img's and img2img's
     assert [v for v, _ in schedules[0]["props"]["choices"]] == list(handlers.SCHEDULES)
     assert list(handlers.SCHEDULES) == ["default", "karras", "trailing", "leading", "linspace"]
+    # steps reach 0 in the page (refused in a sentence), not clamped to 1 by the browser
+    steps = [c for c in config["components"]
+             if str(c.get("props", {}).get("elem_id")).endswith("2img-steps")]  # fmt: skip
+    assert len(steps) == 2 and all(c["props"]["minimum"] == 0 for c in steps)
+    labels = {c.get("props", {}).get("label") for c in config["components"]}
+    assert {"history", "or a folder: the shipped example"} <= labels

@@ -147,6 +147,10 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         print(f"genlab: {args.from_png} was drawn by another model (hash {recorded_hash}); "
               f"redrawing it with {args.model}.", file=sys.stderr)  # fmt: skip
     request = pipe.check(request)  # the model's own size where none is given (SD 1.x: 512)
+    if request.unconditional:
+        from ..generation.request import UNCONDITIONAL
+
+        print(f"genlab: {UNCONDITIONAL}", file=sys.stderr)
     with tqdm(total=planned_steps(request), desc=args.command, leave=False) as bar:
         result = pipe(request, lambda p: bar.update(p.step - bar.n) if p.step > bar.n else None)
     if result.info.get("notice"):  # words or counts the model cannot draw, a cut prompt

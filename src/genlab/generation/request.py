@@ -44,6 +44,8 @@ WEBUI_SCHEDULES = {
 #: the bounds every front end shares (the page's sliders, the CLI, the API)
 MAX_STEPS = 1000
 MAX_SIDE = 2048
+#: what every front end says of a request with an empty prompt
+UNCONDITIONAL = "The prompt is empty: the model draws unconditionally, guided by no text."
 MAX_BATCH = 64
 SEED_RANGE = 2**32
 
@@ -185,6 +187,11 @@ class GenerationRequest:
     @property
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_size)]
+
+    @property
+    def unconditional(self) -> bool:
+        """Whether the prompt is empty (a prompt of spaces says nothing either)."""
+        return not self.prompt.strip()
 
     @property
     def sized(self) -> bool:

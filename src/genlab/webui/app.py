@@ -34,7 +34,12 @@ from .handlers import (
 from .studio import RANDOM_SEED, Studio
 
 log = logging.getLogger("genlab.webui")
-CSS = ".pixelated img { image-rendering: pixelated; }"
+#: small images shown large: no smoothing, and an image input fills its box (a 32-px image
+#: sent to img2img would otherwise sit as a 32-px speck in it)
+CSS = (
+    ".pixelated img { image-rendering: pixelated; }\n"
+    ".fill-box img { width: 100%; height: 100%; object-fit: contain; }"
+)
 
 
 def page_errors(func: Callable) -> Callable:
@@ -199,7 +204,9 @@ def build_app(studio: Studio) -> Any:
                 sampler = gr.Dropdown(list(SAMPLERS), value="dpmpp-2m", label="sampler")
                 schedule = gr.Dropdown(list(SCHEDULES), value="default", label="schedule",
                                        elem_id=f"{prefix}-schedule")  # fmt: skip
-                steps = gr.Slider(1, xygrid.MAX_STEPS, value=20, step=1, label="steps")
+                # from 0, so that a 0 typed in is refused in a sentence, not raised to 1
+                steps = gr.Slider(0, xygrid.MAX_STEPS, value=20, step=1, label="steps",
+                                  elem_id=f"{prefix}-steps")  # fmt: skip
                 cfg = gr.Slider(*xygrid.CFG_RANGE, value=5.0, step=0.5, label="CFG scale")
             with gr.Row():
                 seed = gr.Number(
@@ -270,16 +277,17 @@ def build_app(studio: Studio) -> Any:
                     hires = hires_controls()
                 with gr.Column(scale=2):
                     gallery, info = results("txt2img")
-                    send = gr.Button("send to img2img")
+                    send = gr.Button("send to img2img / inpaint", elem_id="txt2img-send")
             t2i_prompts = {"prompt": prompt, "negative_prompt": negative}
             t2i_inputs = inputs(t2i_prompts, t2i)
             txt2img = endpoint(txt2img_run, (*CONTROLS, *HIRES), studio.clients)
             t2i_hires = [*t2i_inputs, *hires]
-            go.click(txt2img, t2i_hires, [gallery, info, last_seed], api_name="txt2img",
-                     concurrency_id="draw", show_progress="hidden")  # fmt: skip
-            prompt.submit(txt2img, t2i_hires, [gallery, info, last_seed],
-                          api_visibility="private", concurrency_id="draw",
-                          show_progress="hidden")  # fmt: skip
+            t2i_drawn = go.click(txt2img, t2i_hires, [gallery, info, last_seed],
+                                 api_name="txt2img", concurrency_id="draw",
+                                 show_progress="hidden")  # fmt: skip
+            t2i_submitted = prompt.submit(txt2img, t2i_hires, [gallery, info, last_seed],
+                                          api_visibility="private", concurrency_id="draw",
+                                          show_progress="hidden")  # fmt: skip
 
             def pick(event: gr.SelectData):
                 return event.value["image"]["path"]
@@ -289,14 +297,18 @@ def build_app(studio: Studio) -> Any:
             with gr.Tab("img2img", id="img2img"), gr.Row():
                 with gr.Column(scale=3):
                     with gr.Tab("img2img"):
-                        init = gr.Image(type="pil", label="image", image_mode="RGB", height=280)
+                        init = gr.Image(type="pil", label="image", image_mode="RGB", height=280,
+                                        elem_id="img2img-image",
+                                        elem_classes=["pixelated", "fill-box"])  # fmt: skip
                         i2i_strength = gr.Slider(0.05, 1, value=0.6, step=0.05, label="strength")
                         go_i2i = gr.Button("Redraw (img2img)", variant="primary")
-                    with gr.Tab("inpaint"):
+                    # rendered while hidden: an editor first shown after "send" stays empty
+                    with gr.Tab("inpaint", render_children=True):
                         editor = gr.ImageEditor(
                             type="pil", label="paint the region to regenerate", layers=False,
                             brush=gr.Brush(colors=["#ffffff"], color_mode="fixed",
                                            default_size=4), height=280,
+                            elem_id="inpaint-editor",
                         )  # fmt: skip
                         inp_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="strength")
                         go_inp = gr.Button("Inpaint", variant="primary")
@@ -307,22 +319,23 @@ def build_app(studio: Studio) -> Any:
                 with gr.Column(scale=2):
                     i2i_gallery, i2i_info = results("img2img")
             i2i_inputs = inputs({"prompt": i2i_prompt, "negative_prompt": i2i_negative}, i2i)
-            go_i2i.click(
+            i2i_drawn = go_i2i.click(
                 draw_event(page.img2img, ("image",), ("strength",)),
                 [init, *i2i_inputs, i2i_strength], [i2i_gallery, i2i_info, last_seed],
                 api_name="img2img", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
-            go_inp.click(
+            inp_drawn = go_inp.click(
                 draw_event(page.inpaint, ("editor",), ("strength",)),
                 [editor, *i2i_inputs, inp_strength], [i2i_gallery, i2i_info, last_seed],
                 api_name="inpaint", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
 
-            def send_to_img2img(path, prompt, negative):
-                return (*page.send_to_img2img(path, prompt, negative), gr.Tabs(selected="img2img"))
+            def send_to_img2img(path, prompt, negative, shown):
+                sent = page.send_to_img2img(path, prompt, negative, shown)
+                return (*sent, gr.Tabs(selected="img2img"))
 
             send.click(
-                page_errors(send_to_img2img), [selected, prompt, negative],
+                page_errors(send_to_img2img), [selected, prompt, negative, gallery],
                 [init, editor, i2i_prompt, i2i_negative, tabs], api_visibility="private",
             )  # fmt: skip
 
@@ -389,6 +402,10 @@ def build_app(studio: Studio) -> Any:
             with gr.Tab("Compare", id="compare"):
                 compare_tab(page)
 
+            with gr.Tab("History", id="history"):
+                history_tab(page, [(t2i_drawn, gallery), (t2i_submitted, gallery),
+                                   (i2i_drawn, i2i_gallery), (inp_drawn, i2i_gallery)])  # fmt: skip
+
         def rescan():
             models, loras, text = page.rescan()
             return gr.Dropdown(choices=models), gr.Dropdown(choices=loras), text
@@ -399,11 +416,12 @@ def build_app(studio: Studio) -> Any:
             trigger(rescan, None, pickers, api_visibility="private")
 
         def model_size(name):
+            """Every tab's sliders at the model's own size, range and step."""
             size = page.model_size(name)
             sliders = tuple(
-                gr.Slider(value=value, step=size.step)
+                gr.Slider(value=value, step=size.step, minimum=size.step, maximum=top)
                 for _ in range(len(sizes) // 2)
-                for value in (size.width, size.height)
+                for value, top in ((size.width, size.max_width), (size.height, size.max_height))
             )
             own = (gr.Dropdown(value=size.sampler), gr.Slider(value=size.steps),
                    gr.Slider(value=size.cfg))  # fmt: skip
@@ -423,27 +441,51 @@ def batch_count(prefix: str) -> Any:
                      elem_id=f"{prefix}-count")  # fmt: skip
 
 
+def history_tab(page: Handlers, draws: list[tuple[Any, Any]]) -> None:
+    """The session's images, newest first (at most handlers.HISTORY_SIZE): each draw of
+    ``draws`` (an event and the gallery it fills) adds its images once it has finished."""
+    import gradio as gr
+
+    from .handlers import HISTORY_SIZE, remember
+
+    history = gr.State([])
+    gr.Markdown(f"The images this page drew in this session, newest first (the last "
+                f"{HISTORY_SIZE}); all of them are also in `{page.studio.out}`.")  # fmt: skip
+    shown = gr.Gallery(label="history", columns=6, height=420, object_fit="contain",
+                       elem_id="history-gallery", elem_classes="pixelated")  # fmt: skip
+
+    def add(items, past):
+        kept = remember(past, items, page.studio.out)
+        return kept, kept
+
+    for event, gallery in draws:
+        event.success(add, [gallery, history], [history, shown], api_visibility="private")
+
+
 def train_tab(page: Handlers) -> Any:
     """LoRA fine-tuning of the chosen text-to-image model on uploaded images (or a folder):
     progress, loss plot, cancel and resume; returns a component that changes when a LoRA is
     saved (the pickers refresh on it)."""
     import gradio as gr
 
-    from .training import dataset_names, lora_root
+    from .training import EXAMPLE_DATASET, EXAMPLE_SETTINGS, dataset_names, lora_root
 
     root = lora_root(page.catalog.runs_dir)
     datasets = page.catalog.datasets_dir
     gr.Markdown(
         "Teach the model something new from a few dozen images: upload them with a caption "
         "each (`NAME.txt` beside `NAME.png`), or give one caption for all. The LoRA is saved "
-        f"in `{root}` and appears in the LoRA picker."
+        f"in `{root}` and appears in the LoRA picker. To try it first, press **try the "
+        "example**: a dozen captioned scenes in teal, a colour the built-in model never saw."
     )
     with gr.Row():
         with gr.Column():
             files = gr.File(label="images and captions", file_count="multiple",
                             file_types=["image", ".txt"])  # fmt: skip
-            folder = gr.Dropdown(dataset_names(datasets), value=None, visible=bool(datasets),
-                                 label="or a folder of --datasets-dir")  # fmt: skip
+            folder = gr.Dropdown(dataset_names(datasets), value=None, elem_id="train-folder",
+                                 label="or a folder: the shipped example"
+                                 + (", or one of --datasets-dir" if datasets else ""))  # fmt: skip
+            example = gr.Button("try the example", elem_id="train-example", scale=0)
             caption = gr.Textbox(label="caption for images without a NAME.txt",
                                  placeholder="a teal circle")  # fmt: skip
         with gr.Column():
@@ -472,6 +514,12 @@ def train_tab(page: Handlers) -> Any:
                                uploads=uploads, progress=progress):  # fmt: skip
             yield view.status, view.figure, gr.update() if view.saved is None else view.saved
 
+    def try_example():
+        s = EXAMPLE_SETTINGS
+        return None, EXAMPLE_DATASET, s["caption"], s["name"], "builtin", s["steps"], False
+
+    example.click(try_example, None, [files, folder, caption, name, base, steps, resume],
+                  api_visibility="private")  # fmt: skip
     go.click(train, [files, folder, caption, name, base, rank, steps, lr, resume],
              [status, loss, done], concurrency_id="draw", api_visibility="private")  # fmt: skip
     stop.click(page.cancel_training, None, None, api_visibility="private")
@@ -479,14 +527,16 @@ def train_tab(page: Handlers) -> Any:
 
 
 def lab_tab(page: Handlers, app: Any) -> None:
-    """Any trained run: its metrics and plots, and samples with controls built from the
-    model's declared sampling options."""
+    """Any trained run, or a model shipped in genlab: its metrics and plots (a shipped
+    model's card), and samples with controls built from the model's declared sampling
+    options."""
     import gradio as gr
 
     cat = page.catalog
-    runs = list(cat.runs)
+    runs = cat.lab_names()
     run = gr.Dropdown(runs, value=runs[0] if runs else None, label="trained run",
-                      info=f"runs found under {cat.runs_dir}")  # fmt: skip
+                      elem_id="lab-run", info=f"runs found under {cat.runs_dir}, then the "
+                      "models shipped in genlab ('shipped: ...')")  # fmt: skip
     with gr.Row():
         summary = gr.JSON(label="meta and metrics")
         figures = gr.Gallery(label="the run's plots", columns=3, height=300)

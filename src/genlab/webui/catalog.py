@@ -1,21 +1,39 @@
 """What the page can offer: the text-to-image models (the built-in one, latent-diffusion runs,
-Stable Diffusion folders and single-file checkpoints found under ``--models-dir``) and the
-trained runs of every family (under ``--runs-dir``). The page only ever loads a model by a
-name from this catalog, so a request cannot make the server open an arbitrary path."""
+Stable Diffusion folders and single-file checkpoints found under ``--models-dir``), the
+trained runs of every family (under ``--runs-dir``) and, beside them, the models shipped in
+genlab (``shipped: NAME``). The page only ever loads a model by a name from this catalog, so
+a request cannot make the server open an arbitrary path."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from ..backends import SHIPPED
+from ..backends import SHIPPED as SHIPPED_MODELS
 from ..errors import GenlabError
 from ..generation.placement import CPU, Placement
 from ..interop.diffusers.files import is_diffusers_folder, is_stable_diffusion
 
 #: folders not searched for runs: virtual environments, caches, version control
 _SKIP = {".git", ".venv", "venv", "node_modules", "__pycache__", ".gradio"}
+#: how the model lab names a model shipped in genlab (a run folder's name has no ": ")
+SHIPPED = "shipped: "
+
+
+@lru_cache(maxsize=1)
+def shipped_runs() -> tuple[str, ...]:
+    """The shipped models the model lab offers, by its names for them: those that sample
+    (a guidance classifier is a part of other models), read as runs by ``genlab.runs``."""
+    from .. import assets
+    from ..registry import model_class
+    from ..runs import read_meta
+
+    return tuple(
+        SHIPPED + name for name in assets.names()
+        if model_class(read_meta(assets.folder(name))["model"]).generative
+    )  # fmt: skip
 
 
 def _folders(root: Path, depth: int) -> list[Path]:
@@ -82,7 +100,7 @@ def _model_name(folder: Path) -> str | None:
 class Catalog:
     """Names shown in the pickers -> folders on disk."""
 
-    text_to_image: dict[str, str] = field(default_factory=lambda: {s: s for s in SHIPPED})
+    text_to_image: dict[str, str] = field(default_factory=lambda: {s: s for s in SHIPPED_MODELS})
     runs: dict[str, Path] = field(default_factory=dict)
     loras: dict[str, Path] = field(default_factory=dict)
     #: model files found but not readable: name -> reason (shown in the page, never loaded)
@@ -162,10 +180,19 @@ class Catalog:
             + f"; the LoRAs are: {known}."
         )
 
+    def lab_names(self) -> list[str]:
+        """The model lab's list: the user's runs, then the models shipped in genlab."""
+        return [*self.runs, *shipped_runs()]
+
     def run(self, name: str) -> Path:
-        if name not in self.runs:
-            raise GenlabError(f"Unknown run '{name}'; pick one of the list.")
-        return self.runs[name]
+        """The folder of a run of the list (a shipped model's: checked against its card)."""
+        if name in self.runs:
+            return self.runs[name]
+        if name in shipped_runs():
+            from .. import assets
+
+            return assets.checked_folder(name.removeprefix(SHIPPED))
+        raise GenlabError(f"Unknown run '{name}'; pick one of the list.")
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -178,10 +205,11 @@ def inside(path: Path, folder: Path) -> bool:
 
 
 def run_summary(folder: Path) -> dict:
-    """A run's meta and the metrics it wrote (metrics.json, summary.json, eval.json); a file
-    that links outside the run folder is not read."""
+    """A run's meta and the metrics it wrote (metrics.json, summary.json, eval.json), or a
+    shipped model's card (how it was trained, the metrics it reached); a file that links
+    outside the run folder is not read."""
     out: dict = {}
-    for name in ("meta.json", "summary.json", "eval.json", "metrics.json"):
+    for name in ("meta.json", "summary.json", "eval.json", "metrics.json", "card.json"):
         path = folder / name
         if path.is_symlink() and not inside(path, folder):
             out[path.stem] = f"{name} links outside the run folder: not read"

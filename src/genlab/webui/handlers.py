@@ -20,7 +20,12 @@ from ..backends import BUILTIN
 from ..errors import Cancelled, GenlabError
 from ..generation.hires import UPSCALERS, HiresFix
 from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
-from ..generation.request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, GenerationRequest
+from ..generation.request import (
+    UNCONDITIONAL,
+    WEBUI_SAMPLERS,
+    WEBUI_SCHEDULES,
+    GenerationRequest,
+)
 from . import lab, xygrid
 from .catalog import Catalog, run_summary
 from .studio import RANDOM_SEED, Interrupted, Studio, fit_image, mask_from_editor, resolve_seed
@@ -32,6 +37,8 @@ SCHEDULES = tuple(WEBUI_SCHEDULES)
 START_SIZE = 32
 #: the most passes one press of Generate draws (webui's "batch count")
 MAX_BATCH_COUNT = 16
+#: the most images the History tab keeps for a session (the oldest leave first)
+HISTORY_SIZE = 100
 Progress = Callable[..., Any]
 
 
@@ -90,6 +97,11 @@ def request_from_controls(catalog: Catalog, controls: Controls, **images: Any) -
     """The one request the controls ask for (``images``: init_image, strength, mask); LoRAs
     are names of the catalog, the seed -1 a random one. GenerationRequest checks the rest."""
     c = controls
+    if c.steps is not None and c.steps != "" and float(c.steps) < 1:
+        # the slider reaches 0 so that a 0 typed in is not silently raised to 1, as the
+        # command line's --steps 0 is refused too
+        raise GenlabError(f"steps must be at least 1, got {c.steps:g}: a draw takes at least "
+                          "one denoising step.")  # fmt: skip
     chosen = tuple((str(catalog.lora(name)), float(c.lora_scale)) for name in c.loras or ())
     return GenerationRequest(
         prompt=c.prompt or "", negative_prompt=c.negative_prompt or "", sampler=c.sampler,
@@ -133,16 +145,60 @@ class TrainView:
 
 @dataclass(frozen=True)
 class ModelSize:
-    """The width and height sliders' value and step for a model (its describe()), and the
-    sampler, steps and CFG scale it draws with by default (a distilled few-step model's own:
-    builtin-fast's lcm, 4, 1; else the request's defaults)."""
+    """The width and height sliders for a model (its describe()): their value, the step
+    (the multiple sizes must be, also the smallest), and the largest width and height it
+    draws (the page's own limit where the model sets none); and the sampler, steps and CFG
+    scale it draws with by default (a distilled few-step model's own: builtin-fast's lcm, 4,
+    1; else the request's defaults)."""
 
     width: int
     height: int
     step: int
+    max_width: int
+    max_height: int
     sampler: str = "dpmpp-2m"
     steps: int = 20
     cfg: float = 5.0
+
+    @classmethod
+    def of(cls, info: Any) -> ModelSize:
+        width, height = info.default_size
+        step = int(info.size_step)
+        top = (xygrid.SIZE_RANGE[1] // step) * step  # the page's limit, a multiple of step
+        max_w, max_h = info.max_size or (top, top)
+        own = getattr(info, "sampling", {}) or {}
+        plain = GenerationRequest("")
+        return cls(
+            int(width), int(height), step, min(int(max_w), top), min(int(max_h), top),
+            own.get("sampler", plain.sampler), own.get("steps", plain.steps),
+            own.get("cfg_scale", plain.cfg_scale),
+        )  # fmt: skip
+
+
+def notices(request: GenerationRequest, result_info: dict | None = None) -> list[str]:
+    """What the page says beside a draw's parameters: that an empty prompt draws
+    unconditionally, and the model's own notice (words it cannot draw, a cut prompt)."""
+    out = [UNCONDITIONAL] if request.unconditional else []
+    notice = (result_info or {}).get("notice")
+    return [*out, notice] if notice else out
+
+
+def remember(history: list | None, items: list | None, out: Path,
+             limit: int = HISTORY_SIZE) -> list[tuple[str, str]]:  # fmt: skip
+    """The History tab's images after a draw: ``items`` (a gallery's (path, caption) pairs,
+    as the browser sent them back) before the earlier ones, newest first, at most ``limit``;
+    only files of the page's output folder, each once."""
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in [*reversed(items or []), *(history or [])]:
+        path, caption = (item[0], item[1]) if isinstance(item, list | tuple) else (item, "")
+        if not isinstance(path, str) or path in seen or not Path(path).is_file():
+            continue
+        if not Path(path).resolve().is_relative_to(out):
+            continue
+        seen.add(path)
+        kept.append((path, caption or ""))
+    return kept[:limit]
 
 
 def error_message(e: BaseException) -> str | None:
@@ -198,14 +254,7 @@ class Handlers:
 
     def model_size(self, model: str) -> ModelSize:
         """The model's own size and the multiple its sizes must be (the sliders follow)."""
-        info = self.studio.describe(model)
-        width, height = info.default_size
-        own = getattr(info, "sampling", {}) or {}
-        plain = GenerationRequest("")
-        return ModelSize(
-            width, height, info.size_step, own.get("sampler", plain.sampler),
-            own.get("steps", plain.steps), own.get("cfg_scale", plain.cfg_scale),
-        )  # fmt: skip
+        return ModelSize.of(self.studio.describe(model))
 
     def interrupt(self, session: str | None, reason: str = "interrupt") -> bool:
         """The page's Interrupt ("interrupt": the whole job stops, what is finished is kept)
@@ -233,6 +282,7 @@ class Handlers:
         kept: list[tuple[Any, str]] = []  # finished images (path, parameters) of every pass
         params: list[str] = []
         stopped = ""  # the sentence saying the job was interrupted or a pass skipped
+        said: list[str] = []  # an empty prompt's notice, the model's own (words, a cut prompt)
         for i in range(count):
             if session in self._interrupted:
                 stopped = stopped or "Interrupted before the next pass; what is finished is kept."
@@ -258,6 +308,7 @@ class Handlers:
                             done = event.result.parameters
                             kept += [(str(p), t) for p, t in zip(event.paths, done, strict=True)]
                             params += done
+                            said = said or notices(request, event.result.info)
             except Interrupted as e:
                 word = "Skipped" if e.reason == "skip" else "Interrupted"
                 at = (e.step, e.steps) if e.steps else at  # the step the estimate is of
@@ -271,7 +322,7 @@ class Handlers:
             except Cancelled:
                 return  # the client left: nobody to show anything to
         info = "\n".join(t for t in (stopped, params[0] if params else "") if t)
-        yield Shown(kept, info, request.seed)
+        yield Shown(kept, "\n\n".join([info, *said]) if said else info, request.seed)
 
     def txt2img(self, controls: Controls, progress: Progress = _no_progress,
                 caller: Caller = Caller(), *, hires: HiresFix | None = None
@@ -374,11 +425,20 @@ class Handlers:
             out["loras"], out["lora_scale"] = picked, loras[0][1]
         return out
 
-    def send_to_img2img(self, path: str | None, prompt: str, negative: str) -> tuple:
-        """(picture, the editor's value, prompt, negative prompt) of a gallery image; only
-        an image of the page's output folder (the browser sends the path: checked)."""
+    def send_to_img2img(self, path: str | None, prompt: str, negative: str,
+                        gallery: list | None = None) -> tuple:  # fmt: skip
+        """(picture at its own size, the editor's value, prompt, negative prompt) of the
+        gallery image clicked, or of the gallery's only image when none was; only an image
+        of the page's output folder (the browser sends the path: checked)."""
+        if gallery is not None:
+            shown = [item[0] if isinstance(item, list | tuple) else item for item in gallery]
+            if path not in shown:  # a click on an image of an earlier draw: forgotten
+                path = None
+            if not path and len(shown) == 1:
+                path = shown[0]
         if not path:
-            raise GenlabError("Click an image in the gallery first.")
+            raise GenlabError("Click an image in the gallery first." if gallery else
+                              "Draw an image first, then send it.")  # fmt: skip
         if not Path(path).resolve().is_relative_to(self.studio.out):
             raise GenlabError("That image is not one of this page's.")
         from PIL import Image

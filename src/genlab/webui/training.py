@@ -1,7 +1,7 @@
 """The Train page's work, free of Gradio: uploaded images and captions (or a folder inside
-``--datasets-dir``, by name) -> a LoRA run under ``<runs>/loras/NAME``, trained in a worker
-thread that reports each step and stops on request with a checkpoint (so "resume" continues
-it). A request never names a server path."""
+``--datasets-dir``, by name, or the example genlab ships) -> a LoRA run under
+``<runs>/loras/NAME``, trained in a worker thread that reports each step and stops on request
+with a checkpoint (so "resume" continues it). A request never names a server path."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: the most files and folders a training folder (or an upload) may hold: walking is bounded
 MAX_DATASET_FILES = 10_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+#: the name the datasets list gives the example shipped in genlab (data/examples/teal); it
+#: wins over a folder of --datasets-dir by the same name
+EXAMPLE_DATASET = "example: teal shapes (shipped)"
+#: what the Train tab's "try the example" button fills in: a short run of that example
+EXAMPLE_SETTINGS = {"name": "teal-example", "steps": 200, "caption": ""}
 
 
 def lora_root(runs_dir: str | None) -> Path:
@@ -37,16 +42,18 @@ def check_name(name: str) -> str:
 
 
 def dataset_names(root: str | Path | None) -> list[str]:
-    """The folders a request may name for training: the sub-folders of ``--datasets-dir``
-    (none without it), those that stay inside it once links are followed."""
+    """The folders a request may name for training: the example genlab ships, then the
+    sub-folders of ``--datasets-dir`` (none without it), those that stay inside it once
+    links are followed."""
     if not root or not Path(root).is_dir():
-        return []
+        return [EXAMPLE_DATASET]
     root = Path(root).resolve()
-    return sorted(
+    found = sorted(
         child.name for child in root.iterdir()
         if not child.name.startswith(".") and child.is_dir()
         and child.resolve().is_relative_to(root)
     )  # fmt: skip
+    return [EXAMPLE_DATASET, *found]
 
 
 def dataset_folder(root: str | Path | None, name: str) -> Path:
@@ -55,8 +62,8 @@ def dataset_folder(root: str | Path | None, name: str) -> Path:
     outside learns nothing about it."""
     if not root:
         raise GenlabError(
-            "This page trains on uploaded images only; start it with --datasets-dir DIR to "
-            "train on the folders inside DIR."
+            "This page trains on uploaded images or its shipped example only; start it with "
+            "--datasets-dir DIR to train on the folders inside DIR."
         )
     root = Path(root).resolve()
     name = (name or "").strip()
@@ -86,7 +93,8 @@ def gather_images(
 ) -> Path:  # fmt: skip
     """The training images: uploaded files (images and NAME.txt captions, each of which must
     lie in one of the ``uploads`` folders once links are followed) copied into ``target``, or
-    a folder of ``datasets`` named by ``folder``. A request never names any other path."""
+    a folder of ``datasets`` named by ``folder``, or the shipped example (``folder`` is
+    EXAMPLE_DATASET). A request never names any other path."""
     if files:
         if len(files) > MAX_DATASET_FILES:
             raise GenlabError(f"Upload at most {MAX_DATASET_FILES} files.")
@@ -99,6 +107,10 @@ def gather_images(
             if path.suffix.lower() in IMAGE_SUFFIXES | {".txt"} and path.is_file():
                 shutil.copyfile(path, target / path.name)
         return target
+    if folder == EXAMPLE_DATASET:
+        from ..data.examples import TEAL
+
+        return TEAL
     if folder:
         return dataset_folder(datasets, folder)
     raise GenlabError(
