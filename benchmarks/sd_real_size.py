@@ -8,17 +8,20 @@ SDXL base 1.0 (tests/support/configs/sdxl).
 
 ``unet``: one U-Net call at 512x512 with guidance (batch 2: latents 2x4x64x64, 77 tokens),
 in rounds, every case once a round (A/B/C/D, then again), so that a shared machine's load
-falls on every case alike; the first round warms oneDNN's kernels up and counts the FLOPs
+falls on every case alike; one call before the rounds warms up and counts the FLOPs
 (``torch.utils.flop_counter.FlopCounterMode``; PyTorch's CPU flash attention is counted by
-the same formula as its GPU kernels). Each round also times a large float32 and bf16
-matrix product: the fraction of peak is the U-Net's FLOP/s over that round's matmul
-FLOP/s. Cases: diffusers as ``from_pretrained`` loads it (its default attention,
-``AttnProcessor2_0``, is already PyTorch's fused ``scaled_dot_product_attention``), then
-genlab's switches alone and together: channels-last, bf16-mixed (autocast), optionally
-``torch.compile``. The same weights serve every case (switched on and off in place). A
-per-image time at 20 steps is built from the measured parts: text encoding + 20 U-Net
-calls + the autoencoder's decode, each timed in the same rounds. The image difference of
-bf16-mixed is measured on one 2-step 512x512 image against float32 (same seed).
+the same formula as its GPU kernels); the autoencoder's decode (float32 in every case) is
+timed once per memory layout, in the first round (its FLOPs counted on the timed call). Each
+round also times a large float32 and bf16 matrix product: the fraction of peak is the
+U-Net's FLOP/s over that round's matmul FLOP/s. Cases: diffusers as ``from_pretrained``
+loads it (its default attention, ``AttnProcessor2_0``, is already PyTorch's fused
+``scaled_dot_product_attention``), then genlab's switches alone and together: channels-last,
+bf16-mixed (autocast), optionally ``torch.compile``. The same weights serve every case
+(switched on and off in place). A per-image time at 20 steps is built from the measured
+parts: text encoding + 20 U-Net calls + the autoencoder's decode, each timed in the same
+run. The image difference of bf16-mixed against float32 (same seed) is measured on one
+4-step 256x256 image by default (``--diff-steps``, ``--diff-side``: 512 costs four times as
+much).
 
 ``e2e`` and ``sdxl`` run ``genlab txt2img`` in a child process each (its peak resident
 memory is that process's ru_maxrss) and time its steps by the progress callback.
@@ -60,7 +63,7 @@ def folder(root: Path, kind: str) -> Path:
 
 
 # --- U-Net calls -----------------------------------------------------------------------
-def matmul_peak(dtype, n: int = 4096, repeats: int = 2) -> float:
+def matmul_peak(dtype, n: int = 2048, repeats: int = 2) -> float:
     """FLOP/s of the best of ``repeats`` n x n products (after one warm-up)."""
     import torch
 
@@ -111,7 +114,7 @@ CASES = {  # name -> (channels-last, bf16-mixed)
 }
 
 
-def bench_unet(root: Path, repeats: int, steps: int, compile_: bool) -> dict:
+def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) -> dict:
     import torch
 
     from genlab.interop.diffusers.backend import load_diffusers
@@ -142,29 +145,25 @@ def bench_unet(root: Path, repeats: int, steps: int, compile_: bool) -> dict:
         with torch.no_grad():
             return pipe.text_encoder(ids)[0]
 
-    cases = dict(CASES)
-    times: dict[str, dict[str, list[float]]] = {c: {"unet": [], "vae": []} for c in cases}
+    times: dict[str, dict[str, list[float]]] = {c: {"unet": [], "vae": []} for c in CASES}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    flops = {}
-    for r in range(repeats + 1):  # round 0: warm-up and FLOP counts
+    # warm-up of the first case, with the FLOP counts (the counter slows a call a little)
+    set_case(pipe, False, False)
+    flops = {"unet": count_flops(call)}
+    for r in range(repeats):
         peaks["fp32"].append(matmul_peak(torch.float32))
         peaks["bf16"].append(matmul_peak(torch.bfloat16))
-        for name, (cl, bf16) in cases.items():
+        for name, (cl, bf16) in CASES.items():
             set_case(pipe, cl, bf16)
-            if r == 0:  # oneDNN builds its kernels for each layout and precision on first use
-                if "unet" in flops:
-                    call()
-                else:
-                    flops["unet"] = count_flops(call)
-                if not bf16 and "vae" in flops:
-                    decode()
-                elif not bf16:
-                    flops["vae"] = count_flops(decode)
-                continue
             times[name]["unet"].append(_timed(call))
-            if not bf16:  # bf16-mixed is the U-Net's: the decode is float32 either way
-                times[name]["vae"].append(_timed(decode))
-        print(f"round {r} done, load {load()}", flush=True)
+            if r == 0 and not bf16:  # the decode is float32 in every case: once per layout
+                t0 = time.perf_counter()
+                if "vae" in flops:
+                    decode()
+                else:  # counted on a timed call: one decode costs as much as a U-Net call
+                    flops["vae"] = count_flops(decode)
+                times[name]["vae"].append(time.perf_counter() - t0)
+        print(f"round {r + 1} of {repeats} done, load {load()}", flush=True)
     set_case(pipe, False, False)
     text_s = min(_timed(encode) for _ in range(2))
 
@@ -179,7 +178,7 @@ def bench_unet(root: Path, repeats: int, steps: int, compile_: bool) -> dict:
         unet._compiled_call_impl = None  # eager again
         compiled = {"first_call_s": first, "unet_s": again}
 
-    diff = image_difference(pipe, steps)
+    diff = image_difference(pipe, steps, side)
     peak32, peak16 = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
     out = {
         "attention": attention, "flops_unet": flops["unet"], "flops_vae_decode": flops["vae"],
@@ -190,7 +189,7 @@ def bench_unet(root: Path, repeats: int, steps: int, compile_: bool) -> dict:
     print(f"\nU-Net {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
           f"{flops['unet'] / 1e12:.3f} TFLOP per call (batch 2, 64x64 latents), VAE decode "
           f"{flops['vae'] / 1e12:.3f} TFLOP; attention: {', '.join(attention)}")  # fmt: skip
-    print(f"matmul peak (4096^3, median of rounds): fp32 {peak32 / 1e9:.1f} GFLOP/s, "
+    print(f"matmul peak (2048^3, median of rounds): fp32 {peak32 / 1e9:.1f} GFLOP/s, "
           f"bf16 {peak16 / 1e9:.1f} GFLOP/s")  # fmt: skip
     base_unet = statistics.median(times["diffusers default"]["unet"])
     base_vae = statistics.median(times["diffusers default"]["vae"])
@@ -212,11 +211,11 @@ def bench_unet(root: Path, repeats: int, steps: int, compile_: bool) -> dict:
     if compiled:
         print(f"torch.compile (channels-last): first call {compiled['first_call_s']:.0f} s, "
               f"then {', '.join(f'{s:.1f}' for s in compiled['unet_s'])} s")  # fmt: skip
-    print(f"bf16-mixed against float32, {steps}-step 512x512 image (0-255): {diff}")
+    print(f"bf16-mixed against float32, {steps}-step {side}x{side} image (0-255): {diff}")
     return out
 
 
-def image_difference(pipe, steps: int) -> dict:
+def image_difference(pipe, steps: int, side: int) -> dict:
     """One image, float32 and bf16-mixed U-Net, same seed: pixel differences in 0-255."""
     import numpy as np
     import torch
@@ -226,7 +225,7 @@ def image_difference(pipe, steps: int) -> dict:
         set_case(pipe, True, bf16)
         out = pipe(
             "a photograph of an astronaut riding a horse", num_inference_steps=steps,
-            height=512, width=512, generator=torch.Generator().manual_seed(0), output_type="np",
+            height=side, width=side, generator=torch.Generator().manual_seed(0), output_type="np",
         )  # fmt: skip
         images.append(out.images[0] * 255.0)
     set_case(pipe, False, False)
@@ -336,8 +335,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("part", choices=["unet", "e2e", "sdxl"])
     p.add_argument("--root", default="/tmp/genlab-sd-real-size", help="where folders are written")
-    p.add_argument("--repeats", type=int, default=2, help="timed rounds (after one warm-up)")
-    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2, help="unet: timed rounds")
+    p.add_argument("--steps", type=int, default=2, help="e2e/sdxl: steps")
+    p.add_argument("--diff-steps", type=int, default=4, help="unet: bf16 image difference")
+    p.add_argument("--diff-side", type=int, default=256, help="unet: its image side")
     p.add_argument("--dtype", default="fp32", help="e2e/sdxl: genlab's --dtype")
     p.add_argument("--compile", action="store_true", help="unet: also torch.compile")
     a = p.parse_args()
@@ -349,7 +350,7 @@ def main() -> None:
     root = Path(a.root)
     root.mkdir(parents=True, exist_ok=True)
     if a.part == "unet":
-        bench_unet(root, a.repeats, a.steps, a.compile)
+        bench_unet(root, a.repeats, a.diff_steps, a.diff_side, a.compile)
     elif a.part == "e2e":
         bench_e2e(root, a.steps, a.dtype)
     else:
