@@ -79,16 +79,19 @@ def _timed(f) -> float:
     return time.perf_counter() - t
 
 
-def count_flops(f) -> int:
+def count_flops(net, *args, **kwargs) -> int:
+    """FLOPs of ``net(*args, **kwargs)``, counted on the meta device (shapes only, no work:
+    on a loaded machine a real call costs minutes). There attention takes the math path
+    (two batched products), whose FLOPs are those of the fused kernel's formula."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def cpu_flash(q, k, v, *args, out_shape=None, **kwargs) -> int:
-        return sdpa_flop_count(q, k, v)
-
-    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    with FlopCounterMode(display=False, custom_mapping={op: cpu_flash}) as counter:
-        f()
+    with torch.device("meta"):
+        twin = type(net).from_config(net.config)
+    meta = [a.to("meta") if torch.is_tensor(a) else a for a in args]
+    kw = {k: v.to("meta") if torch.is_tensor(v) else v for k, v in kwargs.items()}
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        twin(*meta, **kw)
     return counter.get_total_flops()
 
 
@@ -106,15 +109,17 @@ def set_case(pipe, channels_last: bool, bf16: bool) -> None:
         mixed_forward(pipe.unet, torch.bfloat16)
 
 
-CASES = {  # name -> (channels-last, bf16-mixed)
+CASES = {  # name -> (channels-last, bf16-mixed); the main pair first
     "diffusers default": (False, False),
+    "genlab: channels-last + bf16-mixed": (True, True),
     "channels-last": (True, False),
     "bf16-mixed": (False, True),
-    "genlab: channels-last + bf16-mixed": (True, True),
 }
 
 
-def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) -> dict:
+def bench_unet(
+    root: Path, repeats: int, steps: int, side: int, compile_: bool, decodes: bool = True
+) -> dict:
     import torch
 
     from genlab.interop.diffusers.backend import load_diffusers
@@ -145,25 +150,26 @@ def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) 
         with torch.no_grad():
             return pipe.text_encoder(ids)[0]
 
+    flops = {
+        "unet": count_flops(unet, x, t, encoder_hidden_states=ctx),
+        "vae": count_flops(vae.decoder, z),
+    }
+    print(f"FLOPs: U-Net call {flops['unet'] / 1e12:.3f} T, decode {flops['vae'] / 1e12:.3f} T")
     times: dict[str, dict[str, list[float]]] = {c: {"unet": [], "vae": []} for c in CASES}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    # warm-up of the first case, with the FLOP counts (the counter slows a call a little)
-    set_case(pipe, False, False)
-    flops = {"unet": count_flops(call)}
     for r in range(repeats):
         peaks["fp32"].append(matmul_peak(torch.float32))
         peaks["bf16"].append(matmul_peak(torch.bfloat16))
+        print(f"round {r + 1}: matmul fp32 {peaks['fp32'][-1] / 1e9:.1f}, bf16 "
+              f"{peaks['bf16'][-1] / 1e9:.1f} GFLOP/s, load {load()}", flush=True)  # fmt: skip
         for name, (cl, bf16) in CASES.items():
             set_case(pipe, cl, bf16)
             times[name]["unet"].append(_timed(call))
-            if r == 0 and not bf16:  # the decode is float32 in every case: once per layout
-                t0 = time.perf_counter()
-                if "vae" in flops:
-                    decode()
-                else:  # counted on a timed call: one decode costs as much as a U-Net call
-                    flops["vae"] = count_flops(decode)
-                times[name]["vae"].append(time.perf_counter() - t0)
-        print(f"round {r + 1} of {repeats} done, load {load()}", flush=True)
+            print(f"round {r + 1}: {name}: U-Net call {times[name]['unet'][-1]:.1f} s, load "
+                  f"{load()}", flush=True)  # fmt: skip
+            if r == 0 and name == "diffusers default" and decodes:
+                times[name]["vae"].append(_timed(decode))  # float32 in every case
+                print(f"decode {times[name]['vae'][-1]:.1f} s, load {load()}", flush=True)
     set_case(pipe, False, False)
     text_s = min(_timed(encode) for _ in range(2))
 
@@ -178,14 +184,12 @@ def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) 
         unet._compiled_call_impl = None  # eager again
         compiled = {"first_call_s": first, "unet_s": again}
 
-    diff = image_difference(pipe, steps, side)
     peak32, peak16 = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
     out = {
         "attention": attention, "flops_unet": flops["unet"], "flops_vae_decode": flops["vae"],
         "peak_fp32": peaks["fp32"], "peak_bf16": peaks["bf16"], "text_encode_s": text_s,
-        "times": times, "compiled": compiled, "bf16_image_difference": diff, "load": load(),
+        "times": times, "compiled": compiled, "load": load(),
     }  # fmt: skip
-    print(json.dumps(out), flush=True)
     print(f"\nU-Net {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
           f"{flops['unet'] / 1e12:.3f} TFLOP per call (batch 2, 64x64 latents), VAE decode "
           f"{flops['vae'] / 1e12:.3f} TFLOP; attention: {', '.join(attention)}")  # fmt: skip
@@ -199,10 +203,7 @@ def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) 
     print("|---|---|---|---|---|---|---|")
     for name, tm in times.items():
         u = statistics.median(tm["unet"])
-        v = statistics.median(tm["vae"]) if tm["vae"] else None
-        cl = CASES[name][0]
-        if v is None:  # the decode of the same layout, float32
-            v = statistics.median(times["channels-last" if cl else "diffusers default"]["vae"])
+        v = base_vae  # the decode is float32 in every case, timed once
         image = text_s + 20 * u + v
         rate = flops["unet"] / u
         runs = ", ".join(f"{s:.1f}" for s in tm["unet"])
@@ -211,7 +212,11 @@ def bench_unet(root: Path, repeats: int, steps: int, side: int, compile_: bool) 
     if compiled:
         print(f"torch.compile (channels-last): first call {compiled['first_call_s']:.0f} s, "
               f"then {', '.join(f'{s:.1f}' for s in compiled['unet_s'])} s")  # fmt: skip
-    print(f"bf16-mixed against float32, {steps}-step {side}x{side} image (0-255): {diff}")
+    if steps > 0:
+        sys.stdout.flush()
+        out["bf16_image_difference"] = diff = image_difference(pipe, steps, side)
+        print(f"bf16-mixed against float32, {steps}-step {side}x{side} image (0-255): {diff}")
+    print(json.dumps(out), flush=True)
     return out
 
 
