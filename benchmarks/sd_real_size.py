@@ -79,19 +79,17 @@ def _timed(f) -> float:
     return time.perf_counter() - t
 
 
-def count_flops(net, *args, **kwargs) -> int:
-    """FLOPs of ``net(*args, **kwargs)``, counted on the meta device (shapes only, no work:
-    on a loaded machine a real call costs minutes). There attention takes the math path
-    (two batched products), whose FLOPs are those of the fused kernel's formula."""
+def count_flops(net, call) -> int:
+    """FLOPs of ``call(twin)``, ``twin`` a copy of ``net`` on the meta device (shapes only, no
+    work: on a loaded machine a real call costs minutes). There attention takes the math
+    path (two batched products), whose FLOPs are those of the fused kernel's formula."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
         twin = type(net).from_config(net.config)
-    meta = [a.to("meta") if torch.is_tensor(a) else a for a in args]
-    kw = {k: v.to("meta") if torch.is_tensor(v) else v for k, v in kwargs.items()}
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        twin(*meta, **kw)
+        call(twin)
     return counter.get_total_flops()
 
 
@@ -151,8 +149,10 @@ def bench_unet(
             return pipe.text_encoder(ids)[0]
 
     flops = {
-        "unet": count_flops(unet, x, t, encoder_hidden_states=ctx),
-        "vae": count_flops(vae.decoder, z),
+        "unet": count_flops(
+            unet, lambda m: m(x.to("meta"), t, encoder_hidden_states=ctx.to("meta"))
+        ),
+        "vae": count_flops(vae, lambda m: m.decode(z.to("meta"))),
     }
     print(f"FLOPs: U-Net call {flops['unet'] / 1e12:.3f} T, decode {flops['vae'] / 1e12:.3f} T")
     times: dict[str, dict[str, list[float]]] = {c: {"unet": [], "vae": []} for c in CASES}
@@ -258,8 +258,7 @@ def timed_backend(*a, **k):
         return call(self, request, tick, cancel)
     type(pipe).__call__ = wrapped
     return pipe
-import genlab.cli.generation as generation
-generation.load_backend = timed_backend
+backends.load_backend = timed_backend  # the CLI imports it when it runs
 t = time.perf_counter()
 code = main(sys.argv[1:])
 total = time.perf_counter() - t
@@ -288,7 +287,7 @@ def report(name: str, r: dict) -> None:
           f"{r['maxrss_mib'] / 1024:.1f} | {r['load']} |", flush=True)  # fmt: skip
 
 
-def bench_e2e(root: Path, steps: int, dtype: str) -> None:
+def bench_e2e(root: Path, steps: int, dtype: str, only: str | None = None) -> None:
     from support.tiny_sd import write_single_file
 
     path = folder(root, "sd15")
@@ -302,8 +301,11 @@ def bench_e2e(root: Path, steps: int, dtype: str) -> None:
           "| load |\n|---|---|---|---|---|")  # fmt: skip
     out = root / "out"
     out.mkdir(exist_ok=True)
-    r = txt2img(["a photo", "--model", str(path), "--out", str(out / "folder.png"), *common])
-    report(f"folder, {dtype}", r)
+    if only in (None, "folder"):
+        r = txt2img(["a photo", "--model", str(path), "--out", str(out / "folder.png"), *common])
+        report(f"folder, {dtype}", r)
+    if only == "folder":
+        return
     r = txt2img([
         "a photo", "--model", str(single), "--model-config", str(path), "--out",
         str(out / "single.png"), *common,
@@ -346,6 +348,7 @@ def main() -> None:
     p.add_argument("--diff-side", type=int, default=256, help="unet: its image side")
     p.add_argument("--dtype", default="fp32", help="e2e/sdxl: genlab's --dtype")
     p.add_argument("--compile", action="store_true", help="unet: also torch.compile")
+    p.add_argument("--only", choices=["folder", "single"], help="e2e: one of the two")
     a = p.parse_args()
     import torch
 
@@ -357,7 +360,7 @@ def main() -> None:
     if a.part == "unet":
         bench_unet(root, a.repeats, a.diff_steps, a.diff_side, a.compile)
     elif a.part == "e2e":
-        bench_e2e(root, a.steps, a.dtype)
+        bench_e2e(root, a.steps, a.dtype, a.only)
     else:
         bench_sdxl(root, a.steps, a.dtype)
 
