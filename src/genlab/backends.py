@@ -45,8 +45,8 @@ def resolve(spec: str = BUILTIN, config: str | None = None, place: Placement = C
         raise GenlabError("--model-config applies to a single-file Stable Diffusion checkpoint.")
     if place != CPU:
         raise GenlabError(
-            "--device, --dtype, --attention-slicing and --cpu-offload apply to Stable "
-            "Diffusion checkpoints; genlab's own models run on the CPU in full precision."
+            "--device, --dtype, --attention-slicing, --cpu-offload and --vae-tiling apply to "
+            "Stable Diffusion checkpoints; genlab's own models run on the CPU in full precision."
         )
     from .pipelines.text_to_image import TextToImagePipeline
 

@@ -70,19 +70,24 @@ def sampler_flags(p: argparse.ArgumentParser, default: str | None = "dpmpp-2m") 
 def placement_flags(p: argparse.ArgumentParser) -> None:
     """Where Stable Diffusion runs (generation.placement.Placement)."""
     p.add_argument("--device", help="Stable Diffusion: cpu (default), cuda, cuda:1, mps")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
-                   help="Stable Diffusion: precision (fp16 on GPUs)")  # fmt: skip
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16", "bf16-mixed"],
+                   help="Stable Diffusion: precision (fp16 on GPUs; bf16-mixed: fp32 weights, "
+                   "the U-Net in bf16 autocast, for CPUs with native bf16)")  # fmt: skip
     slicing = "Stable Diffusion: attention a slice at a time (less memory)"
     p.add_argument("--attention-slicing", action="store_true", help=slicing)
     offload = "Stable Diffusion on CUDA: each model on the GPU only while it runs"
     p.add_argument("--cpu-offload", action="store_true", help=offload)
+    tiling = "Stable Diffusion: decode in tiles (large images in less memory)"
+    p.add_argument("--vae-tiling", action="store_true", help=tiling)
 
 
 def placement(args: argparse.Namespace):
     """The Placement the placement flags ask for."""
     from ..generation.placement import Placement
 
-    return Placement(args.device, args.dtype, args.attention_slicing, args.cpu_offload)
+    return Placement(
+        args.device, args.dtype, args.attention_slicing, args.cpu_offload, args.vae_tiling
+    )
 
 
 def lora_flags(p: argparse.ArgumentParser) -> None:

@@ -35,8 +35,10 @@ class DiffusersBase:
         from ...hashing import sha256
         from .backend import StableDiffusionBackend
         from .files import hashed_weights
+        from .speed import NONE
 
-        self.backend = StableDiffusionBackend(path, config=config)
+        # as diffusers loads it: training and fusing keep the layout their tests measured
+        self.backend = StableDiffusionBackend(path, config=config, speed=NONE)
         self.digest = sha256(hashed_weights(Path(path)))
         self.diffusers = True
         pipe = self.backend.pipe
