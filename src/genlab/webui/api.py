@@ -277,7 +277,10 @@ def own_sampling(
     """``request`` with the model's own sampler, steps and CFG scale (builtin-fast: lcm, 4,
     1) in the fields the client did not send, in place of webui's defaults (50 steps, CFG 7),
     which a distilled few-step model would draw badly and slowly."""
-    own = dict(api.load_model(model).sampling)
+    try:  # not under the draw lock (load_model's): a job waiting behind another is counted
+        own = dict(api.info_of(model).sampling)
+    except GenlabError as e:
+        raise Refused(400, str(e)) from None
     sent = body.model_fields_set
     if "sampler_name" in sent or "sampler_index" in sent:
         own.pop("sampler", None)
