@@ -1,17 +1,22 @@
 """FD on digits against the number of network evaluations (NFE), for every sampler.
 
     python benchmarks/sampler_sweep.py [RUN_DIR] [--n 500] [--seeds 3] [--nfe 5,10,20]
+        [--first-seed 0] [--reference-from OLD/sweep.json] [--out DIR]
 
 Without RUN_DIR it measures the shipped digits DDPM (``load_shipped("ddpm-digits")``)
 against the held-out references (the 20% of digits' "models" part that neither the model
 nor the feature network trained on, as ``genlab compare`` and the model's card measure it);
 with RUN_DIR, a trained diffusion run against its own held-out split the same way.
 Each sampler draws n class-balanced samples (labels 0-9 in turn, cfg 1) at each NFE, for
-each seed 0..seeds-1; the reference is 1,000-step ancestral sampling (DDPM) with the same
-seeds. Per sampler and NFE it prints the FD (mean over seeds, 95% t-interval) and its ratio
-to the reference's FD (each seed's ratio to the same seed's reference, mean and interval),
-with issue 29's targets: within +25% at 5 NFE and within +5% at 10 NFE. Writes sweep.json
-(and sweep.png) into --out.
+each seed from --first-seed on; the reference is 1,000-step ancestral sampling (DDPM, every
+training level in turn) with the same seeds. Per sampler and NFE it prints the FD (mean
+over seeds, 95% t-interval) and its ratio to the reference's FD (each seed's ratio to the
+same seed's reference, mean and interval), with issue 29's targets: within +25% at 5 NFE
+and within +5% at 10 NFE. Writes sweep.json (and sweep.png) into --out, rewritten after
+every measurement so a stopped run keeps what it measured. ``--reference-from`` reuses the
+reference FDs of an earlier sweep.json of the same model, n, reference steps and seeds
+(deterministic given those), so a rerun of the samplers does not redraw the 1,000-step
+chains.
 
 At full size (n 500, 3 seeds) the reference alone is 1,500 samples of 1,000 steps; on a
 loaded 2-core machine use a small --n to check the script runs.
@@ -61,34 +66,54 @@ def main() -> None:
     parser.add_argument("run_dir", nargs="?", help="a diffusion run (default: the shipped DDPM)")
     parser.add_argument("--n", type=int, default=500, help="samples per measurement")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
     parser.add_argument("--nfe", default="5,10,20", help="network evaluations, comma-separated")
     parser.add_argument("--samplers", default=",".join(s for s in SAMPLERS if s != "ddpm"))
     parser.add_argument("--reference-steps", type=int, default=1000)
-    parser.add_argument("--spacing", default="trailing", help="trailing, leading, linspace, karras")
+    parser.add_argument(
+        "--spacing",
+        default=None,
+        help="the samplers' noise levels (default: the model's own default)",
+    )
+    parser.add_argument("--reference-from", default=None, help="an earlier sweep.json")
     parser.add_argument("--out", default=None, help="folder for sweep.json (default: RUN_DIR or .)")
     args = parser.parse_args()
     model, held_out = load(args.run_dir)
     real = digits_features(held_out.x)
     labels = np.arange(args.n) % 10 if model.conditional else None
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     counts = [int(k) for k in args.nfe.split(",")]
     names = [s for s in args.samplers.split(",") if s]
 
-    def measure(name: str, steps: int, seed: int) -> tuple[float, float]:
+    def measure(name: str, steps: int, seed: int, spacing=args.spacing) -> tuple[float, float]:
+        given = {} if spacing is None else {"spacing": spacing}
         t0 = time.perf_counter()
-        x = model.sample(args.n, seed=seed, sampler=name, steps=steps, cond=labels,
-                         spacing=args.spacing)  # fmt: skip
+        x = model.sample(args.n, seed=seed, sampler=name, steps=steps, cond=labels, **given)
         seconds = time.perf_counter() - t0
         return frechet_distance(real, digits_features(np.asarray(x))), seconds
 
     print(f"{len(held_out.x)} held-out references, n {args.n}, seeds {seeds}", flush=True)
-    reference = {}
+    out = Path(args.out or args.run_dir or ".")
+    out.mkdir(parents=True, exist_ok=True)
+    reference = earlier_reference(args, seeds)
+    rows: list[dict] = []
+
+    def write() -> None:
+        result = {"run_dir": args.run_dir, "n": args.n, "seeds": seeds,
+                  "reference_steps": args.reference_steps, "spacing": args.spacing,
+                  "reference_fd": reference, "rows": rows}  # fmt: skip
+        (out / "sweep.json").write_text(json.dumps(result, indent=1))
+
     for seed in seeds:
-        reference[seed], seconds = measure("ddpm", args.reference_steps, seed)
+        if seed in reference:
+            print(f"reference seed {seed}: FD {reference[seed]:.2f} (from {args.reference_from})")
+            continue
+        # every training level in turn, whatever the samplers' spacing
+        reference[seed], seconds = measure("ddpm", args.reference_steps, seed, "trailing")
         print(f"reference ddpm {args.reference_steps} steps, seed {seed}: FD "
               f"{reference[seed]:.2f} ({seconds:.0f} s)", flush=True)  # fmt: skip
+        write()
     ref_fd, ref_half = interval(list(reference.values()))
-    rows = []
     for name in names:
         for want in counts:
             steps, nfe = steps_for(name, want)
@@ -99,6 +124,7 @@ def main() -> None:
             rows.append({"sampler": name, "nfe": nfe, "steps": steps, "fd": fd,
                          "fd_half": fd_half, "ratio": ratio, "ratio_half": ratio_half,
                          "fds": list(fds), "seconds": sum(secs)})  # fmt: skip
+            write()
             print(f"{name:13s} NFE {nfe:3d}  FD {fd:8.2f} +- {fd_half:6.2f}  "
                   f"vs reference {ratio - 1:+7.1%} +- {ratio_half:6.1%}", flush=True)  # fmt: skip
     print()
@@ -122,12 +148,22 @@ def main() -> None:
         verdict = "met" if best["ratio"] - 1 <= within else "NOT met"
         print(f"target at {nfe} NFE (within +{within:.0%}): best {best['sampler']} "
               f"{best['ratio'] - 1:+.1%} +- {best['ratio_half']:.1%}: {verdict}")  # fmt: skip
-    out = Path(args.out or args.run_dir or ".")
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"n": args.n, "seeds": seeds, "reference_steps": args.reference_steps,
-              "reference_fd": reference, "rows": rows}  # fmt: skip
-    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+    write()
     plot(rows, names, ref_fd, out / "sweep.png")
+
+
+def earlier_reference(args, seeds: list[int]) -> dict[int, float]:
+    """The reference FDs of ``--reference-from`` for these seeds, when it measured the same
+    model, n and reference steps (else a clear stop: a reference of other settings would
+    make every ratio wrong)."""
+    if args.reference_from is None:
+        return {}
+    old = json.loads(Path(args.reference_from).read_text())
+    same = (old.get("run_dir"), old["n"], old["reference_steps"])
+    if same != (args.run_dir, args.n, args.reference_steps):
+        raise SystemExit(f"{args.reference_from} measured (run, n, steps) {same}, not "
+                         f"{(args.run_dir, args.n, args.reference_steps)}.")  # fmt: skip
+    return {int(k): v for k, v in old["reference_fd"].items() if int(k) in seeds}
 
 
 def load(run_dir: str | None):
