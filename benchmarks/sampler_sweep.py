@@ -16,7 +16,8 @@ and within +5% at 10 NFE. Writes sweep.json (and sweep.png) into --out, rewritte
 every measurement so a stopped run keeps what it measured. ``--reference-from`` reuses the
 reference FDs of earlier sweep.json files of the same model, n, reference steps and seeds
 (deterministic given those), so a rerun of the samplers does not redraw the 1,000-step
-chains, and the references of several seeds can run apart (``--samplers ""``).
+chains. Parts can run apart (each seed's reference with ``--samplers ""``, the samplers
+with ``--reference-steps 0``) and be joined by ``--merge A/sweep.json B/sweep.json ...``.
 
 At full size (n 500, 3 seeds) the reference alone is 1,500 samples of 1,000 steps; on a
 loaded 2-core machine use a small --n to check the script runs.
@@ -59,8 +60,6 @@ def interval(values: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     from genlab.diffusion.samplers import SAMPLERS
-    from genlab.evaluation.features import digits_features
-    from genlab.evaluation.metrics import frechet_distance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", help="a diffusion run (default: the shipped DDPM)")
@@ -69,7 +68,8 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
     parser.add_argument("--nfe", default="5,10,20", help="network evaluations, comma-separated")
     parser.add_argument("--samplers", default=",".join(s for s in SAMPLERS if s != "ddpm"))
-    parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--reference-steps", type=int, default=1000,
+                        help="the reference's steps (0: no reference, samplers only)")  # fmt: skip
     parser.add_argument(
         "--spacing",
         default=None,
@@ -77,8 +77,26 @@ def main() -> None:
     )
     parser.add_argument("--reference-from", action="append", default=[],
                         help="an earlier sweep.json (repeatable)")  # fmt: skip
+    parser.add_argument("--merge", nargs="+", metavar="SWEEP_JSON",
+                        help="measure nothing: join these sweep.json files (parts run apart) "
+                        "and print their table")  # fmt: skip
     parser.add_argument("--out", default=None, help="folder for sweep.json (default: RUN_DIR or .)")
     args = parser.parse_args()
+    out = Path(args.out or args.run_dir or ".")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        result = merge([json.loads(Path(p).read_text()) for p in args.merge])
+    else:
+        result = measure_all(args, out)
+    report(result, out)
+
+
+def measure_all(args, out: Path) -> dict:
+    """The reference and every (sampler, NFE, seed) measurement, written to sweep.json
+    after each one."""
+    from genlab.evaluation.features import digits_features
+    from genlab.evaluation.metrics import frechet_distance
+
     model, held_out = load(args.run_dir)
     real = digits_features(held_out.x)
     labels = np.arange(args.n) % 10 if model.conditional else None
@@ -94,18 +112,15 @@ def main() -> None:
         return frechet_distance(real, digits_features(np.asarray(x))), seconds
 
     print(f"{len(held_out.x)} held-out references, n {args.n}, seeds {seeds}", flush=True)
-    out = Path(args.out or args.run_dir or ".")
-    out.mkdir(parents=True, exist_ok=True)
-    reference = earlier_reference(args, seeds)
-    rows: list[dict] = []
+    result = {"run_dir": args.run_dir, "n": args.n, "reference_steps": args.reference_steps,
+              "spacing": args.spacing, "samplers": names, "nfe": counts,
+              "reference_fd": earlier_reference(args, seeds), "measured": []}  # fmt: skip
+    reference = result["reference_fd"]
 
     def write() -> None:
-        result = {"run_dir": args.run_dir, "n": args.n, "seeds": seeds,
-                  "reference_steps": args.reference_steps, "spacing": args.spacing,
-                  "reference_fd": reference, "rows": rows}  # fmt: skip
         (out / "sweep.json").write_text(json.dumps(result, indent=1))
 
-    for seed in seeds:
+    for seed in seeds if args.reference_steps else []:
         if seed in reference:
             print(f"reference seed {seed}: FD {reference[seed]:.2f} (from --reference-from)")
             continue
@@ -114,43 +129,89 @@ def main() -> None:
         print(f"reference ddpm {args.reference_steps} steps, seed {seed}: FD "
               f"{reference[seed]:.2f} ({seconds:.0f} s)", flush=True)  # fmt: skip
         write()
-    ref_fd, ref_half = interval(list(reference.values()))
     for name in names:
         for want in counts:
             steps, nfe = steps_for(name, want)
-            fds, secs = zip(*(measure(name, steps, s) for s in seeds), strict=True)
-            ratios = [fd / reference[s] for fd, s in zip(fds, seeds, strict=True)]
-            fd, fd_half = interval(list(fds))
-            ratio, ratio_half = interval(ratios)
-            rows.append({"sampler": name, "nfe": nfe, "steps": steps, "fd": fd,
-                         "fd_half": fd_half, "ratio": ratio, "ratio_half": ratio_half,
-                         "fds": list(fds), "seconds": sum(secs)})  # fmt: skip
-            write()
-            print(f"{name:13s} NFE {nfe:3d}  FD {fd:8.2f} +- {fd_half:6.2f}  "
-                  f"vs reference {ratio - 1:+7.1%} +- {ratio_half:6.1%}", flush=True)  # fmt: skip
+            for seed in seeds:
+                fd, seconds = measure(name, steps, seed)
+                result["measured"].append({"sampler": name, "want": want, "nfe": nfe,
+                                           "steps": steps, "seed": seed, "fd": fd,
+                                           "seconds": seconds})  # fmt: skip
+                write()
+            fds = [m["fd"] for m in result["measured"] if (m["sampler"], m["nfe"]) == (name, nfe)]
+            print(f"{name:13s} NFE {nfe:3d}  FD {np.mean(fds):8.2f} over seeds {seeds}", flush=True)
+    write()
+    return result
+
+
+def merge(parts: list[dict]) -> dict:
+    """One result from parts run apart (each seed's reference, the samplers' seeds): they
+    must have measured the same model and n, and references of the same steps."""
+    steps = {p["reference_steps"] for p in parts if p["reference_steps"]}
+    if len({(p.get("run_dir"), p["n"]) for p in parts}) > 1 or len(steps) > 1:
+        raise SystemExit("The parts measured other models, n or reference steps; join only "
+                         "parts of one sweep.")  # fmt: skip
+    result = {**parts[0], "reference_steps": min(steps, default=0), "reference_fd": {},
+              "measured": [], "samplers": [], "nfe": []}  # fmt: skip
+    for part in parts:
+        result["reference_fd"] |= {int(k): v for k, v in part["reference_fd"].items()}
+        result["measured"] += part.get("measured", [])
+        result["samplers"] += [s for s in part.get("samplers", []) if s not in result["samplers"]]
+        result["nfe"] += [k for k in part.get("nfe", []) if k not in result["nfe"]]
+    return result
+
+
+def summarise(result: dict) -> list[dict]:
+    """Per sampler and NFE asked for (``want``; Heun's actual NFE is one less): FD (mean,
+    95% half-width over seeds) and its ratio to the same seed's reference (mean,
+    half-width), over the seeds that have a reference."""
+    reference = {int(k): v for k, v in result["reference_fd"].items()}
+    rows = []
+    for name in result["samplers"]:
+        for want in sorted({m["want"] for m in result["measured"] if m["sampler"] == name}):
+            got = {m["seed"]: m for m in result["measured"]
+                   if (m["sampler"], m["want"]) == (name, want)}  # fmt: skip
+            seeds = sorted(s for s in got if s in reference) or sorted(got)
+            fd, fd_half = interval([got[s]["fd"] for s in seeds])
+            ratios = [got[s]["fd"] / reference[s] for s in seeds if s in reference]
+            ratio, ratio_half = interval(ratios) if ratios else (math.nan, math.nan)
+            rows.append({"sampler": name, "want": want, "nfe": got[seeds[0]]["nfe"],
+                         "steps": got[seeds[0]]["steps"],
+                         "seeds": seeds, "fd": fd, "fd_half": fd_half, "ratio": ratio,
+                         "ratio_half": ratio_half, "fds": [got[s]["fd"] for s in seeds],
+                         "seconds": sum(got[s]["seconds"] for s in seeds)})  # fmt: skip
+    return rows
+
+
+def report(result: dict, out: Path) -> None:
+    """The table, the targets' verdicts, sweep.json (with the summary) and sweep.png."""
+    rows = summarise(result)
+    reference = {int(k): v for k, v in result["reference_fd"].items()}
+    ref_fd, ref_half = interval(list(reference.values())) if reference else (math.nan, 0.0)
     print()
-    print(f"reference: DDPM ancestral, {args.reference_steps} steps: FD {ref_fd:.2f} "
-          f"+- {ref_half:.2f} (95% over {len(seeds)} seeds)")  # fmt: skip
-    header = f"{'sampler':13s}" + "".join(f" | NFE {k:>3d} (FD vs ref)    " for k in counts)
-    print(header)
-    for name in names:
+    print(f"reference: DDPM ancestral, {result['reference_steps']} steps: FD {ref_fd:.2f} "
+          f"+- {ref_half:.2f} (95% over seeds {sorted(reference)}), n {result['n']}")  # fmt: skip
+    counts = sorted({r["want"] for r in rows})
+    print(f"{'sampler':13s}" + "".join(f" | NFE {k:>3d}: FD, vs reference" for k in counts))
+    for name in result["samplers"]:
         cells = []
         for want in counts:
-            r = next(
-                r for r in rows if r["sampler"] == name and r["nfe"] == steps_for(name, want)[1]
-            )
-            cells.append(f" | {r['fd']:6.2f} {r['ratio'] - 1:+6.1%}+-{r['ratio_half']:5.1%}")
+            r = next((r for r in rows if (r["sampler"], r["want"]) == (name, want)), None)
+            actual = "" if r is None or r["nfe"] == want else f" ({r['nfe']})"
+            cells.append(" | " + (" " * 28 if r is None else (
+                f"{r['fd']:6.2f}+-{r['fd_half']:5.2f} {r['ratio'] - 1:+6.1%}+-"
+                f"{r['ratio_half']:5.1%}{actual}")))  # fmt: skip
         print(f"{name:13s}" + "".join(cells))
-    for nfe, within in TARGETS.items():
-        at = [r for r in rows if r["nfe"] == nfe]
+    for nfe, within in TARGETS.items():  # at most this many evaluations
+        at = [r for r in rows if r["want"] == nfe and math.isfinite(r["ratio"])]
         if not at:
             continue
         best = min(at, key=lambda r: r["ratio"])
         verdict = "met" if best["ratio"] - 1 <= within else "NOT met"
         print(f"target at {nfe} NFE (within +{within:.0%}): best {best['sampler']} "
               f"{best['ratio'] - 1:+.1%} +- {best['ratio_half']:.1%}: {verdict}")  # fmt: skip
-    write()
-    plot(rows, names, ref_fd, out / "sweep.png")
+    (out / "sweep.json").write_text(json.dumps({**result, "summary": rows}, indent=1))
+    plot(rows, result["samplers"], ref_fd, out / "sweep.png")
 
 
 def earlier_reference(args, seeds: list[int]) -> dict[int, float]:
@@ -191,8 +252,10 @@ def plot(rows: list[dict], names: list[str], ref_fd: float, path: Path) -> None:
     fig, ax = subplots(figsize=(6, 4))
     for name in names:
         pts = sorted((r["nfe"], r["fd"]) for r in rows if r["sampler"] == name)
-        ax.plot(*zip(*pts, strict=True), marker="o", label=name)
-    ax.axhline(ref_fd, color="k", ls="--", lw=1, label="1000-step DDPM")
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name)
+    if math.isfinite(ref_fd):
+        ax.axhline(ref_fd, color="k", ls="--", lw=1, label="1000-step DDPM")
     ax.set(xscale="log", yscale="log", xlabel="network evaluations", ylabel="FD (digits features)")
     ax.legend(fontsize=7)
     save(fig, path)
