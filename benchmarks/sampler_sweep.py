@@ -77,6 +77,9 @@ def main() -> None:
     )
     parser.add_argument("--reference-from", action="append", default=[],
                         help="an earlier sweep.json (repeatable)")  # fmt: skip
+    parser.add_argument("--reference-from-card", action="store_true",
+                        help="the shipped model: seed 0's reference from its card, which "
+                        "measured it the same way (scripts/ship_digits.py)")  # fmt: skip
     parser.add_argument("--merge", nargs="+", metavar="SWEEP_JSON",
                         help="measure nothing: join these sweep.json files (parts run apart) "
                         "and print their table")  # fmt: skip
@@ -116,13 +119,16 @@ def measure_all(args, out: Path) -> dict:
               "spacing": args.spacing, "samplers": names, "nfe": counts,
               "reference_fd": earlier_reference(args, seeds), "measured": []}  # fmt: skip
     reference = result["reference_fd"]
+    if args.reference_from_card:
+        reference |= card_reference(args, seeds, len(held_out.x))
+        result["reference_source"] = "seed 0: the ddpm-digits card (scripts/ship_digits.py)"
 
     def write() -> None:
         (out / "sweep.json").write_text(json.dumps(result, indent=1))
 
     for seed in seeds if args.reference_steps else []:
         if seed in reference:
-            print(f"reference seed {seed}: FD {reference[seed]:.2f} (from --reference-from)")
+            print(f"reference seed {seed}: FD {reference[seed]:.2f} (given)")
             continue
         # every training level in turn, whatever the samplers' spacing
         reference[seed], seconds = measure("ddpm", args.reference_steps, seed, "trailing")
@@ -158,20 +164,22 @@ def merge(parts: list[dict]) -> dict:
         result["measured"] += part.get("measured", [])
         result["samplers"] += [s for s in part.get("samplers", []) if s not in result["samplers"]]
         result["nfe"] += [k for k in part.get("nfe", []) if k not in result["nfe"]]
+        if "reference_source" in part:
+            result["reference_source"] = part["reference_source"]
     return result
 
 
 def summarise(result: dict) -> list[dict]:
     """Per sampler and NFE asked for (``want``; Heun's actual NFE is one less): FD (mean,
     95% half-width over seeds) and its ratio to the same seed's reference (mean,
-    half-width), over the seeds that have a reference."""
+    half-width) over the seeds that have one."""
     reference = {int(k): v for k, v in result["reference_fd"].items()}
     rows = []
     for name in result["samplers"]:
         for want in sorted({m["want"] for m in result["measured"] if m["sampler"] == name}):
             got = {m["seed"]: m for m in result["measured"]
                    if (m["sampler"], m["want"]) == (name, want)}  # fmt: skip
-            seeds = sorted(s for s in got if s in reference) or sorted(got)
+            seeds = sorted(got)
             fd, fd_half = interval([got[s]["fd"] for s in seeds])
             ratios = [got[s]["fd"] / reference[s] for s in seeds if s in reference]
             ratio, ratio_half = interval(ratios) if ratios else (math.nan, math.nan)
@@ -179,6 +187,7 @@ def summarise(result: dict) -> list[dict]:
                          "steps": got[seeds[0]]["steps"],
                          "seeds": seeds, "fd": fd, "fd_half": fd_half, "ratio": ratio,
                          "ratio_half": ratio_half, "fds": [got[s]["fd"] for s in seeds],
+                         "ratio_seeds": [s for s in seeds if s in reference],
                          "seconds": sum(got[s]["seconds"] for s in seeds)})  # fmt: skip
     return rows
 
@@ -189,8 +198,10 @@ def report(result: dict, out: Path) -> None:
     reference = {int(k): v for k, v in result["reference_fd"].items()}
     ref_fd, ref_half = interval(list(reference.values())) if reference else (math.nan, 0.0)
     print()
+    source = f"; {result['reference_source']}" if "reference_source" in result else ""
     print(f"reference: DDPM ancestral, {result['reference_steps']} steps: FD {ref_fd:.2f} "
-          f"+- {ref_half:.2f} (95% over seeds {sorted(reference)}), n {result['n']}")  # fmt: skip
+          f"+- {ref_half:.2f} (95% over seeds {sorted(reference)}), n {result['n']}"
+          f"{source}")  # fmt: skip
     counts = sorted({r["want"] for r in rows})
     print(f"{'sampler':13s}" + "".join(f" | NFE {k:>3d}: FD, vs reference" for k in counts))
     for name in result["samplers"]:
@@ -212,6 +223,22 @@ def report(result: dict, out: Path) -> None:
               f"{best['ratio'] - 1:+.1%} +- {best['ratio_half']:.1%}: {verdict}")  # fmt: skip
     (out / "sweep.json").write_text(json.dumps({**result, "summary": rows}, indent=1))
     plot(rows, result["samplers"], ref_fd, out / "sweep.png")
+
+
+def card_reference(args, seeds: list[int], n_reference: int) -> dict[int, float]:
+    """Seed 0's reference FD from the shipped model's card, where the card measured exactly
+    this draw: n samples, seed 0, labels 0-9 in turn, ancestral DDPM of the reference's
+    steps, FD against the same held-out references (``compare_images.measure_images``)."""
+    from genlab.assets import card
+
+    if args.run_dir is not None or 0 not in seeds:
+        raise SystemExit("--reference-from-card: the shipped model's seed 0 only.")
+    ev = card("ddpm-digits")["eval"]
+    asked = f"{args.n}, seed 0, options {{'sampler': 'ddpm', 'steps': {args.reference_steps}}}"
+    if ev["samples"] != asked or ev["n_reference"] != n_reference:
+        raise SystemExit(f"The card measured {ev['samples']!r} against {ev['n_reference']} "
+                         f"references, not {asked!r} against {n_reference}.")  # fmt: skip
+    return {0: float(ev["fd"])}
 
 
 def earlier_reference(args, seeds: list[int]) -> dict[int, float]:
