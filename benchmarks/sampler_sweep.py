@@ -209,9 +209,10 @@ def report(result: dict, out: Path) -> None:
         for want in counts:
             r = next((r for r in rows if (r["sampler"], r["want"]) == (name, want)), None)
             actual = "" if r is None or r["nfe"] == want else f" ({r['nfe']})"
+            spread = "" if r is None or len(r["ratio_seeds"]) < 2 else f"+-{r['ratio_half']:5.1%}"
             cells.append(" | " + (" " * 28 if r is None else (
-                f"{r['fd']:6.2f}+-{r['fd_half']:5.2f} {r['ratio'] - 1:+6.1%}+-"
-                f"{r['ratio_half']:5.1%}{actual}")))  # fmt: skip
+                f"{r['fd']:6.2f}+-{r['fd_half']:5.2f} {r['ratio'] - 1:+6.1%}{spread}"
+                f"{actual}")))  # fmt: skip
         print(f"{name:13s}" + "".join(cells))
     for nfe, within in TARGETS.items():  # at most this many evaluations
         at = [r for r in rows if r["want"] == nfe and math.isfinite(r["ratio"])]
@@ -219,8 +220,10 @@ def report(result: dict, out: Path) -> None:
             continue
         best = min(at, key=lambda r: r["ratio"])
         verdict = "met" if best["ratio"] - 1 <= within else "NOT met"
+        seeds = best["ratio_seeds"]
         print(f"target at {nfe} NFE (within +{within:.0%}): best {best['sampler']} "
-              f"{best['ratio'] - 1:+.1%} +- {best['ratio_half']:.1%}: {verdict}")  # fmt: skip
+              f"{best['ratio'] - 1:+.1%} +- {best['ratio_half']:.1%} (seeds {seeds}): "
+              f"{verdict}")  # fmt: skip
     (out / "sweep.json").write_text(json.dumps({**result, "summary": rows}, indent=1))
     plot(rows, result["samplers"], ref_fd, out / "sweep.png")
 
