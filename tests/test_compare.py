@@ -115,3 +115,44 @@ def test_shipped_digits_models_are_measured_without_training():
         assert run["classes_covered"] >= 8 and run["fd"] < 25 * report["fd_floor"], label
     realnvp = report["families"]["RealNVP flow"]["runs"][0]
     assert realnvp["nll_kind"].startswith("dequantized") and 0.5 < realnvp["bits_per_dim"] < 3
+
+
+def test_the_quick_tour_draws_diffusion_with_the_few_step_sampler():
+    """The quick demo's digits comparison samples the shipped DDPM with the sampler sweep's
+    best few-step sampler (issue 29), says which in its text, and --full keeps the 1,000
+    ancestral steps."""
+    from genlab.demo.models import compare_settings, few_step_note
+    from genlab.evaluation.compare import (
+        ANCESTRAL,
+        FEW_STEP,
+        FEW_STEP_LABEL,
+        families_for,
+        with_few_steps,
+    )
+    from genlab.generation.request import WEBUI_SAMPLERS
+
+    quick, full = compare_settings("digits", full=False), compare_settings("digits", full=True)
+    assert quick["few_step"] and quick["shipped"] and not full["few_step"]
+    assert ANCESTRAL in {f.label for f in families_for("digits")}  # what --full draws
+    swapped = {f.label: f for f in with_few_steps(families_for("digits"))}
+    assert ANCESTRAL not in swapped
+    fast = swapped[FEW_STEP_LABEL]
+    assert fast.options == FEW_STEP and fast.nfe == FEW_STEP["steps"] <= 10
+    assert fast.recipe == "ddpm-digits" and fast.trains is None  # the same shipped model
+    assert swapped["diffusion, DPM++ 2M 20 steps"].trains == FEW_STEP_LABEL
+    name = WEBUI_SAMPLERS[FEW_STEP["sampler"]]
+    assert FEW_STEP_LABEL == f"diffusion, {name} {FEW_STEP['steps']} steps"
+    note = few_step_note(FEW_STEP)
+    assert f"{name} at {FEW_STEP['steps']} network evaluations" in note and "--full" in note
+
+
+@pytest.mark.slow  # the shipped DDPM's bound on one image: 1,000 network calls
+def test_a_few_step_comparison_measures_the_shipped_ddpm_at_few_steps():
+    from genlab.evaluation.compare import FEW_STEP, FEW_STEP_LABEL
+
+    report = compare("digits", seeds=1, shipped=True, n=40, nll_n=1, families=("ddpm",),
+                     lr_sweep=False, few_step=True)  # fmt: skip
+    assert list(report["families"]) == [FEW_STEP_LABEL, "diffusion, DPM++ 2M 20 steps"]
+    run = report["families"][FEW_STEP_LABEL]["runs"][0]
+    assert run["nfe"] == FEW_STEP["steps"] and run["classes_covered"] >= 8
+    assert run["fd"] < 25 * report["fd_floor"] and report["few_step"]

@@ -66,7 +66,7 @@ def families(text: str | None) -> tuple[str, ...] | None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # on stderr (tqdm.auto also imports its notebook parts)
 
     from ..evaluation.compare import compare, families_for
     from ..evaluation.compare_report import table, write_report
@@ -99,7 +99,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def compare_latent(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # on stderr (tqdm.auto also imports its notebook parts)
 
     from ..errors import GenlabError
     from ..evaluation.latent import MODELS, compare_latent

@@ -186,7 +186,7 @@ PARTS = ("heights", "one normal or two", "Old Faithful", "2-D normal", "2-D mixt
 def run_demo(out: str | Path = "report", full: bool = False, progress: bool = True) -> Path:
     """The tour into ``out``; ``full``: retrain every family with 3 seeds and run the
     longer comparisons (hours on a laptop) instead of sampling the shipped models."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # on stderr, as the CLI's bars (tqdm.auto also loads notebook parts)
 
     from ..serialization import load
     from . import models as dm
@@ -339,9 +339,10 @@ def run_demo(out: str | Path = "report", full: bool = False, progress: bool = Tr
     done("2-D mixture")
     sections.append(autoencoder_section(root))
     done("autoencoders")
-    sections.append(dm.compare_section(root, "8gaussians", full, note))
+    families_note = note if progress else None  # each comparison's own bar follows the tour's
+    sections.append(dm.compare_section(root, "8gaussians", full, families_note))
     done("families on 2-D data")
-    sections.append(dm.compare_section(root, "digits", full, note))
+    sections.append(dm.compare_section(root, "digits", full, families_note))
     done("families on digits")
     sections.append(dm.diffusion_section(root))
     done("diffusion")

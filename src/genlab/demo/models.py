@@ -7,6 +7,7 @@ retrains everything with several seeds instead.
 from __future__ import annotations
 
 import html
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +33,52 @@ def _columns(rows: list[list[str]], keep: tuple[str, ...]) -> list[list[str]]:
     return [[r[i] for i in index] for r in rows]
 
 
-def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
-    """The families' table on ``data``, written in full to root/compare-DATA/."""
-    from ..evaluation.compare import compare
-    from ..evaluation.compare_report import table, write_report
+@contextmanager
+def families_bar(total: int, desc: str, note=None):
+    """A progress callback for ``compare``: a bar over its families and seeds on stderr
+    (plain tqdm, as the CLI's bars), each family's name beside it and passed on to
+    ``note``; no bar when ``note`` is None (a tour run without progress)."""
+    from tqdm import tqdm
 
-    out = root / f"compare-{data}"
+    with tqdm(total=total, desc=desc, leave=False, disable=note is None) as bar:
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            if "learning rate" not in what:  # the sweeps' extra runs are not in the count
+                bar.update(1)
+            if note is not None:
+                note(what)
+
+        yield progress
+
+
+def compare_settings(data: str, full: bool) -> dict:
+    """``compare``'s settings in the tour: the quick tour samples the shipped digits models,
+    drawing diffusion with the sampler sweep's best few-step sampler (FEW_STEP), where
+    1,000 ancestral steps would only cost time; ``--full`` retrains every family with 3
+    seeds and keeps the 1,000-step column."""
     if data == "digits":
         settings = dict(seeds=3, n=500) if full else dict(seeds=1, n=N_DIGITS, shipped=True)
         settings["nll_n"] = None if full else 50
+        settings["few_step"] = not full
+        return settings
+    return dict(seeds=3, n=2000) if full else dict(seeds=1, n=2000, steps=500)
+
+
+def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
+    """The families' table on ``data``, written in full to root/compare-DATA/."""
+    from ..evaluation.compare import FEW_STEP, compare, families_for
+    from ..evaluation.compare_report import table, write_report
+
+    out = root / f"compare-{data}"
+    settings = compare_settings(data, full)
+    if data == "digits":
         command = "genlab demo --full" if full else "genlab demo"
     else:
-        settings = dict(seeds=3, n=2000) if full else dict(seeds=1, n=2000, steps=500)
         command = "genlab demo --full" if full else "genlab demo (500 training steps a family)"
-    report = compare(data, lr_sweep=full, progress=progress, **settings)
+    total = len(families_for(data)) * settings["seeds"]
+    with families_bar(total, f"families on {data}", progress) as note:
+        report = compare(data, lr_sweep=full, progress=note, **settings)
     write_report(report, out, command, machine())
     keep = ("family", "held-out bits/dim", "held-out NLL (nats)", "likelihood", "FD",
             "fidelity rank", "SWD", "modes hit", "classes", "copy share", "stability",
@@ -62,7 +95,9 @@ def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
             "samples a family against held-out references that no model and not the feature "
             f"network saw; FD floor (training images against the references): "
             f"{report['fd_floor']:.1f}. Copy share: samples nearer to a training image than "
-            "95% of held-out images are (5% for a model that does not copy).</p>"
+            "95% of held-out images are (5% for a model that does not copy)."
+            + ("" if full else few_step_note(FEW_STEP))
+            + "</p>"
         )
     else:
         head = (
@@ -89,11 +124,27 @@ def compare_section(root: Path, data: str, full: bool, progress=None) -> str:
     return head + read(reading) + _html_table(rows) + link + samples
 
 
+def few_step_note(few_step: dict) -> str:
+    """The sentence that says how the quick tour draws diffusion (the sampler and NFE)."""
+    from ..generation.request import WEBUI_SAMPLERS
+
+    name, steps = WEBUI_SAMPLERS[few_step["sampler"]], few_step["steps"]
+    return (
+        f" Diffusion is drawn with {html.escape(name)} at {steps} network evaluations "
+        f"(<code>--sampler {few_step['sampler']} --steps {steps}</code>), the best few-step "
+        "sampler of <code>benchmarks/sampler_sweep.py</code> on this model, instead of "
+        f"1,000 ancestral steps: {1000 // steps}x fewer network calls (its FD against the "
+        "1,000-step chain's is in docs/results.md); <code>genlab demo --full</code> draws "
+        "the 1,000 steps."
+    )
+
+
 def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
     """The shipped diffusion model: the forward process, the reverse process as an
     animation, quality against steps per sampler, and the two guidances swept."""
     from ..assets import load_shipped
     from ..data import load
+    from ..evaluation.compare import FEW_STEP
     from ..evaluation.features import digits_features, digits_predict
     from ..evaluation.metrics import frechet_distance
     from ..viz.plots import animation, noising, save, subplots
@@ -115,7 +166,9 @@ def diffusion_section(root: Path, n: int = N_DIGITS) -> str:
 
     cond = torch.arange(n) % 10
     sweep = {}
-    for sampler in ("euler", "ddim", "dpmpp-2m"):
+    # DDIM with eta 0 is Euler's curve exactly (samplers.sample_euler): the sweep's best
+    # few-step sampler takes its place
+    for sampler in dict.fromkeys(("euler", "dpmpp-2m", FEW_STEP["sampler"])):
         sweep[sampler] = [
             (steps, frechet_distance(real, digits_features(
                 model.sample(n, cond=cond, seed=0, sampler=sampler, steps=steps).numpy())))

@@ -79,12 +79,15 @@ def _log_ndtr_diff(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
     return torch.log((normal.cdf(hi) - normal.cdf(lo)).clamp_min(1e-12))
 
 
-def vlb_bits_per_dim(denoiser, x0: torch.Tensor, *, levels: int, cond=None, generator=None):
+def vlb_bits_per_dim(
+    denoiser, x0: torch.Tensor, *, levels: int, cond=None, generator=None, callback=None
+):
     """The variational bound of Ho et al. (2020), eq. 5, in bits per dimension, for data on
     ``levels`` evenly spaced values in [-1, 1]:
         L_T = KL(q(x_T|x_0) || N(0, I)),  L_{t-1} = KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)),
         L_0 = -log p(x_0|x_1) under a Gaussian discretized to the data's bins,
-    with the reverse variance set to the posterior's (beta_tilde). One draw of x_t per t."""
+    with the reverse variance set to the posterior's (beta_tilde). One draw of x_t per t;
+    ``callback({"i": t})`` after each of the T network calls (a progress bar)."""
     from .forward import q_posterior, q_sample
 
     alpha_bar = denoiser.alpha_bar.double()
@@ -112,4 +115,6 @@ def vlb_bits_per_dim(denoiser, x0: torch.Tensor, *, levels: int, cond=None, gene
             mean, var = q_posterior(x_t, x0, t, alpha_bar)
             mean_hat, _ = q_posterior(x_t, x0_hat, t, alpha_bar)
             nats = nats + ((mean - mean_hat) ** 2).flatten(1).sum(1) / (2 * var)
+        if callback is not None:
+            callback({"i": t})
     return nats / (dims * math.log(2))

@@ -6,13 +6,16 @@ speed (training time, samples per second, network evaluations per sample).
 Fidelity on 2-D data: sliced Wasserstein distance and MMD to held-out points, modes hit
 on 8 Gaussians. On digits (``compare_images``): FD, KID, precision/recall against
 held-out references, classes covered and a memorisation check. ``shipped=True`` measures
-the digits models shipped in the package instead of training (seed 0 only)."""
+the digits models shipped in the package instead of training (seed 0 only);
+``few_step=True`` draws the diffusion column with the sampler sweep's best few-step sampler
+instead of 1,000 ancestral steps (the quick tour's choice: same model, a fraction of the
+time)."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,7 @@ class Family:
     trains: str | None = None  # label of the family whose trained model this one reuses
 
 
+ANCESTRAL = "diffusion, DDPM 1000 steps"  # the label of the 1,000-step ancestral column
 FAMILIES_2D = (
     Family("Gaussian mixture (EM)", "gmm", None, nfe=0),
     Family("VAE", "vae", "vae-moons"),
@@ -42,7 +46,7 @@ FAMILIES_2D = (
     Family("RealNVP flow", "realnvp", "realnvp-8gaussians"),
     Family("energy-based (Langevin)", "ebm", "ebm-8gaussians", nfe=lambda m: m.sample_steps),
     Family(
-        "diffusion, DDPM 1000 steps",
+        ANCESTRAL,
         "ddpm",
         "ddpm-moons",
         {"sampler": "ddpm", "steps": 1000},
@@ -54,9 +58,28 @@ FAMILIES_2D = (
         "ddpm-moons",
         {"sampler": "dpmpp-2m", "steps": 20},
         nfe=20,
-        trains="diffusion, DDPM 1000 steps",
+        trains=ANCESTRAL,
     ),
 )
+
+
+#: the best few-step sampler of ``benchmarks/sampler_sweep.py`` on the shipped digits DDPM
+#: (docs/results.md, "Samplers against network evaluations"), and its label
+FEW_STEP = {"sampler": "unipc", "steps": 10}
+FEW_STEP_LABEL = "diffusion, UniPC 10 steps"
+
+
+def with_few_steps(families: tuple[Family, ...]) -> tuple[Family, ...]:
+    """``families`` with the 1,000-step ancestral column drawn by FEW_STEP instead (the
+    same trained model; the families that reuse it follow the new label)."""
+    out = []
+    for f in families:
+        if f.label == ANCESTRAL:
+            f = replace(f, label=FEW_STEP_LABEL, options=dict(FEW_STEP), nfe=FEW_STEP["steps"])
+        elif f.trains == ANCESTRAL:
+            f = replace(f, trains=FEW_STEP_LABEL)
+        out.append(f)
+    return tuple(out)
 
 
 def _digits(family: Family) -> Family:
@@ -173,13 +196,17 @@ def _load(data: str):
 def compare(
     data: str = "8gaussians", seeds: int = 3, steps: int | None = None, n: int = 2000,
     families: tuple[str, ...] | None = None, lr_sweep: bool = True, progress=None,
-    shipped: bool = False, nll_n: int | None = None,
+    shipped: bool = False, nll_n: int | None = None, few_step: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Train and measure each family on ``data`` with ``seeds`` seeds (``steps``: override
     the recipes' training length, for quick runs; ``shipped``: measure the shipped digits
-    models instead of training them; ``nll_n``: score at most this many held-out images);
-    returns the report's numbers."""
-    chosen = [f for f in families_for(data) if families is None or f.model in families]
+    models instead of training them; ``nll_n``: score at most this many held-out images;
+    ``few_step``: draw the 1,000-step diffusion column with FEW_STEP); returns the
+    report's numbers."""
+    pool = families_for(data)
+    if few_step:
+        pool = with_few_steps(pool)
+    chosen = [f for f in pool if families is None or f.model in families]
     if not chosen:
         raise GenlabError(f"No family among {families}; known: gmm, vae, hvae, gan, ...")
     if seeds < 1:
@@ -196,7 +223,8 @@ def compare(
     x, test = np.asarray(train_set.x), np.asarray(test_set.x)
     report: dict[str, Any] = {
         "data": data, "n_train": len(x), "n_test": len(test), "n_generated": n,
-        "seeds": seeds, "steps": steps, "shipped": shipped, "families": {},
+        "seeds": seeds, "steps": steps, "shipped": shipped, "few_step": few_step,
+        "families": {},
     }  # fmt: skip
     if images:
         from .compare_images import References, measure_images

@@ -69,7 +69,7 @@ class DDPMSampling:
         denoiser = self.denoiser(n, opts["cfg"], classifier, opts["cg_scale"])
         extra = {"ddim": {"eta": opts["eta"]}, "ddpm": {"variance": opts["variance"]}}
         sampler = SAMPLERS[opts["sampler"]]
-        with _bar(len(sigmas) - 1, opts["callback"]) as callback:
+        with progress_bar(len(sigmas) - 1, opts["callback"]) as callback:
             return sampler(
                 denoiser, x, sigmas, cond=cond, generator=g, callback=callback,
                 **extra.get(opts["sampler"], {}),
@@ -129,21 +129,22 @@ def load_classifier(classifier: Any, data_shape: tuple[int, ...]):
     return classifier
 
 
-#: from this many steps a draw shows a progress bar on a terminal (1,000-step sampling of
-#: digits takes minutes on a CPU; 20 steps take a second)
+#: from this many network calls a draw (or a bound) shows a progress bar on a terminal
+#: (1,000-step sampling of digits takes minutes on a CPU; 20 steps take a second)
 BAR_FROM = 100
 
 
 @contextmanager
-def _bar(steps: int, callback: Any):
-    """The sampler's callback: the caller's, and a progress bar for long draws (tqdm shows
-    it only on a terminal, so logs and tests stay clean)."""
+def progress_bar(steps: int, callback: Any, desc: str = "sampling"):
+    """The sampler's callback: the caller's, and a progress bar for long loops, on stderr
+    as the CLI's other bars (plain tqdm: tqdm.auto also imports its notebook and asyncio
+    parts). tqdm shows it only on a terminal, so logs and tests stay clean."""
     if steps < BAR_FROM:
         yield callback
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
-    with tqdm(total=steps, desc="sampling", leave=False, disable=None) as bar:
+    with tqdm(total=steps, desc=desc, leave=False, disable=None) as bar:
 
         def both(d: dict) -> None:
             bar.update(1)

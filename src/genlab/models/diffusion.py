@@ -17,7 +17,7 @@ from ..errors import GenlabError
 from ..nn.layers import LabelEmbedding, mlp
 from ..nn.unet import UNet, sinusoidal_embedding
 from ..options import Option
-from .ddpm_sampling import DDPMSampling
+from .ddpm_sampling import DDPMSampling, progress_bar
 from .neural import Batch, NeuralModel, label_condition
 
 
@@ -157,7 +157,8 @@ class DDPM(NeuralModel):
         x = self.as_batch(x)
         x = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
         g = torch.Generator().manual_seed(seed)
-        bits = vlb_bits_per_dim(self.net, x, levels=levels, generator=g)
+        with progress_bar(len(self.net.alpha_bar), None, "bound") as callback:
+            bits = vlb_bits_per_dim(self.net, x, levels=levels, generator=g, callback=callback)
         return -bits * x[0].numel() * math.log(2)
 
     def negative_log_likelihood(self, x: Any, levels: int = 256):
