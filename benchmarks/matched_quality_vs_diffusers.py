@@ -13,12 +13,12 @@ Trainer and sampler are the same code: only the network differs.
 Time is counted in steps, so machine load during the long runs cannot move the result: an
 alternating probe (--probe-rounds rounds of --probe steps each, the median round's seconds
 per step after the first step) gives each network's seconds per step; diffusers then trains
-for --budget seconds' worth of steps (or --steps steps), genlab for --fraction of that time. Each network gets its
-own learning rate: every value of --lrs is tried on --dev-seed at that network's own budget,
-and the lowest FD wins. The comparison then runs on --seeds, fresh seeds (initial weights,
-batches and sampling), at the chosen rates. FD: --n samples (DPM-Solver++(2M), 20 steps)
-against the 288 held-out references, digits features. Target met when genlab's mean FD over
-the seeds is at most diffusers' mean FD.
+for --budget seconds' worth of steps (or --steps steps), genlab for --fraction of that
+time. Each network gets its own learning rate: every value of --lrs is tried on --dev-seed
+at that network's own budget, and the lowest FD wins. The comparison then runs on --seeds,
+fresh seeds (initial weights, batches and sampling), at the chosen rates. FD: --n samples
+(DPM-Solver++(2M), 20 steps) against the 288 held-out references, digits features. Target
+met when genlab's mean FD over the seeds is at most diffusers' mean FD.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=240.0,
-                        help="diffusers' training budget, seconds at the probe's speed")  # fmt: skip
+                        help="diffusers' budget, seconds at the probe's speed")  # fmt: skip
     parser.add_argument("--steps", type=int, default=0,
                         help="diffusers' budget in steps instead (0: from --budget)")  # fmt: skip
     parser.add_argument("--fraction", type=float, default=2 / 3,
@@ -111,7 +111,8 @@ def main() -> None:
     fast = next(f for f in FAMILIES_DIGITS if f.options.get("sampler") == "dpmpp-2m")
     kinds = ("genlab", "diffusers")
     print(f"# {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; FD floor {refs.fd_floor:.2f}", flush=True)  # fmt: skip
+          f"{torch.get_num_threads()} threads; FD floor {refs.fd_floor:.2f}",
+          flush=True)  # fmt: skip
 
     rounds: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(args.probe_rounds):  # alternate, so both see the same load
@@ -157,9 +158,9 @@ def main() -> None:
         means[kind] = mean_interval(fds)
         print(f"{kind} | {params:,} | {best[kind]:g} | {steps[kind]} | {budget[kind]:.0f} | "
               f"{statistics.median(r[2] for r in rows[kind]):.0f} | "
-              f"{', '.join(f'{v:.1f} ± {r[1]:.1f}' for v, r in zip(fds, rows[kind]))} | "
+              f"{', '.join(f'{r[0]:.1f} ± {r[1]:.1f}' for r in rows[kind])} | "
               f"{means[kind][0]:.2f} ± {means[kind][1]:.2f}")  # fmt: skip
-    diffs = [g[0] - d[0] for g, d in zip(rows["genlab"], rows["diffusers"])]
+    diffs = [g[0] - d[0] for g, d in zip(rows["genlab"], rows["diffusers"], strict=True)]
     dm, dh = mean_interval(diffs)
     g, d = means["genlab"][0], means["diffusers"][0]
     verdict = "met" if g <= d else f"not met: genlab's FD is {100 * (g / d - 1):.0f}% higher"

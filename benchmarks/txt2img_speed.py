@@ -180,7 +180,9 @@ def main() -> None:
 
     # pair 2: the same folder through genlab's Stable Diffusion back end and through diffusers
     tmp = tempfile.TemporaryDirectory()
-    folder = write_folder(Path(tmp.name) / "sd", unet, vae, scheduler)
+    # steps_offset is unused by trailing spacing; 1 only quiets diffusers' warning on loading
+    same_scheduler = DPMSolverMultistepScheduler.from_config(scheduler.config, steps_offset=1)
+    folder = write_folder(Path(tmp.name) / "sd", unet, vae, same_scheduler)
     sd_backend = load_backend(str(folder))
     sd_plain = StableDiffusionPipeline.from_pretrained(
         folder, local_files_only=True, use_safetensors=True, safety_checker=None,
