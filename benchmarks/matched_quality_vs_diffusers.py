@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="samples per FD")
     parser.add_argument("--probe", type=int, default=25, help="steps of each probe round")
     parser.add_argument("--probe-rounds", type=int, default=3)
+    parser.add_argument("--per-step", default="",
+                        help="genlab,diffusers s/step of an earlier probe (skips it)")  # fmt: skip
+    parser.add_argument("--kinds", default="genlab,diffusers",
+                        help="networks to train (one each in two processes halves the wall time "
+                        "on a loaded machine; the verdict needs both)")  # fmt: skip
     args = parser.parse_args()
     lrs = [float(v) for v in args.lrs.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
@@ -110,12 +115,16 @@ def main() -> None:
     refs = References(train_set, test_set, args.n)
     fast = next(f for f in FAMILIES_DIGITS if f.options.get("sampler") == "dpmpp-2m")
     kinds = ("genlab", "diffusers")
+    run_kinds = tuple(k for k in kinds if k in args.kinds.split(","))
     print(f"# {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; FD floor {refs.fd_floor:.2f}",
           flush=True)  # fmt: skip
 
     rounds: dict[str, list[float]] = {k: [] for k in kinds}
-    for _ in range(args.probe_rounds):  # alternate, so both see the same load
+    if args.per_step:
+        for kind, v in zip(kinds, args.per_step.split(","), strict=True):
+            rounds[kind].append(float(v))
+    for _ in range(0 if args.per_step else args.probe_rounds):  # alternate: the same load
         for kind in kinds:
             rounds[kind].append(probe(kind, train_set.x, args.probe))
     per_step = {k: statistics.median(v) for k, v in rounds.items()}
@@ -139,20 +148,20 @@ def main() -> None:
 
     best: dict[str, float] = {}
     print(f"learning-rate search, seed {args.dev_seed}:", flush=True)
-    for kind in kinds:
+    for kind in run_kinds:
         scores = {lr: fd(kind, lr, args.dev_seed)[0] for lr in lrs}
         best[kind] = min(scores, key=scores.get)
         print(f"{kind}: lr {best[kind]:g} (FD {', '.join(f'{v:.1f}' for v in scores.values())})")
     print(f"fresh seeds {seeds}:", flush=True)
-    rows: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    rows: dict[str, list[tuple[float, float, float]]] = {k: [] for k in run_kinds}
     for seed in seeds:
-        for kind in kinds:
+        for kind in run_kinds:
             rows[kind].append(fd(kind, best[kind], seed))
 
     print("network | parameters | lr | steps | budget s | train s (median) | FD per seed | "
           "mean FD (95% t-interval over seeds)")  # fmt: skip
     means = {}
-    for kind in kinds:
+    for kind in run_kinds:
         params = sum(p.numel() for p in build(kind, 0).net.parameters())
         fds = [r[0] for r in rows[kind]]
         means[kind] = mean_interval(fds)
@@ -160,6 +169,8 @@ def main() -> None:
               f"{statistics.median(r[2] for r in rows[kind]):.0f} | "
               f"{', '.join(f'{r[0]:.1f} ± {r[1]:.1f}' for r in rows[kind])} | "
               f"{means[kind][0]:.2f} ± {means[kind][1]:.2f}")  # fmt: skip
+    if len(run_kinds) < 2:
+        return
     diffs = [g[0] - d[0] for g, d in zip(rows["genlab"], rows["diffusers"], strict=True)]
     dm, dh = mean_interval(diffs)
     g, d = means["genlab"][0], means["diffusers"][0]
