@@ -118,10 +118,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="timed fits per side (median)")
+    parser.add_argument("--cases", default="", help="NxDxK,... instead of the issue's two")
+    parser.add_argument("--dtypes", default="float64,float32")
     args = parser.parse_args()
     cases = [(1_000_000, 2, 10), (200_000, 8, 16)]
     if args.quick:
         cases = [(20_000, 2, 10), (5_000, 8, 16)]
+    if args.cases:
+        cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     import sklearn
 
     blas, ours = threads()
@@ -147,7 +151,7 @@ def main() -> None:
     )
     print(" | ".join(header))
     for n, d, k in cases:
-        for dtype in ("float64", "float32"):
+        for dtype in args.dtypes.split(","):
             r = case(n, d, k, args.iters, dtype, args.repeats)
             each = " / ".join(
                 ", ".join(f"{v:.0f}" for v in r[side]) for side in ("sklearn_all", "genlab_all")
