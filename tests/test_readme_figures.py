@@ -16,6 +16,11 @@ the same kind of unit, the README's figure being results.md's rounded to the REA
 digits ("1.7x" for "1.71x"; "98%" for "98.0%"). A 95% interval written "[95.0, 99.2]" in a
 results table is a pair of percentages. Non-figures that look like figures (a version, an
 upload cap, a constant of a syntax) are allowed by name below, each with its reason.
+
+What it cannot tell: which command a number came from. A README figure that happens to
+equal a number on an unrelated line passes, so a figure is fixed by hand to results.md's
+latest for its own command, and a superseded section is kept out by SUPERSEDED, not by
+the matching.
 """
 
 from __future__ import annotations

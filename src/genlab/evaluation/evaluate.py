@@ -81,7 +81,7 @@ def evaluate(
     if images and {"fd", "kid", "pr", "fid"} & set(metrics) and test_x is None:
         raise GenlabError(
             "FD, KID, precision/recall and FID compare with the held-out split, and this run "
-            "kept none (trained with --test-fraction 0); retrain with a held-out split."
+            "kept none (test_fraction 0): train it with a held-out split to measure these."
         )
     if "nll" in metrics:
         if test_x is None:
