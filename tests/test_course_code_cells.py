@@ -58,6 +58,10 @@ def test_a_pages_code_names_only_what_it_defines_or_imports(key):
     assert blocks, f"step {key} shows no code"
     for text in blocks:
         assert not free_names(text), (key, free_names(text))
+        relative = [
+            n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom) and n.level
+        ]
+        assert not relative, f"step {key}: a relative import fails outside the package"
 
 
 def test_the_check_finds_a_helper_that_is_not_imported():
