@@ -7,7 +7,7 @@ import numpy as np
 from .common import image_data, loss_figure, train_briefly
 
 
-def train_vae(train, steps=1500, reduction="sum", seed=0):
+def train_vae(train, steps=800, reduction="sum", seed=0):
     """A VAE with an 8-dimensional latent and a Bernoulli decoder, trained on the ELBO."""
     from genlab.models.vae import VAE
 
@@ -146,8 +146,9 @@ def run(page, options) -> None:
     page.code(
         train_vae,
         kl_check,
-        call="from genlab.course.common import image_data\n"
-        "train, test = image_data(None)\nmodel, losses = train_vae(train)\n"
+        call="from genlab.course.common import image_data, train_briefly\n"
+        f"train, test = image_data(None)\nmodel, losses = "
+        f"train_vae(train, steps={steps}, reduction={options.elbo_reduction!r})\n"
         "print(model.elbo(test.x[:512]).mean(), kl_check(model, test.x))",
     )
     page.tests("tests/test_course.py::test_step7_vae_elbo_and_kl")

@@ -10,7 +10,7 @@ from .common import image_data, loss_figure, train_briefly
 RETRAIN = "genlab train ddpm-digits --out runs/ddpm-digits"
 
 
-def train_ddpm(train, steps=400, seed=0):
+def train_ddpm(train, steps=250, seed=0):
     """A small unconditional DDPM (U-Net widths 16, 32, 32; eps prediction, linear
     schedule, T = 1000) trained for a few hundred steps."""
     from genlab.models.diffusion import DDPM
@@ -205,8 +205,8 @@ def run(page, options) -> None:
     page.code(
         train_ddpm,
         sample_ddpm,
-        call="from genlab.course.common import image_data\n"
-        "train, _ = image_data(None)\nmodel, losses = train_ddpm(train)\n"
+        call="from genlab.course.common import image_data, train_briefly\n"
+        f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps})\n"
         "images = sample_ddpm(model)",
     )
     page.tests(

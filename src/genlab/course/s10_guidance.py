@@ -315,8 +315,7 @@ def run(page, options) -> None:
 
 def text_to_image(prompts, seed=0):
     """genlab's built-in text-to-image model: 20 DPM++ 2M steps, CFG scale 5."""
+    from genlab.backends import generate
     from genlab.generation.request import GenerationRequest
-
-    from ..backends import generate
 
     return [generate(GenerationRequest(p, seed=seed)).images[0] for p in prompts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .common import image_data, loss_figure, train_briefly
 
 
-def train_hvae(train, steps=1500, seed=0):
+def train_hvae(train, steps=800, seed=0):
     """A two-level hierarchical VAE, x <- z1 <- z2, trained on its ELBO."""
     from genlab.models.hvae import HVAE
 
@@ -101,8 +101,8 @@ def run(page, options) -> None:
     )
     page.code(
         train_hvae,
-        call="from genlab.course.common import image_data\n"
-        "train, test = image_data(None)\nmodel, losses = train_hvae(train)\n"
+        call="from genlab.course.common import image_data, train_briefly\n"
+        f"train, test = image_data(None)\nmodel, losses = train_hvae(train, steps={steps})\n"
         "print(model.elbo(test.x[:512]).mean())",
     )
     page.tests("tests/test_course.py::test_appendix_hvae_elbo_terms")
