@@ -57,12 +57,38 @@ class StableDiffusionBackend:
         self.placement = placement
         self._pipe = None
         self._scheduler_config = None
+        self._embeddings: Any = None
+        self.embeddings_dir: Path | None = None
+
+    def use_embeddings(self, folder: str | Path | None) -> None:
+        """Read textual-inversion embeddings from ``folder`` (webui's embeddings folder);
+        None: none. The fitting ones are added to the pipeline when it loads (or now)."""
+        folder = Path(folder) if folder is not None else None
+        if folder == self.embeddings_dir and self._embeddings is not None:
+            return
+        # another folder: its embeddings are added; the last folder's stay in the tokenizer
+        # but no prompt reaches them, since only this folder's names are rewritten
+        self.embeddings_dir = folder
+        self._embeddings = None
+        if self._pipe is not None:
+            self.embeddings.install(self._pipe)
+
+    @property
+    def embeddings(self) -> Any:
+        """The embeddings of ``embeddings_dir`` for this model (loaded and skipped)."""
+        from .embeddings import Embeddings, encoder_widths
+
+        if self._embeddings is None:
+            widths = encoder_widths(self.config or self.path)
+            self._embeddings = Embeddings.scan(self.embeddings_dir, widths)
+        return self._embeddings
 
     @property
     def pipe(self) -> Any:
         if self._pipe is None:
             self._pipe = load_diffusers(self.path, self.config)
             self._scheduler_config = self._pipe.scheduler.config
+            self.embeddings.install(self._pipe)
             if self.placement is not None:
                 self.placement.apply(self._pipe)
         return self._pipe
@@ -111,6 +137,8 @@ class StableDiffusionBackend:
                 f"got {request.width}x{request.height}."
             )
         checked_loras(request.loras, self.name, self.model_hash, self.version)
+        for text in (request.prompt, request.negative_prompt):
+            self.embeddings.rewrite(text)  # an embedding that does not fit: refused before work
         return request
 
     @property
@@ -222,7 +250,7 @@ class StableDiffusionBackend:
 
         out: dict[str, Any] = {}
         for key, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
-            runs = parse_emphasis(text)
+            runs = parse_emphasis(self.embeddings.rewrite(text))
             if all(w == 1.0 for _, w in runs):
                 plain = "".join(t for t, _ in runs)
                 out[key] = plain or (None if key == "negative_prompt" else "")
