@@ -245,7 +245,8 @@ class StableDiffusionBackend:
     def _prompts(self, request: GenerationRequest) -> dict[str, Any]:
         """The prompt and negative prompt as diffusers takes them: the plain text (emphasis
         syntax and escapes resolved) where every weight is 1, which diffusers encodes
-        itself, else token embeddings with the weights applied."""
+        itself, else token embeddings with the weights applied (SDXL: both encoders', and
+        the pooled embedding of the unweighted tokens)."""
         from ...text.emphasis import parse_emphasis
 
         out: dict[str, Any] = {}
@@ -255,21 +256,18 @@ class StableDiffusionBackend:
                 plain = "".join(t for t, _ in runs)
                 out[key] = plain or (None if key == "negative_prompt" else "")
             elif self.version == "sdxl":
-                raise GenlabError(
-                    "Prompt emphasis such as (word:1.2) is not built for SDXL yet; write the "
-                    "prompt without weights."
-                )
+                pooled = {"prompt": "pooled_prompt_embeds",
+                          "negative_prompt": "negative_pooled_prompt_embeds"}[key]  # fmt: skip
+                out[f"{key}_embeds"], out[pooled] = self.weighted_embeddings_xl(runs)
             else:
                 out[f"{key}_embeds"] = self.weighted_embeddings(runs)
         return out
 
-    def weighted_embeddings(self, runs: list[tuple[str, float]]):
-        """The CLIP embeddings (1, 77, D) of a prompt's (text, weight) runs, weighted as
-        stable-diffusion-webui does it: each run tokenized on its own, each token's
-        embedding times its weight, then all rescaled to the unweighted mean."""
+    def _token_row(self, tok: Any, runs: list[tuple[str, float]]):
+        """One tokenizer's ids (1, 77) of a prompt's (text, weight) runs, each run tokenized
+        on its own as webui does, and each token's weight (77,)."""
         import torch
 
-        tok, encoder = self.pipe.tokenizer, self.pipe.text_encoder
         ids: list[int] = []
         weights: list[float] = []
         for text, w in runs:
@@ -279,11 +277,42 @@ class StableDiffusionBackend:
         ids, weights = ids[:room], weights[:room]
         pad = room - len(ids)
         row = [tok.bos_token_id, *ids, tok.eos_token_id] + [tok.pad_token_id] * pad
-        w = torch.tensor([1.0, *weights, 1.0] + [1.0] * pad, device=encoder.device)
+        return torch.tensor([row]), torch.tensor([1.0, *weights, 1.0] + [1.0] * pad)
+
+    @staticmethod
+    def _weighted(z: Any, w: Any) -> Any:
+        """Hidden states (1, 77, D) times each token's weight, rescaled to the unweighted
+        mean (stable-diffusion-webui's rule, per text encoder)."""
+        weighted = z * w[None, :, None].to(z.device, z.dtype)
+        return weighted * (z.mean() / weighted.mean())
+
+    def weighted_embeddings(self, runs: list[tuple[str, float]]):
+        """The CLIP embeddings (1, 77, D) of a prompt's (text, weight) runs, weighted as
+        stable-diffusion-webui does it: each run tokenized on its own, each token's
+        embedding times its weight, then all rescaled to the unweighted mean."""
+        import torch
+
+        encoder = self.pipe.text_encoder
+        row, w = self._token_row(self.pipe.tokenizer, runs)
         with torch.no_grad():
-            z = encoder(torch.tensor([row], device=encoder.device))[0]
-            weighted = z * w[None, :, None].to(z.dtype)
-            return weighted * (z.mean() / weighted.mean())
+            return self._weighted(encoder(row.to(encoder.device))[0], w)
+
+    def weighted_embeddings_xl(self, runs: list[tuple[str, float]]):
+        """SDXL's conditioning of weighted runs, as webui builds it: each encoder's
+        penultimate hidden states (what diffusers' SDXL pipeline takes) weighted and
+        rescaled on their own, side by side (1, 77, D1 + D2); and the pooled embedding
+        (1, D2) of the second encoder, which the weights do not touch."""
+        import torch
+
+        hidden, pooled = [], None
+        for tok, encoder in ((self.pipe.tokenizer, self.pipe.text_encoder),
+                             (self.pipe.tokenizer_2, self.pipe.text_encoder_2)):  # fmt: skip
+            row, w = self._token_row(tok, runs)
+            with torch.no_grad():
+                out = encoder(row.to(encoder.device), output_hidden_states=True)
+            hidden.append(self._weighted(out.hidden_states[-2], w))
+            pooled = out[0]  # the second encoder's projected pooled output (text_embeds)
+        return torch.cat(hidden, dim=-1), pooled
 
     def _pipeline_for(self, request: GenerationRequest):
         """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same
