@@ -130,6 +130,51 @@ def write_tiny_sdxl(
     return folder
 
 
+def write_tiny_sdxl_refiner(
+    folder: str | Path, *, latent_size: int = 8, text_width: int = 32, time_dim: int = 8,
+    seed: int = 1,
+) -> Path:  # fmt: skip
+    """A tiny SDXL refiner (StableDiffusionXLImg2ImgPipeline) of random weights, shaped as
+    SDXL's: the second (projected) CLIP encoder only, and an aesthetic score in place of the
+    target size among the added time ids (5 of them, not 6)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+    from diffusers import UNet2DConditionModel as UNet
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    folder = Path(folder)
+    tokenizer, start, end, size = _tokenizer(folder)
+    torch.manual_seed(seed)
+    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=size, hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
+        eos_token_id=end, pad_token_id=end, projection_dim=text_width, hidden_act="gelu",
+    ))  # fmt: skip
+    unet = UNet(
+        sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=2, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, projection_class_embeddings_input_dim=text_width
+        + 5 * time_dim, cross_attention_dim=text_width, norm_num_groups=8,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8,
+        scaling_factor=0.13025,
+    )  # fmt: skip
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+        timestep_spacing="leading",
+    )  # fmt: skip
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=vae, text_encoder=None, text_encoder_2=text_2, tokenizer=None,
+        tokenizer_2=tokenizer, unet=unet, scheduler=scheduler, requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def write_single_file(folder: str | Path, file: str | Path) -> Path:
     """The diffusers folder ``folder`` (a Stable Diffusion 1.x layout) as one safetensors
     file in the original layout, as checkpoints are shared for stable-diffusion-webui:

@@ -138,6 +138,10 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
     request = dataclasses.replace(request, loras=loras(args.lora, args.lora_scale))
     pipe = load_backend(args.model, args.model_config, placement(args))
     embeddings_dir(pipe, args)
+    if hasattr(pipe, "use_refiner"):  # always: a back end kept from an earlier call forgets it
+        pipe.use_refiner(getattr(args, "refiner", None), getattr(args, "refiner_switch", 0.8))
+    elif getattr(args, "refiner", None) is not None:
+        raise GenlabError("--refiner applies to SDXL checkpoints.")
     # a distilled model's own sampler, steps and CFG scale (builtin-fast: lcm, 4, 1) where
     # neither the command line nor the PNG gives them
     own = {k: v for k, v in getattr(pipe.describe(), "sampling", {}).items() if k not in fields}
@@ -215,6 +219,10 @@ def generation(
     p.add_argument("--embeddings-dir", metavar="DIR", help="Stable Diffusion: textual-inversion "
                    "embeddings (webui's .safetensors files), used by file name in prompts "
                    "(default: embeddings/ beside the model)")  # fmt: skip
+    p.add_argument("--refiner", metavar="FOLDER", help="SDXL: a refiner (diffusers folder) "
+                   "that draws the last steps of txt2img")  # fmt: skip
+    p.add_argument("--refiner-switch", type=float, default=0.8, metavar="F", help="with "
+                   "--refiner: the fraction of steps the base draws (default 0.8)")  # fmt: skip
     lora_flags(p)
     return p
 

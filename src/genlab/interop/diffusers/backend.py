@@ -59,6 +59,49 @@ class StableDiffusionBackend:
         self._scheduler_config = None
         self._embeddings: Any = None
         self.embeddings_dir: Path | None = None
+        self.refiner: tuple[Path, float] | None = None  # (folder, switch) of SDXL's refiner
+        self._refiner_pipe: Any = None
+
+    def use_refiner(self, folder: str | Path | None, switch: float = 0.8) -> None:
+        """Draw the last ``1 - switch`` of every txt2img's steps with the SDXL refiner (or
+        any SDXL img2img model) in the diffusers folder ``folder``; None: no refiner."""
+        from .files import is_diffusers_folder
+
+        if folder is None:
+            self.refiner, self._refiner_pipe = None, None
+            return
+        if self.version != "sdxl":
+            raise GenlabError(f"--refiner applies to SDXL models; {self.name} is not one.")
+        if not 0.0 < switch < 1.0:
+            raise GenlabError(
+                f"--refiner-switch {switch:g} must lie in (0, 1): the fraction of the steps "
+                "the base model draws before the refiner takes over."
+            )
+        if not is_diffusers_folder(Path(folder)):
+            raise GenlabError(f"--refiner {folder} is not a diffusers folder (model_index.json).")
+        if self.refiner is None or self.refiner[0] != Path(folder):
+            self._refiner_pipe = None
+        self.refiner = (Path(folder), float(switch))
+
+    @property
+    def refiner_pipe(self) -> Any:
+        """diffusers' SDXL img2img pipeline of the refiner folder (offline, safetensors)."""
+        if self._refiner_pipe is None:
+            folder = self.refiner[0]
+            try:
+                pipe = pipeline_class("sdxl", "img2img").from_pretrained(
+                    folder, local_files_only=True, use_safetensors=True
+                )
+            except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+                raise GenlabError(
+                    f"{folder} is not an SDXL refiner folder genlab can load offline from "
+                    f"safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})."
+                ) from None
+            pipe.set_progress_bar_config(disable=True)
+            if self.placement is not None:
+                self.placement.apply(pipe)
+            self._refiner_pipe = (pipe, pipe.scheduler.config)
+        return self._refiner_pipe
 
     def use_embeddings(self, folder: str | Path | None) -> None:
         """Read textual-inversion embeddings from ``folder`` (webui's embeddings folder);
@@ -191,15 +234,21 @@ class StableDiffusionBackend:
 
         pipe, extra = self._pipeline_for(request)
         loras = checked_loras(request.loras, self.name, self.model_hash, self.version)
+        refine = self.refiner is not None and request.init_image is None
+        if refine:  # the base draws up to the switch and hands its noisy latents over
+            extra = extra | {"denoising_end": self.refiner[1]}
         with applied_files(self._lora_parts(), loras):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 num_images_per_prompt=request.batch_size, generator=generators,
-                output_type="latent" if keep_latents else "pil",
+                output_type="latent" if keep_latents or refine else "pil",
                 callback_on_step_end=on_step if (progress or cancel) else None, **extra,
             )  # fmt: skip
         info = lora_parameters(loras)
+        if refine:
+            out = self._refine(request, out.images, generators, keep_latents, stop)
+            info |= {"Refiner": self.refiner[0].name, "Refiner switch at": f"{self.refiner[1]:g}"}
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=info)
             for s in request.seeds
@@ -210,6 +259,27 @@ class StableDiffusionBackend:
         if request.mask is not None:  # every pixel outside the mask kept exactly, as built in
             images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
         return GenerationResult(images, request.seeds, params)
+
+    def _refine(self, request, latents, generators, keep_latents, stop) -> Any:
+        """The refiner's part of a txt2img: diffusers' ensemble of expert denoisers, the
+        refiner starting at the switch on the base's latents with the same generators.
+        Its one text encoder gets the plain prompt (weights and embeddings are the base's)."""
+        from ...text.emphasis import parse_emphasis
+        from .schedulers import diffusers_scheduler
+
+        refiner, config = self.refiner_pipe
+        refiner.scheduler = diffusers_scheduler(request.sampler, request.schedule, config)
+
+        def plain(text: str) -> str:
+            return "".join(t for t, _ in parse_emphasis(text))
+
+        return refiner(
+            prompt=plain(request.prompt), negative_prompt=plain(request.negative_prompt) or None,
+            image=latents, denoising_start=self.refiner[1], num_inference_steps=request.steps,
+            guidance_scale=request.cfg_scale, num_images_per_prompt=request.batch_size,
+            generator=generators, output_type="latent" if keep_latents else "pil",
+            callback_on_step_end=lambda p, i, t, state: (stop(), state)[1],
+        )  # fmt: skip
 
     def lora_base(self) -> Any:
         from .lora_base import DiffusersBase
