@@ -284,11 +284,6 @@ class StableDiffusionBackend:
     def lora_base(self) -> Any:
         from .lora_base import DiffusersBase
 
-        if self.version == "sdxl":
-            raise GenlabError(
-                f"LoRA training and fusing on SDXL ({self.name}) are not built yet; SDXL "
-                "draws with LoRA files (--lora FILE.safetensors)."
-            )
         return DiffusersBase(self.path, self.config)
 
     def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
