@@ -45,6 +45,9 @@ def test_refiner_gives_diffusers_ensemble_image(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args[:-2], "--refiner-switch", "1.5", "--out", str(tmp_path / "x.png")]) == 2
     assert "must lie in (0, 1)" in capsys.readouterr().err
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "init.png")
+    i2i = ["img2img", str(tmp_path / "init.png"), *args[1:], "--out", str(tmp_path / "i.png")]
+    assert main(i2i) == 2 and "applies to txt2img" in capsys.readouterr().err
     sd1 = write_tiny_sd(tmp_path / "tiny-sd")
     bad = ["txt2img", "x", "--model", str(sd1), "--refiner", str(refiner), "--out", str(out)]
     assert main(bad) == 2 and "applies to SDXL" in capsys.readouterr().err

@@ -132,6 +132,8 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         init_w, init_h = size_of(init)  # the initial image's size, where none is given
         fields.setdefault("width", init_w)
         fields.setdefault("height", init_h)
+    if getattr(args, "refiner", None) is not None and init is not None:
+        raise GenlabError("--refiner applies to txt2img: it finishes the base's last steps.")
     request = GenerationRequest(**fields, init_image=init, mask=mask)
     check_file(args.out)  # before any work: a folder that can be written, a name that fits
     check_writable(args.out)
