@@ -71,7 +71,8 @@ class LoRA(NeuralModel):
         self.base_model = model
         self.net = model.net
         # all of the base (SDXL's second text encoder too); is_frozen spares the adapters
-        self.frozen = ("vae", "denoiser", "text") + (("text_2",) if "text_2" in model.net else ())
+        second = ("text_2",) if getattr(model, "sdxl", False) else ()
+        self.frozen = ("vae", "denoiser", "text", *second)
         self.diffusers = diffusers
         if diffusers:  # a preview of a few images: Stable Diffusion is slow on a CPU
             self.preview_count = 4
