@@ -136,5 +136,51 @@ def test_sdxl_takes_sdxl_loras_and_refuses_sd1_ones(xl_folder, tmp_path):
     assert np.abs(pixels(backend(request).images[0]) - want).max() <= 2 / 255
     with pytest.raises(GenlabError, match=r"is for Stable Diffusion 1\.x"):
         backend.check(GenerationRequest("x", loras=((str(tmp_path / "v1.safetensors"), 1),)))
-    with pytest.raises(GenlabError, match="not built for SDXL"):
-        backend(GenerationRequest("a (red:1.2) dog", steps=1))
+
+
+def test_sdxl_emphasis_weights_both_encoders_as_webui(xl_folder):
+    """(red:1.5) and [dog] computed by hand: each run tokenized alone, both encoders'
+    penultimate hidden states times the weights and rescaled to their own unweighted mean,
+    side by side; the pooled embedding from the unweighted tokens. diffusers' pipeline fed
+    those embeddings draws genlab's image; the weights change it."""
+    from genlab.backends import resolve
+    from genlab.generation import GenerationRequest
+
+    pipe = reference(xl_folder, "euler", "default")
+    runs = [("a ", 1.0), ("red", 1.5), (" ", 1.0), ("dog", 1 / 1.1)]
+    hidden = []
+    for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        ids, w = [tok.bos_token_id], [1.0]
+        for text, weight in runs:
+            piece = tok(text, add_special_tokens=False).input_ids
+            ids, w = ids + piece, w + [weight] * len(piece)
+        ids += [tok.eos_token_id] + [tok.pad_token_id] * (77 - len(ids) - 1)
+        w += [1.0] * (77 - len(w))
+        with torch.no_grad():
+            out = enc(torch.tensor([ids]), output_hidden_states=True)
+        z = out.hidden_states[-2][0]
+        zw = z * torch.tensor(w)[:, None]
+        hidden.append(zw * (z.mean() / zw.mean()))
+        pooled = out[0]
+    embeds = torch.cat(hidden, dim=-1)[None]
+    backend = resolve(str(xl_folder))
+    got_embeds, got_pooled = backend.weighted_embeddings_xl(runs)
+    torch.testing.assert_close(got_embeds, embeds)
+    torch.testing.assert_close(got_pooled, pooled)
+    plain_pooled = pipe.encode_prompt("a red dog", do_classifier_free_guidance=False)[2]
+    torch.testing.assert_close(got_pooled, plain_pooled)  # the weights leave pooled alone
+
+    request = GenerationRequest("a (red:1.5) [dog]", "blu(e:1.2)", "euler", steps=3, seed=5)
+    got = pixels(backend(request).images[0])
+    neg, neg_pooled = backend.weighted_embeddings_xl([("blu", 1.0), ("e", 1.2)])
+    run = {"num_inference_steps": 3, "guidance_scale": 5.0, "height": 16, "width": 16,
+           "output_type": "np"}  # fmt: skip
+    want = pipe(prompt_embeds=embeds, pooled_prompt_embeds=pooled, negative_prompt_embeds=neg,
+                negative_pooled_prompt_embeds=neg_pooled,
+                generator=torch.Generator().manual_seed(5), **run).images[0]  # fmt: skip
+    assert np.abs(got - want).max() <= 2 / 255
+    plain = pipe("a red dog", negative_prompt="blue", generator=torch.Generator().manual_seed(5),
+                 **run).images[0]  # fmt: skip
+    assert np.abs(plain - want).max() > 2 / 255
+    same = backend(GenerationRequest("a (red:1) dog", "blue", "euler", steps=3, seed=5))
+    assert np.abs(pixels(same.images[0]) - plain).max() <= 2 / 255

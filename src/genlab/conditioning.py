@@ -28,6 +28,7 @@ class Condition:
     ids    : (n, L) int64 token ids, for a text encoder trained with the network (which
              embeds them itself); a frozen encoder's output comes as ``tokens``
     null   : (n,) bool, True where a sample is unconditional; None means none is
+    pooled : (n, D) a pooled text embedding (SDXL's second encoder joins it to the time ids)
     """
 
     labels: torch.Tensor | None = None
@@ -35,6 +36,7 @@ class Condition:
     mask: torch.Tensor | None = None
     null: torch.Tensor | None = None
     ids: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(t) for t in self._tensors().values()}

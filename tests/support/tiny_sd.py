@@ -79,13 +79,15 @@ def _tokenizer(folder: Path):
 def write_tiny_sdxl(
     folder: str | Path, *, latent_size: int = 8, widths: tuple[int, ...] = (32, 64),
     vae_widths: tuple[int, ...] = (16, 32), text_width: int = 32, time_dim: int = 8,
-    seed: int = 0,
+    seed: int = 0, text_width_2: int | None = None,
 ) -> Path:  # fmt: skip
     """A tiny SDXL pipeline (StableDiffusionXLPipeline) of random weights at ``folder``: as in
     SDXL, two CLIP text encoders (the second with a projection, whose pooled output joins the
     added time ids' embedding: ``addition_embed_type`` "text_time"), cross-attention over
     both encoders' hidden states side by side, no attention at the U-Net's first level, and
-    the Euler scheduler SDXL ships with."""
+    the Euler scheduler SDXL ships with. ``text_width_2``: the second encoder's width
+    (default ``text_width``; a single file needs them apart, as SDXL's 768 and 1280 are,
+    since diffusers tells the two encoders' weights apart by width)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline
     from diffusers import UNet2DConditionModel as UNet
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -98,15 +100,18 @@ def write_tiny_sdxl(
         num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
         eos_token_id=end, pad_token_id=end, projection_dim=text_width, hidden_act="gelu",
     )  # fmt: skip
-    text, text_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config)
+    width_2 = text_width_2 or text_width
+    config_2 = CLIPTextConfig(**(config.to_dict() | {"hidden_size": width_2,
+                                                     "projection_dim": width_2}))  # fmt: skip
+    text, text_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config_2)
     unet = UNet(
         sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=widths,
         layers_per_block=2, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
         use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=text_width + 6 * time_dim,
-        cross_attention_dim=2 * text_width, norm_num_groups=8,
+        projection_class_embeddings_input_dim=width_2 + 6 * time_dim,
+        cross_attention_dim=text_width + width_2, norm_num_groups=8,
     )  # fmt: skip
     vae = AutoencoderKL(
         block_out_channels=vae_widths, down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
@@ -120,6 +125,51 @@ def write_tiny_sdxl(
     pipe = StableDiffusionXLPipeline(
         vae=vae, text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer,
         tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def write_tiny_sdxl_refiner(
+    folder: str | Path, *, latent_size: int = 8, text_width: int = 32, time_dim: int = 8,
+    seed: int = 1,
+) -> Path:  # fmt: skip
+    """A tiny SDXL refiner (StableDiffusionXLImg2ImgPipeline) of random weights, shaped as
+    SDXL's: the second (projected) CLIP encoder only, and an aesthetic score in place of the
+    target size among the added time ids (5 of them, not 6)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+    from diffusers import UNet2DConditionModel as UNet
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    folder = Path(folder)
+    tokenizer, start, end, size = _tokenizer(folder)
+    torch.manual_seed(seed)
+    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=size, hidden_size=text_width, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=start,
+        eos_token_id=end, pad_token_id=end, projection_dim=text_width, hidden_act="gelu",
+    ))  # fmt: skip
+    unet = UNet(
+        sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=2, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, projection_class_embeddings_input_dim=text_width
+        + 5 * time_dim, cross_attention_dim=text_width, norm_num_groups=8,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8,
+        scaling_factor=0.13025,
+    )  # fmt: skip
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+        timestep_spacing="leading",
+    )  # fmt: skip
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=vae, text_encoder=None, text_encoder_2=text_2, tokenizer=None,
+        tokenizer_2=tokenizer, unet=unet, scheduler=scheduler, requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
     )  # fmt: skip
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
@@ -151,6 +201,69 @@ def write_single_file(folder: str | Path, file: str | Path) -> Path:
         state[f"cond_stage_model.transformer.{k}"] = v
     save_file({k: v.contiguous() for k, v in state.items()}, str(file))
     return Path(file)
+
+
+def write_single_file_xl(folder: str | Path, file: str | Path) -> Path:
+    """The SDXL diffusers folder ``folder`` as one safetensors file in the original (SGM)
+    layout: ``model.diffusion_model.`` (U-Net, its added embedding as ``label_emb``),
+    ``first_stage_model.`` (autoencoder), ``conditioner.embedders.0.transformer.`` (the first
+    CLIP, in transformers' layout) and ``conditioner.embedders.1.model.`` (the second, in
+    OpenCLIP's: q, k, v stacked in ``in_proj``, the projection transposed)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = Path(folder)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
+    text_2 = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2")
+    state = {}
+    for k, v in unet.state_dict().items():
+        if k.startswith("add_embedding.linear_"):
+            key = f"label_emb.0.{2 * (int(k[len('add_embedding.linear_')]) - 1)}{k[22:]}"
+        else:
+            key = _unet_key(k, unet.config)
+        state[f"model.diffusion_model.{key}"] = v
+    levels = len(vae.config.block_out_channels)
+    for k, v in vae.state_dict().items():
+        key = _vae_key(k, levels)
+        if ".mid.attn_1." in key and key.endswith("weight") and v.ndim == 2:
+            v = v[:, :, None, None]
+        state[f"first_stage_model.{key}"] = v
+    for k, v in text.state_dict().items():
+        k = k if k.startswith("text_model.") else f"text_model.{k}"
+        state[f"conditioner.embedders.0.transformer.{k}"] = v
+    state |= {f"conditioner.embedders.1.model.{k}": v for k, v in _open_clip(text_2).items()}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(file))
+    return Path(file)
+
+
+def _open_clip(model) -> dict:
+    """A CLIPTextModelWithProjection's weights under OpenCLIP's names."""
+    sd = {k.removeprefix("text_model."): v for k, v in model.state_dict().items()}
+    out = {"positional_embedding": sd.pop("embeddings.position_embedding.weight"),
+           "token_embedding.weight": sd.pop("embeddings.token_embedding.weight"),
+           "text_projection": sd.pop("text_projection.weight").T}  # fmt: skip
+    sd.pop("embeddings.position_ids", None)
+    for k, v in sd.items():
+        if k.startswith("final_layer_norm."):
+            out[k.replace("final_layer_norm.", "ln_final.")] = v
+            continue
+        layer, rest = k.removeprefix("encoder.layers.").split(".", 1)
+        base = f"transformer.resblocks.{layer}."
+        if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
+            if rest.startswith("self_attn.q_proj."):
+                kind = rest.rsplit(".", 1)[1]
+                out[base + f"attn.in_proj_{kind}"] = torch.cat(
+                    [sd[f"encoder.layers.{layer}.self_attn.{n}_proj.{kind}"] for n in "qkv"]
+                )
+            continue
+        rest = (rest.replace("self_attn.", "attn.").replace("layer_norm1", "ln_1")
+                .replace("layer_norm2", "ln_2").replace("mlp.fc1", "mlp.c_fc")
+                .replace("mlp.fc2", "mlp.c_proj"))  # fmt: skip
+        out[base + rest] = v
+    return out
 
 
 _RESNET = {

@@ -132,11 +132,18 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         init_w, init_h = size_of(init)  # the initial image's size, where none is given
         fields.setdefault("width", init_w)
         fields.setdefault("height", init_h)
+    if getattr(args, "refiner", None) is not None and init is not None:
+        raise GenlabError("--refiner applies to txt2img: it finishes the base's last steps.")
     request = GenerationRequest(**fields, init_image=init, mask=mask)
     check_file(args.out)  # before any work: a folder that can be written, a name that fits
     check_writable(args.out)
     request = dataclasses.replace(request, loras=loras(args.lora, args.lora_scale))
     pipe = load_backend(args.model, args.model_config, placement(args))
+    embeddings_dir(pipe, args)
+    if hasattr(pipe, "use_refiner"):  # always: a back end kept from an earlier call forgets it
+        pipe.use_refiner(getattr(args, "refiner", None), getattr(args, "refiner_switch", 0.8))
+    elif getattr(args, "refiner", None) is not None:
+        raise GenlabError("--refiner applies to SDXL checkpoints.")
     # a distilled model's own sampler, steps and CFG scale (builtin-fast: lcm, 4, 1) where
     # neither the command line nor the PNG gives them
     own = {k: v for k, v in getattr(pipe.describe(), "sampling", {}).items() if k not in fields}
@@ -161,6 +168,24 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         raise disk_error(e, e.filename or args.out) from None
     for path in paths:
         print(f"wrote {path}")
+
+
+def embeddings_dir(pipe, args: argparse.Namespace) -> None:
+    """Give a Stable Diffusion back end its embeddings folder: --embeddings-dir, else an
+    ``embeddings/`` folder beside the model (webui's models folder layout)."""
+    from pathlib import Path
+
+    from ..errors import GenlabError
+
+    folder = getattr(args, "embeddings_dir", None)
+    if not hasattr(pipe, "use_embeddings"):
+        if folder is not None:
+            raise GenlabError("--embeddings-dir applies to Stable Diffusion checkpoints.")
+        return
+    if folder is not None and not Path(folder).is_dir():
+        raise GenlabError(f"--embeddings-dir {folder} is not a folder.")
+    beside = Path(args.model).resolve().parent / "embeddings"
+    pipe.use_embeddings(folder if folder is not None else (beside if beside.is_dir() else None))
 
 
 def cmd_png_info(args: argparse.Namespace) -> None:
@@ -197,6 +222,13 @@ def generation(
     p.add_argument("--width", type=int, help=size)
     p.add_argument("--height", type=int, help=size)
     p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+    p.add_argument("--embeddings-dir", metavar="DIR", help="Stable Diffusion: textual-inversion "
+                   "embeddings (webui's .safetensors files), used by file name in prompts "
+                   "(default: embeddings/ beside the model)")  # fmt: skip
+    p.add_argument("--refiner", metavar="FOLDER", help="SDXL: a refiner (diffusers folder) "
+                   "that draws the last steps of txt2img")  # fmt: skip
+    p.add_argument("--refiner-switch", type=float, default=0.8, metavar="F", help="with "
+                   "--refiner: the fraction of steps the base draws (default 0.8)")  # fmt: skip
     lora_flags(p)
     return p
 

@@ -70,7 +70,9 @@ class LoRA(NeuralModel):
         self.layers = inject(model.net.denoiser, int(rank), float(alpha), targets, ADAPTER)
         self.base_model = model
         self.net = model.net
-        self.frozen = ("vae", "denoiser", "text")  # all of the base; is_frozen spares adapters
+        # all of the base (SDXL's second text encoder too); is_frozen spares the adapters
+        second = ("text_2",) if getattr(model, "sdxl", False) else ()
+        self.frozen = ("vae", "denoiser", "text", *second)
         self.diffusers = diffusers
         if diffusers:  # a preview of a few images: Stable Diffusion is slow on a CPU
             self.preview_count = 4

@@ -227,6 +227,19 @@ def hires_of(body: schema.Txt2ImgRequest) -> HiresFix | None:
         raise Refused(400, str(e)) from None
 
 
+def embeddings_listing(models_dir: str | Path | None, model: str | Path) -> dict:
+    """webui's ``/embeddings`` answer: the embeddings of ``models_dir``'s ``embeddings/``
+    folder that fit the Stable Diffusion model (a diffusers folder) ``model`` (loaded) and
+    those that do not (skipped), by name: no paths. genlab's own models take none."""
+    from ..interop.diffusers.embeddings import Embeddings, encoder_widths
+    from ..interop.diffusers.files import is_diffusers_folder
+
+    if models_dir is None or not is_diffusers_folder(Path(model)):
+        return {"loaded": {}, "skipped": {}}
+    folder = Path(models_dir) / "embeddings"
+    return Embeddings.scan(folder, encoder_widths(model)).webui_listing()
+
+
 def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> GenerationRequest:
     """One GenerationRequest from webui's body (the first iteration's seed), or Refused;
     hires fix (enable_hr) for txt2img, the request without ``images``."""
@@ -692,7 +705,11 @@ def mount_api(
 
     @router.get("/embeddings", response_model=schema.EmbeddingsResponse)
     def embeddings() -> dict:
-        return {"loaded": {}, "skipped": {}}
+        name = api.options["sd_model_checkpoint"]
+        if name not in api.catalog.text_to_image:
+            return {"loaded": {}, "skipped": {}}
+        spec, config, _ = api.catalog.model_spec(name)
+        return embeddings_listing(api.catalog.models_dir, config or spec)
 
     @router.get("/prompt-styles", response_model=list[schema.PromptStyleItem])
     def prompt_styles() -> list:

@@ -132,7 +132,10 @@ class Studio:
         """The back end of a model of the catalog (loaded once per process)."""
         spec = self.catalog.model_spec(model)
         with self.load_lock:
-            return load_backend(*spec)
+            backend = load_backend(*spec)
+            if hasattr(backend, "use_embeddings") and self.catalog.models_dir:  # webui's layout
+                backend.use_embeddings(Path(self.catalog.models_dir) / "embeddings")
+            return backend
 
     def describe(self, model: str) -> ModelInfo:
         """What the model says of itself: name, hash, kind, default size and size step."""

@@ -60,12 +60,81 @@ class StableDiffusionBackend:
         self.speed = speed  # None: speed.DEFAULT (channels-last, VAE slicing)
         self._pipe = None
         self._scheduler_config = None
+        self._embeddings: Any = None
+        self.embeddings_dir: Path | None = None
+        self.refiner: tuple[Path, float] | None = None  # (folder, switch) of SDXL's refiner
+        self._refiner_pipe: Any = None
+
+    def use_refiner(self, folder: str | Path | None, switch: float = 0.8) -> None:
+        """Draw the last ``1 - switch`` of every txt2img's steps with the SDXL refiner (or
+        any SDXL img2img model) in the diffusers folder ``folder``; None: no refiner."""
+        from .files import is_diffusers_folder
+
+        if folder is None:
+            self.refiner, self._refiner_pipe = None, None
+            return
+        if self.version != "sdxl":
+            raise GenlabError(f"--refiner applies to SDXL models; {self.name} is not one.")
+        if not 0.0 < switch < 1.0:
+            raise GenlabError(
+                f"--refiner-switch {switch:g} must lie in (0, 1): the fraction of the steps "
+                "the base model draws before the refiner takes over."
+            )
+        if not is_diffusers_folder(Path(folder)):
+            raise GenlabError(f"--refiner {folder} is not a diffusers folder (model_index.json).")
+        if self.refiner is None or self.refiner[0] != Path(folder):
+            self._refiner_pipe = None
+        self.refiner = (Path(folder), float(switch))
+
+    @property
+    def refiner_pipe(self) -> Any:
+        """diffusers' SDXL img2img pipeline of the refiner folder (offline, safetensors)."""
+        if self._refiner_pipe is None:
+            folder = self.refiner[0]
+            try:
+                pipe = pipeline_class("sdxl", "img2img").from_pretrained(
+                    folder, local_files_only=True, use_safetensors=True
+                )
+            except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+                raise GenlabError(
+                    f"{folder} is not an SDXL refiner folder genlab can load offline from "
+                    f"safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})."
+                ) from None
+            pipe.set_progress_bar_config(disable=True)
+            if self.placement is not None:
+                self.placement.apply(pipe)
+            self._refiner_pipe = (pipe, pipe.scheduler.config)
+        return self._refiner_pipe
+
+    def use_embeddings(self, folder: str | Path | None) -> None:
+        """Read textual-inversion embeddings from ``folder`` (webui's embeddings folder);
+        None: none. The fitting ones are added to the pipeline when it loads (or now)."""
+        folder = Path(folder) if folder is not None else None
+        if folder == self.embeddings_dir and self._embeddings is not None:
+            return
+        # another folder: its embeddings are added; the last folder's stay in the tokenizer
+        # but no prompt reaches them, since only this folder's names are rewritten
+        self.embeddings_dir = folder
+        self._embeddings = None
+        if self._pipe is not None:
+            self.embeddings.install(self._pipe)
+
+    @property
+    def embeddings(self) -> Any:
+        """The embeddings of ``embeddings_dir`` for this model (loaded and skipped)."""
+        from .embeddings import Embeddings, encoder_widths
+
+        if self._embeddings is None:
+            widths = encoder_widths(self.config or self.path)
+            self._embeddings = Embeddings.scan(self.embeddings_dir, widths)
+        return self._embeddings
 
     @property
     def pipe(self) -> Any:
         if self._pipe is None:
             self._pipe = load_diffusers(self.path, self.config)
             self._scheduler_config = self._pipe.scheduler.config
+            self.embeddings.install(self._pipe)
             if self.placement is not None:
                 self.placement.apply(self._pipe)
             (self.speed or DEFAULT).apply(self._pipe)
@@ -115,6 +184,8 @@ class StableDiffusionBackend:
                 f"got {request.width}x{request.height}."
             )
         checked_loras(request.loras, self.name, self.model_hash, self.version)
+        for text in (request.prompt, request.negative_prompt):
+            self.embeddings.rewrite(text)  # an embedding that does not fit: refused before work
         return request
 
     @property
@@ -167,15 +238,21 @@ class StableDiffusionBackend:
 
         pipe, extra = self._pipeline_for(request)
         loras = checked_loras(request.loras, self.name, self.model_hash, self.version)
+        refine = self.refiner is not None and request.init_image is None
+        if refine:  # the base draws up to the switch and hands its noisy latents over
+            extra = extra | {"denoising_end": self.refiner[1]}
         with applied_files(self._lora_parts(), loras):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 num_images_per_prompt=request.batch_size, generator=generators,
-                output_type="latent" if keep_latents else "pil",
+                output_type="latent" if keep_latents or refine else "pil",
                 callback_on_step_end=on_step if (progress or cancel) else None, **extra,
             )  # fmt: skip
         info = lora_parameters(loras)
+        if refine:
+            out = self._refine(request, out.images, generators, keep_latents, stop)
+            info |= {"Refiner": self.refiner[0].name, "Refiner switch at": f"{self.refiner[1]:g}"}
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=info)
             for s in request.seeds
@@ -187,14 +264,30 @@ class StableDiffusionBackend:
             images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
         return GenerationResult(images, request.seeds, params)
 
+    def _refine(self, request, latents, generators, keep_latents, stop) -> Any:
+        """The refiner's part of a txt2img: diffusers' ensemble of expert denoisers, the
+        refiner starting at the switch on the base's latents with the same generators.
+        Its one text encoder gets the plain prompt (weights and embeddings are the base's)."""
+        from ...text.emphasis import parse_emphasis
+        from .schedulers import diffusers_scheduler
+
+        refiner, config = self.refiner_pipe
+        refiner.scheduler = diffusers_scheduler(request.sampler, request.schedule, config)
+
+        def plain(text: str) -> str:
+            return "".join(t for t, _ in parse_emphasis(text))
+
+        return refiner(
+            prompt=plain(request.prompt), negative_prompt=plain(request.negative_prompt) or None,
+            image=latents, denoising_start=self.refiner[1], num_inference_steps=request.steps,
+            guidance_scale=request.cfg_scale, num_images_per_prompt=request.batch_size,
+            generator=generators, output_type="latent" if keep_latents else "pil",
+            callback_on_step_end=lambda p, i, t, state: (stop(), state)[1],
+        )  # fmt: skip
+
     def lora_base(self) -> Any:
         from .lora_base import DiffusersBase
 
-        if self.version == "sdxl":
-            raise GenlabError(
-                f"LoRA training and fusing on SDXL ({self.name}) are not built yet; SDXL "
-                "draws with LoRA files (--lora FILE.safetensors)."
-            )
         return DiffusersBase(self.path, self.config)
 
     def fuse(self, lora: Any, out: Path, scale: float = 1.0) -> Path:
@@ -221,31 +314,29 @@ class StableDiffusionBackend:
     def _prompts(self, request: GenerationRequest) -> dict[str, Any]:
         """The prompt and negative prompt as diffusers takes them: the plain text (emphasis
         syntax and escapes resolved) where every weight is 1, which diffusers encodes
-        itself, else token embeddings with the weights applied."""
+        itself, else token embeddings with the weights applied (SDXL: both encoders', and
+        the pooled embedding of the unweighted tokens)."""
         from ...text.emphasis import parse_emphasis
 
         out: dict[str, Any] = {}
         for key, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
-            runs = parse_emphasis(text)
+            runs = parse_emphasis(self.embeddings.rewrite(text))
             if all(w == 1.0 for _, w in runs):
                 plain = "".join(t for t, _ in runs)
                 out[key] = plain or (None if key == "negative_prompt" else "")
             elif self.version == "sdxl":
-                raise GenlabError(
-                    "Prompt emphasis such as (word:1.2) is not built for SDXL yet; write the "
-                    "prompt without weights."
-                )
+                pooled = {"prompt": "pooled_prompt_embeds",
+                          "negative_prompt": "negative_pooled_prompt_embeds"}[key]  # fmt: skip
+                out[f"{key}_embeds"], out[pooled] = self.weighted_embeddings_xl(runs)
             else:
                 out[f"{key}_embeds"] = self.weighted_embeddings(runs)
         return out
 
-    def weighted_embeddings(self, runs: list[tuple[str, float]]):
-        """The CLIP embeddings (1, 77, D) of a prompt's (text, weight) runs, weighted as
-        stable-diffusion-webui does it: each run tokenized on its own, each token's
-        embedding times its weight, then all rescaled to the unweighted mean."""
+    def _token_row(self, tok: Any, runs: list[tuple[str, float]]):
+        """One tokenizer's ids (1, 77) of a prompt's (text, weight) runs, each run tokenized
+        on its own as webui does, and each token's weight (77,)."""
         import torch
 
-        tok, encoder = self.pipe.tokenizer, self.pipe.text_encoder
         ids: list[int] = []
         weights: list[float] = []
         for text, w in runs:
@@ -255,11 +346,42 @@ class StableDiffusionBackend:
         ids, weights = ids[:room], weights[:room]
         pad = room - len(ids)
         row = [tok.bos_token_id, *ids, tok.eos_token_id] + [tok.pad_token_id] * pad
-        w = torch.tensor([1.0, *weights, 1.0] + [1.0] * pad, device=encoder.device)
+        return torch.tensor([row]), torch.tensor([1.0, *weights, 1.0] + [1.0] * pad)
+
+    @staticmethod
+    def _weighted(z: Any, w: Any) -> Any:
+        """Hidden states (1, 77, D) times each token's weight, rescaled to the unweighted
+        mean (stable-diffusion-webui's rule, per text encoder)."""
+        weighted = z * w[None, :, None].to(z.device, z.dtype)
+        return weighted * (z.mean() / weighted.mean())
+
+    def weighted_embeddings(self, runs: list[tuple[str, float]]):
+        """The CLIP embeddings (1, 77, D) of a prompt's (text, weight) runs, weighted as
+        stable-diffusion-webui does it: each run tokenized on its own, each token's
+        embedding times its weight, then all rescaled to the unweighted mean."""
+        import torch
+
+        encoder = self.pipe.text_encoder
+        row, w = self._token_row(self.pipe.tokenizer, runs)
         with torch.no_grad():
-            z = encoder(torch.tensor([row], device=encoder.device))[0]
-            weighted = z * w[None, :, None].to(z.dtype)
-            return weighted * (z.mean() / weighted.mean())
+            return self._weighted(encoder(row.to(encoder.device))[0], w)
+
+    def weighted_embeddings_xl(self, runs: list[tuple[str, float]]):
+        """SDXL's conditioning of weighted runs, as webui builds it: each encoder's
+        penultimate hidden states (what diffusers' SDXL pipeline takes) weighted and
+        rescaled on their own, side by side (1, 77, D1 + D2); and the pooled embedding
+        (1, D2) of the second encoder, which the weights do not touch."""
+        import torch
+
+        hidden, pooled = [], None
+        for tok, encoder in ((self.pipe.tokenizer, self.pipe.text_encoder),
+                             (self.pipe.tokenizer_2, self.pipe.text_encoder_2)):  # fmt: skip
+            row, w = self._token_row(tok, runs)
+            with torch.no_grad():
+                out = encoder(row.to(encoder.device), output_hidden_states=True)
+            hidden.append(self._weighted(out.hidden_states[-2], w))
+            pooled = out[0]  # the second encoder's projected pooled output (text_embeds)
+        return torch.cat(hidden, dim=-1), pooled
 
     def _pipeline_for(self, request: GenerationRequest):
         """txt2img, img2img or inpainting: diffusers' pipeline of that task over the same

@@ -43,6 +43,9 @@ class DiffusersBase:
         self.diffusers = True
         pipe = self.backend.pipe
         parts = {"denoiser": pipe.unet, "vae": pipe.vae, "text": pipe.text_encoder}
+        self.sdxl = self.backend.version == "sdxl"
+        if self.sdxl:
+            parts["text_2"] = pipe.text_encoder_2
         self.net = nn.ModuleDict(parts)
         self.tokenizer = pipe.tokenizer
         self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -65,8 +68,30 @@ class DiffusersBase:
         )
         rows = [(i, c) for i, r in enumerate(records) for c in r["captions"]]
         index = torch.tensor([i for i, _ in rows])
+        if self.sdxl:
+            tokens, pooled = self.encode_text_xl([c for _, c in rows])
+            return moments[index], Condition(tokens=tokens, pooled=pooled)
         tokens = self.encode_text([c for _, c in rows])
         return moments[index], Condition(tokens=tokens)
+
+    @torch.no_grad()
+    def encode_text_xl(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """SDXL: both encoders' hidden states side by side (n, 77, D1 + D2) and the pooled
+        embedding (n, D2), by the pipeline's own ``encode_prompt`` (what drawing uses)."""
+        pipe = self.backend.pipe
+        hidden, pooled = [], []
+        for s in range(0, len(texts), 64):
+            out = pipe.encode_prompt(texts[s : s + 64], do_classifier_free_guidance=False)
+            hidden.append(out[0])
+            pooled.append(out[2])
+        return torch.cat(hidden), torch.cat(pooled)
+
+    def time_ids(self, n: int, device: Any) -> torch.Tensor:
+        """SDXL's added time ids of the training images: original size, crop (0, 0) and
+        target size, all the base's size, since every image is resized and centre-cropped
+        to it."""
+        _, h, w = self.data_shape
+        return torch.tensor([[h, w, 0, 0, h, w]], dtype=torch.float32, device=device).repeat(n, 1)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -92,7 +117,12 @@ class DiffusersBase:
             target = self.schedule.get_velocity(z, noise, t)
         else:
             target = noise
-        pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens).sample
+        extra = {}
+        if self.sdxl:
+            ids = self.time_ids(len(z), z.device).to(batch.cond.tokens.dtype)
+            extra["added_cond_kwargs"] = {"text_embeds": batch.cond.pooled, "time_ids": ids}
+        pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens, **extra)
+        pred = pred.sample
         return {"loss": nn.functional.mse_loss(pred.float(), target.float())}
 
     # --- sampling, through the same pipeline txt2img uses ------------------------------------
