@@ -37,7 +37,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import Cancelled, DataError, GenlabError
 from . import checkpoint as ckpt
-from . import rng
+from . import rng, schedules
 from .batch import Batch
 from .config import TrainConfig
 from .ema import EMA
@@ -62,13 +62,8 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
 
 
 def lr_factor(step: int, warmup: int, decay: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 over ``decay`` steps."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if decay:
-        t = min(step - warmup, decay) / decay
-        return 0.5 * (1 + math.cos(math.pi * t))
-    return 1.0
+    """genlab's default schedule (kept here for its callers; see schedules.py)."""
+    return schedules.default_factor(step, warmup, decay)
 
 
 class TrainingStep(nn.Module):
@@ -176,8 +171,11 @@ class Trainer:
         # prepared scheduler would), and not after a step the GradScaler skipped.
         self.scheds = {
             name: torch.optim.lr_scheduler.LambdaLR(
-                o, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
-            )
+                o, lambda s: schedules.lr_factor(
+                    config.lr_scheduler, s, warmup=config.warmup_steps,
+                    decay=config.decay_steps, total=config.steps, cycles=config.lr_cycles,
+                ),
+            )  # fmt: skip
             for name, o in zip(self.params, opts, strict=True)
         }
         model.net.to(self.acc.device)  # frozen parts and buffers too
@@ -236,7 +234,7 @@ class Trainer:
                 if logging:
                     self._log({"step": self.step, **last, "samples_per_s": rate})
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self._write_samples()
+                    self._write_samples(final=self.step == cfg.steps)
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint()
                 if self.on_step is not None:
@@ -456,7 +454,7 @@ class Trainer:
                 f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
             )
 
-    def _write_samples(self) -> None:
+    def _write_samples(self, final: bool = False) -> None:
         # A sharded model's forward is a collective: every process samples, rank 0 writes.
         if self.run_dir is None or not self.model.generative:
             return
@@ -464,6 +462,10 @@ class Trainer:
             return
         from ..viz.plots import image_grid, save, scatter
 
+        if getattr(self.model, "validation_prompts", None):  # a LoRA's validation prompts
+            self._write_validation()
+            if not final:
+                return  # between steps only the prompts the user asked to watch
         images = len(self.model.data_shape) == 3
         n = self.model.preview_count if images else 1000
         x = self.model.sample(n, seed=0).detach().cpu().numpy()
@@ -475,6 +477,24 @@ class Trainer:
             save(image_grid(x), path)
         elif x.shape[1] == 2:
             save(scatter(x, title=f"step {self.step}", reference=self.x.numpy()), path)
+
+    def _write_validation(self) -> None:
+        """samples/validation-STEP-I.png: the I-th validation prompt's image, same seed."""
+        from PIL import Image
+
+        with torch.random.fork_rng(devices=[]):  # drawing leaves the training's draws alone
+            drawn = self.model.validation_images(seed=self.cfg.seed)
+        self.model.net.train()
+        if not self.main:
+            return
+        folder = self.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (_, image) in enumerate(drawn):
+            pixels = ((image[0].detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round()
+            array = pixels.byte().permute(1, 2, 0).numpy()
+            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(
+                folder / f"validation-{self.step}-{i}.png"
+            )
 
     def _finish(self) -> None:
         """Final checkpoint (raw weights), then the EMA weights become the model's."""
@@ -494,7 +514,7 @@ class Trainer:
         model.net.eval()
         if self.run_dir is not None and self.main:
             self._check_finite_weights(model.trainable_state())
-            self._write_samples()
+            self._write_samples(final=True)
             figures = model.run_plots(self.x.numpy())
             path = self.run_dir / "metrics.jsonl"
             if path.is_file():
