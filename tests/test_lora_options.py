@@ -149,3 +149,55 @@ def test_flip_caches_the_mirrors_latents_and_picks_either():
     )
     torch.testing.assert_close(mirrored, expected)
     assert not torch.allclose(plain, mirrored)
+
+
+def _sd_step(lora, data, seed: int = 0):
+    from genlab.training.batch import Batch
+
+    x, cond = lora.training_data(data)
+    lora.net.train()
+    torch.manual_seed(seed)
+    loss = lora.training_step(Batch(x, cond))["loss"]
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in lora.net.named_parameters() if p.grad is not None}
+    return loss.detach(), grads
+
+
+def test_stable_diffusion_gradient_checkpointing_min_snr_and_kohya_fields(tmp_path):
+    """On a tiny Stable Diffusion: diffusers' gradient checkpointing gives the same loss and
+    gradients; --min-snr-gamma and --noise-offset change the loss; the kohya export's header
+    carries the options."""
+    from safetensors import safe_open
+    from support.tiny_sd import write_tiny_sd
+
+    from genlab.data import load as load_data
+    from genlab.finetune.model import LoRA
+
+    folder = write_tiny_sd(tmp_path / "sd")
+    data = load_data("shapes", n=2, seed=1, scale="pm1", captions_per_image=1, size=16)
+    plain = LoRA(data.x.shape[1:], base=str(folder))
+    loss, grads = _sd_step(plain, data)
+    checkpointed = LoRA(data.x.shape[1:], base=str(folder), gradient_checkpointing=True)
+    assert checkpointed.net["denoiser"].is_gradient_checkpointing
+    loss2, grads2 = _sd_step(checkpointed, data)
+    torch.testing.assert_close(loss2, loss)
+    assert grads.keys() == grads2.keys() and grads
+    for k in grads:
+        torch.testing.assert_close(grads2[k], grads[k], rtol=1e-4, atol=1e-6)
+    weighted = LoRA(data.x.shape[1:], base=str(folder), min_snr_gamma=5.0, noise_offset=0.1)
+    assert not torch.allclose(_sd_step(weighted, data)[0], loss)
+
+    imgs = tmp_path / "imgs"
+    _images(imgs, n=2)
+    run = tmp_path / "run"
+    assert main(["finetune", "lora", "--model", str(folder), "--data", str(imgs), "--caption",
+                 "a red square", "--steps", "1", "--flip", "--lr-scheduler",
+                 "cosine_with_restarts", "--lr-cycles", "2", "--min-snr-gamma", "5",
+                 "--gradient-checkpointing", "--out", str(run), "--format", "kohya"]
+                ) == 0  # fmt: skip
+    with safe_open(str(run / "run.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["ss_flip_aug"] == "True" and meta["ss_min_snr_gamma"] == "5.0"
+    assert meta["ss_lr_scheduler"] == "cosine_with_restarts"
+    assert meta["ss_lr_scheduler_num_cycles"] == "2" and meta["ss_gradient_checkpointing"] == "True"
+    assert json.loads(meta["ss_dataset_dirs"]) == {"imgs": {"n_repeats": 1}}

@@ -106,23 +106,42 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="images per step (default 16)")
     p.add_argument("--seed", type=seed)
     g = p.add_argument_group("training options (as diffusers' and kohya's LoRA trainers)")
-    g.add_argument("--repeats", type=int, default=1,
-                   help="times each image is seen an epoch (a kohya N_name folder: N more)")
+    g.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="times each image is seen an epoch (a kohya N_name folder: N more)",
+    )
     g.add_argument("--flip", action="store_true", help="mirror images at random (chance 1/2)")
-    g.add_argument("--lr-scheduler", choices=SCHEDULES,
-                   help="learning-rate schedule, as diffusers' get_scheduler (default: constant "
-                        "after any warm-up)")
+    g.add_argument(
+        "--lr-scheduler",
+        choices=SCHEDULES,
+        help="learning-rate schedule, as diffusers' get_scheduler (default: constant "
+        "after any warm-up)",
+    )
     g.add_argument("--lr-warmup-steps", type=int, help="linear warm-up steps (default 0)")
     g.add_argument("--lr-cycles", type=int, help="cosine_with_restarts: cosines (default 1)")
-    g.add_argument("--min-snr-gamma", type=float,
-                   help="min-SNR loss weighting gamma (5 is usual; default off)")
+    g.add_argument(
+        "--min-snr-gamma", type=float, help="min-SNR loss weighting gamma (5 is usual; default off)"
+    )
     g.add_argument("--noise-offset", type=float, help="noise offset (0.05-0.1; default 0)")
-    g.add_argument("--gradient-checkpointing", action="store_true",
-                   help="Stable Diffusion: recompute the U-Net's activations (less memory)")
-    g.add_argument("--validation-prompt", action="append", metavar="PROMPT",
-                   help="draw this prompt into OUT/samples/validation-STEP-I.png (repeatable)")
-    g.add_argument("--validation-every", type=int, metavar="N",
-                   help="draw the validation prompts every N steps (default: at the end)")
+    g.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="Stable Diffusion: recompute the U-Net's activations (less memory)",
+    )
+    g.add_argument(
+        "--validation-prompt",
+        action="append",
+        metavar="PROMPT",
+        help="draw this prompt into OUT/samples/validation-STEP-I.png (repeatable)",
+    )
+    g.add_argument(
+        "--validation-every",
+        type=int,
+        metavar="N",
+        help="draw the validation prompts every N steps (default: at the end)",
+    )
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (default: refuse it)")  # fmt: skip

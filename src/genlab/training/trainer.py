@@ -23,10 +23,10 @@ state, so 3 steps + resume + 3 steps gives the same bits as 6 steps straight.
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,13 +169,12 @@ class Trainer:
         ]  # fmt: skip
         # The schedules step once per optimizer step of the run (not once per process, as a
         # prepared scheduler would), and not after a step the GradScaler skipped.
+        factor = partial(
+            schedules.lr_factor, config.lr_scheduler, warmup=config.warmup_steps,
+            decay=config.decay_steps, total=config.steps, cycles=config.lr_cycles,
+        )  # fmt: skip
         self.scheds = {
-            name: torch.optim.lr_scheduler.LambdaLR(
-                o, lambda s: schedules.lr_factor(
-                    config.lr_scheduler, s, warmup=config.warmup_steps,
-                    decay=config.decay_steps, total=config.steps, cycles=config.lr_cycles,
-                ),
-            )  # fmt: skip
+            name: torch.optim.lr_scheduler.LambdaLR(o, factor)
             for name, o in zip(self.params, opts, strict=True)
         }
         model.net.to(self.acc.device)  # frozen parts and buffers too
