@@ -104,9 +104,12 @@ def test_noise_offset_shifts_each_channel_by_one_draw():
 
 
 def test_options_resume_exactly_validate_and_are_checked(tmp_path, capsys):
-    """4 steps straight equal 2 + --resume latest 2 with flip, a schedule, min-SNR and the
-    noise offset on; validation prompts are drawn into samples/; bad values exit 2."""
+    """4 steps straight equal a run stopped after 2 and resumed (--resume latest) to 4, with
+    flip, a cosine schedule (over the run's 4 steps), min-SNR and the noise offset on;
+    validation prompts are drawn into samples/; bad values exit 2."""
     from genlab import load
+    from genlab.errors import Cancelled
+    from genlab.finetune.train import finetune, lora_config
 
     _images(tmp_path / "imgs", n=3)
     common = ["finetune", "lora", "--data", str(tmp_path / "imgs"), "--caption", "a picture",
@@ -114,7 +117,20 @@ def test_options_resume_exactly_validate_and_are_checked(tmp_path, capsys):
               "--min-snr-gamma", "5", "--noise-offset", "0.05", "--repeats", "2",
               "--validation-prompt", "a red circle", "--validation-every", "2"]  # fmt: skip
     assert main([*common, "--steps", "4", "--out", str(tmp_path / "straight")]) == 0
-    assert main([*common, "--steps", "2", "--out", str(tmp_path / "split")]) == 0
+    cfg = lora_config(
+        "builtin", str(tmp_path / "imgs"), caption="a picture", repeats=2,
+        train={"steps": 4, "lr": 0.01, "lr_scheduler": "cosine", "warmup_steps": 1,
+               "sample_every": 2},
+        settings={"flip": True, "min_snr_gamma": 5.0, "noise_offset": 0.05,
+                  "validation_prompts": ["a red circle"]},
+    )  # fmt: skip
+
+    def stop(step, _):
+        if step == 2:
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        finetune(cfg, tmp_path / "split", on_step=stop)
     assert main([*common, "--steps", "4", "--out", str(tmp_path / "split"),
                  "--resume", "latest"]) == 0  # fmt: skip
     a, b = load(tmp_path / "straight").state_arrays(), load(tmp_path / "split").state_arrays()
@@ -179,12 +195,14 @@ def test_stable_diffusion_gradient_checkpointing_min_snr_and_kohya_fields(tmp_pa
     loss, grads = _sd_step(plain, data)
     checkpointed = LoRA(data.x.shape[1:], base=str(folder), gradient_checkpointing=True)
     assert checkpointed.net["denoiser"].is_gradient_checkpointing
+    checkpointed.load_state_arrays(plain.state_arrays())  # the same adapters' random A
     loss2, grads2 = _sd_step(checkpointed, data)
     torch.testing.assert_close(loss2, loss)
     assert grads.keys() == grads2.keys() and grads
     for k in grads:
         torch.testing.assert_close(grads2[k], grads[k], rtol=1e-4, atol=1e-6)
     weighted = LoRA(data.x.shape[1:], base=str(folder), min_snr_gamma=5.0, noise_offset=0.1)
+    weighted.load_state_arrays(plain.state_arrays())
     assert not torch.allclose(_sd_step(weighted, data)[0], loss)
 
     imgs = tmp_path / "imgs"

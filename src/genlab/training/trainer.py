@@ -232,8 +232,8 @@ class Trainer:
                     bar.set_postfix(**shown, img_s=f"{rate:.0f}")
                 if logging:
                     self._log({"step": self.step, **last, "samples_per_s": rate})
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self._write_samples(final=self.step == cfg.steps)
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                    self._write_samples()  # the last step's samples: _finish draws them once
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint()
                 if self.on_step is not None:
