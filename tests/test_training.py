@@ -68,6 +68,20 @@ def test_exact_resume_in_a_new_process(tmp_path, model):
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
 
 
+def test_resume_with_more_steps_follows_the_new_schedule(tmp_path):
+    """A schedule over the run's steps (linear): 3 steps then --resume to 6 gives the bits
+    6 straight give, from the first resumed step (its learning rate is this run's)."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    sched = ["--set", "lr_scheduler=linear", "--set", "warmup_steps=1"]
+    assert genlab("train", "vae", "--out", straight, "--steps", 6, *TINY, *sched).returncode == 0
+    assert genlab("train", "vae", "--out", split, "--steps", 3, *TINY, *sched).returncode == 0
+    done = genlab("train", "--out", split, "--steps", 6, "--resume", "latest")
+    assert done.returncode == 0, done.stderr
+    a = load_file(straight / "model" / "model.safetensors")
+    b = load_file(split / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 CRASH = textwrap.dedent(
     """
     import os, signal, sys, torch

@@ -430,6 +430,13 @@ class Trainer:
             for name, opt in self.opts.items():
                 opt.load_state_dict(optimizer_state_like(state["optimizer"][name], opt.optimizer))
                 self.scheds[name].load_state_dict(state["scheduler"][name])
+                # this run's schedule at the step reached: a schedule over the run's steps
+                # (cosine, linear ...) follows a changed --steps from the first resumed step
+                sched = self.scheds[name]
+                for group, base, fn in zip(
+                    opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+                ):
+                    group["lr"] = base * fn(sched.last_epoch)
             if state.get("scaler") is not None and self.acc.scaler is not None:
                 self.acc.scaler.load_state_dict(state["scaler"])
             states = state["rng"]
