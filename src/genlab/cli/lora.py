@@ -14,6 +14,9 @@ EXAMPLES = {
   genlab finetune lora --data photos/ --caption "a teal circle" --steps 300 --rank 8 \
       --out loras/teal
   genlab finetune lora --data photos/ --out loras/teal --steps 600 --resume latest
+  genlab finetune lora --data photos/ --out loras/teal --flip --repeats 5 \
+      --lr-scheduler cosine --lr-warmup-steps 20 --min-snr-gamma 5 --noise-offset 0.05 \
+      --validation-prompt "a teal circle" --validation-every 100
   genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
     "lora": """examples:
   genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
@@ -116,8 +119,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--lr-scheduler",
         choices=SCHEDULES,
-        help="learning-rate schedule, as diffusers' get_scheduler (default: constant "
-        "after any warm-up)",
+        help="learning-rate schedule, as diffusers' get_scheduler (default: genlab's "
+        "warmup_steps + decay_steps: constant unless set)",
     )
     g.add_argument("--lr-warmup-steps", type=int, help="linear warm-up steps (default 0)")
     g.add_argument("--lr-cycles", type=int, help="cosine_with_restarts: cosines (default 1)")
