@@ -103,7 +103,6 @@ def test_noise_offset_shifts_each_channel_by_one_draw():
     torch.testing.assert_close(offset, offset[..., :1, :1].expand_as(offset))
 
 
-@pytest.mark.slow  # three LoRA runs / a tiny SD pipeline: 418 s / 73 s at load 15-20
 def test_options_resume_exactly_validate_and_are_checked(tmp_path, capsys):
     """4 steps straight equal a run stopped after 2 and resumed (--resume latest) to 4, with
     flip, a cosine schedule (over the run's 4 steps), min-SNR and the noise offset on;
@@ -180,7 +179,6 @@ def _sd_step(lora, data, seed: int = 0):
     return loss.detach(), grads
 
 
-@pytest.mark.slow  # three LoRA runs / a tiny SD pipeline: 418 s / 73 s at load 15-20
 def test_stable_diffusion_gradient_checkpointing_min_snr_and_kohya_fields(tmp_path):
     """On a tiny Stable Diffusion: diffusers' gradient checkpointing gives the same loss and
     gradients; --min-snr-gamma and --noise-offset change the loss; the kohya export's header
