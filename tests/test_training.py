@@ -68,6 +68,20 @@ def test_exact_resume_in_a_new_process(tmp_path, model):
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
 
 
+def test_resume_with_more_steps_follows_the_new_schedule(tmp_path):
+    """A schedule over the run's steps (linear): a run of 3 steps ends at learning rate 0;
+    resumed to 4, its first resumed step takes this run's rate ((4 - 3) / 4 of lr), not the
+    0 its checkpoint holds, so the weights move."""
+    run = tmp_path / "run"
+    sched = ["--set", "lr_scheduler=linear", "--set", "keep_last=0"]
+    assert genlab("train", "vae", "--out", run, "--steps", 3, *TINY, *sched).returncode == 0
+    done = genlab("train", "--out", run, "--steps", 4, "--resume", "latest")
+    assert done.returncode == 0, done.stderr
+    a, b = tensors_of(run / "checkpoints" / "step-3"), tensors_of(run / "checkpoints" / "step-4")
+    moved = [k for k in a if k.startswith("model/") and not torch.equal(a[k], b[k])]
+    assert moved
+
+
 CRASH = textwrap.dedent(
     """
     import os, signal, sys, torch

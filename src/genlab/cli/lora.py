@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..training.schedules import SCHEDULES
 from .common import command, model_flags, seed
 
 EXAMPLES = {
@@ -13,6 +14,9 @@ EXAMPLES = {
   genlab finetune lora --data photos/ --caption "a teal circle" --steps 300 --rank 8 \
       --out loras/teal
   genlab finetune lora --data photos/ --out loras/teal --steps 600 --resume latest
+  genlab finetune lora --data photos/ --out loras/teal --flip --repeats 5 \
+      --lr-scheduler cosine --lr-warmup-steps 20 --min-snr-gamma 5 --noise-offset 0.05 \
+      --validation-prompt "a teal circle" --validation-every 100
   genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
     "lora": """examples:
   genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
@@ -41,7 +45,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
         with RunLock(args.out):
             clear_run(args.out)
-    train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
+    train = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size,
+             "lr_scheduler": args.lr_scheduler, "warmup_steps": args.lr_warmup_steps,
+             "lr_cycles": args.lr_cycles, "sample_every": args.validation_every}  # fmt: skip
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         # the resume rule: only settings a resumed run may change (steps ...) are taken
         cfg = RunConfig.from_dict(saved_config(args.out), "config.yaml").merge(
@@ -50,7 +56,13 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     else:
         cfg = lora_config(
             args.model, args.data, caption=args.caption, rank=args.rank, alpha=args.alpha,
-            train=train, model_config=args.model_config,
+            train=train, model_config=args.model_config, repeats=args.repeats,
+            settings={
+                "flip": args.flip or None, "min_snr_gamma": args.min_snr_gamma,
+                "noise_offset": args.noise_offset,
+                "gradient_checkpointing": args.gradient_checkpointing or None,
+                "validation_prompts": args.validation_prompt,
+            },
         )  # fmt: skip
     summary = finetune(cfg, args.out, resume=args.resume)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
@@ -96,6 +108,43 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument("--batch-size", type=int, help="images per step (default 16)")
     p.add_argument("--seed", type=seed)
+    g = p.add_argument_group("training options (as diffusers' and kohya's LoRA trainers)")
+    g.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="times each image is seen an epoch (a kohya N_name folder: N more)",
+    )
+    g.add_argument("--flip", action="store_true", help="mirror images at random (chance 1/2)")
+    g.add_argument(
+        "--lr-scheduler",
+        choices=SCHEDULES,
+        help="learning-rate schedule, as diffusers' get_scheduler (default: genlab's "
+        "warmup_steps + decay_steps: constant unless set)",
+    )
+    g.add_argument("--lr-warmup-steps", type=int, help="linear warm-up steps (default 0)")
+    g.add_argument("--lr-cycles", type=int, help="cosine_with_restarts: cosines (default 1)")
+    g.add_argument(
+        "--min-snr-gamma", type=float, help="min-SNR loss weighting gamma (5 is usual; default off)"
+    )
+    g.add_argument("--noise-offset", type=float, help="noise offset (0.05-0.1; default 0)")
+    g.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="Stable Diffusion: recompute the U-Net's activations (less memory)",
+    )
+    g.add_argument(
+        "--validation-prompt",
+        action="append",
+        metavar="PROMPT",
+        help="draw this prompt into OUT/samples/validation-STEP-I.png (repeatable)",
+    )
+    g.add_argument(
+        "--validation-every",
+        type=int,
+        metavar="N",
+        help="draw the validation prompts every N steps (default: at the end)",
+    )
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (default: refuse it)")  # fmt: skip

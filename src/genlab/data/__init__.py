@@ -46,6 +46,7 @@ SETTINGS: tuple[Option, ...] = (
     Option("radius", float, 2.0, "radius of the ring of modes", low=0.0, high=1000.0),
     Option("scale", str, "pm1", "pixel range", choices=("pm1", "unit")),
     Option("captions_per_image", int, 4, "captions kept per scene", low=1, high=64),
+    Option("repeats", int, 1, "times each image is seen an epoch", low=1, high=10_000),
     Option("part", str, "all", "digits part", choices=images.DIGITS_PARTS),
 )  # fmt: skip
 

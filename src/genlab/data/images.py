@@ -276,7 +276,7 @@ def image_files(root: Path) -> list[Path]:
 
 def folder(
     path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1",
-    captioned: bool = False, caption: str = "",
+    captioned: bool = False, caption: str = "", repeats: int = 1,
 ) -> Dataset:  # fmt: skip
     """Every usable image below ``path``, resized to ``size`` x ``size``.
 
@@ -284,16 +284,22 @@ def folder(
     each logged with its path and reason; ``info["skipped"]`` lists their paths and
     ``info["skip_reasons"]`` maps each to its reason. ``captioned``: each image's record
     holds its caption (for text-to-image training): the text of ``NAME.txt`` beside
-    ``NAME.png``, else ``caption``.
+    ``NAME.png``, else its ``text`` in a ``metadata.jsonl`` (diffusers' imagefolder:
+    ``{"file_name": ..., "text": ...}`` a line, names relative to that file's folder), else
+    ``caption``. ``repeats``: each image is seen this many times an epoch, times the ``N`` of
+    a kohya-style ``N_name`` folder it lies in (kohya's sd-scripts' repeats).
     """
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"Image folder {root} does not exist.")
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}.")
-    arrays, reasons, texts = [], {}, []
+    if repeats < 1:
+        raise DataError(f"repeats must be at least 1, got {repeats}.")
+    arrays, reasons, texts, counts = [], {}, [], []
+    metadata = _metadata_captions(root) if captioned else {}
     for file in image_files(root):
-        if captioned and file.suffix.lower() == ".txt":
+        if captioned and (file.suffix.lower() == ".txt" or file.name == METADATA):
             continue  # a caption, read with its image
         try:
             arrays.append(read_image(file, size, channels))
@@ -302,11 +308,15 @@ def folder(
             reasons[str(file)] = str(e)
             continue
         if captioned:
-            texts.append(_caption(file, caption))
+            texts.append(_caption(file, metadata.get(file.resolve(), caption)))
+        counts.append(repeats * _folder_repeats(file, root))
     if not arrays:
         first = f"; {next(iter(reasons))}: {next(iter(reasons.values()))}" if reasons else ""
         raise DataError(f"No usable image in {root} ({len(reasons)} files skipped{first}).")
     x = np.clip(np.stack(arrays), 0.0, 1.0)
+    index = np.repeat(np.arange(len(arrays)), counts)
+    if len(index) != len(arrays):  # repeats: each image's rows, in order
+        x, texts = x[index], [texts[i] for i in index] if captioned else texts
     ds = Dataset(
         root.name, _rescale(x, scale), None, f"images from {root}", str(root), "the user's own"
     )
@@ -315,6 +325,48 @@ def folder(
     if captioned:
         ds.records = [{"captions": [text]} for text in texts]
     return ds
+
+
+#: diffusers' imagefolder captions: one JSON object a line, ``file_name`` and ``text``
+METADATA = "metadata.jsonl"
+
+
+def _metadata_captions(root: Path) -> dict[Path, str]:
+    """Captions of every ``metadata.jsonl`` below ``root``: resolved image path -> text."""
+    import json
+
+    out: dict[Path, str] = {}
+    for meta in (f for f in image_files(root) if f.name == METADATA):
+        try:
+            lines = meta.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"Cannot read the captions {meta} ({e}).") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not isinstance(row.get("file_name"), str):
+                raise DataError(
+                    f"{meta} line {number} is not a JSON object with a 'file_name' (diffusers' "
+                    f'imagefolder: {{"file_name": "a.png", "text": "a caption"}} a line).'
+                )
+            text = " ".join(str(row.get("text") or "").split())
+            if text:
+                out[(meta.parent / row["file_name"]).resolve()] = text
+    return out
+
+
+def _folder_repeats(file: Path, root: Path) -> int:
+    """kohya's repeats: the ``N`` of the nearest ``N_name`` folder between ``root`` and
+    ``file`` (``10_mychar/`` shows its images ten times an epoch), else 1."""
+    for part in reversed(file.relative_to(root).parts[:-1]):
+        count, sep, rest = part.partition("_")
+        if sep and rest and count.isdigit() and int(count) > 0:
+            return int(count)
+    return 1
 
 
 def _caption(image: Path, default: str) -> str:

@@ -87,9 +87,14 @@ def run_info(run: Path) -> dict[str, Any]:
     stable_diffusion = kind(base) == "stable-diffusion"
     version = resolve(base, model.get("base_config")).version if stable_diffusion else ""
     train: dict[str, Any] = {}
+    data_options: dict[str, Any] = {}
+    doc_data = ""
     run_config = run / CONFIG
     if run_config.is_file() and run_config.resolve() != (model_dir(run) / CONFIG).resolve():
-        train = (yaml.safe_load(run_config.read_text()) or {}).get("train") or {}
+        doc = yaml.safe_load(run_config.read_text()) or {}
+        train = doc.get("train") or {}
+        data_options = doc.get("data_options") or {}
+        doc_data = str(doc.get("data") or "")
     steps = train.get("steps")
     summary = run / "summary.json"
     if summary.is_file():
@@ -106,7 +111,31 @@ def run_info(run: Path) -> dict[str, Any]:
         "resolution": (int(shape[-1]), int(shape[-2])),
         "steps": steps,
         "lr": train.get("lr"),
+        "options": training_options(model, train, data_options, doc_data),
     }
+
+
+def training_options(model: dict, train: dict, data_options: dict, data: str) -> dict[str, str]:
+    """The training options kohya's header has a field for, as its trainer writes them
+    (``ss_dataset_dirs``: the image folder's own name, never its path, and its repeats)."""
+    import json
+
+    scheduler = train.get("lr_scheduler", "default")
+    out = {
+        "ss_flip_aug": str(bool(model.get("flip", False))),
+        "ss_min_snr_gamma": str(model.get("min_snr_gamma") or None),  # kohya writes None
+        "ss_noise_offset": str(model.get("noise_offset") or None),
+        "ss_gradient_checkpointing": str(bool(model.get("gradient_checkpointing", False))),
+        "ss_lr_warmup_steps": str(train.get("warmup_steps", 0)),
+    }
+    if data.startswith("folder:"):
+        name = Path(data.partition(":")[2]).name
+        out["ss_dataset_dirs"] = json.dumps({name: {"n_repeats": data_options.get("repeats", 1)}})
+    if scheduler != "default":  # genlab's own schedule has no kohya name
+        out["ss_lr_scheduler"] = scheduler
+        if scheduler == "cosine_with_restarts":
+            out["ss_lr_scheduler_num_cycles"] = str(train.get("lr_cycles", 1))
+    return out
 
 
 def kohya_metadata(lora: Any, info: dict[str, Any], name: str) -> dict[str, str]:
@@ -139,6 +168,8 @@ def kohya_metadata(lora: Any, info: dict[str, Any], name: str) -> dict[str, str]
     }
     if info["lr"] is not None:
         meta["ss_learning_rate"] = str(info["lr"])
+        meta["ss_unet_lr"] = str(info["lr"])
+    meta |= info.get("options", {})
     return meta
 
 

@@ -7,6 +7,7 @@ Diffusion LoRA also writes the file diffusers' ``load_lora_weights`` reads."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..errors import GenlabError
 from ..lora.adapters import BUILTIN_TARGETS, DIFFUSERS_TARGETS, adapter_state, inject
 from ..models.latent_diffusion import LatentDiffusion
 from ..models.neural import Batch, NeuralModel
+from ..options import Option
 
 ADAPTER = "default"
 #: the file name diffusers' ``load_lora_weights`` looks for in a folder
@@ -30,6 +32,20 @@ class LoRA(NeuralModel):
     generative = True
     conditional = True
     sample_options = LatentDiffusion.sample_options
+    # the training options of diffusers' train_text_to_image_lora.py and kohya's sd-scripts
+    config_schema = (
+        Option("rank", int, 4, "rank r of the adapters", low=1, high=4096),
+        Option("alpha", float, 4.0, "adapter scale alpha (alpha / rank scales them)", low=0.0,
+               high=1e6),
+        Option("flip", bool, False, "mirror each image left-right with chance 1/2 a step"),
+        Option("min_snr_gamma", float, 0.0, "min-SNR loss weighting gamma (0: off)", low=0.0,
+               high=1e6),
+        Option("noise_offset", float, 0.0, "noise offset (diffusers' --noise_offset)", low=0.0,
+               high=1.0),
+        Option("gradient_checkpointing", bool, False, "recompute the U-Net's activations in "
+               "the backward pass (less memory, same gradients)"),
+        Option("validation_prompts", list, [], "prompts drawn at each sample step", item=str),
+    )  # fmt: skip
     # fine-tuning: a small learning rate on a few hundred steps, no averaging
     train_defaults: ClassVar[dict[str, Any]] = {
         "lr": 1e-3,
@@ -49,8 +65,18 @@ class LoRA(NeuralModel):
         alpha: float = 4.0,
         targets: str | list[str] | None = None,
         base_config: str | None = None,
+        flip: bool = False,
+        min_snr_gamma: float = 0.0,
+        noise_offset: float = 0.0,
+        gradient_checkpointing: bool = False,
+        validation_prompts: list[str] | None = None,
     ) -> None:
         model, digest, diffusers = load_base(base, base_config)
+        if gradient_checkpointing and not diffusers:
+            raise GenlabError(
+                "--gradient-checkpointing applies to a Stable Diffusion base (the built-in "
+                "model is small enough without it)."
+            )
         if targets is None:
             targets = DIFFUSERS_TARGETS if diffusers else BUILTIN_TARGETS
         if base_sha256 and digest != base_sha256:
@@ -65,7 +91,10 @@ class LoRA(NeuralModel):
             )
         super().__init__(
             model.data_shape, base=base, base_sha256=digest, rank=int(rank), alpha=float(alpha),
-            targets=targets, base_config=base_config,
+            targets=targets, base_config=base_config, flip=bool(flip),
+            min_snr_gamma=float(min_snr_gamma), noise_offset=float(noise_offset),
+            gradient_checkpointing=bool(gradient_checkpointing),
+            validation_prompts=[str(p) for p in validation_prompts or []],
         )  # fmt: skip
         self.layers = inject(model.net.denoiser, int(rank), float(alpha), targets, ADAPTER)
         self.base_model = model
@@ -74,6 +103,8 @@ class LoRA(NeuralModel):
         second = ("text_2",) if getattr(model, "sdxl", False) else ()
         self.frozen = ("vae", "denoiser", "text", *second)
         self.diffusers = diffusers
+        if gradient_checkpointing:  # diffusers' own: each block recomputed in backward
+            model.net["denoiser"].enable_gradient_checkpointing()
         if diffusers:  # a preview of a few images: Stable Diffusion is slow on a CPU
             self.preview_count = 4
 
@@ -86,14 +117,48 @@ class LoRA(NeuralModel):
 
     # --- the Trainer's hooks: the base model's, with only the adapters trainable -------------
     def training_data(self, data: Any):
-        return self.base_model.training_data(data)
+        """The base's cached latents (or posterior moments); with ``flip``, those of each
+        image's mirror too, stacked on the channel axis, so a step can pick either (kohya
+        caches both likewise: a mirrored latent is not the latent of the mirror)."""
+        x, cond = self.base_model.training_data(data)
+        if not self.flip:
+            return x, cond
+        mirrored = copy.copy(data)
+        mirrored.x = np.ascontiguousarray(np.asarray(data.x)[..., ::-1])
+        flipped, _ = self.base_model.training_data(mirrored)
+        return torch.cat([x, flipped], dim=1), cond
 
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
-        return self.base_model.training_step(batch, update)
+        x = batch.x
+        if self.flip:  # each sample its image or its mirror, by the run's seeded generator
+            plain, mirrored = x.chunk(2, dim=1)
+            pick = torch.rand(len(x), device=x.device) < 0.5
+            x = torch.where(pick.view(-1, *[1] * (x.dim() - 1)), mirrored, plain)
+            batch = Batch(x, batch.cond)
+        if self.diffusers:
+            return self.base_model.training_step(
+                batch, update, min_snr_gamma=self.min_snr_gamma, noise_offset=self.noise_offset
+            )
+        from ..diffusion.losses import diffusion_loss
+
+        base = self.base_model  # LatentDiffusion.training_step, with the LoRA's options
+        cond = batch.cond.drop(base.cond_drop)
+        loss = diffusion_loss(base.net.denoiser, x, cond, min_snr=self.min_snr_gamma,
+                              noise_offset=self.noise_offset)  # fmt: skip
+        return {"loss": loss.mean()}
 
     @torch.no_grad()
     def sample(self, n: int, *, cond: Any = None, seed: int | None = None, **kw: Any):
         return self.base_model.sample(n, cond=cond, seed=seed, **kw)
+
+    @torch.no_grad()
+    def validation_images(self, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+        """One image (1, C, H, W) in [-1, 1] per validation prompt, each drawn with ``seed``
+        (the same noise at every step, so the images show what training changed)."""
+        out = []
+        for prompt in self.validation_prompts:
+            out.append((prompt, self.base_model.sample(1, seed=seed, prompt=prompt)))
+        return out
 
     # --- persistence: the adapters only -------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -39,13 +39,17 @@ def _check_text_to_image(base: str) -> None:
 
 def lora_config(
     base: str, data: str, *, caption: str = "", rank: int = 4, alpha: float | None = None,
-    train: dict[str, Any] | None = None, model_config: str | None = None,
+    train: dict[str, Any] | None = None, model_config: str | None = None, repeats: int = 1,
+    settings: dict[str, Any] | None = None,
 ) -> RunConfig:  # fmt: skip
     """The run config of a LoRA on ``base`` from ``data``: an image folder, or a captioned
     data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
-    folder. Typed and checked (``train`` values too) before anything is trained; the
-    config still reads as the dict it used to be (``cfg["train"]["steps"]``)."""
-    from ..data.images import image_files
+    folder; ``repeats``: times each image of a folder is seen an epoch; ``settings``: the
+    LoRA's training options (``flip``, ``min_snr_gamma``, ``noise_offset``,
+    ``gradient_checkpointing``, ``validation_prompts``; see LoRA.config_schema). Typed and
+    checked (``train`` values too) before anything is trained; the config still reads as
+    the dict it used to be (``cfg["train"]["steps"]``)."""
+    from ..data.images import METADATA, image_files
     from .model import LoRA
 
     alpha = float(rank if alpha is None else alpha)
@@ -63,14 +67,19 @@ def lora_config(
         spec, options = f"folder:{Path(data).resolve()}", {
             "size": shape[1], "channels": shape[0], "captioned": True, "caption": caption,
         }  # fmt: skip
+        if repeats != 1:
+            options["repeats"] = repeats
         if "batch_size" not in train:  # a handful of images: each step sees them all
-            files = [f for f in image_files(Path(data)) if f.suffix.lower() != ".txt"]
-            train["batch_size"] = max(1, min(LoRA.train_defaults["batch_size"], len(files)))
-    elif caption:
-        raise GenlabError("--caption applies to an image folder given as --data.")
+            files = [f for f in image_files(Path(data))
+                     if f.suffix.lower() != ".txt" and f.name != METADATA]  # fmt: skip
+            n = len(files) * max(1, int(repeats))
+            train["batch_size"] = max(1, min(LoRA.train_defaults["batch_size"], n))
+    elif caption or repeats != 1:
+        raise GenlabError("--caption and --repeats apply to an image folder given as --data.")
     else:
         spec, options = data, {}
     extra = {"base_config": model_config} if model_config else {}
+    extra |= {k: v for k, v in (settings or {}).items() if v is not None}
     return RunConfig("lora", spec, options, {"base": base, "rank": rank, "alpha": alpha} | extra,
                      train)  # fmt: skip
 

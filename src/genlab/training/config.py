@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import GenlabError
 from ..options import Option
+from .schedules import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
     decay_steps: int = 0  # cosine decay to 0 over this many steps after warm-up (0: none)
+    lr_scheduler: str = "default"  # "default": the two above; else diffusers' get_scheduler's
+    lr_cycles: int = 1  # cosine_with_restarts: the number of cosines over the run
     grad_clip: float = 1.0  # max global gradient norm (0: off)
     ema_decay: float = 0.999  # 0: no EMA (the saved model is the last weights)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (where the device has it)
@@ -94,6 +97,9 @@ SETTINGS: tuple[Option, ...] = (
     Option("weight_decay", float, 0.0, "AdamW's decoupled weight decay", low=0.0, high=100.0),
     Option("warmup_steps", int, 0, "linear warm-up of the learning rate", low=0, high=BIG),
     Option("decay_steps", int, 0, "cosine decay after warm-up (0: none)", low=0, high=BIG),
+    Option("lr_scheduler", str, "default", "learning-rate schedule (default: warm-up, then "
+           "cosine over decay_steps; the rest as diffusers' get_scheduler)", choices=SCHEDULES),
+    Option("lr_cycles", int, 1, "cosine_with_restarts: cosines over the run", low=1, high=BIG),
     Option("grad_clip", float, 1.0, "max global gradient norm (0: off)", low=0.0),
     Option("ema_decay", float, 0.999, "EMA decay in [0, 1) (0: no EMA)", low=0.0, high=1.0),
     Option("mixed_precision", str, "no", "", choices=("no", "bf16", "fp16")),

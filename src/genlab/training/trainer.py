@@ -23,10 +23,10 @@ state, so 3 steps + resume + 3 steps gives the same bits as 6 steps straight.
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import Cancelled, DataError, GenlabError
 from . import checkpoint as ckpt
-from . import rng
+from . import rng, schedules
 from .batch import Batch
 from .config import TrainConfig
 from .ema import EMA
@@ -62,13 +62,8 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
 
 
 def lr_factor(step: int, warmup: int, decay: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 over ``decay`` steps."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if decay:
-        t = min(step - warmup, decay) / decay
-        return 0.5 * (1 + math.cos(math.pi * t))
-    return 1.0
+    """genlab's default schedule (kept here for its callers; see schedules.py)."""
+    return schedules.default_factor(step, warmup, decay)
 
 
 class TrainingStep(nn.Module):
@@ -174,10 +169,12 @@ class Trainer:
         ]  # fmt: skip
         # The schedules step once per optimizer step of the run (not once per process, as a
         # prepared scheduler would), and not after a step the GradScaler skipped.
+        factor = partial(
+            schedules.lr_factor, config.lr_scheduler, warmup=config.warmup_steps,
+            decay=config.decay_steps, total=config.steps, cycles=config.lr_cycles,
+        )  # fmt: skip
         self.scheds = {
-            name: torch.optim.lr_scheduler.LambdaLR(
-                o, lambda s: lr_factor(s, config.warmup_steps, config.decay_steps)
-            )
+            name: torch.optim.lr_scheduler.LambdaLR(o, factor)
             for name, o in zip(self.params, opts, strict=True)
         }
         model.net.to(self.acc.device)  # frozen parts and buffers too
@@ -235,8 +232,8 @@ class Trainer:
                     bar.set_postfix(**shown, img_s=f"{rate:.0f}")
                 if logging:
                     self._log({"step": self.step, **last, "samples_per_s": rate})
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self._write_samples()
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                    self._write_samples()  # the last step's samples: _finish draws them once
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                     self.save_checkpoint()
                 if self.on_step is not None:
@@ -433,6 +430,13 @@ class Trainer:
             for name, opt in self.opts.items():
                 opt.load_state_dict(optimizer_state_like(state["optimizer"][name], opt.optimizer))
                 self.scheds[name].load_state_dict(state["scheduler"][name])
+                # this run's schedule at the step reached: a schedule over the run's steps
+                # (cosine, linear ...) follows a changed --steps from the first resumed step
+                sched = self.scheds[name]
+                for group, base, fn in zip(
+                    opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+                ):
+                    group["lr"] = base * fn(sched.last_epoch)
             if state.get("scaler") is not None and self.acc.scaler is not None:
                 self.acc.scaler.load_state_dict(state["scaler"])
             states = state["rng"]
@@ -456,7 +460,7 @@ class Trainer:
                 f"Checkpoint {path} is at step {self.step}, beyond --steps {self.cfg.steps}."
             )
 
-    def _write_samples(self) -> None:
+    def _write_samples(self, final: bool = False) -> None:
         # A sharded model's forward is a collective: every process samples, rank 0 writes.
         if self.run_dir is None or not self.model.generative:
             return
@@ -464,6 +468,10 @@ class Trainer:
             return
         from ..viz.plots import image_grid, save, scatter
 
+        if getattr(self.model, "validation_prompts", None):  # a LoRA's validation prompts
+            self._write_validation()
+            if not final:
+                return  # between steps only the prompts the user asked to watch
         images = len(self.model.data_shape) == 3
         n = self.model.preview_count if images else 1000
         x = self.model.sample(n, seed=0).detach().cpu().numpy()
@@ -475,6 +483,24 @@ class Trainer:
             save(image_grid(x), path)
         elif x.shape[1] == 2:
             save(scatter(x, title=f"step {self.step}", reference=self.x.numpy()), path)
+
+    def _write_validation(self) -> None:
+        """samples/validation-STEP-I.png: the I-th validation prompt's image, same seed."""
+        from PIL import Image
+
+        with torch.random.fork_rng(devices=[]):  # drawing leaves the training's draws alone
+            drawn = self.model.validation_images(seed=self.cfg.seed)
+        self.model.net.train()
+        if not self.main:
+            return
+        folder = self.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (_, image) in enumerate(drawn):
+            pixels = ((image[0].detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round()
+            array = pixels.byte().permute(1, 2, 0).numpy()
+            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(
+                folder / f"validation-{self.step}-{i}.png"
+            )
 
     def _finish(self) -> None:
         """Final checkpoint (raw weights), then the EMA weights become the model's."""
@@ -494,7 +520,7 @@ class Trainer:
         model.net.eval()
         if self.run_dir is not None and self.main:
             self._check_finite_weights(model.trainable_state())
-            self._write_samples()
+            self._write_samples(final=True)
             figures = model.run_plots(self.x.numpy())
             path = self.run_dir / "metrics.jsonl"
             if path.is_file():

@@ -103,13 +103,20 @@ class DiffusersBase:
         ).input_ids  # fmt: skip
         return torch.cat([self.net["text"](ids[s : s + 64])[0] for s in range(0, len(ids), 64)])
 
-    def training_step(self, batch: Any, update: str = "main") -> dict[str, torch.Tensor]:
+    def training_step(
+        self, batch: Any, update: str = "main", *, min_snr_gamma: float = 0.0,
+        noise_offset: float = 0.0,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """diffusers' train_text_to_image_lora.py's loss, its --snr_gamma and --noise_offset
+        included."""
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         vae_config = self.net["vae"].config
         z = DiagonalGaussianDistribution(batch.x).sample()  # the posterior's draw, as encode()
         z = (z - (vae_config.shift_factor or 0.0)) * vae_config.scaling_factor
         noise = torch.randn_like(z)
+        if noise_offset:
+            noise = noise + noise_offset * torch.randn(*z.shape[:2], 1, 1, device=z.device)
         steps = self.schedule.config.num_train_timesteps
         t = torch.randint(0, steps, (len(z),), device=z.device)
         noisy = self.schedule.add_noise(z, noise, t)
@@ -123,7 +130,20 @@ class DiffusersBase:
             extra["added_cond_kwargs"] = {"text_embeds": batch.cond.pooled, "time_ids": ids}
         pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens, **extra)
         pred = pred.sample
-        return {"loss": nn.functional.mse_loss(pred.float(), target.float())}
+        if not min_snr_gamma:
+            return {"loss": nn.functional.mse_loss(pred.float(), target.float())}
+        mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+        return {"loss": (mse * self.min_snr_weights(t, min_snr_gamma)).mean()}
+
+    def min_snr_weights(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Hang et al. (2023)'s weights of timesteps ``t``: min(SNR, gamma) / SNR for noise
+        prediction, min(SNR, gamma) / (SNR + 1) for velocity (as diffusers' script)."""
+        alphas = self.schedule.alphas_cumprod.to(t.device)[t].double()
+        snr = alphas / (1 - alphas)
+        weights = snr.clamp(max=gamma)
+        if self.schedule.config.prediction_type == "v_prediction":
+            return (weights / (snr + 1)).float()
+        return (weights / snr).float()
 
     # --- sampling, through the same pipeline txt2img uses ------------------------------------
     @torch.no_grad()
