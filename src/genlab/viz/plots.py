@@ -33,6 +33,7 @@ def _done(fig):
     axis names x1, x2 on a 2-D scatter that has none."""
     for ax in fig.axes:
         if ax.name != "3d":
+            _widen_flat_limits(ax)
             try:
                 ax.ticklabel_format(useOffset=False)
             except AttributeError:  # a log or categorical axis has no offset to drop
@@ -42,6 +43,21 @@ def _done(fig):
                 ax.set(xlabel="x1", ylabel="x2")
     fig.tight_layout()
     return fig
+
+
+def _widen_flat_limits(ax) -> None:
+    """A curve flat to a few parts in a million (EM's log-likelihood once converged) gets
+    limits of +-0.1% around its value: without an offset, ticks 1e-13 apart would print as
+    "0.30800000000040"; with these limits they print as "0.3080"."""
+    for get, set_, scale in ((ax.get_ylim, ax.set_ylim, ax.get_yscale),
+                             (ax.get_xlim, ax.set_xlim, ax.get_xscale)):  # fmt: skip
+        if scale() != "linear":
+            continue
+        low, high = get()
+        centre = (low + high) / 2
+        if centre and abs(high - low) < 1e-6 * abs(centre):
+            half = 1e-3 * abs(centre)
+            set_(centre - half, centre + half)
 
 
 def save(figure: Any, path: str | Path) -> Path:
