@@ -30,6 +30,8 @@ def fitted(name):
         return cls(**LATENT[name]).fit(data), data
     if name == "latent-diffusion":  # text-to-image on captioned scenes, a tiny autoencoder
         return tiny_latent_diffusion()
+    if name == "latent-consistency":  # a few-step student of that tiny teacher
+        return tiny_consistency_student()
     if name == "lora":  # adapters of the built-in text-to-image model
         data = gd.load("shapes", n=32, captions_per_image=2)
         torch.manual_seed(0)
@@ -65,6 +67,20 @@ def tiny_latent_diffusion():
             data.shape, autoencoder=f"{folder}/ae", text_encoder="tiny", channels=(8, 16),
             attention=False,
         )  # fmt: skip
+    return model.fit(data, FAST_TRAIN), data
+
+
+_TEACHER: dict = {}
+
+
+def tiny_consistency_student():
+    import tempfile
+
+    teacher, data = tiny_latent_diffusion()
+    folder = _TEACHER.setdefault("dir", tempfile.mkdtemp())  # the student reads it on load
+    teacher.save(f"{folder}/teacher")
+    torch.manual_seed(0)
+    model = model_class("latent-consistency")(data.shape, teacher=f"{folder}/teacher")
     return model.fit(data, FAST_TRAIN), data
 
 

@@ -106,6 +106,7 @@ def test_classifier_needs_labels(tmp_path, capsys):
     assert code == 2 and "classes 0..4" in err and not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test-all
 def test_eval_nll_is_the_bound_on_images_and_the_ode_on_points(runs, tmp_path, capsys):
     import json
 

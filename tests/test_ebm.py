@@ -1,6 +1,7 @@
 """Energy-based models: Langevin sampling against closed forms, products of experts."""
 
 import numpy as np
+import pytest
 import torch
 
 import genlab.data as gd
@@ -32,6 +33,7 @@ def test_product_of_gaussian_energies_samples_the_product_gaussian():
     np.testing.assert_allclose(torch.cov(x.T).numpy(), cov, atol=0.05)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test-all
 def test_ebm_learns_the_modes_of_8_gaussians_and_products_select_them():
     data = gd.load("8gaussians", n=4000)
     torch.manual_seed(0)

@@ -84,6 +84,7 @@ def _torchrun(tmp_path: Path, script: str, *args: str) -> None:
     two_processes(tmp_path / "script.py", *args, pythonpath=str(tmp_path))
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test-all
 def test_sharded_training_gives_the_weights_of_ddp(tmp_path):
     """DDPM and text-to-image latent diffusion, 3 steps of 2 micro-batches with clipping and
     an EMA: the sharded run ends with DDP's weights, whole and equal on both processes, and

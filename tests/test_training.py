@@ -229,6 +229,7 @@ def two_processes(script: Path, *args: str, pythonpath: str | None = None) -> No
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test-all
 def test_two_processes_match_one(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP)
@@ -249,6 +250,7 @@ def test_two_processes_match_one(tmp_path):
     assert (tmp_path / "two" / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test-all
 def test_a_loss_that_is_not_finite_on_one_process_is_skipped_by_all(tmp_path):
     """The processes agree on the NaN guard (while the backward runs): both skip step 2,
     so their weights stay equal and finite."""

@@ -6,21 +6,28 @@
 from importlib import import_module
 from typing import Any
 
-#: each name's module: imported when first used, so that ``genlab.generation.hires`` (the
-#: CLI's parser reads its upscaler names) does not pull in torch through ``result``
-_WHERE = {
-    "Backend": "backend", "ModelInfo": "backend", "format_parameters": "pnginfo",
-    "parse_parameters": "pnginfo", "read_parameters": "pnginfo",
-    "request_from_parameters": "pnginfo", "save_png": "pnginfo", "prompt_loras": "prompt_loras",
-    "GenerationRequest": "request", "parse_sampler": "request", "GenerationResult": "result",
+from .pnginfo import (
+    format_parameters,
+    parse_parameters,
+    read_parameters,
+    request_from_parameters,
+    save_png,
+)
+from .prompt_loras import prompt_loras
+from .request import GenerationRequest, parse_sampler
+
+#: names whose modules import torch: loaded when first used, so that the CLI's parser
+#: (which reads ``generation.hires``'s upscaler names) does not pull torch in
+_LAZY = {
+    "Backend": "backend", "ModelInfo": "backend", "GenerationResult": "result",
     "Progress": "result",
 }  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
+    if name not in _LAZY:
         raise AttributeError(f"module 'genlab.generation' has no attribute {name!r}")
-    return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
 
 
 __all__ = [
