@@ -1,7 +1,7 @@
 """The report's page in a real browser (Debian's chromium through Playwright): at 1400 px
 no image is wider than its column, each figure fills its column and links to its full
 size, one numbering, a reading above each table. ``GENLAB_SCREENSHOTS=DIR`` also keeps a
-screenshot of each section there (docs/img/demo-*.png were taken so)."""
+screenshot of each section there (the real report's: scripts/report_screenshots.py)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,15 @@ def _report(root: Path) -> Path:
     sections = [
         "<h2>7. A plot and a small image</h2><p>text</p>"
         + table([("mean", "1.0")], "What the table says, in a line.")
+        + table([(f"a long column name {i} " * 3, f"{i}.0") for i in range(4)]).replace(
+            "</tr><tr>", "".join(f"<td>wide cell number {j}</td>" for j in range(30)) + "</tr><tr>"
+        )
         + figure(flat, root, "a flat curve")
         + figure(small_png, root, "a 32-px image"),
         "<h2>A wide grid</h2>" + figure(wide_png, root, "1408-px samples", wide=True),
+        '<h2>Cells</h2><div class="cells">'
+        + "".join(figure(small_png, root, f"prompt {i}") for i in range(6))
+        + "</div>",
     ]
     index = root / "index.html"
     index.write_text(page("test report", "<p>intro</p>", sections))
@@ -64,14 +70,20 @@ def test_report_in_a_browser_at_1400_px(tmp_path):
             body: document.body.getBoundingClientRect().width,
             link: im.parentElement.tagName === 'A' ? im.parentElement.getAttribute('href') : null,
             src: im.getAttribute('src')}))""")
-        assert len(sizes) == 3
+        assert len(sizes) == 9
+        cells = [s for s in sizes if s["column"] < 200]
+        assert len(cells) == 6, sizes  # the text-to-image cells: a grid, not one a row
         for s in sizes:
             assert s["img"] <= s["column"] + 1 and s["column"] <= s["body"] + 1, s
             assert s["img"] >= s["column"] - 3, s  # it fills its column
             assert s["link"] == s["src"], s  # clickable to its full size
         assert view.evaluate("document.documentElement.scrollWidth") <= 1400
+        tables = view.evaluate("""() => [...document.querySelectorAll('table')].map(t => ({
+            table: t.getBoundingClientRect().width,
+            section: t.closest('section').getBoundingClientRect().width}))""")
+        assert tables and all(t["table"] <= t["section"] + 1 for t in tables), tables
         headings = view.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
-        assert headings == ["1. A plot and a small image", "2. A wide grid"]
+        assert headings == ["1. A plot and a small image", "2. A wide grid", "3. Cells"]
         assert view.locator("p.reading").count() == 1
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,14 @@ figure img{display:block;box-sizing:border-box;width:100%;height:auto;
   image-rendering:pixelated;
   border:1px solid #ddd}
 figcaption{font-size:0.9em;color:#444}
-table{border-collapse:collapse;margin:0.5em 0 1em}
+table{border-collapse:collapse;margin:0.5em 0 1em;font-size:0.92em;display:block;
+  max-width:100%;overflow-x:auto}
 td,th{border:1px solid #ccc;padding:0.2em 0.6em;text-align:left}
 p.reading{font-style:italic;margin-bottom:0.3em}
 code{background:#f3f3f3;padding:0 0.2em}
 .cells{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:0.8em}
 .cells figcaption{font-size:0.8em}
+.cells .figs{display:contents}
 .right{color:#176b2c}.wrong{color:#a11}
 """
 
