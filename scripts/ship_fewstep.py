@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
-import torch
+from ship_txt2img import evaluation_fields  # beside this script (scripts/ on sys.path)
 
 import genlab
 from genlab.assets import write_fp16
@@ -88,19 +86,7 @@ def main() -> None:
         "training_segments": shown,
         "steps": parts[-1]["steps"],
         "training_threads": args.threads,
-        "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
-        "adherence_interval_95": {s: report[s]["interval"] for s in ("heldout", "seen")},
-        "adherence_asked": {s: report[s]["asked"] for s in ("heldout", "seen")},
-        "detector_on_reconstructions": {
-            s: report[s]["detector_on_reconstructions"] for s in ("heldout", "seen")
-        },
-        "fd_pixels": report["fd_pixels"],
-        "eval": {"command": f"genlab eval-t2i builtin-fast --n {args.eval_n} "
-                 f"--seed {report['seed']}",
-                 "seed": report["seed"], "seed_drawn": report["seed_drawn"],
-                 "settings": report["settings"], "n_per_split": args.eval_n},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "torch": torch.__version__,
+        **evaluation_fields(report, "builtin-fast", args.eval_n),
     }  # fmt: skip
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))

@@ -73,6 +73,17 @@ def main() -> None:
         "training_seconds": {"autoencoder": round(ae_summary["seconds"], 1),
                              "unet": round(summary_["seconds"], 1)},
         "steps": {"autoencoder": ae_summary["steps"], "unet": summary_["steps"]},
+        **evaluation_fields(report, "builtin", args.eval_n),
+    }  # fmt: skip
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+
+
+def evaluation_fields(report: dict, model: str, n: int) -> dict:
+    """A card's evaluation part from an ``eval-t2i`` report of ``model`` (the command that
+    reruns it, per split the adherence, its interval, what was asked, the detector on
+    reconstructions), and the machine it ran on."""
+    return {
         "adherence": {s: report[s]["accuracy"] for s in ("heldout", "seen")},
         "adherence_interval_95": {s: report[s]["interval"] for s in ("heldout", "seen")},
         "adherence_asked": {s: report[s]["asked"] for s in ("heldout", "seen")},
@@ -80,14 +91,12 @@ def main() -> None:
             s: report[s]["detector_on_reconstructions"] for s in ("heldout", "seen")
         },
         "fd_pixels": report["fd_pixels"],
-        "eval": {"command": f"genlab eval-t2i builtin --n {args.eval_n} --seed {report['seed']}",
+        "eval": {"command": f"genlab eval-t2i {model} --n {n} --seed {report['seed']}",
                  "seed": report["seed"], "seed_drawn": report["seed_drawn"],
-                 "settings": report["settings"], "n_per_split": args.eval_n},
+                 "settings": report["settings"], "n_per_split": n},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch": torch.__version__,
     }  # fmt: skip
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card, indent=2))
 
 
 if __name__ == "__main__":
