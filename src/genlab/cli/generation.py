@@ -30,7 +30,7 @@ EXAMPLES = {
   genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
   genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
   genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64
-  genlab txt2img "a red circle" --hires-scale 2 --hr-sampler euler --hr-prompt "a red circle"
+  genlab txt2img "a red circle" --hires-scale 2 --hr-sampler euler --hr-prompt "a red circle" \\
       --hr-negative-prompt "blurry" --out big.png  # the second pass's own sampler and prompts""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
