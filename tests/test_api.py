@@ -151,6 +151,56 @@ def test_webuiapi_txt2img_with_hires_fix(client, servers):
     assert {"Latent", "Latent (bicubic antialiased)", "Latent (nearest-exact)"} <= set(modes)
 
 
+def _png(text: str):
+    from io import BytesIO
+
+    from PIL import Image
+
+    return Image.open(BytesIO(base64.b64decode(text)))
+
+
+def test_the_second_pass_sampler_and_prompts_are_the_librarys(servers):
+    """hr_sampler_name / hr_prompt / hr_negative_prompt draw the image genlab's library draws
+    with the same settings, another than without them, recorded as webui records them."""
+    from genlab.backends import load_backend
+    from genlab.generation import GenerationRequest
+    from genlab.generation.hires import HiresFix
+
+    base = f"http://127.0.0.1:{servers['port']}/sdapi/v1"
+    body = {"prompt": PROMPT, "seed": 2, "cfg_scale": 5, "sampler_name": "DPM++ 2M",
+            "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Lanczos",
+            "hr_second_pass_steps": 2, "denoising_strength": 0.5, **SMALL}  # fmt: skip
+    own = {"hr_sampler_name": "Euler", "hr_scheduler": "Use same scheduler",
+           "hr_prompt": "a blue square", "hr_negative_prompt": "red",
+           "hr_checkpoint_name": "Use same checkpoint"}  # fmt: skip
+    r = httpx.post(f"{base}/txt2img", json=body | own, timeout=120)
+    assert r.status_code == 200, r.text
+    image = _png(r.json()["images"][0])
+    text = image.info["parameters"]
+    assert "Hires sampler: Euler" in text and "Hires prompt: a blue square" in text
+    assert "Hires negative prompt: red" in text and "Hires schedule type" not in text
+    extra = json.loads(r.json()["info"])["extra_generation_params"]
+    assert extra["Hires sampler"] == "Euler" and extra["Hires prompt"] == "a blue square"
+    hires = HiresFix(2, "Lanczos", 2, 0.5, sampler="euler", prompt="a blue square",
+                     negative_prompt="red")  # fmt: skip
+    direct = load_backend("builtin")(GenerationRequest(
+        PROMPT, sampler="dpmpp-2m", steps=2, cfg_scale=5.0, seed=2, width=32, height=32,
+        hires=hires,
+    ))  # fmt: skip
+    got = np.asarray(image.convert("RGB"), dtype=int)
+    assert np.array_equal(got, np.asarray(direct.images[0], dtype=int))
+    plain = httpx.post(f"{base}/txt2img", json=body, timeout=120).json()
+    other = np.asarray(_png(plain["images"][0]).convert("RGB"), dtype=int)
+    assert np.abs(got - other).mean() > 1  # the second pass's own settings drew another image
+    # the current model named by its title is the same checkpoint; another one is refused
+    r = httpx.post(f"{base}/txt2img", json=body | {"hr_checkpoint_name": "builtin"}, timeout=120)
+    assert r.status_code == 200, r.text
+    r = httpx.post(f"{base}/txt2img", json=body | {"hr_checkpoint_name": "other"}, timeout=120)
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert _one_sentence(detail) and "hr_checkpoint_name" in detail, detail
+
+
 def test_webuiapi_inpaint_only_masked_draws_the_crop_at_the_requested_size(client):
     from PIL import Image
 
@@ -256,7 +306,10 @@ def test_the_same_session_with_basic_auth(servers):
         ({"prompt": "x", "batch_size": 1000}, "batch_size"),
         ({"prompt": "x", "seed": 2**40}, "seed"),
         ({"prompt": "x", "enable_hr": True, "hr_upscaler": "ESRGAN_4x"}, "hires upscaler"),
-        ({"prompt": "x", "enable_hr": True, "hr_prompt": "y"}, "hr_prompt"),
+        ({"prompt": "x", "enable_hr": True, "hr_sampler_name": "Euler z"}, "hires sampler"),
+        ({"prompt": "x", "enable_hr": True, "hr_scheduler": "often"}, "hires schedule"),
+        ({"prompt": "x", "enable_hr": True, "hr_checkpoint_name": "nowhere"}, "checkpoint"),
+        ({"prompt": "x", "enable_hr": True, "hr_prompt": "y <lora:teal:1>"}, "hr_prompt"),
         ({"prompt": "x <lora:nowhere:1>"}, "LoRA"),
         ({"prompt": "x", "override_settings": {"sd_model_checkpoint": "/etc/passwd"}}, "model"),
         ([1, 2], "JSON object"),

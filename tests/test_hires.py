@@ -38,6 +38,10 @@ PROMPT = "a red circle to the left of a blue square"
         ({"denoising_strength": 0.0}, "strength"),
         ({"denoising_strength": 1.5}, "strength"),
         ({"resize_x": 99999}, "resize_x"),
+        ({"sampler": "Euler z"}, "hires sampler"),
+        ({"schedule": "sometimes"}, "hires schedule"),
+        ({"prompt": 3}, "hires prompt"),
+        ({"negative_prompt": None}, "hires negative prompt"),
     ],
 )
 def test_a_bad_hires_field_is_one_sentence(fields, needle):
@@ -59,6 +63,27 @@ def test_the_record_names_and_its_place_in_the_request():
     # the work bound counts the second pass at its larger size
     plain = GenerationRequest(PROMPT, steps=10, width=32, height=32)
     assert replace(plain, hires=HiresFix(2, steps=5)).work == plain.work + 5 * 64 * 64
+
+
+def test_the_second_pass_names_its_own_sampler_schedule_and_prompts():
+    # webui's names parse into genlab's; a schedule in the sampler's name sets both
+    assert HiresFix(sampler="DPM++ 2M Karras").second_pass(GenerationRequest("x")) == {
+        "sampler": "dpmpp-2m", "schedule": "karras", "prompt": "x", "negative_prompt": "",
+    }  # fmt: skip
+    assert HiresFix(sampler="Euler a", schedule="Uniform") == HiresFix(
+        sampler="euler-a", schedule="trailing"
+    )
+    # webui's "Use same ..." and empty fields are the first pass's
+    same = HiresFix(sampler="Use same sampler", schedule="Use same scheduler")
+    assert same == HiresFix() and same.sampler == same.schedule == ""
+    request = GenerationRequest("a cat", "dog", "heun", schedule="karras")
+    assert same.second_pass(request) == {
+        "sampler": "heun", "schedule": "karras", "prompt": "a cat", "negative_prompt": "dog",
+    }  # fmt: skip
+    own = HiresFix(sampler="euler", prompt="a big cat", negative_prompt="blur")
+    assert own.second_pass(request) == {
+        "sampler": "euler", "schedule": "karras", "prompt": "a big cat", "negative_prompt": "blur",
+    }  # fmt: skip
 
 
 def test_target_sizes_and_steps_as_webui_counts_them():
@@ -108,6 +133,38 @@ def test_the_png_records_hires_as_webui_writes_it_and_reads_it_back():
     )
 
 
+def test_the_second_pass_settings_round_trip_through_the_png_text():
+    hires = HiresFix(2, "Lanczos", 3, 0.4, sampler="euler", schedule="karras",
+                     prompt='a blue circle, sharp "edges"',
+                     negative_prompt="blurry\nnoisy")  # fmt: skip
+    request = GenerationRequest(PROMPT, "red", steps=5, seed=2, width=32, height=32, hires=hires)
+    text = format_parameters(request, 2, model="m")
+    # webui's keys and spelling (modules/processing.py; "Hires schedule type" is its
+    # sampler's), values with a comma, quote or line break JSON-quoted as webui's
+    assert "Hires sampler: Euler, " in text and "Hires schedule type: Karras" in text
+    assert 'Hires prompt: "a blue circle, sharp \\"edges\\""' in text
+    assert 'Hires negative prompt: "blurry\\nnoisy"' in text
+    assert text.count("\n") == 2  # prompt, negative prompt, settings: the line breaks quoted
+    fields = request_from_parameters(text)
+    assert GenerationRequest(**fields).to_dict() == request.to_dict()
+    # the same as the first pass: not written (as webui), read back as the first pass's
+    same = replace(request, hires=HiresFix(2, "Lanczos", 3, 0.4, sampler="dpmpp-2m",
+                                           prompt=PROMPT))  # fmt: skip
+    text = format_parameters(same, 2)
+    assert "Hires sampler" not in text and "Hires prompt" not in text
+    assert "Hires schedule type" not in text and "Hires negative prompt" not in text
+    again = GenerationRequest(**request_from_parameters(text))
+    assert again.hires.second_pass(again) == same.hires.second_pass(same)
+    # webui's own text, with its paste defaults ("Use same sampler")
+    webui = ("x\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, "
+             "Size: 512x512, Denoising strength: 0.45, Hires sampler: Use same sampler, "
+             "Hires prompt: y, Hires upscale: 2, Hires upscaler: Latent")  # fmt: skip
+    read = GenerationRequest(**request_from_parameters(webui))
+    assert read.hires.second_pass(read) == {
+        "sampler": "dpmpp-2m", "schedule": "karras", "prompt": "y", "negative_prompt": "",
+    }  # fmt: skip
+
+
 class Spy:
     """A back end that hands every call to ``backend`` and keeps (request, result)."""
 
@@ -152,6 +209,34 @@ def test_builtin_hires_fix_draws_scale_times_the_base_from_the_plain_first_pass(
         pipe.check(replace(request, hires=HiresFix(2, denoising_strength=1.0)))
 
 
+def test_the_second_pass_sampler_and_prompt_are_a_plain_img2img_of_the_first(tmp_path):
+    """The second pass with its own sampler and prompts is exactly the library's img2img
+    of the upscaled first pass with those settings (webui's schedule), and differs from
+    the one with the first pass's."""
+    from genlab.backends import load_backend
+    from genlab.generation.hires import upscale_image
+
+    pipe = load_backend("builtin")
+    hires = HiresFix(2, "Lanczos", 2, 0.5, sampler="euler", prompt="a blue square",
+                     negative_prompt="red")  # fmt: skip
+    request = GenerationRequest(PROMPT, steps=2, seed=4, hires=hires)
+    drawn = pipe(request)
+    first = pipe(GenerationRequest(PROMPT, steps=2, seed=4))
+    init = [upscale_image(first.images[0], (64, 64), (64, 64), "Lanczos")]
+    length, strength = second_pass_schedule(2, 0.5)
+    direct = pipe(GenerationRequest("a blue square", "red", "euler", length, seed=4, width=64,
+                                    height=64, init_image=init, strength=strength))  # fmt: skip
+    assert np.array_equal(_pixels(drawn.images[0]), _pixels(direct.images[0]))
+    # the second pass with the first pass's sampler and prompts (what hires fix without its
+    # own settings draws) is another image
+    plain = pipe(GenerationRequest(PROMPT, steps=length, seed=4, width=64, height=64,
+                                   init_image=init, strength=strength))  # fmt: skip
+    assert not np.array_equal(_pixels(drawn.images[0]), _pixels(plain.images[0]))
+    text = drawn.parameters[0]
+    assert "Sampler: DPM++ 2M" in text and "Hires sampler: Euler" in text
+    assert "Hires prompt: a blue square" in text and "Hires negative prompt: red" in text
+
+
 def test_cli_hires_flags_and_the_png_redraws_the_same_image(tmp_path, capsys):
     from PIL import Image
 
@@ -173,6 +258,25 @@ def test_cli_hires_flags_and_the_png_redraws_the_same_image(tmp_path, capsys):
     assert main(bad) == 2
     assert "--hires-scale" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+    # the second pass's own sampler and prompts, recorded and redrawn from the PNG
+    own = tmp_path / "own.png"
+    assert main([*args[:-1], str(own), "--hr-sampler", "Euler", "--hr-prompt",
+                 "a blue square", "--hr-negative-prompt", "red"]) == 0  # fmt: skip
+    text = read_parameters(own)
+    assert "Hires sampler: Euler" in text and "Hires prompt: a blue square" in text
+    assert not np.array_equal(_pixels(Image.open(out)), _pixels(Image.open(own)))
+    again = tmp_path / "own-again.png"
+    assert main(["txt2img", "--from-png", str(own), "--out", str(again)]) == 0
+    assert np.array_equal(_pixels(Image.open(own)), _pixels(Image.open(again)))
+    capsys.readouterr()
+    bad = ["txt2img", PROMPT, "--hires-scale", "2", "--hr-sampler", "plms", "--out",
+           str(tmp_path / "y.png")]  # fmt: skip
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "hires sampler" in err and err.count("\n") == 1
+    assert not (tmp_path / "y.png").exists()
+    assert main(["txt2img", PROMPT, "--hr-prompt", "x", "--out", str(tmp_path / "z.png")]) == 2
+    assert "--hires-scale" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

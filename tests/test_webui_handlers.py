@@ -91,6 +91,20 @@ def test_txt2img_with_the_hires_fix_accordion(page):
     last = list(page.txt2img(Controls(PROMPT, steps=2, seed=1), hires=hires))[-1]
     path, text = last.gallery[0]
     assert Image.open(path).size == (64, 64) and "Hires upscaler: Lanczos" in text
+    # the second pass's own sampler and prompts, from the accordion's controls in HIRES order
+    values = dict(zip(HIRES, (True, 2, "Lanczos", 1, 0.3, 0, 0, "euler", "Use same scheduler",
+                              "a blue square", "red"), strict=True))  # fmt: skip
+    own = hires_from_controls(*(values[name] for name in HIRES))
+    assert own == HiresFix(2.0, "Lanczos", 1, 0.3, sampler="euler", prompt="a blue square",
+                           negative_prompt="red")  # fmt: skip
+    assert hires_from_controls(True, 2, "Lanczos", 1, 0.3, 48, 0).resize_x == 48
+    drawn = list(page.txt2img(Controls(PROMPT, steps=2, seed=1), hires=own))[-1]
+    path_own, text = drawn.gallery[0]
+    assert "Hires sampler: Euler" in text and "Hires prompt: a blue square" in text
+    assert "Hires negative prompt: red" in text
+    assert not np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(path_own)))
+    with pytest.raises(GenlabError, match="hires sampler"):
+        hires_from_controls(True, 2, "Lanczos", 1, 0.3, 0, 0, "plms")
 
 
 def test_img2img_and_inpaint_through_the_same_request(page):
@@ -107,6 +121,41 @@ def test_img2img_and_inpaint_through_the_same_request(page):
     last = _last(page.inpaint(editor, 1.0, Controls(PROMPT, steps=2, seed=1, width=32, height=32)))
     after = np.asarray(Image.open(last.gallery[0][0]).convert("RGB"), dtype=int)
     assert np.all(after[:, 16:] == 128)  # outside the mask: the gray kept exactly
+
+
+def test_inpaint_only_masked_keeps_the_pictures_size_and_every_pixel_outside(page):
+    """The inpaint area "Only masked": the region around the painted pixels (grown by the
+    padding) is drawn at the size asked for and pasted back into the picture at its own
+    size, as the API's inpaint_full_res; "Whole picture" draws the picture at that size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    layer = Image.new("RGBA", (96, 64), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (60, 30, 72, 42))  # a 12x12 square
+    editor = {"background": picture, "layers": [layer]}
+    controls = Controls("a green triangle", steps=2, seed=5, width=32, height=32)
+    last = _last(page.inpaint(editor, 0.9, controls, inpaint_full_res=1,
+                              inpaint_full_res_padding=4))  # fmt: skip
+    out = Image.open(last.gallery[0][0])
+    assert out.size == (96, 64) and "Size: 32x32" in last.info  # the crop drawn at 32x32
+    after, before = np.asarray(out.convert("RGB")), np.asarray(picture)
+    inside = np.zeros((64, 96), bool)
+    inside[30:42, 60:72] = True
+    assert np.array_equal(after[~inside], before[~inside])  # outside the mask: exactly
+    assert not np.array_equal(after[inside], before[inside])
+    # the radio's name works as its index; "Whole picture" draws at the size asked
+    named = _last(page.inpaint(editor, 0.9, controls, inpaint_full_res="Only masked",
+                               inpaint_full_res_padding=4))  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(named.gallery[0][0])), np.asarray(out))
+    whole = _last(page.inpaint(editor, 0.9, controls, inpaint_full_res=0))
+    assert Image.open(whole.gallery[0][0]).size == (32, 32)
+    for bad in (-1, 1000, 2.5, "lots"):
+        with pytest.raises(GenlabError, match="padding"):
+            list(page.inpaint(editor, 0.9, controls, inpaint_full_res=1,
+                              inpaint_full_res_padding=bad))  # fmt: skip
+    with pytest.raises(GenlabError, match="Only masked"):
+        list(page.inpaint(editor, 0.9, controls, inpaint_full_res="Some"))
 
 
 def test_a_stable_diffusion_model_sets_its_own_size(tmp_path):
@@ -178,15 +227,16 @@ def test_send_to_txt2img_reads_the_parameters_through_generation(page, tmp_path)
     assert values == {
         "prompt": PROMPT, "negative_prompt": "blurry", "sampler": "euler",
         "schedule": "karras", "steps": 12, "cfg_scale": 3.5, "seed": 99, "width": 48,
-        "height": 40,
+        "height": 40, "enable_hr": False,
     }  # fmt: skip
     # webui's combined names, and a text that records only some fields
     assert page.send_to_txt2img("a cat\nSteps: 9, Sampler: DPM++ 2M Karras") == {
         "prompt": "a cat", "negative_prompt": "", "steps": 9, "sampler": "dpmpp-2m",
-        "schedule": "karras",
+        "schedule": "karras", "enable_hr": False,
     }  # fmt: skip
     assert page.send_to_txt2img("just a prompt") == {"prompt": "just a prompt",
-                                                     "negative_prompt": ""}  # fmt: skip
+                                                     "negative_prompt": "",
+                                                     "enable_hr": False}  # fmt: skip
     for text, match in (("", "Read a PNG"), ("x\nSteps: many", "whole number"),
                         ("x\nSampler: plms", "Unknown sampler"), ("x\nSize: 4096x4096", "pixels"),
                         ("x\nSteps: 500", "at most")):  # fmt: skip
@@ -196,6 +246,36 @@ def test_send_to_txt2img_reads_the_parameters_through_generation(page, tmp_path)
     page.catalog.loras["loras/teal"] = tmp_path / "teal"
     got = page.send_to_txt2img("x\nSteps: 2, Lora hashes: teal: abc, Lora scales: teal: 0.7")
     assert got["loras"] == ["loras/teal"] and got["lora_scale"] == 0.7
+
+
+def test_send_to_txt2img_carries_the_hires_fields_into_the_accordion(page):
+    """Hires upscale, upscaler, steps, denoising strength and the second pass's own sampler,
+    schedule and prompts go back into the accordion's controls (by HIRES names), which
+    draw the same hires fix again."""
+    from genlab.generation.hires import HiresFix
+    from genlab.webui.handlers import HIRES, hires_from_controls
+
+    hires = HiresFix(1.5, "Latent (bicubic)", 3, 0.45, sampler="euler-a", schedule="karras",
+                     prompt="a blue square, big", negative_prompt="red")  # fmt: skip
+    request = GenerationRequest(PROMPT, steps=4, seed=7, width=32, height=32, hires=hires)
+    values = page.send_to_txt2img(format_parameters(request, 7))
+    assert {k: values[k] for k in HIRES} == {
+        "enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Latent (bicubic)",
+        "hr_second_pass_steps": 3, "denoising_strength": 0.45, "hr_resize_x": 0,
+        "hr_resize_y": 0, "hr_sampler_name": "euler-a", "hr_scheduler": "karras",
+        "hr_prompt": "a blue square, big", "hr_negative_prompt": "red",
+    }  # fmt: skip
+    assert hires_from_controls(*(values[k] for k in HIRES)) == hires
+    assert {handlers.HIRES_SAMPLERS[0], values["hr_sampler_name"]} <= set(handlers.HIRES_SAMPLERS)
+    assert values["hr_scheduler"] in handlers.HIRES_SCHEDULES
+    # webui's text: no own sampler (its paste default), a resize
+    webui = page.send_to_txt2img(
+        "x\nSteps: 20, Sampler: Euler, Seed: 1, Size: 32x32, Denoising strength: 0.3, "
+        "Hires resize: 64x48, Hires sampler: Use same sampler, Hires upscaler: Lanczos"
+    )
+    assert webui["enable_hr"] and webui["hr_sampler_name"] == "Use same sampler"
+    assert (webui["hr_resize_x"], webui["hr_resize_y"]) == (64, 48)
+    assert webui["hr_scheduler"] == "Use same scheduler" and webui["hr_prompt"] == ""
 
 
 def test_png_info_and_send_to_img2img_stay_in_the_output_folder(page, tmp_path):
@@ -362,6 +442,14 @@ def test_the_page_wires_a_schedule_and_the_model_size(tmp_path):
     assert [p["parameter_name"] for p in api["/img2img"]["parameters"]] == [
         "image", *CONTROLS, "strength",
     ]  # fmt: skip
+    assert [p["parameter_name"] for p in api["/inpaint"]["parameters"]] == [
+        "editor", *CONTROLS, "strength", "inpaint_full_res", "inpaint_full_res_padding",
+    ]  # fmt: skip
+    assert handlers.HIRES == (
+        "enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength",
+        "hr_resize_x", "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt",
+        "hr_negative_prompt",
+    )  # fmt: skip
     config = app.get_config_file()
     schedules = [c for c in config["components"]
                  if c.get("props", {}).get("label") == "schedule"]  # fmt: skip

@@ -29,7 +29,9 @@ EXAMPLES = {
   genlab txt2img "a green star at the top" --model builtin-fast  # 4 steps (lcm)
   genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
   genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
-  genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64""",
+  genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64
+  genlab txt2img "a red circle" --hires-scale 2 --hr-sampler euler --hr-prompt "a red circle" \\
+      --hr-negative-prompt "blurry" --out big.png  # the second pass's own sampler and prompts""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
   genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
@@ -83,13 +85,15 @@ def from_png(path: str, args: argparse.Namespace) -> tuple[dict, str]:
 #: hires flag -> HiresFix field
 HIRES_FIELDS = {
     "hires_scale": "scale", "hires_upscaler": "upscaler", "hires_steps": "steps",
-    "denoising_strength": "denoising_strength",
+    "denoising_strength": "denoising_strength", "hr_sampler": "sampler",
+    "hr_schedule": "schedule", "hr_prompt": "prompt", "hr_negative_prompt": "negative_prompt",
 }  # fmt: skip
 
 
 def hires_fields(args: argparse.Namespace, fields: dict) -> None:
-    """Hires fix from --hires-scale (with --hires-upscaler, --hires-steps and
-    --denoising-strength over their defaults, or over what a PNG recorded) into ``fields``."""
+    """Hires fix from --hires-scale (with --hires-upscaler, --hires-steps,
+    --denoising-strength and the second pass's --hr-sampler, --hr-schedule, --hr-prompt and
+    --hr-negative-prompt over their defaults, or over what a PNG recorded) into ``fields``."""
     from ..errors import GenlabError
 
     given = {
@@ -101,8 +105,9 @@ def hires_fields(args: argparse.Namespace, fields: dict) -> None:
         return
     recorded = fields.get("hires")
     if recorded is None and "scale" not in given:
-        raise GenlabError("--hires-upscaler, --hires-steps and --denoising-strength tune hires "
-                          "fix: turn it on with --hires-scale (2 doubles the size).")  # fmt: skip
+        raise GenlabError("--hires-upscaler, --hires-steps, --denoising-strength and the --hr-* "
+                          "flags tune hires fix: turn it on with --hires-scale (2 doubles the "
+                          "size).")  # fmt: skip
     fields["hires"] = {**(recorded or {}), **given}
 
 
@@ -244,6 +249,14 @@ def hires_flags(p: argparse.ArgumentParser) -> None:
                    "steps (default 0: as many as --steps)")  # fmt: skip
     p.add_argument("--denoising-strength", type=float, metavar="D", help="hires fix's "
                    "second-pass strength in (0, 1] (default 0.7; lower keeps more)")  # fmt: skip
+    p.add_argument("--hr-sampler", metavar="NAME", help="hires fix's second-pass sampler "
+                   "(default: --sampler's)")  # fmt: skip
+    p.add_argument("--hr-schedule", metavar="NAME", help="hires fix's second-pass schedule "
+                   "(default: --schedule's)")  # fmt: skip
+    p.add_argument("--hr-prompt", metavar="TEXT", help="hires fix's second-pass prompt "
+                   "(default: the prompt)")  # fmt: skip
+    p.add_argument("--hr-negative-prompt", metavar="TEXT", help="hires fix's second-pass "
+                   "negative prompt (default: --negative's)")  # fmt: skip
 
 
 def add(sub: argparse._SubParsersAction) -> None:

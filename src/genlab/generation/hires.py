@@ -10,7 +10,9 @@ request with ``hires`` to it), so genlab's model, Stable Diffusion and SDXL shar
 
 The second pass runs exactly ``steps`` steps (0: the request's steps) as webui counts them:
 the last ``steps`` of a schedule of ``int(steps / min(denoising_strength, 0.999))`` steps,
-so a lower strength starts from a lower noise level without fewer steps."""
+so a lower strength starts from a lower noise level without fewer steps. It may take its own
+sampler, schedule, prompt and negative prompt (webui's ``hr_sampler_name``, ``hr_scheduler``,
+``hr_prompt``, ``hr_negative_prompt``); each left empty is the first pass's, as webui's."""
 
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ PIXEL_UPSCALERS = {"None": "LANCZOS", "Lanczos": "LANCZOS", "Nearest": "NEAREST"
 UPSCALERS = (*LATENT_MODES, *PIXEL_UPSCALERS)
 MAX_SCALE = 8.0
 _KEYS = {name.lower(): name for name in UPSCALERS}
+#: what webui's menus and infotexts say for "the first pass's" (its paste fields' defaults)
+SAME_SAMPLER, SAME_SCHEDULE = "Use same sampler", "Use same scheduler"
+_SAME = {"", SAME_SAMPLER.lower(), SAME_SCHEDULE.lower(), "use same schedule type"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,10 @@ class HiresFix:
     """The second pass of a txt2img request: the upscale factor ``scale`` (or the size
     ``resize_x`` x ``resize_y`` in pixels; 0 on one side keeps the aspect ratio; either
     nonzero wins over ``scale``), the ``upscaler`` (a Latent mode or a pixel one: see
-    UPSCALERS), the steps it runs (0: the request's), and its ``denoising_strength``."""
+    UPSCALERS), the steps it runs (0: the request's), and its ``denoising_strength``; the
+    second pass's own ``sampler``, ``schedule``, ``prompt`` and ``negative_prompt``, each
+    empty for the first pass's (a sampler named with its schedule, "DPM++ 2M Karras", sets
+    both; webui's "Use same sampler" / "Use same scheduler" are empty)."""
 
     scale: float = 2.0
     upscaler: str = "Latent"
@@ -54,6 +62,10 @@ class HiresFix:
     denoising_strength: float = 0.7
     resize_x: int = 0
     resize_y: int = 0
+    sampler: str = ""
+    schedule: str = ""
+    prompt: str = ""
+    negative_prompt: str = ""
 
     def __post_init__(self) -> None:
         from .request import MAX_SIDE, MAX_STEPS
@@ -83,6 +95,46 @@ class HiresFix:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIDE:
                 raise GenlabError(f"The hires {name} must be a whole number of pixels from 0 "
                                   f"(not set) to {MAX_SIDE}, got {value!r}.")  # fmt: skip
+        self._second_pass_names()
+
+    def _second_pass_names(self) -> None:
+        """The sampler and schedule in genlab's names ("" for the first pass's), the prompts
+        checked as text."""
+        from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, parse_sampler
+
+        for name in ("sampler", "schedule", "prompt", "negative_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise GenlabError(f"The hires {name.replace('_', ' ')} must be text (empty: "
+                                  f"the first pass's), got {getattr(self, name)!r}.")  # fmt: skip
+        sampler, schedule = self.sampler.strip(), self.schedule.strip()
+        try:
+            schedule = "" if schedule.lower() in _SAME else parse_sampler("euler", schedule)[1]
+        except GenlabError:
+            raise GenlabError(f"Unknown hires schedule {schedule!r}; choose one of "
+                              f"{', '.join(WEBUI_SCHEDULES.values())} or '{SAME_SCHEDULE}'."
+                              ) from None  # fmt: skip
+        if sampler.lower() in _SAME:
+            sampler = ""
+        else:  # a schedule in the sampler's name counts where none is given apart
+            try:
+                sampler, named = parse_sampler(sampler)
+            except GenlabError:
+                raise GenlabError(f"Unknown hires sampler {sampler!r}; choose one of "
+                                  f"{', '.join(WEBUI_SAMPLERS.values())} or '{SAME_SAMPLER}'."
+                                  ) from None  # fmt: skip
+            schedule = schedule or (named if named != "default" else "")
+        object.__setattr__(self, "sampler", sampler)
+        object.__setattr__(self, "schedule", schedule)
+
+    def second_pass(self, request: GenerationRequest) -> dict[str, str]:
+        """The sampler, schedule, prompt and negative prompt the second pass of ``request``
+        draws with: this record's own where set, else the request's."""
+        return {
+            "sampler": self.sampler or request.sampler,
+            "schedule": self.schedule or request.schedule,
+            "prompt": self.prompt or request.prompt,
+            "negative_prompt": self.negative_prompt or request.negative_prompt,
+        }
 
     @property
     def latent(self) -> bool:
@@ -221,7 +273,7 @@ def hires_fix(
         init = [upscale_image(im, size, target, hires.upscaler) for im in first.images]
     length, strength = second_pass_schedule(steps, hires.denoising_strength)
     second = replace(base, width=target[0], height=target[1], init_image=init,
-                     strength=strength, steps=length)  # fmt: skip
+                     strength=strength, steps=length, **hires.second_pass(base))  # fmt: skip
     result = backend(second, _offset(progress, request.steps, total), cancel)
     params = [
         format_parameters(request, seed, model=info.name, model_hash=info.model_hash,

@@ -65,7 +65,7 @@ def format_parameters(
     if request.strength is not None:
         pairs["Denoising strength"] = _number(request.strength)
     if request.hires is not None:  # webui's keys; "Size" stays the base size, as webui's
-        pairs |= _hires_pairs(request.hires)
+        pairs |= _hires_pairs(request, request.hires)
     pairs |= extra or {}
     lines = [request.prompt]
     if request.negative_prompt:
@@ -74,8 +74,18 @@ def format_parameters(
     return "\n".join(lines)
 
 
-def _hires_pairs(hires: Any) -> dict[str, Any]:
+def _hires_pairs(request: GenerationRequest, hires: Any) -> dict[str, Any]:
+    """webui's hires keys; the second pass's sampler, schedule and prompts only where they
+    differ from the first pass's, as webui writes them ("Hires schedule type" is its
+    scheduler's label, written where the second pass's differs)."""
     pairs: dict[str, Any] = {"Denoising strength": _number(hires.denoising_strength)}
+    second = hires.second_pass(request)
+    if second["sampler"] != request.sampler:
+        pairs["Hires sampler"] = WEBUI_SAMPLERS[second["sampler"]]
+    if second["prompt"] != request.prompt:
+        pairs["Hires prompt"] = second["prompt"]
+    if second["negative_prompt"] != request.negative_prompt:
+        pairs["Hires negative prompt"] = second["negative_prompt"]
     if hires.resized:
         pairs["Hires resize"] = f"{hires.resize_x}x{hires.resize_y}"
     else:
@@ -83,6 +93,8 @@ def _hires_pairs(hires: Any) -> dict[str, Any]:
     if hires.steps:
         pairs["Hires steps"] = hires.steps
     pairs["Hires upscaler"] = hires.upscaler
+    if second["schedule"] != request.schedule:
+        pairs["Hires schedule type"] = WEBUI_SCHEDULES[second["schedule"]]
     return pairs
 
 
@@ -90,7 +102,8 @@ def _hires_pairs(hires: Any) -> dict[str, Any]:
 OWN_KEYS = frozenset({
     "Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed",
     "Size", "Model hash", "Model", "Denoising strength", "Hires resize", "Hires upscale",
-    "Hires steps", "Hires upscaler",
+    "Hires steps", "Hires upscaler", "Hires sampler", "Hires schedule type", "Hires prompt",
+    "Hires negative prompt",
 })  # fmt: skip
 
 
@@ -229,8 +242,14 @@ def request_from_parameters(text: str) -> dict[str, Any]:
 
 def _hires_fields(parsed: dict[str, str]) -> dict[str, Any]:
     """The HiresFix fields of webui's "Hires ..." keys (webui's defaults where one is left
-    out: Latent, the request's steps, 0.7)."""
+    out: Latent, the request's steps, 0.7, the first pass's sampler, schedule and prompts;
+    "Use same sampler" is the first pass's too). A "Hires checkpoint" is not read: genlab's
+    second pass draws with the first pass's model."""
     out: dict[str, Any] = {
+        "sampler": parsed.get("Hires sampler", ""),
+        "schedule": parsed.get("Hires schedule type", ""),
+        "prompt": parsed.get("Hires prompt", ""),
+        "negative_prompt": parsed.get("Hires negative prompt", ""),
         "scale": _real("Hires upscale", parsed.get("Hires upscale", "2")),
         "upscaler": parsed.get("Hires upscaler", "Latent"),
         "steps": _whole("Hires steps", parsed.get("Hires steps", "0")),

@@ -200,21 +200,18 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def hires_of(body: schema.Txt2ImgRequest) -> HiresFix | None:
-    """txt2img's hires fix from webui's enable_hr and hr_* fields (None: off), or Refused."""
+def hires_of(body: schema.Txt2ImgRequest, loras: tuple = ()) -> HiresFix | None:
+    """txt2img's hires fix from webui's enable_hr and hr_* fields (None: off), or Refused.
+    The second pass's sampler, scheduler and prompts are its own where given (empty: the
+    first pass's, as webui's); ``<lora:...>`` tags in hr_prompt must be the prompt's own
+    (``loras``: those), since one draw carries one set of LoRAs. hr_checkpoint_name is
+    checked where the model is known (``same_checkpoint``)."""
     if not body.enable_hr:
         return None
-    same = {
-        "hr_prompt": body.hr_prompt in ("", body.prompt),
-        "hr_negative_prompt": body.hr_negative_prompt in ("", body.negative_prompt),
-        "hr_sampler_name": body.hr_sampler_name in (None, "", body.sampler_name),
-        "hr_scheduler": body.hr_scheduler in (None, "", body.scheduler),
-        "hr_checkpoint_name": body.hr_checkpoint_name in (None, "", "Use same checkpoint"),
-    }
-    other = [name for name, ok in same.items() if not ok]
-    if other:
-        raise Refused(400, f"genlab's hires fix draws its second pass with the first pass's "
-                           f"model, sampler and prompts; leave {other[0]} empty.")  # fmt: skip
+    hr_prompt, hr_loras = prompt_loras(body.hr_prompt or "")
+    if hr_loras and hr_loras != tuple(loras):
+        raise Refused(400, "genlab's hires fix draws both passes with the prompt's LoRAs; "
+                           "leave the <lora:...> tags out of hr_prompt.")  # fmt: skip
     strength = 0.75 if body.denoising_strength is None else body.denoising_strength
     try:
         return HiresFix(
@@ -222,9 +219,32 @@ def hires_of(body: schema.Txt2ImgRequest) -> HiresFix | None:
             steps=body.hr_second_pass_steps,
             denoising_strength=_number(strength, "denoising_strength"),
             resize_x=body.hr_resize_x, resize_y=body.hr_resize_y,
+            sampler=body.hr_sampler_name or "", schedule=body.hr_scheduler or "",
+            prompt=hr_prompt, negative_prompt=body.hr_negative_prompt or "",
         )  # fmt: skip
     except GenlabError as e:
         raise Refused(400, str(e)) from None
+
+
+#: what webui's menu says for the first pass's model
+SAME_CHECKPOINT = "Use same checkpoint"
+
+
+def same_checkpoint(api: Api, given: Any, model: str) -> None:
+    """Refuse an hr_checkpoint_name that names another model than ``model`` (the one the
+    first pass draws with): genlab's second pass draws with the first pass's model.
+    Empty, "Use same checkpoint" or ``model``'s own name (title, model_name, " [hash]")
+    pass."""
+    if given is None or not str(given).strip() or str(given).strip() == SAME_CHECKPOINT:
+        return
+    try:
+        named = api.model_name(given)
+    except Refused:
+        named = None
+    if named != model:
+        raise Refused(400, f"genlab's hires fix draws its second pass with the first pass's "
+                           f"model ({_short(model)}); leave hr_checkpoint_name empty or "
+                           f"'{SAME_CHECKPOINT}'.")  # fmt: skip
 
 
 def embeddings_listing(models_dir: str | Path | None, model: str | Path) -> dict:
@@ -243,8 +263,8 @@ def embeddings_listing(models_dir: str | Path | None, model: str | Path) -> dict
 def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> GenerationRequest:
     """One GenerationRequest from webui's body (the first iteration's seed), or Refused;
     hires fix (enable_hr) for txt2img, the request without ``images``."""
-    hires = hires_of(body) if not images else None
     prompt, tagged = prompt_loras(body.prompt)
+    hires = hires_of(body, tagged) if not images else None
     try:
         loras = tuple((str(api.catalog.lora_named(n)), w) for n, w in tagged)
     except GenlabError as e:
@@ -320,6 +340,8 @@ def run_job(
             set_model(api, model)
     if model not in api.catalog.text_to_image:
         raise Refused(400, f"Unknown model '{model}'; choose one of /sdapi/v1/sd-models.")
+    if request.hires is not None:
+        same_checkpoint(api, body.hr_checkpoint_name, model)
     request = own_sampling(api, model, body, request)
     images, seeds, texts, interrupted = [], [], [], False
     with api.slot():
@@ -420,7 +442,17 @@ def hires_params(request: GenerationRequest) -> dict:
     )
     if hires.steps:
         out["Hires steps"] = hires.steps
-    return out | {"Hires upscaler": hires.upscaler}
+    out["Hires upscaler"] = hires.upscaler
+    second = hires.second_pass(request)
+    if second["sampler"] != request.sampler:
+        out["Hires sampler"] = WEBUI_SAMPLERS[second["sampler"]]
+    if second["schedule"] != request.schedule:
+        out["Hires schedule type"] = WEBUI_SCHEDULES[second["schedule"]]
+    if second["prompt"] != request.prompt:
+        out["Hires prompt"] = second["prompt"]
+    if second["negative_prompt"] != request.negative_prompt:
+        out["Hires negative prompt"] = second["negative_prompt"]
+    return out
 
 
 def set_model(api: Api, name: str) -> None:

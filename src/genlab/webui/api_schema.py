@@ -44,8 +44,8 @@ class Txt2ImgRequest(_Body):
     hr_second_pass_steps: int = 0
     hr_resize_x: int = 0
     hr_resize_y: int = 0
-    # the second pass's own model, sampler and prompts: genlab's reuses the first pass's,
-    # and refuses a different one rather than ignore it
+    # the second pass's own sampler, scheduler and prompts (empty: the first pass's); its
+    # model must be the first pass's (another one is refused rather than ignored)
     hr_checkpoint_name: str | None = None
     hr_sampler_name: str | None = None
     hr_scheduler: str | None = None

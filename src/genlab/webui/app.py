@@ -16,8 +16,12 @@ from . import lab, xygrid
 from .handlers import (
     CONTROLS,
     HIRES,
+    HIRES_SAMPLERS,
+    HIRES_SCHEDULES,
     HIRES_UPSCALERS,
+    INPAINT_AREAS,
     MAX_BATCH_COUNT,
+    MAX_PADDING,
     SAMPLERS,
     SCHEDULES,
     SETTINGS,
@@ -165,19 +169,22 @@ def build_app(studio: Studio) -> Any:
     page = Handlers(studio)
     cat = studio.catalog
 
-    def draw_event(method: Callable, first: tuple[str, ...] = (), last: tuple[str, ...] = ()
-                   ) -> Callable:  # fmt: skip
+    def draw_event(method: Callable, first: tuple[str, ...] = (), last: tuple[str, ...] = (),
+                   keywords: tuple[str, ...] = ()) -> Callable:  # fmt: skip
         """txt2img / img2img / inpaint: the ``first`` inputs (the image), the controls, the
-        ``last`` ones (strength); the method takes ``first`` and ``last`` in that order."""
+        ``last`` ones (strength), then ``keywords`` (the inpaint area); the method takes
+        ``first`` and ``last`` in that order, and ``keywords`` by name."""
 
         def run(values: dict, progress: Any, caller: Caller) -> Iterator[tuple]:
             args = [values[name] for name in (*first, *last)]
-            views = method(*args, controls=controls_of(values), progress=progress, caller=caller)
+            named = {name: values[name] for name in keywords}
+            views = method(*args, controls=controls_of(values), progress=progress,
+                           caller=caller, **named)  # fmt: skip
             for view in views:
                 yield from _shown(view)
 
         run.__name__ = method.__name__
-        return endpoint(run, (*first, *CONTROLS, *last), studio.clients)
+        return endpoint(run, (*first, *CONTROLS, *last, *keywords), studio.clients)
 
     with gr.Blocks(title="genlab", analytics_enabled=False, fill_width=True) as app:
         gr.Markdown(
@@ -255,7 +262,29 @@ def build_app(studio: Studio) -> Any:
                                       label="hires steps (0: as steps)")  # fmt: skip
                     strength = gr.Slider(0.01, 1, value=0.7, step=0.01,
                                          label="denoising strength")  # fmt: skip
-            return [enable, scale, upscaler, steps, strength]
+                with gr.Row():
+                    resize_x = gr.Slider(0, xygrid.SIZE_RANGE[1], value=0, step=8,
+                                         label="resize width to (0: by the scale)")  # fmt: skip
+                    resize_y = gr.Slider(0, xygrid.SIZE_RANGE[1], value=0, step=8,
+                                         label="resize height to (0: by the scale)")  # fmt: skip
+                # the second pass's own sampler, schedule and prompts (webui's "Use same
+                # ..." and empty prompts: the first pass's)
+                with gr.Row():
+                    sampler = gr.Dropdown(list(HIRES_SAMPLERS), value=HIRES_SAMPLERS[0],
+                                          label="hires sampler",
+                                          elem_id="txt2img-hr-sampler")  # fmt: skip
+                    schedule = gr.Dropdown(list(HIRES_SCHEDULES), value=HIRES_SCHEDULES[0],
+                                           label="hires schedule",
+                                           elem_id="txt2img-hr-schedule")  # fmt: skip
+                with gr.Row():
+                    hr_prompt = gr.Textbox(label="hires prompt (empty: the prompt)", lines=1,
+                                           elem_id="txt2img-hr-prompt")  # fmt: skip
+                    hr_negative = gr.Textbox(label="hires negative prompt (empty: the "
+                                             "negative prompt)", lines=1,
+                                             elem_id="txt2img-hr-negative")  # fmt: skip
+            values = [enable, scale, upscaler, steps, strength, resize_x, resize_y, sampler,
+                      schedule, hr_prompt, hr_negative]  # fmt: skip
+            return values
 
         def txt2img_run(values: dict, progress: Any, caller: Caller) -> Iterator[tuple]:
             hires = hires_from_controls(*(values[name] for name in HIRES))
@@ -311,6 +340,13 @@ def build_app(studio: Studio) -> Any:
                             elem_id="inpaint-editor",
                         )  # fmt: skip
                         inp_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="strength")
+                        with gr.Row():  # webui's: the whole picture, or the region drawn large
+                            inp_area = gr.Radio(list(INPAINT_AREAS), value=INPAINT_AREAS[0],
+                                                type="index", label="Inpaint area",
+                                                elem_id="inpaint-area")  # fmt: skip
+                            inp_padding = gr.Slider(0, MAX_PADDING, value=32, step=4,
+                                                    label="Only masked padding, pixels",
+                                                    elem_id="inpaint-padding")  # fmt: skip
                         go_inp = gr.Button("Inpaint", variant="primary")
                     i2i_prompt = gr.Textbox(label="prompt", lines=2, elem_id="img2img-prompt")
                     i2i_negative = gr.Textbox(label="negative prompt")
@@ -325,8 +361,10 @@ def build_app(studio: Studio) -> Any:
                 api_name="img2img", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
             inp_drawn = go_inp.click(
-                draw_event(page.inpaint, ("editor",), ("strength",)),
-                [editor, *i2i_inputs, inp_strength], [i2i_gallery, i2i_info, last_seed],
+                draw_event(page.inpaint, ("editor",), ("strength",),
+                           ("inpaint_full_res", "inpaint_full_res_padding")),
+                [editor, *i2i_inputs, inp_strength, inp_area, inp_padding],
+                [i2i_gallery, i2i_info, last_seed],
                 api_name="inpaint", concurrency_id="draw", show_progress="hidden",
             )  # fmt: skip
 
@@ -348,8 +386,9 @@ def build_app(studio: Studio) -> Any:
             png.change(page_errors(page.png_info), png, [png_text, png_fields],
                        api_name="png_info")  # fmt: skip
 
-            sent = [name for name in CONTROLS if name != "batch_size"]
-            t2i_by_name = dict(zip(CONTROLS, t2i_inputs, strict=True))
+            # the controls and the hires fix accordion (the batch size is the page's own)
+            sent = [name for name in (*CONTROLS, *HIRES) if name != "batch_size"]
+            t2i_by_name = dict(zip((*CONTROLS, *HIRES), t2i_hires, strict=True))
 
             def send_to_txt2img(text):
                 values = page.send_to_txt2img(text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backends import BUILTIN
 from ..errors import Cancelled, GenlabError
-from ..generation.hires import UPSCALERS, HiresFix
+from ..generation.hires import SAME_SAMPLER, SAME_SCHEDULE, UPSCALERS, HiresFix
 from ..generation.pnginfo import parse_parameters, read_parameters, request_from_parameters
 from ..generation.request import (
     UNCONDITIONAL,
@@ -28,7 +28,15 @@ from ..generation.request import (
 )
 from . import lab, xygrid
 from .catalog import Catalog, run_summary
-from .studio import RANDOM_SEED, Interrupted, Studio, fit_image, mask_from_editor, resolve_seed
+from .studio import (
+    RANDOM_SEED,
+    Interrupted,
+    Studio,
+    fit_image,
+    mask_from_editor,
+    painted_mask,
+    resolve_seed,
+)
 from .worker import Drawn, Preview, Step, Stopped, Trained
 
 SAMPLERS = tuple(WEBUI_SAMPLERS)
@@ -67,19 +75,52 @@ class Controls:
     batch_count: int = 1
 
 
-#: the page's "Hires. fix" controls, by the API's names (txt2img only)
-HIRES = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength")
+#: the page's "Hires. fix" controls, by the API's names (txt2img only), in their order
+HIRES = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength",
+         "hr_resize_x", "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt",
+         "hr_negative_prompt")  # fmt: skip
 HIRES_UPSCALERS = UPSCALERS
+#: the second pass's sampler and schedule menus: webui's "use the first pass's" first
+HIRES_SAMPLERS = (SAME_SAMPLER, *WEBUI_SAMPLERS)
+HIRES_SCHEDULES = (SAME_SCHEDULE, *WEBUI_SCHEDULES)
 
 
 def hires_from_controls(
-    enable: Any, scale: Any = 2.0, upscaler: Any = "Latent", steps: Any = 0, strength: Any = 0.7
-) -> HiresFix | None:
-    """The hires fix the page's accordion asks for (None: off); HiresFix checks the values."""
+    enable: Any, scale: Any = 2.0, upscaler: Any = "Latent", steps: Any = 0, strength: Any = 0.7,
+    resize_x: Any = 0, resize_y: Any = 0, sampler: Any = "", schedule: Any = "",
+    prompt: Any = "", negative_prompt: Any = "",
+) -> HiresFix | None:  # fmt: skip
+    """The hires fix the page's accordion asks for (None: off); HiresFix checks the values
+    (an empty sampler, schedule or prompt, or webui's "Use same ...", is the first pass's)."""
     if not enable:
         return None
-    return HiresFix(float(scale), str(upscaler or "Latent"), int(_whole(steps) or 0),
-                    float(strength))  # fmt: skip
+    scale, strength = (2.0 if scale is None else scale), (0.7 if strength is None else strength)
+    return HiresFix(
+        float(scale), str(upscaler or "Latent"), int(_whole(steps) or 0), float(strength),
+        int(_whole(resize_x) or 0), int(_whole(resize_y) or 0), str(sampler or ""),
+        str(schedule or ""), str(prompt or ""), str(negative_prompt or ""),
+    )  # fmt: skip
+
+
+def hires_controls_of(hires: HiresFix | None) -> dict[str, Any]:
+    """The accordion's values {HIRES name: value} that draw ``hires`` (None: unticked, the
+    rest left as they are); the inverse of ``hires_from_controls``."""
+    if hires is None:
+        return {"enable_hr": False}
+    return {
+        "enable_hr": True, "hr_scale": hires.scale, "hr_upscaler": hires.upscaler,
+        "hr_second_pass_steps": hires.steps, "denoising_strength": hires.denoising_strength,
+        "hr_resize_x": hires.resize_x, "hr_resize_y": hires.resize_y,
+        "hr_sampler_name": hires.sampler or SAME_SAMPLER,
+        "hr_scheduler": hires.schedule or SAME_SCHEDULE, "hr_prompt": hires.prompt,
+        "hr_negative_prompt": hires.negative_prompt,
+    }  # fmt: skip
+
+
+#: the inpaint tab's "Inpaint area" choices, webui's words (the page passes the index: 1 is
+#: the API's inpaint_full_res), and its "Only masked padding, pixels" slider's range
+INPAINT_AREAS = ("Whole picture", "Only masked")
+MAX_PADDING = 256
 
 
 #: the controls' names in order (the page wires its components in this order)
@@ -267,13 +308,15 @@ class Handlers:
         return self.studio.interrupt(reason, owner=session)
 
     def _draw(self, request: GenerationRequest, model: str, kind: str, progress: Progress,
-              count: int = 1, caller: Caller = Caller()) -> Iterator[Shown]:  # fmt: skip
+              count: int = 1, caller: Caller = Caller(), finish: Any = None
+              ) -> Iterator[Shown]:  # fmt: skip
         """Previews while drawing, then the saved images; ``count`` passes of the request
         (seeds following on, as webui's batch count). It yields at every progress report,
         so Gradio, which stops a generator whose client left at its next yield, closes it
         soon and the draw stops at its next step; ``caller.present`` stops it too. Interrupt
         ends the job with the passes finished (and the current estimate, labelled); Skip
-        ends the current pass and goes on with the next."""
+        ends the current pass and goes on with the next. ``finish``: what each finished
+        image goes through before it is saved (``Studio.generate``'s)."""
         count = check_count(count, request)
         session = caller.session
         if session:
@@ -291,7 +334,7 @@ class Handlers:
             at = (0, request.steps)
             try:
                 with contextlib.closing(self.studio.generate(
-                    part, model, kind, owner=session, present=caller.present,
+                    part, model, kind, owner=session, present=caller.present, finish=finish,
                 )) as events:  # fmt: skip
                     for event in events:
                         if isinstance(event, Step | Preview):
@@ -351,13 +394,43 @@ class Handlers:
                               controls.batch_count, caller)  # fmt: skip
 
     def inpaint(self, editor: Any, strength: float, controls: Controls,
-                progress: Progress = _no_progress, caller: Caller = Caller()
+                progress: Progress = _no_progress, caller: Caller = Caller(), *,
+                inpaint_full_res: Any = 0, inpaint_full_res_padding: Any = 32,
                 ) -> Iterator[Shown]:  # fmt: skip
-        """Regenerate the painted region of the editor's image after the prompt."""
-        init, mask = mask_from_editor(editor, *self._size(controls))
-        request = self.request(controls, init_image=init, strength=float(strength), mask=mask)
+        """Regenerate the painted region of the editor's image after the prompt. "Whole
+        picture" (``inpaint_full_res`` 0): the picture is drawn at the size asked for;
+        "Only masked" (1, or its name): the picture keeps its own size, and the region
+        around the painted pixels, grown by ``inpaint_full_res_padding`` pixels, is drawn
+        at that size and pasted back (``generation.masked_region``, as the API's)."""
+        size = self._size(controls)
+        if not only_masked(inpaint_full_res):
+            init, mask = mask_from_editor(editor, *size)
+            request = self.request(controls, init_image=init, strength=float(strength),
+                                   mask=mask)  # fmt: skip
+            yield from self._draw(request, controls.model, "inpaint", progress,
+                                  controls.batch_count, caller)  # fmt: skip
+            return
+        from PIL import Image
+
+        from ..generation.masked_region import crop_box, cut, paste_back
+
+        padding = check_padding(inpaint_full_res_padding)
+        picture, painted = painted_mask(editor)
+        box = crop_box(painted, padding, size)
+        source = cut(picture, box, size, Image.Resampling.LANCZOS)
+        # every pixel of the crop the mask touches once scaled, so that the paste through
+        # the mask lays down only regenerated pixels
+        region = cut(painted, box, size, Image.Resampling.BILINEAR).point(
+            lambda a: 255 if a > 0 else 0
+        )
+        request = self.request(controls, init_image=source, strength=float(strength),
+                               mask=region)  # fmt: skip
+
+        def finish(image: Any) -> Any:  # the drawn crop laid back into the whole picture
+            return paste_back(image, picture, box, painted)
+
         yield from self._draw(request, controls.model, "inpaint", progress,
-                              controls.batch_count, caller)  # fmt: skip
+                              controls.batch_count, caller, finish)  # fmt: skip
 
     def xy_plot(
         self, controls: Controls, x_axis: str, x_values: str, y_axis: str, y_values: str,
@@ -403,12 +476,14 @@ class Handlers:
 
     def send_to_txt2img(self, text: str | None) -> dict[str, Any]:
         """The txt2img controls a parameters text sets (genlab.generation's reading of it,
-        checked as a request): {control name: value}, only those the text records."""
+        checked as a request): {control name: value}, only those the text records, and the
+        hires fix accordion's (by HIRES names: ticked with the record's values, or only
+        unticked where the text has no hires fix)."""
         if not text:
             raise GenlabError("Read a PNG's parameters first.")
         found = request_from_parameters(text)
         loras = found.pop("loras", ())
-        GenerationRequest(**found)  # a value no request takes: one sentence here
+        checked = GenerationRequest(**found)  # a value no request takes: one sentence here
         lo, hi = xygrid.SIZE_RANGE
         for side in ("width", "height"):
             if side in found and not lo <= found[side] <= hi:
@@ -419,6 +494,7 @@ class Handlers:
             raise GenlabError(f"The image took {found['steps']} steps; the page draws at most "
                               f"{xygrid.MAX_STEPS}.")  # fmt: skip
         out = {name: found[name] for name in CONTROLS if name in found}
+        out |= hires_controls_of(checked.hires)  # the accordion: ticked as the image was
         names = {Path(k).name: k for k in self.catalog.loras}
         picked = [names[name] for name, _ in loras if name in names]
         if loras and len(picked) == len(loras):  # all of them here: picked, at their scale
@@ -542,6 +618,28 @@ class Handlers:
         write_report(report, folder, f"webui: {data}, {int(steps)} steps", "this machine")
         text = markdown_table(table(report)) + "\n\nMarks:\n\n" + marks_text(report)
         return text, str(folder / "compare-samples.png")
+
+
+def only_masked(area: Any) -> bool:
+    """Whether the "Inpaint area" asks for "Only masked": the index 1 (webui's radio and
+    the API's inpaint_full_res), True, or the name; "Whole picture" (0, False, None) else."""
+    if isinstance(area, str):
+        if area not in INPAINT_AREAS:
+            raise GenlabError(f"The inpaint area is one of {', '.join(INPAINT_AREAS)}, got "
+                              f"{area!r}.")  # fmt: skip
+        return area == INPAINT_AREAS[1]
+    return bool(area)
+
+
+def check_padding(padding: Any) -> int:
+    """The "Only masked padding, pixels" as a whole number from 0 to MAX_PADDING (None: 32)."""
+    value = 32 if padding is None or padding == "" else padding
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING:
+        raise GenlabError(f"The only-masked padding is a whole number of pixels from 0 to "
+                          f"{MAX_PADDING}, got {padding!r}.")  # fmt: skip
+    return value
 
 
 def check_count(count: Any, request: GenerationRequest) -> int:

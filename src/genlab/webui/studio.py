@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -143,14 +143,16 @@ class Studio:
 
     def generate(
         self, request: GenerationRequest, model: str, kind: str | None, *,
-        owner: str | None = None, present: Any = None,
+        owner: str | None = None, present: Any = None, finish: Any = None,
     ) -> Iterator[Any]:  # fmt: skip
         """The events of one draw (``worker.Step``, ``worker.Preview``, then ``worker.Drawn``).
         Closing the iterator before its end (Gradio closes a generator whose client
         disconnected) stops the draw at its next step; so does ``interrupt`` (the draw then
         raises ``Interrupted`` with what it had reached), and so does ``present()`` turning
         False (the client left: ``Cancelled``). ``kind``: the output sub-folder the images
-        are saved in (None: not saved, no paths); ``owner``, ``present``: see ``Job``."""
+        are saved in (None: not saved, no paths); ``owner``, ``present``: see ``Job``;
+        ``finish``: a function each finished image goes through before it is saved (the
+        "only masked" inpainting's paste into the whole picture)."""
         self.catalog.model_spec(model)  # an unknown name: refused here, before any thread
         job = Job(owner=owner, present=present)
 
@@ -200,6 +202,8 @@ class Studio:
                         self.current = None
             finally:
                 self.lock.release()
+            if finish is not None:
+                result = replace(result, images=[finish(image) for image in result.images])
             paths = [
                 save_png(image, self.path(kind, str(seed)), params)
                 for image, seed, params in zip(
@@ -234,9 +238,9 @@ def fit_image(image: Any, width: int, height: int, mode: str = "RGB") -> Any:
     return image
 
 
-def mask_from_editor(value: dict | None, width: int, height: int) -> tuple[Any, Any]:
-    """(image, mask) from the page's image editor: the background, and white where the user
-    painted on any layer."""
+def painted_mask(value: dict | None) -> tuple[Any, Any]:
+    """(picture, mask) from the page's image editor at the picture's own size: the
+    background (RGB), and white where the user painted on any layer (L)."""
     from PIL import Image
 
     if not value or value.get("background") is None:
@@ -245,9 +249,20 @@ def mask_from_editor(value: dict | None, width: int, height: int) -> tuple[Any, 
     painted = Image.new("L", background.size, 0)
     for layer in value.get("layers") or []:
         alpha = layer.convert("RGBA").getchannel("A").point(lambda a: 255 if a > 0 else 0)
+        if alpha.size != background.size:  # a layer the editor kept at another size
+            alpha = alpha.resize(background.size, Image.Resampling.NEAREST)
         painted.paste(255, mask=alpha)
     if painted.getbbox() is None:
         raise GenlabError("Paint the region to regenerate on the image first.")
+    return background.convert("RGB"), painted
+
+
+def mask_from_editor(value: dict | None, width: int, height: int) -> tuple[Any, Any]:
+    """(image, mask) from the page's image editor, both at ``width`` x ``height``: the
+    background, and white where the user painted on any layer."""
+    from PIL import Image
+
+    background, painted = painted_mask(value)
     image = fit_image(background, width, height)
     mask = painted.resize((width, height), Image.Resampling.NEAREST)
     return image, mask
