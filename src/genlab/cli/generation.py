@@ -10,6 +10,7 @@ import sys
 
 from .common import (
     command,
+    deepcache_flags,
     lora_flags,
     loras,
     model_flags,
@@ -29,7 +30,8 @@ EXAMPLES = {
   genlab txt2img "a green star at the top" --model builtin-fast  # 4 steps (lcm)
   genlab txt2img --from-png out.png --out again.png         # the same image, redrawn
   genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
-  genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64""",
+  genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64
+  genlab txt2img "a red circle" --deepcache 3 --out fast.png  # LOSSY: step caching""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
   genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
@@ -44,6 +46,7 @@ FIELDS = {
     "prompt": "prompt", "negative": "negative_prompt", "sampler": "sampler",
     "schedule": "schedule", "steps": "steps", "cfg": "cfg_scale", "seed": "seed",
     "batch": "batch_size", "width": "width", "height": "height", "strength": "strength",
+    "deepcache": "deepcache", "deepcache_branch": "deepcache_branch",
 }  # fmt: skip
 
 
@@ -222,6 +225,7 @@ def generation(
     p.add_argument("--width", type=int, help=size)
     p.add_argument("--height", type=int, help=size)
     p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+    deepcache_flags(p)
     p.add_argument("--embeddings-dir", metavar="DIR", help="Stable Diffusion: textual-inversion "
                    "embeddings (webui's .safetensors files), used by file name in prompts "
                    "(default: embeddings/ beside the model)")  # fmt: skip
