@@ -1,0 +1,142 @@
+"""The lossy speed-ups of issue 29 against the plain built-in model, in one run: each case of
+CASES (step caching today; token merging is meant to be one more row) is drawn on the same
+prompts and seeds as the plain model ("off", the peer), and measured three ways:
+
+1. speed: images per second of the back end call (prompt encoding, sampling and decoding
+   timed; loading not), the cases interleaved round by round so that a change in the
+   machine's load falls on all of them; the median over rounds, and the ratio to "off";
+2. the pictures: mean and largest absolute difference to the uncached picture of the same
+   prompt and seed, in 8-bit levels (0-255), over every image the speed rounds drew;
+3. adherence (``--eval N``): ``genlab eval-t2i``'s measure on N held-out and N seen prompts
+   of one prompt set (``--eval-seed``, or one drawn fresh and printed), the same for every
+   case, with 95% Wilson intervals: the adherence cost.
+
+    python benchmarks/lossy_speedups.py                       # speed and pixels only
+    python benchmarks/lossy_speedups.py --eval 200            # + adherence, a fresh set
+    python benchmarks/lossy_speedups.py --cases off,deepcache-3 --batch 1 --repeats 5
+
+A case is a name and the GenerationRequest fields it sets (eval-t2i takes the same fields
+as settings); the default model's own settings (dpmpp-2m, 20 steps, cfg 5) apply to all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from genlab.backends import load_backend
+from genlab.generation import GenerationRequest
+
+#: case -> (what it is, the request fields it sets). "off" is the peer every ratio and
+#: difference is taken against; add a lossy speed-up as one more row.
+CASES: dict[str, tuple[str, dict]] = {
+    "off": ("the plain model (no lossy speed-up)", {}),
+    "deepcache-2": ("step caching, interval 2, branch 0", {"deepcache": 2}),
+    "deepcache-3": ("step caching, interval 3, branch 0", {"deepcache": 3}),
+    "deepcache-5": ("step caching, interval 5, branch 0", {"deepcache": 5}),
+    "deepcache-3-b1": (
+        "step caching, interval 3, branch 1",
+        {"deepcache": 3, "deepcache_branch": 1},
+    ),
+}
+PROMPTS = [
+    "a red circle to the left of a blue square",
+    "a small green star at the top",
+    "pink heart, centre, large",
+    "a golden triangle below a violet disc",
+    "white box, right, small",
+]
+
+
+def draw_all(pipe, fields: dict, batch: int, round_: int) -> tuple[float, np.ndarray]:
+    """(images per second drawing every prompt once, ``batch`` images each; the images
+    (N, H, W, 3) as int16)."""
+    images = []
+    t0 = time.perf_counter()
+    for i, prompt in enumerate(PROMPTS):
+        request = GenerationRequest(prompt, seed=1000 * round_ + i, batch_size=batch, **fields)
+        images += pipe(request).images
+    rate = len(PROMPTS) * batch / (time.perf_counter() - t0)
+    return rate, np.stack([np.asarray(im, dtype=np.int16) for im in images])
+
+
+def speed(pipe, cases: list[str], batch: int, repeats: int) -> None:
+    for name in cases:  # warm up: first calls allocate
+        draw_all(pipe, CASES[name][1], batch, 99)
+    rates: dict[str, list[float]] = {c: [] for c in cases}
+    diffs: dict[str, list[np.ndarray]] = {c: [] for c in cases}
+    for r in range(repeats):
+        drawn = {}
+        for name in cases if r % 2 == 0 else list(reversed(cases)):
+            rate, drawn[name] = draw_all(pipe, CASES[name][1], batch, r)
+            rates[name].append(rate)
+        for name in cases:
+            diffs[name].append(np.abs(drawn[name] - drawn["off"]))
+    med = {c: statistics.median(v) for c, v in rates.items()}
+    for name in cases:
+        d = np.concatenate(diffs[name])
+        cells = ", ".join(f"{v:.2f}" for v in rates[name])
+        print(f"| {batch} | {name} | {med[name]:.2f} ({cells}) | {med[name] / med['off']:.2f}x "
+              f"| {d.mean():.2f} | {d.max()} | {len(d)} |", flush=True)  # fmt: skip
+
+
+def adherence(cases: list[str], n: int, seed: int) -> None:
+    from genlab.evaluation.text_to_image import evaluate_text_to_image
+
+    print(f"\nadherence: {n} held-out and {n} seen prompts, prompt set seed {seed}")
+    print("| case | command | held-out overall [95%] | seen overall [95%] | FD | seconds |")
+    print("|---|---|---|---|---|---|")
+    for name in cases:
+        fields = CASES[name][1]
+        flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in fields.items())
+        report = evaluate_text_to_image("builtin", n=n, seed=seed, references=False, **fields)
+        cells = []
+        for split in ("heldout", "seen"):
+            acc, band = report[split]["accuracy"]["overall"], report[split]["interval"]["overall"]
+            cells.append(f"{acc:.1%} [{band[0]:.1%}, {band[1]:.1%}]")
+        command = f"`genlab eval-t2i builtin --n {n} --seed {seed}{flags}`"
+        print(f"| {name} | {command} | {cells[0]} | {cells[1]} | {report['fd_pixels']:.3f} "
+              f"| {report['seconds']:.0f} |", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated (default all)")
+    ap.add_argument("--repeats", type=int, default=3, help="speed rounds per batch size")
+    ap.add_argument("--batch", type=int, action="append", help="batch sizes (default 1, 8)")
+    ap.add_argument("--eval", type=int, default=0, metavar="N",
+                    help="also eval-t2i adherence, N prompts a split (default 0: no)")  # fmt: skip
+    ap.add_argument("--eval-seed", type=int, help="the prompt set's seed (default: fresh)")
+    args = ap.parse_args()
+    cases = ["off", *[c for c in args.cases.split(",") if c != "off"]]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case {unknown[0]}; known: {', '.join(CASES)}")
+    pipe = load_backend("builtin")
+    load = os.getloadavg()
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average at start {load[0]:.2f}")  # fmt: skip
+    for name in cases:
+        print(f"# {name}: {CASES[name][0]}")
+    print("| batch | case | images/s, median (rounds) | ratio to off | mean abs diff "
+          "(0-255) | max abs diff | images |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for batch in args.batch or [1, 8]:
+        speed(pipe, cases, batch, args.repeats)
+    if args.eval:
+        from genlab.evaluation.text_to_image import fresh_seed
+
+        seed = fresh_seed() if args.eval_seed is None else args.eval_seed
+        adherence(cases, args.eval, seed)
+    end = os.getloadavg()
+    print(f"# load average at end {end[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
