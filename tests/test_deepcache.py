@@ -183,9 +183,10 @@ def test_cli_flag_draws_cached_and_refuses_bad_values(tiny_model, tmp_path, caps
     assert parse_parameters(read_parameters(tmp_path / "a.png"))["DeepCache"] == "2"
     assert main([*args, "--deepcache", "0", "--out", str(tmp_path / "b.png")]) == 2
     assert "deepcache must be a whole number from 1" in capsys.readouterr().err
-    assert main([*args, "--deepcache", "2", "--deepcache-branch", "9"]) == 2
+    bad_branch = ["--deepcache", "2", "--deepcache-branch", "9", "--out", str(tmp_path / "c.png")]
+    assert main([*args, *bad_branch]) == 2
     assert "branch must be a skip of this U-Net, 0 to 3" in capsys.readouterr().err
-    assert not (tmp_path / "b.png").exists()
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
 
 
 def test_help_labels_it_lossy(capsys):

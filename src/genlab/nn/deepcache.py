@@ -22,7 +22,9 @@ both halves batched):
         run the up blocks from the one reading skip b to the head, with F as the feature
         from below and the fresh skips 0..b
 
-So N steps cost one full call and N - 1 shallow ones: ceil(steps / N) full calls a draw.
+So N calls cost one full call and N - 1 shallow ones: ceil(calls / N) full calls a draw,
+ceil(steps / N) with the samplers that call the network once a step (dpmpp-2m, euler, lcm
+...; heun calls it twice).
 Since it replaces features by older ones, pictures differ from the uncached draw (measured
 in docs/results.md, section "Lossy speed-ups"); N = 1 is the plain network.
 
