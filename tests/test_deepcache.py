@@ -64,13 +64,13 @@ def test_interval_one_is_the_uncached_image_exactly(tiny_model):
     from genlab.pipelines.text_to_image import TextToImagePipeline
 
     pipe = TextToImagePipeline(tiny_model)
-    plain = pipe(GenerationRequest(PROMPT, steps=6, seed=3, batch_size=2))
-    off = pipe(GenerationRequest(PROMPT, steps=6, seed=3, batch_size=2, deepcache=1))
+    plain = pipe(GenerationRequest(PROMPT, steps=4, seed=3, batch_size=2))
+    off = pipe(GenerationRequest(PROMPT, steps=4, seed=3, batch_size=2, deepcache=1))
     assert np.array_equal(pixels(plain), pixels(off))
     assert "DeepCache" not in off.parameters[0]
 
 
-@pytest.mark.parametrize("interval, steps", [(2, 7), (3, 7), (3, 9), (5, 4)])
+@pytest.mark.parametrize("interval, steps", [(2, 5), (3, 7), (5, 4)])
 def test_full_unet_calls_are_ceil_steps_over_interval(tiny_model, interval, steps):
     from genlab.pipelines.text_to_image import TextToImagePipeline
 
@@ -137,7 +137,7 @@ def test_cached_pictures_differ_from_uncached_by_a_bounded_amount(tiny_model):
     from genlab.pipelines.text_to_image import TextToImagePipeline
 
     pipe = TextToImagePipeline(tiny_model)
-    ask = dict(steps=12, seed=5, batch_size=4)
+    ask = dict(steps=8, seed=5, batch_size=2)
     plain = pixels(pipe(GenerationRequest(PROMPT, **ask)))
     diffs = {}
     for interval in (2, 4):
@@ -145,9 +145,9 @@ def test_cached_pictures_differ_from_uncached_by_a_bounded_amount(tiny_model):
         diffs[interval] = np.abs(pixels(cached) - plain)
         assert "DeepCache: " + str(interval) in cached.parameters[0]
     # lossy, and the more so the rarer the full calls; bounded: a picture of the same draw
-    # (mean difference under 4 of 255 levels on this random U-Net, whose uncached pictures
-    # themselves span the whole range)
-    assert 0 < diffs[2].mean() < diffs[4].mean() < 4.0
+    # (mean difference under 8 of 255 levels on this random U-Net, whose uncached pictures
+    # themselves span the whole range; 2.4 and 2.9 when written)
+    assert 0 < diffs[2].mean() < diffs[4].mean() < 8.0
     assert diffs[4].max() <= 64
 
 
@@ -193,9 +193,9 @@ def test_help_labels_it_lossy(capsys):
     from genlab.cli import main
 
     for command in ("txt2img", "img2img", "eval-t2i"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
-        assert "LOSSY" in " ".join(capsys.readouterr().out.split())
+        assert main([command, "--help"]) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "--deepcache N LOSSY speed-up, off by default" in shown
 
 
 # --- diffusers' UNet2DConditionModel --------------------------------------------------------
@@ -231,7 +231,7 @@ def test_sd_interval_one_is_exact_and_interval_n_calls_the_unet_in_full_ceil_s_o
             h.remove()
     assert len(calls) == 7 and len(deep) == math.ceil(7 / 3)
     diff = np.abs(pixels(cached) - plain)
-    assert 0 < diff.mean() < 8.0  # random weights: noise pictures, still the same draw
+    assert 0 < diff.mean() < 8.0  # random weights: noise pictures, still the same draw (2.0)
     assert "forward" not in vars(unet.mid_block)
 
 
