@@ -229,10 +229,15 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that describe the request in words (images left out; ``hires`` as a
-        dict, where it is set)."""
+        dict, where it is set; step caching's two, where it is on, as the PNG parameters
+        record them)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("init_image", "mask", "hires"):
             out.pop(name)
         if self.hires is not None:
             out["hires"] = asdict(self.hires)
+        if self.deepcache == 1:
+            del out["deepcache"], out["deepcache_branch"]
+        elif self.deepcache_branch == 0:
+            del out["deepcache_branch"]
         return out
