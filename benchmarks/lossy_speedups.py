@@ -15,6 +15,7 @@ prompts and seeds as the plain model ("off", the peer), and measured three ways:
     python benchmarks/lossy_speedups.py                       # speed and pixels only
     python benchmarks/lossy_speedups.py --eval 200            # + adherence, a fresh set
     python benchmarks/lossy_speedups.py --cases off,deepcache-3 --batch 1 --repeats 5
+    python benchmarks/lossy_speedups.py --repeats 0 --eval 200 --eval-seed 7   # adherence only
 
 A case is a name and the GenerationRequest fields it sets (eval-t2i takes the same fields
 as settings); the default model's own settings (dpmpp-2m, 20 steps, cfg 5) apply to all.
@@ -135,7 +136,7 @@ def main() -> None:
     print("| batch | case | images/s, median (rounds) | ratio to off | images per CPU-s "
           "| ratio to off | mean abs diff (0-255) | max abs diff | images |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    for batch in args.batch or [1, 8]:
+    for batch in args.batch or [1, 8] if args.repeats else []:  # --repeats 0: adherence only
         speed(pipe, cases, batch, args.repeats)
     if args.eval:
         from genlab.evaluation.text_to_image import fresh_seed
