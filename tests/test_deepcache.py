@@ -298,3 +298,19 @@ def test_sd_refuses_caching_a_compiled_unet(sd_backend):
     backend = type(sd_backend)(sd_backend.path, speed=Speed(compile=True))
     with pytest.raises(GenlabError, match="compiled U-Net"):
         backend._deep_cache(sd_ask(deepcache=2))
+
+
+def test_the_http_apis_deepcache_fields_reach_the_request():
+    pytest.importorskip("fastapi")
+    from types import SimpleNamespace
+
+    from genlab.webui import api_schema
+    from genlab.webui.api import Refused, build_request
+
+    api = SimpleNamespace(catalog=None)  # no <lora:...> tag: the catalog is not read
+    body = api_schema.Txt2ImgRequest(prompt="x", seed=1, deepcache=3, deepcache_branch=1)
+    request = build_request(api, body)
+    assert (request.deepcache, request.deepcache_branch) == (3, 1)
+    assert build_request(api, api_schema.Txt2ImgRequest(prompt="x", seed=1)).deepcache == 1
+    with pytest.raises(Refused, match="deepcache must be a whole number from 1"):
+        build_request(api, api_schema.Txt2ImgRequest(prompt="x", seed=1, deepcache=0))
