@@ -16,6 +16,7 @@ prompts and seeds as the plain model ("off", the peer), and measured three ways:
     python benchmarks/lossy_speedups.py --eval 200            # + adherence, a fresh set
     python benchmarks/lossy_speedups.py --cases off,deepcache-3 --batch 1 --repeats 5
     python benchmarks/lossy_speedups.py --repeats 0 --eval 200 --eval-seed 7   # adherence only
+    python benchmarks/lossy_speedups.py --repeats 0 --flops    # the U-Net's arithmetic a draw
 
 A case is a name and the GenerationRequest fields it sets (eval-t2i takes the same fields
 as settings); the default model's own settings (dpmpp-2m, 20 steps, cfg 5) apply to all.
@@ -95,6 +96,30 @@ def speed(pipe, cases: list[str], batch: int, repeats: int) -> None:
               f"| {len(d)} |", flush=True)  # fmt: skip
 
 
+def unet_flops(pipe, cases: list[str]) -> None:
+    """The U-Net's floating-point operations of a 20-step draw under each case, counted by
+    torch.utils.flop_counter (matrix products and convolutions) over the guided batch of
+    two, relative to "off": what step caching saves in arithmetic, free of the load."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from genlab.models.latent_sampling import draw_latents
+
+    _, h, w = pipe.model.data_shape
+    counted = {}
+    for name in cases:
+        fields = CASES[name][1]
+        cache = {k: fields[k] for k in ("deepcache", "deepcache_branch") if k in fields}
+        if len(cache) != len(fields):
+            continue  # not step caching: no U-Net-only count here
+        with FlopCounterMode(display=False) as counter:
+            draw_latents(pipe.model, [PROMPTS[0]], [""], [0], width=w, height=h, **cache)
+        counted[name] = counter.get_total_flops()
+    print("\n| case | U-Net GFLOP a 20-step draw (guided batch of 2) | share of off |")
+    print("|---|---|---|")
+    for name, flops in counted.items():
+        print(f"| {name} | {flops / 1e9:.3f} | {flops / counted['off']:.3f} |")
+
+
 def adherence(cases: list[str], n: int, seed: int) -> None:
     from genlab.evaluation.text_to_image import evaluate_text_to_image
 
@@ -122,6 +147,7 @@ def main() -> None:
     ap.add_argument("--eval", type=int, default=0, metavar="N",
                     help="also eval-t2i adherence, N prompts a split (default 0: no)")  # fmt: skip
     ap.add_argument("--eval-seed", type=int, help="the prompt set's seed (default: fresh)")
+    ap.add_argument("--flops", action="store_true", help="also count the U-Net's FLOPs a draw")
     args = ap.parse_args()
     cases = ["off", *[c for c in args.cases.split(",") if c != "off"]]
     unknown = [c for c in cases if c not in CASES]
@@ -133,11 +159,14 @@ def main() -> None:
           f"{torch.get_num_threads()} threads; load average at start {load[0]:.2f}")  # fmt: skip
     for name in cases:
         print(f"# {name}: {CASES[name][0]}")
-    print("| batch | case | images/s, median (rounds) | ratio to off | images per CPU-s "
-          "| ratio to off | mean abs diff (0-255) | max abs diff | images |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    for batch in args.batch or [1, 8] if args.repeats else []:  # --repeats 0: adherence only
+    if args.repeats:  # --repeats 0: the FLOPs or the adherence alone
+        print("| batch | case | images/s, median (rounds) | ratio to off | images per CPU-s "
+              "| ratio to off | mean abs diff (0-255) | max abs diff | images |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
+    for batch in args.batch or [1, 8] if args.repeats else []:
         speed(pipe, cases, batch, args.repeats)
+    if args.flops:
+        unet_flops(pipe, cases)
     if args.eval:
         from genlab.evaluation.text_to_image import fresh_seed
 
