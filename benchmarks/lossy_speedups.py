@@ -17,6 +17,7 @@ prompts and seeds as the plain model ("off", the peer), and measured three ways:
     python benchmarks/lossy_speedups.py --cases off,deepcache-3 --batch 1 --repeats 5
     python benchmarks/lossy_speedups.py --repeats 0 --eval 200 --eval-seed 7   # adherence only
     python benchmarks/lossy_speedups.py --repeats 0 --flops    # the U-Net's arithmetic a draw
+    python benchmarks/lossy_speedups.py --repeats 0 --grid docs/img/lossy_speedups.png
 
 A case is a name and the GenerationRequest fields it sets (eval-t2i takes the same fields
 as settings); the default model's own settings (dpmpp-2m, 20 steps, cfg 5) apply to all.
@@ -120,6 +121,22 @@ def unet_flops(pipe, cases: list[str]) -> None:
         print(f"| {name} | {flops / 1e9:.3f} | {flops / counted['off']:.3f} |")
 
 
+def grid(pipe, cases: list[str], path: str) -> None:
+    """A picture for a person: one row a prompt (seed = its row), one column a case, each
+    image 3x nearest-upscaled, written to ``path``."""
+    from PIL import Image
+
+    rows = []
+    for i, prompt in enumerate(PROMPTS):
+        row = []
+        for name in cases:
+            image = pipe(GenerationRequest(prompt, seed=i, **CASES[name][1])).images[0]
+            row.append(np.asarray(image.resize((image.width * 3, image.height * 3), 0)))
+        rows.append(np.concatenate(row, 1))
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+    print(f"# grid: {path} (columns {', '.join(cases)}; rows: the prompts, seed = row)")
+
+
 def adherence(cases: list[str], n: int, seed: int) -> None:
     from genlab.evaluation.text_to_image import evaluate_text_to_image
 
@@ -148,6 +165,7 @@ def main() -> None:
                     help="also eval-t2i adherence, N prompts a split (default 0: no)")  # fmt: skip
     ap.add_argument("--eval-seed", type=int, help="the prompt set's seed (default: fresh)")
     ap.add_argument("--flops", action="store_true", help="also count the U-Net's FLOPs a draw")
+    ap.add_argument("--grid", metavar="PNG", help="also write a picture of every case")
     args = ap.parse_args()
     cases = ["off", *[c for c in args.cases.split(",") if c != "off"]]
     unknown = [c for c in cases if c not in CASES]
@@ -167,6 +185,8 @@ def main() -> None:
         speed(pipe, cases, batch, args.repeats)
     if args.flops:
         unet_flops(pipe, cases)
+    if args.grid:
+        grid(pipe, cases, args.grid)
     if args.eval:
         from genlab.evaluation.text_to_image import fresh_seed
 
