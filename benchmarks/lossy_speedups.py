@@ -48,6 +48,10 @@ CASES: dict[str, tuple[str, dict]] = {
         "step caching, interval 3, branch 1",
         {"deepcache": 3, "deepcache_branch": 1},
     ),
+    "deepcache-2-b1": (
+        "step caching, interval 2, branch 1",
+        {"deepcache": 2, "deepcache_branch": 1},
+    ),
 }
 PROMPTS = [
     "a red circle to the left of a blue square",
