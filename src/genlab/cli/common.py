@@ -123,3 +123,14 @@ def output_file(out: str, flag: str = "--out") -> None:
     from ..runfiles import check_file
 
     check_file(out, flag)
+
+
+def deepcache_flags(p: argparse.ArgumentParser) -> None:
+    """Step caching's two flags (txt2img, img2img, inpaint and eval-t2i)."""
+    p.add_argument("--deepcache", type=int, metavar="N", help="LOSSY speed-up, off by default "
+                   "(1): step caching (DeepCache), the full U-Net every N steps and only its "
+                   "shallow blocks between, reusing the deep features; faster, and the "
+                   "picture changes (docs/results.md, 'Lossy speed-ups')")  # fmt: skip
+    p.add_argument("--deepcache-branch", type=int, metavar="B", help="with --deepcache: the "
+                   "U-Net skip the shallow path runs up to (default 0: the shallowest and "
+                   "fastest; larger: slower, closer to the uncached picture)")  # fmt: skip

@@ -6,13 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import command, lora_flags, loras, output_folder, sampler_flags, seed
+from .common import (
+    command,
+    deepcache_flags,
+    lora_flags,
+    loras,
+    output_folder,
+    sampler_flags,
+    seed,
+)
 
 EXAMPLES = {
     "eval-t2i": """examples:
   genlab eval-t2i builtin                      # a fresh prompt set (its seed printed)
   genlab eval-t2i builtin --seed 12345         # the set of seed 12345 again
   genlab eval-t2i builtin-fast                 # the 4-step model, at its own settings
+  genlab eval-t2i builtin --seed 7 --deepcache 3   # the adherence cost of step caching
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
@@ -28,7 +37,9 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
     from ..generation.request import parse_sampler
 
     output_folder(args.out)
-    settings = {k: v for k, v in (("steps", args.steps), ("cfg", args.cfg)) if v is not None}
+    given = (("steps", args.steps), ("cfg", args.cfg), ("deepcache", args.deepcache),
+             ("deepcache_branch", args.deepcache_branch))  # fmt: skip
+    settings = {k: v for k, v in given if v is not None}
     if args.sampler is not None or args.schedule is not None:  # else: the model's own
         sampler, schedule = parse_sampler(args.sampler or "dpmpp-2m", args.schedule)
         settings["sampler"] = sampler if schedule == "default" else f"{sampler}-{schedule}"
@@ -145,6 +156,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="sampling steps (default 20; builtin-fast: 4)")
     p.add_argument("--cfg", type=float,
                    help="classifier-free guidance scale (default 5; builtin-fast: 1)")  # fmt: skip
+    deepcache_flags(p)
     lora_flags(p)
 
     p = command(sub, "compare", cmd_compare,

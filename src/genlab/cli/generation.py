@@ -10,6 +10,7 @@ import sys
 
 from .common import (
     command,
+    deepcache_flags,
     lora_flags,
     loras,
     model_flags,
@@ -31,7 +32,8 @@ EXAMPLES = {
   genlab txt2img --from-png out.png --seed 5 --out other.png  # its settings, another seed
   genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64
   genlab txt2img "a red circle" --hires-scale 2 --hr-sampler euler --hr-prompt "a red circle" \\
-      --hr-negative-prompt "blurry" --out big.png  # the second pass's own sampler and prompts""",
+      --hr-negative-prompt "blurry" --out big.png  # the second pass's own sampler and prompts
+  genlab txt2img "a red circle" --deepcache 3 --out fast.png  # LOSSY: step caching""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
   genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
@@ -46,6 +48,7 @@ FIELDS = {
     "prompt": "prompt", "negative": "negative_prompt", "sampler": "sampler",
     "schedule": "schedule", "steps": "steps", "cfg": "cfg_scale", "seed": "seed",
     "batch": "batch_size", "width": "width", "height": "height", "strength": "strength",
+    "deepcache": "deepcache", "deepcache_branch": "deepcache_branch",
 }  # fmt: skip
 
 
@@ -227,6 +230,7 @@ def generation(
     p.add_argument("--width", type=int, help=size)
     p.add_argument("--height", type=int, help=size)
     p.add_argument("--out", default=f"{name}.png", help="PNG file (a batch: FILE-0.png ...)")
+    deepcache_flags(p)
     p.add_argument("--embeddings-dir", metavar="DIR", help="Stable Diffusion: textual-inversion "
                    "embeddings (webui's .safetensors files), used by file name in prompts "
                    "(default: embeddings/ beside the model)")  # fmt: skip

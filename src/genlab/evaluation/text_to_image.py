@@ -107,19 +107,28 @@ def judged(
     ]
 
 
+def request_of(opts: dict) -> Any:
+    """eval-t2i's settings as a request, checked as any request is (steps >= 1, a finite
+    CFG scale >= 0, a known sampler; step caching's interval and branch, where given)."""
+    from ..generation.request import GenerationRequest
+
+    cache = {k: opts[k] for k in ("deepcache", "deepcache_branch") if k in opts}
+    return GenerationRequest(
+        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"], **cache
+    )
+
+
 def draw_images(
     pipe: Any, prompts: list[str], seed: int, opts: dict, adapters: Any = (), batch: int = 50
 ) -> np.ndarray:
     """The images (uint8, (N, H, W, 3)) a genlab text-to-image back end draws for
     ``prompts``, image i from seed ``seed + i``, with eval-t2i's settings ``opts`` (sampler,
-    steps, cfg) and ``adapters`` (checked LoRAs) applied."""
+    steps, cfg; deepcache and deepcache_branch where given) and ``adapters`` (checked LoRAs)
+    applied."""
     from ..generation.images import image_batch
-    from ..generation.request import GenerationRequest
     from ..models.latent_sampling import draw_latents
 
-    asked = GenerationRequest(
-        "", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"]
-    )
+    asked = request_of(opts)
     _, h, w = pipe.model.data_shape
     images = []
     for s in range(0, len(prompts), batch):
@@ -129,6 +138,7 @@ def draw_images(
             latents, _ = draw_latents(
                 pipe.model, part, [""] * len(part), seeds, sampler=asked.sampler,
                 schedule=asked.schedule, steps=opts["steps"], cfg=opts["cfg"], width=w, height=h,
+                deepcache=asked.deepcache, deepcache_branch=asked.deepcache_branch,
             )  # fmt: skip
             images.append(image_batch(pipe.model.decode(latents)))
     return np.concatenate(images)
@@ -150,7 +160,6 @@ def evaluate_text_to_image(
     from ..errors import GenlabError
     from ..generation.images import to_pil
     from ..generation.output import grid_of
-    from ..generation.request import GenerationRequest
     from ..lora.files import checked_loras
     from .metrics import frechet_distance
 
@@ -167,8 +176,7 @@ def evaluate_text_to_image(
     # the model's own sampling defaults (builtin-fast: lcm, 4 steps, cfg 1), then the given
     own = {"cfg" if k == "cfg_scale" else k: v for k, v in pipe.describe().sampling.items()}
     opts = SETTINGS | own | settings
-    # the same checks as any request (steps >= 1, a finite CFG scale >= 0, a known sampler)
-    GenerationRequest("", sampler=opts["sampler"], steps=opts["steps"], cfg_scale=opts["cfg"])
+    request_of(opts)  # the same checks as any request's
     h = pipe.model.data_shape[1]
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,

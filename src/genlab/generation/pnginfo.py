@@ -66,6 +66,10 @@ def format_parameters(
         pairs["Denoising strength"] = _number(request.strength)
     if request.hires is not None:  # webui's keys; "Size" stays the base size, as webui's
         pairs |= _hires_pairs(request, request.hires)
+    if request.deepcache > 1:  # lossy: a PNG says it was drawn with step caching
+        pairs["DeepCache"] = request.deepcache
+        if request.deepcache_branch:
+            pairs["DeepCache branch"] = request.deepcache_branch
     pairs |= extra or {}
     lines = [request.prompt]
     if request.negative_prompt:
@@ -103,7 +107,7 @@ OWN_KEYS = frozenset({
     "Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed",
     "Size", "Model hash", "Model", "Denoising strength", "Hires resize", "Hires upscale",
     "Hires steps", "Hires upscaler", "Hires sampler", "Hires schedule type", "Hires prompt",
-    "Hires negative prompt",
+    "Hires negative prompt", "DeepCache", "DeepCache branch",
 })  # fmt: skip
 
 
@@ -203,8 +207,9 @@ def request_from_parameters(text: str) -> dict[str, Any]:
     """The GenerationRequest fields a parameters text records (the inverse of
     ``format_parameters``): prompt and negative prompt always, and steps, sampler, cfg_scale,
     seed, width/height, strength, hires (HiresFix's fields as a dict, from webui's "Hires ..."
-    keys; "Denoising strength" is then its strength) and loras ((name, scale) pairs, names as
-    written) where the text has them. ``GenerationRequest(**fields)`` checks the values."""
+    keys; "Denoising strength" is then its strength), deepcache and deepcache_branch, and loras
+    ((name, scale) pairs, names as written) where the text has them.
+    ``GenerationRequest(**fields)`` checks the values."""
     parsed = parse_parameters(text)
     fields: dict[str, Any] = {
         "prompt": parsed["Prompt"],
@@ -231,6 +236,9 @@ def request_from_parameters(text: str) -> dict[str, Any]:
         fields["hires"] = _hires_fields(parsed)
     elif "Denoising strength" in parsed:
         fields["strength"] = _real("Denoising strength", parsed["Denoising strength"])
+    for key, name in (("DeepCache", "deepcache"), ("DeepCache branch", "deepcache_branch")):
+        if key in parsed:
+            fields[name] = _whole(key, parsed[key])
     if "Lora scales" in parsed:  # "name: 0.8, other: 1", as lora_parameters writes it
         loras = []
         for item in parsed["Lora scales"].split(", "):

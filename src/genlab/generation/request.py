@@ -108,7 +108,10 @@ class GenerationRequest:
     size); ``init_image``/``strength`` for img2img and ``mask`` for inpainting (the initial
     image may be a list, image i for seed + i, or ``hires.Latents``); ``loras``: (path, scale)
     pairs; ``hires``: txt2img's hires fix (a ``HiresFix``, or its fields as a dict), with
-    width and height the base size it draws first."""
+    width and height the base size it draws first. ``deepcache``: step caching's interval
+    (LOSSY, 1: off; every ``deepcache``-th U-Net call runs in full, the others reuse its deep
+    features, ``genlab.nn.deepcache``) at the U-Net's skip branch ``deepcache_branch`` (0:
+    the shallowest, the fastest)."""
 
     prompt: str
     negative_prompt: str = ""
@@ -125,6 +128,8 @@ class GenerationRequest:
     loras: tuple[tuple[str, float], ...] = ()
     schedule: str = "default"
     hires: HiresFix | None = None
+    deepcache: int = 1
+    deepcache_branch: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
@@ -138,6 +143,13 @@ class GenerationRequest:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise GenlabError(f"{name} must be a whole number from 1 to {high}, got {value!r}.")
+        for name, low in (("deepcache", 1), ("deepcache_branch", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1000:
+                raise GenlabError(
+                    f"{name} must be a whole number from {low} to 1000, got {value!r}"
+                    + (" (1: off)." if low else ".")
+                )
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is None:
@@ -217,10 +229,15 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that describe the request in words (images left out; ``hires`` as a
-        dict, where it is set)."""
+        dict, where it is set; step caching's two, where it is on, as the PNG parameters
+        record them)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("init_image", "mask", "hires"):
             out.pop(name)
         if self.hires is not None:
             out["hires"] = asdict(self.hires)
+        if self.deepcache == 1:
+            del out["deepcache"], out["deepcache_branch"]
+        elif self.deepcache_branch == 0:
+            del out["deepcache_branch"]
         return out

@@ -22,6 +22,7 @@ from ..diffusion.guidance import ClassifierFreeGuidance
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.schedules import STEP_SCHEDULES, sampling_sigmas
 from ..errors import GenlabError
+from ..nn.deepcache import deep_cache, unet_path
 from ..options import CALLBACK, Option
 from ..seeding import ImageRNG
 
@@ -80,12 +81,14 @@ def draw_latents(
     model: Any, prompts: list[str], negatives: list[str], seeds: list[int], *,
     sampler: str = "dpmpp-2m", schedule: str = "default", steps: int = 20, cfg: float = 5.0,
     width: int, height: int, callback: Callable | None = None, init: Init | None = None,
+    deepcache: int = 1, deepcache_branch: int = 0,
 ) -> tuple[torch.Tensor, bool]:  # fmt: skip
     """(latents (n, C, h, w) for prompt i with negative prompt i from seed i, whether a text
     was truncated). ``callback`` gets the sampler's {"i", "x", "sigma", "denoised"} after
     each step. With ``init`` (img2img, inpainting), the last ``strength`` of the schedule
     runs from the initial latents noised to that level, as diffusers' img2img pipelines
-    count it."""
+    count it. ``deepcache`` > 1 turns on step caching (LOSSY: ``nn.deepcache``) with that
+    interval at skip branch ``deepcache_branch``."""
     if sampler not in SAMPLERS:
         raise GenlabError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
     factor = size_factor(model, width, height)
@@ -103,7 +106,9 @@ def draw_latents(
     guided: Any = ClassifierFreeGuidance(model.net.denoiser, cfg, uncond)
     if init is not None and init.mask is not None:
         guided = KeepKnown(guided, init.latents, init.mask)
-    out = SAMPLERS[sampler](guided, x, sigmas, cond=cond, generator=rng, callback=callback)
+    unet = model.net.denoiser.net.unet
+    with deep_cache(unet, unet_path(unet), deepcache, deepcache_branch):
+        out = SAMPLERS[sampler](guided, x, sigmas, cond=cond, generator=rng, callback=callback)
     return out, truncated
 
 

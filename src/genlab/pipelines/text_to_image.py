@@ -266,6 +266,7 @@ class TextToImagePipeline:
             sampler=request.sampler, schedule=request.schedule, steps=request.steps,
             cfg=request.cfg_scale, width=request.width, height=request.height,
             callback=self.reporter(progress, cancel, request.steps, init), init=init,
+            deepcache=request.deepcache, deepcache_branch=request.deepcache_branch,
         )  # fmt: skip
 
     def reporter(self, progress: Callable | None, cancel: Any, steps: int, init: Init | None):

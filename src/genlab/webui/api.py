@@ -294,7 +294,8 @@ def build_request(api: Api, body: schema.Txt2ImgRequest, **images: Any) -> Gener
             prompt, body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=float(body.cfg_scale), seed=seed, batch_size=body.batch_size,
             width=body.width, height=body.height, loras=loras,
-            schedule=body.scheduler or "default", hires=hires, **images,
+            schedule=body.scheduler or "default", hires=hires, deepcache=body.deepcache,
+            deepcache_branch=body.deepcache_branch, **images,
         )  # fmt: skip
     except GenlabError as e:
         raise Refused(400, str(e)) from None

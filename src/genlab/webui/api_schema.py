@@ -58,6 +58,9 @@ class Txt2ImgRequest(_Body):
     script_name: str | None = None
     script_args: list[Any] = Field(default_factory=list)
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
+    #: genlab's own (webui has none): LOSSY step caching's interval (1: off) and skip branch
+    deepcache: int = 1
+    deepcache_branch: int = 0
 
 
 class Img2ImgRequest(Txt2ImgRequest):

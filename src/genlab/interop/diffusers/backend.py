@@ -241,7 +241,7 @@ class StableDiffusionBackend:
         refine = self.refiner is not None and request.init_image is None
         if refine:  # the base draws up to the switch and hands its noisy latents over
             extra = extra | {"denoising_end": self.refiner[1]}
-        with applied_files(self._lora_parts(), loras):
+        with applied_files(self._lora_parts(), loras), self._deep_cache(request):
             out = pipe(
                 **self._prompts(request), num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
@@ -263,6 +263,20 @@ class StableDiffusionBackend:
         if request.mask is not None:  # every pixel outside the mask kept exactly, as built in
             images = [keep_outside(im, extra["image"], extra["mask_image"]) for im in images]
         return GenerationResult(images, request.seeds, params)
+
+    def _deep_cache(self, request: GenerationRequest):
+        """Step caching (LOSSY, ``nn.deepcache``) over the base U-Net's calls of one draw,
+        where the request asks for it (the refiner, a second model, runs uncached)."""
+        from ...nn.deepcache import deep_cache
+        from .deepcache import unet_path
+
+        if request.deepcache > 1 and (self.speed or DEFAULT).compile:
+            raise GenlabError(
+                "DeepCache replays parts of the U-Net between calls, which a compiled U-Net "
+                "does not allow: draw without compiling it, or with --deepcache 1."
+            )
+        unet = self.pipe.unet
+        return deep_cache(unet, unet_path(unet), request.deepcache, request.deepcache_branch)
 
     def _refine(self, request, latents, generators, keep_latents, stop) -> Any:
         """The refiner's part of a txt2img: diffusers' ensemble of expert denoisers, the
