@@ -81,8 +81,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 def bucket_flags(args: argparse.Namespace) -> dict:
     """The aspect-ratio bucketing flags, as ``lora_config``'s ``buckets``."""
-    return {"bucket": args.bucket, "min_bucket": args.min_bucket, "max_bucket": args.max_bucket,
-            "bucket_step": args.bucket_step, "bucket_no_upscale": args.bucket_no_upscale}  # fmt: skip
+    names = ("bucket", "min_bucket", "max_bucket", "bucket_step", "bucket_no_upscale")
+    return {name: getattr(args, name) for name in names}
 
 
 def cmd_lora(args: argparse.Namespace) -> None:
@@ -157,17 +157,35 @@ def add(sub: argparse._SubParsersAction) -> None:
     b = p.add_argument_group(
         "aspect-ratio buckets (kohya's --enable_bucket): images keep their proportions"
     )
-    b.add_argument("--bucket", action="store_true",
-                   help="train each image in the bucket nearest its aspect ratio (sides on a "
-                   "grid, area at most the base's size squared) instead of its centre square")
-    b.add_argument("--min-bucket", type=int, metavar="PX",
-                   help="smallest bucket side (default: half the base's size)")
-    b.add_argument("--max-bucket", type=int, metavar="PX",
-                   help="largest bucket side (default: twice the base's size)")
-    b.add_argument("--bucket-step", type=int, metavar="PX",
-                   help="bucket sides are multiples of this (default 64)")
-    b.add_argument("--bucket-no-upscale", action="store_true",
-                   help="never enlarge an image: each gets a bucket of its own size or less")
+    b.add_argument(
+        "--bucket",
+        action="store_true",
+        help="train each image in the bucket nearest its aspect ratio (sides on a "
+        "grid, area at most the base's size squared) instead of its centre square",
+    )
+    b.add_argument(
+        "--min-bucket",
+        type=int,
+        metavar="PX",
+        help="smallest bucket side (default: half the base's size)",
+    )
+    b.add_argument(
+        "--max-bucket",
+        type=int,
+        metavar="PX",
+        help="largest bucket side (default: twice the base's size)",
+    )
+    b.add_argument(
+        "--bucket-step",
+        type=int,
+        metavar="PX",
+        help="bucket sides are multiples of this (default 64)",
+    )
+    b.add_argument(
+        "--bucket-no-upscale",
+        action="store_true",
+        help="never enlarge an image: each gets a bucket of its own size or less",
+    )
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (default: refuse it)")  # fmt: skip
