@@ -60,7 +60,8 @@ def test_nearest_bucket_on_a_log_scale_and_cover_crop_by_hand():
     assert (24, 8) in sizes and (12, 20) in sizes
     assert nearest_bucket(48, 16, sizes) == (24, 8)  # 3:1 has a bucket of its own
     assert nearest_bucket(16, 48, sizes) == (8, 24)  # the transpose: the transposed bucket
-    assert nearest_bucket(16, 40, sizes) == (12, 20)  # |ln .6 - ln .4| < |ln .25 - ln .4|
+    assert nearest_bucket(16, 40, sizes) == (8, 24)  # |ln(1/3) - ln .4| < |ln .6 - ln .4|
+    assert nearest_bucket(30, 50, sizes) == (12, 20)
     for w, h in [(40, 16), (333, 97), (97, 333), (1000, 1000)]:
         bucket = nearest_bucket(w, h, sizes)
         best = min(abs(math.log(bw / bh) - math.log(w / h)) for bw, bh in sizes)
@@ -81,12 +82,13 @@ def test_a_wide_image_lands_in_a_wide_bucket_and_stays_wide(tmp_path):
     by_name = dict(zip(["square", "tall", "wide"], range(3), strict=True))  # sorted file names
     wide = images.pixels[by_name["wide"]]
     assert wide.shape == (3, 8, 24) and images.original[by_name["wide"]] == (16, 48)
-    assert images.pixels[by_name["tall"]].shape == (3, 20, 12)
+    assert images.pixels[by_name["tall"]].shape == (3, 24, 8)
     assert images.pixels[by_name["square"]].shape == (3, 16, 16)
     # still the same picture: dark left, bright right, the red band on top
     assert wide[1, :, :10].max() < 0.05 and wide[1, :, 14:].min() > 0.8
     assert wide[0, 0, :4].mean() > 0.3 and wide[0, -1, :4].mean() < 0.05
-    assert images.crop[by_name["tall"]] == cover_and_crop(16, 40, (12, 20))[1]
+    # 16x40 into 8x24: scale max(8/16, 24/40) = 0.6 -> 10x24, the centre's left at 1
+    assert images.crop[by_name["tall"]] == (0, 1) and images.original[by_name["tall"]] == (40, 16)
     mirrored = images.mirrored().pixels[by_name["wide"]]
     np.testing.assert_array_equal(mirrored, wide[..., ::-1])
 
@@ -144,7 +146,7 @@ def test_bucketed_lora_trainer_batches_come_from_one_bucket(tmp_path, tiny_sd):
     model, data, train = build(cfg)
     trainer = Trainer(model, data, train)
     assert isinstance(trainer.x, Bucketed)
-    assert sorted(trainer.x.shapes) == [(8, 4, 12), (8, 8, 8), (8, 10, 6)]  # moments: 2 x 4
+    assert sorted(trainer.x.shapes) == [(8, 4, 12), (8, 8, 8), (8, 12, 4)]  # moments: 2 x 4
     shapes = set()
     for step in range(12):
         trainer.step = step
