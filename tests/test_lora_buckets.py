@@ -156,22 +156,26 @@ def test_bucketed_lora_trainer_batches_come_from_one_bucket(tmp_path, tiny_sd):
     assert len(shapes) >= 2
 
 
-def test_bucketed_lora_resumes_exactly(tmp_path, tiny_sd):
-    """With --bucket (and --flip, whose mirrors are cached per bucket too): 4 steps straight
-    equal 2 steps and --resume latest to 4, bit for bit; the kohya header says so."""
+def test_bucketed_lora_resumes_exactly(tmp_path, tiny_sd, monkeypatch):
+    """With --bucket (and --flip, whose mirrors are cached per bucket too): 3 steps straight
+    equal 1 step and --resume latest to 3, bit for bit; the kohya header says so."""
     pytest.importorskip("peft")
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
     from genlab.cli import main
+    from genlab.training.trainer import Trainer
+
+    # the closing preview draws (20 steps, 4 images) change no weight: skipped for speed
+    monkeypatch.setattr(Trainer, "_write_samples", lambda self, final=False: None)
 
     root = _folder(tmp_path / "d", {"a": (48, 16), "b": (40, 16), "c": (16, 40), "d": (20, 20)})
     common = ["finetune", "lora", "--model", str(tiny_sd), "--data", str(root), "--caption",
               "a picture", "--lr", "0.01", "--batch-size", "2", "--flip", *TINY]  # fmt: skip
-    assert main([*common, "--steps", "4", "--out", str(tmp_path / "straight"),
+    assert main([*common, "--steps", "3", "--out", str(tmp_path / "straight"),
                  "--format", "kohya"]) == 0  # fmt: skip
-    assert main([*common, "--steps", "2", "--out", str(tmp_path / "split")]) == 0
-    assert main([*common, "--steps", "4", "--out", str(tmp_path / "split"),
+    assert main([*common, "--steps", "1", "--out", str(tmp_path / "split")]) == 0
+    assert main([*common, "--steps", "3", "--out", str(tmp_path / "split"),
                  "--resume", "latest"]) == 0  # fmt: skip
     name = "model/pytorch_lora_weights.safetensors"
     a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "split" / name)
