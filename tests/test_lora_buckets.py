@@ -245,3 +245,20 @@ def test_refusals_are_one_sentence(tmp_path, tiny_sd, capsys):
         Buckets(16, 10, 32, 4)
     # with upscaling, the small image simply joins the square bucket
     assert Buckets(16, 8, 32, 4).assign(6, 6) == (16, 16)
+
+
+def test_the_train_tabs_switch_reaches_the_run_config(tmp_path):
+    """The page's "aspect-ratio buckets" switch goes to lora_config: on the built-in model
+    it is refused in the same sentence as the CLI's, before any work."""
+    from genlab.errors import GenlabError
+    from genlab.webui import training
+    from genlab.webui.catalog import Catalog
+    from genlab.webui.handlers import Handlers
+    from genlab.webui.server import prepare_out
+    from genlab.webui.studio import Studio
+
+    page = Handlers(Studio(Catalog(runs_dir=str(tmp_path / "runs")), prepare_out(tmp_path / "o")))
+    with pytest.raises(GenlabError, match="Stable Diffusion or SDXL base"):
+        next(page.train(None, training.EXAMPLE_DATASET, "", "wide", "builtin", 2, 2, 1e-3,
+                        False, bucket=True))  # fmt: skip
+    assert not (training.lora_root(page.catalog.runs_dir) / "wide" / "config.yaml").exists()
