@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-FIELDS = ("labels", "tokens", "mask", "ids")
+FIELDS = ("labels", "tokens", "mask", "ids", "time_ids")
 SEQUENCES = ("tokens", "mask", "ids")  # padded to a common length when stacked
 
 
@@ -29,6 +29,9 @@ class Condition:
              embeds them itself); a frozen encoder's output comes as ``tokens``
     null   : (n,) bool, True where a sample is unconditional; None means none is
     pooled : (n, D) a pooled text embedding (SDXL's second encoder joins it to the time ids)
+    time_ids : (n, 6) SDXL's added time ids of each sample where they differ by sample
+             (aspect-ratio buckets): original (height, width), crop (top, left), target
+             (height, width)
     """
 
     labels: torch.Tensor | None = None
@@ -37,6 +40,7 @@ class Condition:
     null: torch.Tensor | None = None
     ids: torch.Tensor | None = None
     pooled: torch.Tensor | None = None
+    time_ids: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(t) for t in self._tensors().values()}

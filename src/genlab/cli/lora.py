@@ -17,6 +17,8 @@ EXAMPLES = {
   genlab finetune lora --data photos/ --out loras/teal --flip --repeats 5 \
       --lr-scheduler cosine --lr-warmup-steps 20 --min-snr-gamma 5 --noise-offset 0.05 \
       --validation-prompt "a teal circle" --validation-every 100
+  genlab finetune lora --model sd15/ --data photos/ --out loras/wide --bucket \
+      --min-bucket 256 --max-bucket 1024 --bucket-step 64          # keep photos' proportions
   genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
     "lora": """examples:
   genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
@@ -63,6 +65,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                 "gradient_checkpointing": args.gradient_checkpointing or None,
                 "validation_prompts": args.validation_prompt,
             },
+            buckets=bucket_flags(args),
         )  # fmt: skip
     summary = finetune(cfg, args.out, resume=args.resume)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s; "
@@ -74,6 +77,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         name = Path(args.out).resolve().name
         out = export_lora(args.out, args.format, Path(args.out) / f"{name}.safetensors")
         print(f"wrote {out} ({args.format} layout)")
+
+
+def bucket_flags(args: argparse.Namespace) -> dict:
+    """The aspect-ratio bucketing flags, as ``lora_config``'s ``buckets``."""
+    names = ("bucket", "min_bucket", "max_bucket", "bucket_step", "bucket_no_upscale")
+    return {name: getattr(args, name) for name in names}
 
 
 def cmd_lora(args: argparse.Namespace) -> None:
@@ -144,6 +153,38 @@ def add(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="draw the validation prompts every N steps (default: at the end)",
+    )
+    b = p.add_argument_group(
+        "aspect-ratio buckets (kohya's --enable_bucket): images keep their proportions"
+    )
+    b.add_argument(
+        "--bucket",
+        action="store_true",
+        help="train each image in the bucket nearest its aspect ratio (sides on a "
+        "grid, area at most the base's size squared) instead of its centre square",
+    )
+    b.add_argument(
+        "--min-bucket",
+        type=int,
+        metavar="PX",
+        help="smallest bucket side (default: half the base's size)",
+    )
+    b.add_argument(
+        "--max-bucket",
+        type=int,
+        metavar="PX",
+        help="largest bucket side (default: twice the base's size)",
+    )
+    b.add_argument(
+        "--bucket-step",
+        type=int,
+        metavar="PX",
+        help="bucket sides are multiples of this (default 64)",
+    )
+    b.add_argument(
+        "--bucket-no-upscale",
+        action="store_true",
+        help="never enlarge an image: each gets a bucket of its own size or less",
     )
     p.add_argument("--resume", choices=["latest"], help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true",

@@ -47,6 +47,11 @@ SETTINGS: tuple[Option, ...] = (
     Option("scale", str, "pm1", "pixel range", choices=("pm1", "unit")),
     Option("captions_per_image", int, 4, "captions kept per scene", low=1, high=64),
     Option("repeats", int, 1, "times each image is seen an epoch", low=1, high=10_000),
+    Option("min_bucket", int, 0, "smallest bucket side in pixels (0: half the size)", low=0,
+           high=16_384),
+    Option("max_bucket", int, 0, "largest bucket side in pixels (0: twice the size)", low=0,
+           high=16_384),
+    Option("bucket_step", int, 64, "bucket sides' grid in pixels", low=1, high=4096),
     Option("part", str, "all", "digits part", choices=images.DIGITS_PARTS),
 )  # fmt: skip
 

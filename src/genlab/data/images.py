@@ -13,6 +13,7 @@ import math
 import os
 import struct
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,17 @@ def read_image(file: Path, size: int, channels: int) -> np.ndarray:
     applied, first frame of an animation, alpha on white, 16-bit scaled, any mode converted,
     the centre square cropped and resized.
     Raises ValueError with the reason when the file cannot be used."""
+    from PIL import Image, ImageOps
+
+    # the centre square, scaled: a photo keeps its proportions (not squashed)
+    img = ImageOps.fit(_open_image(file, channels), (size, size), Image.Resampling.BICUBIC)
+    return _array(img, channels)
+
+
+def _open_image(file: Path, channels: int):
+    """One image file as a loaded PIL image in mode L or RGB: EXIF orientation applied,
+    first frame of an animation, alpha on white, 16-bit scaled, any mode converted.
+    Raises ValueError with the reason when the file cannot be used."""
     import warnings
 
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -249,9 +261,7 @@ def read_image(file: Path, size: int, channels: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(file) as img:
                 img.load()
-                img = ImageOps.exif_transpose(_eight_bit(img))
-                # the centre square, scaled: a photo keeps its proportions (not squashed)
-                img = ImageOps.fit(_to_mode(img, channels), (size, size), Image.Resampling.BICUBIC)
+                return _to_mode(ImageOps.exif_transpose(_eight_bit(img)), channels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ValueError(
             f"too many pixels, refused as a possible decompression bomb ({e})"
@@ -260,8 +270,28 @@ def read_image(file: Path, size: int, channels: int) -> np.ndarray:
         raise ValueError("not an image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ValueError(f"unreadable ({e or type(e).__name__})") from None
+
+
+def _array(img, channels: int) -> np.ndarray:
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def read_bucketed(file: Path, buckets, channels: int) -> tuple[np.ndarray, tuple, tuple]:
+    """One image file in its aspect-ratio bucket (``buckets``: a ``data.buckets.Buckets``):
+    (pixels (channels, h, w) in [0, 1], the file's (height, width), the crop's (top,
+    left)), scaled to cover the bucket and cut at its centre (see data/buckets.py).
+    Raises ValueError when the file cannot be used, DataError when it fits no bucket."""
+    from PIL import Image
+
+    from .buckets import cover_and_crop
+
+    img = _open_image(file, channels)
+    width, height = img.size
+    bw, bh = buckets.assign(width, height, file.name)
+    (sw, sh), (top, left) = cover_and_crop(width, height, (bw, bh))
+    img = img.resize((sw, sh), Image.Resampling.BICUBIC).crop((left, top, left + bw, top + bh))
+    return _array(img, channels), (height, width), (top, left)
 
 
 def image_files(root: Path) -> list[Path]:
@@ -276,9 +306,12 @@ def image_files(root: Path) -> list[Path]:
 
 def folder(
     path: str | Path, size: int = 32, channels: int = 3, scale: str = "pm1",
-    captioned: bool = False, caption: str = "", repeats: int = 1,
+    captioned: bool = False, caption: str = "", repeats: int = 1, bucket: bool = False,
+    min_bucket: int = 0, max_bucket: int = 0, bucket_step: int = 64,
+    bucket_no_upscale: bool = False,
 ) -> Dataset:  # fmt: skip
-    """Every usable image below ``path``, resized to ``size`` x ``size``.
+    """Every usable image below ``path``, resized to ``size`` x ``size`` (``bucket``: each in
+    its aspect-ratio bucket instead, see ``data.buckets``; ``x`` is then a BucketedImages).
 
     Unusable files (corrupt, truncated, empty, not images, decompression bombs) are skipped,
     each logged with its path and reason; ``info["skipped"]`` lists their paths and
@@ -288,6 +321,9 @@ def folder(
     ``{"file_name": ..., "text": ...}`` a line, names relative to that file's folder), else
     ``caption``. ``repeats``: each image is seen this many times an epoch, times the ``N`` of
     a kohya-style ``N_name`` folder it lies in (kohya's sd-scripts' repeats).
+    ``min_bucket``, ``max_bucket`` (0: half and twice ``size``), ``bucket_step`` and
+    ``bucket_no_upscale``: kohya's ``--min_bucket_reso``, ``--max_bucket_reso``,
+    ``--bucket_reso_steps`` and ``--bucket_no_upscale``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -296,13 +332,21 @@ def folder(
         raise DataError(f"channels must be 1 or 3, got {channels}.")
     if repeats < 1:
         raise DataError(f"repeats must be at least 1, got {repeats}.")
+    read = partial(read_image, size=size, channels=channels)
+    if bucket:
+        from .buckets import Buckets
+
+        buckets = Buckets(size, min_bucket, max_bucket, bucket_step, not bucket_no_upscale)
+        read = partial(read_bucketed, buckets=buckets, channels=channels)
     arrays, reasons, texts, counts = [], {}, [], []
     metadata = _metadata_captions(root) if captioned else {}
     for file in image_files(root):
         if captioned and (file.suffix.lower() == ".txt" or file.name == METADATA):
             continue  # a caption, read with its image
         try:
-            arrays.append(read_image(file, size, channels))
+            arrays.append(read(file))
+        except DataError:
+            raise  # a usable image that fits no bucket: the user decides, not a skip
         except ValueError as e:
             log.warning("skipped %s: %s", file, e)
             reasons[str(file)] = str(e)
@@ -313,18 +357,28 @@ def folder(
     if not arrays:
         first = f"; {next(iter(reasons))}: {next(iter(reasons.values()))}" if reasons else ""
         raise DataError(f"No usable image in {root} ({len(reasons)} files skipped{first}).")
-    x = np.clip(np.stack(arrays), 0.0, 1.0)
     index = np.repeat(np.arange(len(arrays)), counts)
-    if len(index) != len(arrays):  # repeats: each image's rows, in order
-        x, texts = x[index], [texts[i] for i in index] if captioned else texts
-    ds = Dataset(
-        root.name, _rescale(x, scale), None, f"images from {root}", str(root), "the user's own"
-    )
+    if bucket:
+        x = bucketed_images(arrays, index, size, scale)
+    else:
+        x = np.clip(np.stack(arrays), 0.0, 1.0)
+        x = _rescale(x if len(index) == len(arrays) else x[index], scale)
+    if captioned:  # repeats: each image's rows, in order
+        texts = [texts[i] for i in index]
+    ds = Dataset(root.name, x, None, f"images from {root}", str(root), "the user's own")
     ds.info["skipped"] = list(reasons)
     ds.info["skip_reasons"] = reasons
     if captioned:
         ds.records = [{"captions": [text]} for text in texts]
     return ds
+
+
+def bucketed_images(read: list[tuple], index: np.ndarray, size: int, scale: str):
+    """The BucketedImages of ``read_bucketed``'s results, sample j being image ``index[j]``."""
+    from .buckets import BucketedImages
+
+    pixels = [_rescale(np.clip(p, 0.0, 1.0), scale) for p, _, _ in read]
+    return BucketedImages(pixels, [o for _, o, _ in read], [c for _, _, c in read], size, index)
 
 
 #: diffusers' imagefolder captions: one JSON object a line, ``file_name`` and ``text``

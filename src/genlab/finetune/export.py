@@ -131,6 +131,7 @@ def training_options(model: dict, train: dict, data_options: dict, data: str) ->
     if data.startswith("folder:"):
         name = Path(data.partition(":")[2]).name
         out["ss_dataset_dirs"] = json.dumps({name: {"n_repeats": data_options.get("repeats", 1)}})
+        out |= bucket_fields(data_options)
     if scheduler != "default":  # genlab's own schedule has no kohya name
         out["ss_lr_scheduler"] = scheduler
         if scheduler == "cosine_with_restarts":
@@ -180,3 +181,21 @@ def tensor_hashes(blob: bytes) -> dict[str, str]:
     legacy = hashlib.sha256(blob[0x100000:0x110000]).hexdigest()[:8]
     tensors = hashlib.sha256(blob[8 + n :]).hexdigest()
     return {"sshs_model_hash": tensors, "sshs_legacy_hash": legacy}
+
+
+def bucket_fields(data_options: dict) -> dict[str, str]:
+    """kohya's header fields of aspect-ratio bucketing: ``ss_enable_bucket``, and with it on
+    the resolved smallest and largest side and ``ss_bucket_no_upscale``."""
+    if not data_options.get("bucket"):
+        return {"ss_enable_bucket": "False"}
+    from ..data.buckets import Buckets
+
+    buckets = Buckets(int(data_options.get("size", 32)), int(data_options.get("min_bucket", 0)),
+                      int(data_options.get("max_bucket", 0)),
+                      int(data_options.get("bucket_step", 64)))  # fmt: skip
+    return {
+        "ss_enable_bucket": "True",
+        "ss_min_bucket_reso": str(buckets.lo),
+        "ss_max_bucket_reso": str(buckets.hi),
+        "ss_bucket_no_upscale": str(bool(data_options.get("bucket_no_upscale", False))),
+    }

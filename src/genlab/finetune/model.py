@@ -120,12 +120,23 @@ class LoRA(NeuralModel):
         """The base's cached latents (or posterior moments); with ``flip``, those of each
         image's mirror too, stacked on the channel axis, so a step can pick either (kohya
         caches both likewise: a mirrored latent is not the latent of the mirror)."""
+        bucketed = _in_buckets(data)
+        if bucketed and not self.diffusers:
+            raise GenlabError(
+                "--bucket applies to a Stable Diffusion or SDXL base (the built-in model "
+                "trains on squares)."
+            )
         x, cond = self.base_model.training_data(data)
         if not self.flip:
             return x, cond
         mirrored = copy.copy(data)
-        mirrored.x = np.ascontiguousarray(np.asarray(data.x)[..., ::-1])
+        if bucketed:  # each image mirrored in its own bucket
+            mirrored.x = data.x.mirrored()
+        else:
+            mirrored.x = np.ascontiguousarray(np.asarray(data.x)[..., ::-1])
         flipped, _ = self.base_model.training_data(mirrored)
+        if bucketed:
+            return x.join_channels(flipped), cond
         return torch.cat([x, flipped], dim=1), cond
 
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:
@@ -186,6 +197,14 @@ class LoRA(NeuralModel):
         for key, value in self.state_arrays().items():
             out[f"unet.{key}"] = value * self.factor if ".lora_B." in key else value
         return {DIFFUSERS_LORA: out}
+
+
+def _in_buckets(data: Any) -> bool:
+    """Whether ``data`` holds images in aspect-ratio buckets (an image folder read with
+    ``bucket``) rather than one array of squares."""
+    from ..data.buckets import BucketedImages
+
+    return isinstance(getattr(data, "x", None), BucketedImages)
 
 
 def load_base(base: str, config: str | None = None) -> tuple[Any, str, bool]:

@@ -40,13 +40,14 @@ def _check_text_to_image(base: str) -> None:
 def lora_config(
     base: str, data: str, *, caption: str = "", rank: int = 4, alpha: float | None = None,
     train: dict[str, Any] | None = None, model_config: str | None = None, repeats: int = 1,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None, buckets: dict[str, Any] | None = None,
 ) -> RunConfig:  # fmt: skip
     """The run config of a LoRA on ``base`` from ``data``: an image folder, or a captioned
     data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
     folder; ``repeats``: times each image of a folder is seen an epoch; ``settings``: the
     LoRA's training options (``flip``, ``min_snr_gamma``, ``noise_offset``,
-    ``gradient_checkpointing``, ``validation_prompts``; see LoRA.config_schema). Typed and
+    ``gradient_checkpointing``, ``validation_prompts``; see LoRA.config_schema);
+    ``buckets``: aspect-ratio bucketing of the folder (see ``bucket_options``). Typed and
     checked (``train`` values too) before anything is trained; the config still reads as
     the dict it used to be (``cfg["train"]["steps"]``)."""
     from ..data.images import METADATA, image_files
@@ -69,19 +70,42 @@ def lora_config(
         }  # fmt: skip
         if repeats != 1:
             options["repeats"] = repeats
+        options |= bucket_options(base, buckets)
         if "batch_size" not in train:  # a handful of images: each step sees them all
             files = [f for f in image_files(Path(data))
                      if f.suffix.lower() != ".txt" and f.name != METADATA]  # fmt: skip
             n = len(files) * max(1, int(repeats))
             train["batch_size"] = max(1, min(LoRA.train_defaults["batch_size"], n))
-    elif caption or repeats != 1:
-        raise GenlabError("--caption and --repeats apply to an image folder given as --data.")
+    elif caption or repeats != 1 or bucket_options(base, buckets):
+        raise GenlabError(
+            "--caption, --repeats and --bucket apply to an image folder given as --data."
+        )
     else:
         spec, options = data, {}
     extra = {"base_config": model_config} if model_config else {}
     extra |= {k: v for k, v in (settings or {}).items() if v is not None}
     return RunConfig("lora", spec, options, {"base": base, "rank": rank, "alpha": alpha} | extra,
                      train)  # fmt: skip
+
+
+def bucket_options(base: str, buckets: dict[str, Any] | None) -> dict[str, Any]:
+    """The image folder's settings of aspect-ratio bucketing (kohya's ``--enable_bucket``)
+    from ``buckets`` (``bucket``, ``min_bucket``, ``max_bucket``, ``bucket_step``,
+    ``bucket_no_upscale``; None values left at the folder's defaults): none unless
+    ``bucket`` is on, and only for a Stable Diffusion or SDXL base."""
+    given = {k: v for k, v in (buckets or {}).items() if v is not None and v is not False}
+    if not given.pop("bucket", False):
+        if given:
+            raise GenlabError(f"--{next(iter(given)).replace('_', '-')} needs --bucket.")
+        return {}
+    from ..backends import kind
+
+    if kind(base) != "stable-diffusion":
+        raise GenlabError(
+            "--bucket applies to a Stable Diffusion or SDXL base (the built-in model trains "
+            "on squares)."
+        )
+    return {"bucket": True, **given}
 
 
 def finetune(

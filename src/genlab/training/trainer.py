@@ -61,6 +61,16 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     return torch.randperm(n, generator=g)[pos * batch_size : (pos + 1) * batch_size]
 
 
+def batch_plan(x: Any, batch_size: int, seed: int) -> Callable[[int], torch.Tensor]:
+    """``draw(step)``: the indices of each step's global batch: ``batch_indices`` over one
+    tensor, or one bucket's samples at a time over a ``Bucketed`` (training/buckets.py)."""
+    from .buckets import BucketBatches, Bucketed
+
+    if isinstance(x, Bucketed):
+        return BucketBatches(x.part, batch_size, seed)
+    return partial(batch_indices, n=len(x), batch_size=batch_size, seed=seed)
+
+
 def lr_factor(step: int, warmup: int, decay: int) -> float:
     """genlab's default schedule (kept here for its callers; see schedules.py)."""
     return schedules.default_factor(step, warmup, decay)
@@ -141,6 +151,7 @@ class Trainer:
                 f"The dataset has {len(self.x)} samples, fewer than the batch size "
                 f"{config.batch_size}; lower --batch-size."
             )
+        self.draw = batch_plan(self.x, config.batch_size, config.seed)
         from accelerate.utils import set_seed
 
         set_seed(config.seed + self.rank)  # torch (CPU and every GPU), numpy, random
@@ -255,9 +266,7 @@ class Trainer:
         cfg, local = self.cfg, self.cfg.batch_size // self.world
         out = []
         for m in range(cfg.grad_accum):
-            idx = batch_indices(
-                self.step * cfg.grad_accum + m, len(self.x), cfg.batch_size, cfg.seed
-            )
+            idx = self.draw(self.step * cfg.grad_accum + m)
             mine = idx[self.rank * local : (self.rank + 1) * local]
             cond = None if self.cond is None else self.cond[mine].to(self.acc.device)
             out.append(Batch(self.x[mine].to(self.acc.device), cond))
@@ -521,7 +530,8 @@ class Trainer:
         if self.run_dir is not None and self.main:
             self._check_finite_weights(model.trainable_state())
             self._write_samples(final=True)
-            figures = model.run_plots(self.x.numpy())
+            # samples of several shapes (buckets) are no one array to plot
+            figures = model.run_plots(self.x.numpy()) if torch.is_tensor(self.x) else {}
             path = self.run_dir / "metrics.jsonl"
             if path.is_file():
                 from ..viz.plots import training_curves

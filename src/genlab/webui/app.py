@@ -535,6 +535,9 @@ def train_tab(page: Handlers) -> Any:
                 rank = gr.Slider(1, 64, value=4, step=1, label="rank")
                 steps = gr.Slider(10, 5000, value=400, step=10, label="steps")
                 lr = gr.Number(1e-3, label="learning rate")
+            bucket = gr.Checkbox(False, elem_id="train-bucket",
+                                 label="aspect-ratio buckets: keep each image's proportions "
+                                 "(Stable Diffusion / SDXL bases)")  # fmt: skip
             resume = gr.Checkbox(False, label="resume the run of this name (up to the steps)")
             with gr.Row():
                 go = gr.Button("Train", variant="primary")
@@ -544,13 +547,13 @@ def train_tab(page: Handlers) -> Any:
     done = gr.Textbox(visible=False)
 
     @page_errors
-    def train(files, folder, caption, name, base, rank, steps, lr, resume,
+    def train(files, folder, caption, name, base, rank, steps, lr, resume, bucket,
               progress=gr.Progress()):  # noqa: B008  # fmt: skip
         from gradio.utils import get_upload_folder
 
         uploads = (Path(get_upload_folder()),)
         for view in page.train(files, folder, caption, name, base, rank, steps, lr, resume,
-                               uploads=uploads, progress=progress):  # fmt: skip
+                               uploads=uploads, progress=progress, bucket=bucket):  # fmt: skip
             yield view.status, view.figure, gr.update() if view.saved is None else view.saved
 
     def try_example():
@@ -559,7 +562,7 @@ def train_tab(page: Handlers) -> Any:
 
     example.click(try_example, None, [files, folder, caption, name, base, steps, resume],
                   api_visibility="private")  # fmt: skip
-    go.click(train, [files, folder, caption, name, base, rank, steps, lr, resume],
+    go.click(train, [files, folder, caption, name, base, rank, steps, lr, resume, bucket],
              [status, loss, done], concurrency_id="draw", api_visibility="private")  # fmt: skip
     stop.click(page.cancel_training, None, None, api_visibility="private")
     return done

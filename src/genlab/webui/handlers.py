@@ -535,10 +535,11 @@ class Handlers:
     def train(
         self, files: list[str] | None, folder: str | None, caption: str, name: str, base: str,
         rank: float, steps: float, lr: float, resume: bool, *, uploads: tuple[Path, ...] = (),
-        progress: Progress = _no_progress,
+        progress: Progress = _no_progress, bucket: bool = False,
     ) -> Iterator[TrainView]:  # fmt: skip
         """A LoRA of ``base`` trained on uploaded images (inside ``uploads``) or a folder of
-        --datasets-dir by name, under <runs>/loras/NAME: status and loss plot as it goes."""
+        --datasets-dir by name, under <runs>/loras/NAME: status and loss plot as it goes;
+        ``bucket``: aspect-ratio buckets (a Stable Diffusion base, kohya's defaults)."""
         from ..finetune.train import lora_config
         from .training import LoraTraining, check_name, gather_images, lora_root
 
@@ -558,7 +559,8 @@ class Handlers:
             spec, model_config, _ = self.catalog.model_spec(base)
             cfg = lora_config(spec, str(data), caption=caption, rank=int(rank),
                               train={"steps": int(steps), "lr": float(lr), "progress": False},
-                              model_config=model_config)  # fmt: skip
+                              model_config=model_config,
+                              buckets={"bucket": bool(bucket)})  # fmt: skip
         if self.training is None:
             self.training = LoraTraining()
         events = self.training.run(cfg, out, resume=bool(resume))

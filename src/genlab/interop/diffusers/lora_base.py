@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,20 +60,86 @@ class DiffusersBase:
         records = getattr(data, "records", None)
         if not records or "captions" not in records[0]:
             raise DataError("LoRA training needs captioned images (a caption for each image).")
-        x = torch.as_tensor(data.x, dtype=torch.float32)
-        if tuple(x.shape[1:]) != self.data_shape:
-            raise DataError(f"The base draws {self.data_shape} images; got {tuple(x.shape[1:])}.")
-        vae = self.net["vae"]
-        moments = torch.cat(
-            [vae.encode(x[s : s + 16]).latent_dist.parameters for s in range(0, len(x), 16)]
-        )
         rows = [(i, c) for i, r in enumerate(records) for c in r["captions"]]
         index = torch.tensor([i for i, _ in rows])
+        x = self.image_latents(data.x, index)
         if self.sdxl:
             tokens, pooled = self.encode_text_xl([c for _, c in rows])
-            return moments[index], Condition(tokens=tokens, pooled=pooled)
+            ids = self.sample_time_ids(data.x, index)
+            return x, Condition(tokens=tokens, pooled=pooled, time_ids=ids)
         tokens = self.encode_text([c for _, c in rows])
-        return moments[index], Condition(tokens=tokens)
+        return x, Condition(tokens=tokens)
+
+    # --- images: encoded once, square or in aspect-ratio buckets -----------------------------
+    @torch.no_grad()
+    def image_latents(self, images: Any, index: torch.Tensor) -> torch.Tensor | Any:
+        """The posterior moments of the images of samples ``index``: one tensor of the
+        base's size, or, for images in buckets (``data.buckets.BucketedImages``), a
+        ``training.buckets.Bucketed`` cached per bucket."""
+        from ...data.buckets import BucketedImages
+
+        if isinstance(images, BucketedImages):
+            return self.bucketed_latents(images, index)
+        x = torch.as_tensor(images, dtype=torch.float32)
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise DataError(f"The base draws {self.data_shape} images; got {tuple(x.shape[1:])}.")
+        return self.encode_moments(x)[index]
+
+    def encode_moments(self, x: torch.Tensor) -> torch.Tensor:
+        """The autoencoder's posterior mean and log-variance of images ``x`` in [-1, 1],
+        stacked on the channel axis, 16 images at a time."""
+        vae = self.net["vae"]
+        return torch.cat(
+            [vae.encode(x[s : s + 16]).latent_dist.parameters for s in range(0, len(x), 16)]
+        )
+
+    @property
+    def pixel_grid(self) -> int:
+        """The pixels an image side must be a multiple of: the autoencoder's factor times the
+        U-Net's downsampling (64 for Stable Diffusion 1.x and SDXL)."""
+        unet = self.net["denoiser"]
+        return self.backend.pipe.vae_scale_factor * 2 ** (len(unet.config.block_out_channels) - 1)
+
+    def bucketed_latents(self, images: Any, index: torch.Tensor) -> Any:
+        """Each bucket's images encoded together (kohya caches latents per bucket): a
+        Bucketed whose parts are the buckets (in (height, width) order), sample i being
+        image ``images.rows[index[i]]``."""
+        from ...training.buckets import Bucketed
+
+        grid = self.pixel_grid
+        image_of = [int(images.rows[i]) for i in index.tolist()]
+        used = sorted(set(image_of))
+        keys = sorted({images.bucket(j) for j in used})
+        for h, w in keys:
+            if h % grid or w % grid:
+                raise DataError(
+                    f"A {w}x{h} bucket does not fit this model, whose image sides are "
+                    f"multiples of {grid} px; give --bucket-step (and the bucket sides) in "
+                    f"multiples of {grid}."
+                )
+        place, parts = {}, []
+        for p, key in enumerate(keys):
+            members = [j for j in used if images.bucket(j) == key]
+            pixels = torch.as_tensor(np.stack([images.pixels[j] for j in members]))
+            parts.append(self.encode_moments(pixels.float()))
+            place |= {j: (p, r) for r, j in enumerate(members)}
+        spots = [place[j] for j in image_of]
+        return Bucketed(parts, [p for p, _ in spots], [r for _, r in spots])
+
+    def sample_time_ids(self, images: Any, index: torch.Tensor) -> torch.Tensor | None:
+        """SDXL's added time ids of samples ``index`` in buckets (n, 6): the file's original
+        (height, width), the crop's (top, left) and the bucket's (height, width) as the
+        target, as diffusers' train_text_to_image_sdxl.py computes them (kohya's crop differs:
+        see data/buckets.py); None for square images (``time_ids`` gives theirs)."""
+        from ...data.buckets import BucketedImages
+
+        if not isinstance(images, BucketedImages):
+            return None
+        ids = []
+        for i in index.tolist():
+            j = int(images.rows[i])
+            ids.append([*images.original[j], *images.crop[j], *images.bucket(j)])
+        return torch.tensor(ids, dtype=torch.float32)
 
     @torch.no_grad()
     def encode_text_xl(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,9 +154,9 @@ class DiffusersBase:
         return torch.cat(hidden), torch.cat(pooled)
 
     def time_ids(self, n: int, device: Any) -> torch.Tensor:
-        """SDXL's added time ids of the training images: original size, crop (0, 0) and
+        """SDXL's added time ids of square training images: original size, crop (0, 0) and
         target size, all the base's size, since every image is resized and centre-cropped
-        to it."""
+        to it (images in buckets carry their own: ``sample_time_ids``)."""
         _, h, w = self.data_shape
         return torch.tensor([[h, w, 0, 0, h, w]], dtype=torch.float32, device=device).repeat(n, 1)
 
@@ -126,7 +193,10 @@ class DiffusersBase:
             target = noise
         extra = {}
         if self.sdxl:
-            ids = self.time_ids(len(z), z.device).to(batch.cond.tokens.dtype)
+            ids = batch.cond.time_ids
+            if ids is None:
+                ids = self.time_ids(len(z), z.device)
+            ids = ids.to(device=z.device, dtype=batch.cond.tokens.dtype)
             extra["added_cond_kwargs"] = {"text_embeds": batch.cond.pooled, "time_ids": ids}
         pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens, **extra)
         pred = pred.sample
