@@ -106,6 +106,7 @@ def test_trained_encoders_give_the_cached_embeddings(sd_folder, xl_folder):
             torch.testing.assert_close(live.pooled.detach(), cached.pooled, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # three short trainings and eight draws: ~270 s at load 16 on 2 cores
 def test_sd1_text_encoder_lora_resumes_and_loads_in_diffusers(sd_folder, imgs, tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import load_file
@@ -155,6 +156,7 @@ def test_sd1_text_encoder_lora_resumes_and_loads_in_diffusers(sd_folder, imgs, t
     assert np.abs(other - mine).max() > 2 / 255
 
 
+@pytest.mark.slow  # a training, an export and five draws: ~180 s at load 16 on 2 cores
 @pytest.mark.parametrize("text_encoder", [False, True])
 def test_sdxl_lora_loads_in_diffusers_and_fuses(xl_folder, imgs, tmp_path, text_encoder):
     from safetensors.numpy import load_file
@@ -181,6 +183,54 @@ def test_sdxl_lora_loads_in_diffusers_and_fuses(xl_folder, imgs, tmp_path, text_
         assert np.abs(genlab_image(tmp_path / "fused") - mine).max() <= 2 / 255
 
 
+def test_trainer_steps_each_parameter_group_at_its_scheduled_rate():
+    """A model's update given as parameter groups (one with its own ``lr``, one taking the
+    run's): each group's rate at every step is its base rate times the schedule's factor,
+    and only the groups' parameters move."""
+    from torch import nn
+
+    from genlab.models.neural import NeuralModel
+    from genlab.training.config import TrainConfig
+    from genlab.training.schedules import lr_factor
+    from genlab.training.trainer import Trainer
+
+    class Two(NeuralModel):
+        name = "two"
+
+        def __init__(self):
+            super().__init__((2,))
+            self.net = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 1),
+                                      "c": nn.Linear(2, 1)})  # fmt: skip
+            self.net["c"].requires_grad_(False)
+
+        def updates(self):
+            return [("main", [{"name": "a", "lr": 0.1, "params": [*self.net["a"].parameters()]},
+                              {"name": "b", "params": [*self.net["b"].parameters()]},
+                              {"name": "c", "params": [*self.net["c"].parameters()]}])]  # fmt: skip
+
+        def training_step(self, batch, update="main"):
+            x = batch.x
+            return {"loss": sum(self.net[k](x).pow(2).mean() for k in "abc")}
+
+    model, seen = Two(), []
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    cfg = TrainConfig(steps=6, batch_size=4, lr=0.02, lr_scheduler="cosine", warmup_steps=2,
+                      ema_decay=0.0, log_every=1, progress=False)  # fmt: skip
+    data = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+    Trainer(model, data, cfg, on_step=lambda step, m: seen.append((step, m))).train()
+    assert [s for s, _ in seen] == [1, 2, 3, 4, 5, 6]
+    for step, metrics in seen:  # the rate of the next step, step index ``step``
+        factor = lr_factor("cosine", step, warmup=2, total=6)
+        assert metrics["lr_a"] == pytest.approx(0.1 * factor, rel=1e-6, abs=1e-9)
+        assert metrics["lr_b"] == pytest.approx(0.02 * factor, rel=1e-6, abs=1e-9)
+        assert "lr_c" not in metrics  # a group with nothing to train is left out
+    after = model.net.state_dict()
+    assert not torch.equal(after["a.weight"], before["a.weight"])
+    assert not torch.equal(after["b.weight"], before["b.weight"])
+    assert torch.equal(after["c.weight"], before["c.weight"])
+
+
+@pytest.mark.slow
 def test_each_groups_learning_rate_follows_its_schedule(sd_folder, imgs, tmp_path):
     from genlab.finetune.train import finetune as train
     from genlab.finetune.train import lora_config
