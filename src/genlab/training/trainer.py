@@ -73,7 +73,7 @@ def param_groups(params: list, lr: float) -> list[dict[str, Any]]:
         kept = [p for p in group["params"] if p.requires_grad]
         if kept:
             out.append({**group, "params": kept, "lr": group.get("lr", lr)})
-    return out or [{"params": [], "lr": lr}]
+    return out  # none at all: AdamW's own "empty parameter list" error, as before
 
 
 def lr_factor(step: int, warmup: int, decay: int) -> float:
