@@ -19,6 +19,8 @@ EXAMPLES = {
       --validation-prompt "a teal circle" --validation-every 100
   genlab finetune lora --model sd15/ --data photos/ --out loras/wide --bucket \
       --min-bucket 256 --max-bucket 1024 --bucket-step 64          # keep photos' proportions
+  genlab finetune lora --model sd15/ --data photos/ --out loras/sd --train-text-encoder \
+      --unet-lr 1e-4 --text-encoder-lr 5e-5 --format kohya
   genlab txt2img "a teal circle on the left" --lora loras/teal --lora-scale 0.8 --out t.png""",
     "lora": """examples:
   genlab lora fuse loras/teal --out models/shapes-teal          # the base with the LoRA baked in
@@ -64,6 +66,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                 "noise_offset": args.noise_offset,
                 "gradient_checkpointing": args.gradient_checkpointing or None,
                 "validation_prompts": args.validation_prompt,
+                "train_text_encoder": args.train_text_encoder or None,
+                "unet_lr": args.unet_lr, "text_encoder_lr": args.text_encoder_lr,
             },
             buckets=bucket_flags(args),
         )  # fmt: skip
@@ -141,6 +145,17 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--gradient-checkpointing",
         action="store_true",
         help="Stable Diffusion: recompute the U-Net's activations (less memory)",
+    )
+    g.add_argument(
+        "--train-text-encoder",
+        action="store_true",
+        help="Stable Diffusion: adapters on the CLIP text encoder's attention too (SDXL: both)",
+    )
+    g.add_argument("--unet-lr", type=float, help="the U-Net adapters' learning rate (default --lr)")
+    g.add_argument(
+        "--text-encoder-lr",
+        type=float,
+        help="the text-encoder adapters' learning rate (default --lr)",
     )
     g.add_argument(
         "--validation-prompt",

@@ -3,11 +3,14 @@ Diffusion LoRA trained by genlab as one file the tools people already use read.
 
 - kohya: ``lora_unet_PATH.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``, PATH the
   U-Net module's path in diffusers' names with ``_`` for ``.`` (as kohya's sd-scripts
-  writes SD 1.x LoRAs and stable-diffusion-webui, Forge and ComfyUI read them), and the
+  writes SD 1.x LoRAs and stable-diffusion-webui, Forge and ComfyUI read them); a trained
+  text encoder's ``lora_te_text_model_...`` (SD 1.x) or ``lora_te1_`` / ``lora_te2_``
+  (SDXL's two), and the
   header's metadata as kohya's trainer writes it (``ss_network_dim``, ``ss_network_alpha``,
   ``ss_base_model_version``, ``ss_resolution``, ``ss_steps``, ``ss_output_name``, the base's
   hash, and ``sshs_model_hash``: webui's hash of the tensors), which those UIs show.
-- diffusers: the file ``load_lora_weights`` reads (``unet.`` peft keys, alpha / rank folded
+- diffusers: the file ``load_lora_weights`` reads (``unet.`` peft keys, and
+  ``text_encoder.`` / ``text_encoder_2.`` ones, alpha / rank folded
   into B, since diffusers takes alpha = rank where a file does not say)."""
 
 from __future__ import annotations
@@ -54,12 +57,9 @@ def export_lora(run: str | Path, fmt: str, out: str | Path) -> Path:
     if fmt == "kohya":
         from ..lora.formats import to_kohya
 
-        tensors = to_kohya(lora.parts)
+        tensors = to_kohya(lora.parts, info["version"])
     else:
-        tensors = {}
-        for path, (a, b, mult) in lora.parts["unet"].items():
-            tensors[f"unet.{path}.lora_A.weight"] = a.contiguous()
-            tensors[f"unet.{path}.lora_B.weight"] = (b * mult).contiguous()
+        tensors = diffusers_tensors(lora.parts)
     metadata = kohya_metadata(lora, info, out.stem)
     blob = save(tensors, metadata={k: v for k, v in metadata.items() if k.startswith("ss_")})
     metadata |= tensor_hashes(blob)
@@ -72,6 +72,22 @@ def export_lora(run: str | Path, fmt: str, out: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def diffusers_tensors(parts: dict) -> dict[str, Any]:
+    """The layers as diffusers' ``load_lora_weights`` reads them: ``unet.PATH`` /
+    ``text_encoder.PATH`` / ``text_encoder_2.PATH`` peft keys (CLIP's paths with their
+    ``text_model`` level, which diffusers drops where the installed transformers has none),
+    alpha / rank folded into B."""
+    from ..lora.adapters import text_model_path
+
+    tensors = {}
+    for part, layers in parts.items():
+        for path, (a, b, mult) in layers.items():
+            path = path if part == "unet" else text_model_path(path)
+            tensors[f"{part}.{path}.lora_A.weight"] = a.contiguous()
+            tensors[f"{part}.{path}.lora_B.weight"] = (b * mult).contiguous()
+    return tensors
 
 
 def run_info(run: Path) -> dict[str, Any]:
@@ -111,6 +127,9 @@ def run_info(run: Path) -> dict[str, Any]:
         "resolution": (int(shape[-1]), int(shape[-2])),
         "steps": steps,
         "lr": train.get("lr"),
+        "unet_lr": model.get("unet_lr"),
+        "text_encoder_lr": model.get("text_encoder_lr"),
+        "text_encoder": bool(model.get("train_text_encoder", False)),
         "options": training_options(model, train, data_options, doc_data),
     }
 
@@ -158,7 +177,7 @@ def kohya_metadata(lora: Any, info: dict[str, Any], name: str) -> dict[str, str]
         "ss_output_name": name,
         "ss_sd_model_name": info["base"],
         "ss_new_sd_model_hash": info["base_sha256"],
-        "ss_network_train_unet_only": "True",
+        "ss_network_train_unet_only": str(not info.get("text_encoder", False)),
         "ss_training_comment": "trained by genlab finetune lora",
         "ss_training_finished_at": str(datetime.now(timezone.utc).timestamp()),
         "modelspec.sai_model_spec": "1.0.0",
@@ -167,11 +186,29 @@ def kohya_metadata(lora: Any, info: dict[str, Any], name: str) -> dict[str, str]
         "modelspec.title": name,
         "modelspec.resolution": f"{width}x{height}",
     }
-    if info["lr"] is not None:
-        meta["ss_learning_rate"] = str(info["lr"])
-        meta["ss_unet_lr"] = str(info["lr"])
+    meta |= learning_rates(info)
     meta |= info.get("options", {})
     return meta
+
+
+def learning_rates(info: dict[str, Any]) -> dict[str, str]:
+    """kohya's ``ss_learning_rate``, ``ss_unet_lr`` and ``ss_text_encoder_lr``: each part's
+    own rate, or the run's ``--lr`` where it has none; "None" for the text encoder where it
+    did not train (as kohya writes an unset rate). A run's default --lr (not in its
+    config) is the LoRA's default."""
+    from .model import LoRA
+
+    lr = info.get("lr")
+    lr = LoRA.train_defaults["lr"] if lr is None else lr
+    unet = info.get("unet_lr")
+    text = info.get("text_encoder_lr")
+    return {
+        "ss_learning_rate": str(lr),
+        "ss_unet_lr": str(lr if unet is None else unet),
+        "ss_text_encoder_lr": str(lr if text is None else text)
+        if info.get("text_encoder")
+        else "None",
+    }
 
 
 def tensor_hashes(blob: bytes) -> dict[str, str]:

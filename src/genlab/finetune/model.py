@@ -1,6 +1,8 @@
 """A LoRA of a text-to-image model: the base model (genlab's built-in one, a trained
 latent-diffusion run, or a Stable Diffusion folder) frozen, low-rank adapters on its
-U-Net's attention projections trained on the user's captioned images by the same Trainer
+U-Net's attention projections (and, with ``train_text_encoder``, on a Stable Diffusion
+base's CLIP text encoders' attention projections, each part with its own learning rate)
+trained on the user's captioned images by the same Trainer
 (checkpoints, exact resume, NaN guard). Saving writes the adapters only, with the base's
 sha256, so a LoRA is a few hundred kB and refuses to load onto another base; a Stable
 Diffusion LoRA also writes the file diffusers' ``load_lora_weights`` reads."""
@@ -14,12 +16,21 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError
-from ..lora.adapters import BUILTIN_TARGETS, DIFFUSERS_TARGETS, adapter_state, inject
+from ..lora.adapters import (
+    BUILTIN_TARGETS,
+    CLIP_TARGETS,
+    DIFFUSERS_TARGETS,
+    adapter_state,
+    inject,
+    text_model_path,
+)
 from ..models.latent_diffusion import LatentDiffusion
 from ..models.neural import Batch, NeuralModel
 from ..options import Option
 
 ADAPTER = "default"
+#: the text encoders a LoRA may train: the base's part -> the name LoRA files give it
+TEXT_PARTS = {"text": "text_encoder", "text_2": "text_encoder_2"}
 #: the file name diffusers' ``load_lora_weights`` looks for in a folder
 DIFFUSERS_LORA = "pytorch_lora_weights.safetensors"
 
@@ -45,6 +56,12 @@ class LoRA(NeuralModel):
         Option("gradient_checkpointing", bool, False, "recompute the U-Net's activations in "
                "the backward pass (less memory, same gradients)"),
         Option("validation_prompts", list, [], "prompts drawn at each sample step", item=str),
+        Option("train_text_encoder", bool, False, "Stable Diffusion: adapters on the CLIP text "
+               "encoder's attention too (SDXL: both encoders)"),
+        Option("unet_lr", float, None, "the U-Net adapters' learning rate (default: --lr)",
+               low=0.0, high=1e3),
+        Option("text_encoder_lr", float, None, "the text-encoder adapters' learning rate "
+               "(default: --lr)", low=0.0, high=1e3),
     )  # fmt: skip
     # fine-tuning: a small learning rate on a few hundred steps, no averaging
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -70,6 +87,9 @@ class LoRA(NeuralModel):
         noise_offset: float = 0.0,
         gradient_checkpointing: bool = False,
         validation_prompts: list[str] | None = None,
+        train_text_encoder: bool = False,
+        unet_lr: float | None = None,
+        text_encoder_lr: float | None = None,
     ) -> None:
         model, digest, diffusers = load_base(base, base_config)
         if gradient_checkpointing and not diffusers:
@@ -77,6 +97,13 @@ class LoRA(NeuralModel):
                 "--gradient-checkpointing applies to a Stable Diffusion base (the built-in "
                 "model is small enough without it)."
             )
+        if train_text_encoder and not diffusers:
+            raise GenlabError(
+                "--train-text-encoder applies to a Stable Diffusion base (the built-in model's "
+                "MiniLM encoder stays frozen)."
+            )
+        if text_encoder_lr is not None and not train_text_encoder:
+            raise GenlabError("--text-encoder-lr needs --train-text-encoder.")
         if targets is None:
             targets = DIFFUSERS_TARGETS if diffusers else BUILTIN_TARGETS
         if base_sha256 and digest != base_sha256:
@@ -95,8 +122,17 @@ class LoRA(NeuralModel):
             min_snr_gamma=float(min_snr_gamma), noise_offset=float(noise_offset),
             gradient_checkpointing=bool(gradient_checkpointing),
             validation_prompts=[str(p) for p in validation_prompts or []],
+            train_text_encoder=bool(train_text_encoder),
+            unet_lr=None if unet_lr is None else float(unet_lr),
+            text_encoder_lr=None if text_encoder_lr is None else float(text_encoder_lr),
         )  # fmt: skip
         self.layers = inject(model.net.denoiser, int(rank), float(alpha), targets, ADAPTER)
+        #: the base's text encoders with adapters (none unless train_text_encoder)
+        self.text_parts = [p for p in TEXT_PARTS if train_text_encoder and p in model.net]
+        for part in self.text_parts:
+            self.layers += inject(model.net[part], int(rank), float(alpha), CLIP_TARGETS, ADAPTER)
+        if self.text_parts:  # the captions then pass through the encoders at every step
+            model.encode_every_step = True
         self.base_model = model
         self.net = model.net
         # all of the base (SDXL's second text encoder too); is_frozen spares the adapters
@@ -114,6 +150,19 @@ class LoRA(NeuralModel):
 
     def is_frozen(self, key: str) -> bool:
         return ".lora_" not in key
+
+    def updates(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """One optimizer, one parameter group per part (kohya's ``unet_lr`` and
+        ``text_encoder_lr``; a group without ``lr`` takes the run's ``--lr``), so the
+        learning-rate schedule scales each group's own rate."""
+        trainable = [(k, p) for k, p in self.net.named_parameters() if not self.is_frozen(k)]
+        text = tuple(f"{part}." for part in self.text_parts)
+        groups = [{"name": "unet", "params": [p for k, p in trainable if not k.startswith(text)],
+                   "lr": self.unet_lr}]  # fmt: skip
+        if self.text_parts:
+            groups.append({"name": "text_encoder", "lr": self.text_encoder_lr,
+                           "params": [p for k, p in trainable if k.startswith(text)]})  # fmt: skip
+        return [("main", [{k: v for k, v in g.items() if v is not None} for g in groups])]
 
     # --- the Trainer's hooks: the base model's, with only the adapters trainable -------------
     def training_data(self, data: Any):
@@ -172,30 +221,51 @@ class LoRA(NeuralModel):
         return out
 
     # --- persistence: the adapters only -------------------------------------------------------
+    def _adapted(self) -> dict[str, tuple[str, torch.nn.Module]]:
+        """{key prefix in the saved file: (the part's name in LoRA files, its module)}: the
+        U-Net's keys bare (as before text encoders were trained), the text encoders' keys
+        under their diffusers names (``text_encoder.PATH.lora_A.weight``)."""
+        out = {"": ("unet", self.net.denoiser)}
+        for part in self.text_parts:
+            out[f"{TEXT_PARTS[part]}."] = (TEXT_PARTS[part], self.net[part])
+        return out
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        state = adapter_state(self.net.denoiser, ADAPTER)
-        return {k: v.cpu().numpy() for k, v in state.items()}
+        out = {}
+        for prefix, (_, module) in self._adapted().items():
+            state = adapter_state(module, ADAPTER)
+            out |= {prefix + k: v.cpu().numpy() for k, v in state.items()}
+        return out
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        named = {
-            k.replace(f".{ADAPTER}.", "."): k
-            for k in self.net.denoiser.state_dict()
-            if ".lora_" in k
-        }
+        named = {}
+        for prefix, (_, module) in self._adapted().items():
+            keys = [k for k in module.state_dict() if ".lora_" in k]
+            named |= {prefix + k.replace(f".{ADAPTER}.", "."): (module, k) for k in keys}
         if set(arrays) != set(named):
             raise GenlabError("The LoRA's saved adapters do not fit its base model's layers.")
-        state = {named[k]: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
-        self.net.denoiser.load_state_dict(state, strict=False)
+        per_module: dict[int, tuple[torch.nn.Module, dict]] = {}
+        for key, value in arrays.items():
+            module, name = named[key]
+            per_module.setdefault(id(module), (module, {}))[1][name] = torch.from_numpy(
+                np.array(value)
+            )
+        for module, state in per_module.values():
+            module.load_state_dict(state, strict=False)
 
     def extra_files(self) -> dict[str, dict[str, np.ndarray]]:
         """For a Stable Diffusion base, the adapters as diffusers' ``load_lora_weights``
-        reads them: ``unet.`` keys, alpha / rank folded into B (diffusers assumes alpha =
-        rank when a file does not say)."""
+        reads them: ``unet.`` keys (and ``text_encoder.`` / ``text_encoder_2.`` ones), alpha
+        / rank folded into B (diffusers assumes alpha = rank when a file does not say)."""
         if not self.diffusers:
             return {}
         out = {}
-        for key, value in self.state_arrays().items():
-            out[f"unet.{key}"] = value * self.factor if ".lora_B." in key else value
+        for part, module in self._adapted().values():
+            for key, value in adapter_state(module, ADAPTER).items():
+                value = value.cpu().numpy()
+                if part != "unet":  # CLIP's layers as files name them, text_model level in
+                    key = text_model_path(key)
+                out[f"{part}.{key}"] = value * self.factor if ".lora_B." in key else value
         return {DIFFUSERS_LORA: out}
 
 

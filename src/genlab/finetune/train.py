@@ -46,7 +46,8 @@ def lora_config(
     data set spec (such as ``shapes``); ``model_config``: a single-file base's diffusers
     folder; ``repeats``: times each image of a folder is seen an epoch; ``settings``: the
     LoRA's training options (``flip``, ``min_snr_gamma``, ``noise_offset``,
-    ``gradient_checkpointing``, ``validation_prompts``; see LoRA.config_schema);
+    ``gradient_checkpointing``, ``validation_prompts``, ``train_text_encoder``,
+    ``unet_lr``, ``text_encoder_lr``; see LoRA.config_schema);
     ``buckets``: aspect-ratio bucketing of the folder (see ``bucket_options``). Typed and
     checked (``train`` values too) before anything is trained; the config still reads as
     the dict it used to be (``cfg["train"]["steps"]``)."""

@@ -19,6 +19,16 @@ from ..errors import GenlabError
 BUILTIN_TARGETS = r".*(cross\.(q|kv|out)|attn\.(qkv|out))$"
 #: diffusers' UNet2DConditionModel, as diffusers' own LoRA training targets it
 DIFFUSERS_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+#: CLIP's text encoder, as diffusers' train_dreambooth_lora(_sdxl).py targets it (kohya's
+#: sd-scripts adapts CLIP's MLP layers too)
+CLIP_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def text_model_path(path: str) -> str:
+    """A CLIP text encoder's module path with its ``text_model.`` level, as LoRA files
+    (kohya's, diffusers') name it: transformers >= 5.6's CLIPTextModel no longer has that
+    level, and readers (``resolve_path``, diffusers' loader) drop it where a model lacks it."""
+    return path if path.startswith("text_model.") else f"text_model.{path}"
 
 
 def inject(module: nn.Module, rank: int, alpha: float, targets, name: str = "default") -> int:

@@ -19,7 +19,8 @@ Parts = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, float]]]
 
 @dataclass(frozen=True)
 class LoraFile:
-    """``state``: a genlab LoRA's adapters (peft keys of the U-Net), which ``factor`` scales;
+    """``state``: a genlab LoRA's U-Net adapters (peft keys), which ``factor`` scales (its
+    text-encoder adapters, where it trained them, are in ``parts`` only);
     ``parts``: every LoRA's layers by the part of the model they adapt (see ``Parts``);
     ``layout``: "genlab", "kohya" or "diffusers"; ``base_version``: what the file says it
     was trained on ("sd1", "sdxl", or "" where it does not say)."""
@@ -61,21 +62,39 @@ def read_lora(path: str | Path) -> LoraFile:
             raise ValueError("rank must be >= 1 and alpha > 0")
     except (KeyError, TypeError, ValueError) as e:
         raise GenlabError(f"{folder / 'config.yaml'} has no valid rank and alpha ({e}).") from e
-    state = {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
-    for key, (a, b) in pairs(state).items():
-        if a.shape[0] != rank or b.shape[1] != rank:
-            raise GenlabError(f"{folder / WEIGHTS}: the adapter of {key} is not of rank {rank}.")
-    mult = alpha / rank
-    unet = {key: (a, b, mult) for key, (a, b) in pairs(state).items()}
+    by_part = saved_parts({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+    parts: Parts = {}
+    for part, state in by_part.items():
+        for key, (a, b) in pairs(state).items():
+            if a.shape[0] != rank or b.shape[1] != rank:
+                raise GenlabError(
+                    f"{folder / WEIGHTS}: the adapter of {key} is not of rank {rank}."
+                )
+        parts[part] = {key: (a, b, alpha / rank) for key, (a, b) in pairs(state).items()}
     return LoraFile(
         name=path.resolve().name,
-        state=state,
+        state=by_part.get("unet", {}),
         rank=rank,
         alpha=alpha,
         base_sha256=str(config.get("base_sha256", "")),
         sha256=sha256(folder / WEIGHTS),
-        parts={"unet": unet},
+        parts=parts,
     )
+
+
+#: the key prefixes of a genlab LoRA folder's text-encoder adapters (the U-Net's are bare)
+TEXT_PREFIXES = {"text_encoder.": "text_encoder", "text_encoder_2.": "text_encoder_2"}
+
+
+def saved_parts(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """A genlab LoRA folder's adapters by part: ``text_encoder.PATH...`` and
+    ``text_encoder_2.PATH...`` keys (a LoRA that trained them), the rest the U-Net's."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        prefix = next((p for p in TEXT_PREFIXES if key.startswith(p)), "")
+        part = TEXT_PREFIXES.get(prefix, "unet")
+        out.setdefault(part, {})[key[len(prefix) :]] = value
+    return out
 
 
 def read_lora_file(path: Path) -> LoraFile:
@@ -166,6 +185,11 @@ def applied_files(modules, loras: list[tuple[LoraFile, float]]):
 
     if isinstance(modules, nn.Module):
         modules = {"unet": modules}
+    return _all_applied(modules, _per_part(modules, loras))
+
+
+def _per_part(modules: dict, loras: list[tuple[LoraFile, float]]):
+    """{part: [(adapter state, factor)]} of ``loras`` on ``modules``, checked."""
     per_part: dict[str, list[tuple[dict, float]]] = {}
     for lora, scale in loras:
         for part, layers in lora.parts.items():
@@ -177,7 +201,20 @@ def applied_files(modules, loras: list[tuple[LoraFile, float]]):
                 group = groups.setdefault(mult, {})
                 group[f"{path}.lora_A.weight"], group[f"{path}.lora_B.weight"] = a, b
             per_part.setdefault(part, []).extend((g, scale * m) for m, g in groups.items())
-    return _all_applied(modules, per_part)
+    return per_part
+
+
+def fuse_parts(modules: dict, lora: LoraFile, scale: float) -> int:
+    """Add ``lora`` at ``scale`` to the weights of ``modules`` ({part: module}) for good,
+    every part it adapts (a Stable Diffusion LoRA's U-Net and text encoders); returns the
+    layers changed."""
+    from .adapters import fuse
+
+    changed = 0
+    for part, adapters in _per_part(modules, [(lora, scale)]).items():
+        for state, factor in adapters:
+            changed += fuse(modules[part], state, factor)
+    return changed
 
 
 @contextlib.contextmanager

@@ -159,13 +159,22 @@ def sdxl_block_path(path: str, layers_per_block: int = 2) -> str:
     return path
 
 
-def to_kohya(parts: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, float]]]):
+def to_kohya(
+    parts: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, float]]], version: str = SD1
+):
     """The same layers in kohya's layout (diffusers' module names, as sd-scripts writes SD
-    1.x files and webui reads them): ``lora_unet_PATH.lora_down.weight`` and so on."""
-    prefix = {"unet": "lora_unet_", "text_encoder": "lora_te_", "text_encoder_2": "lora_te2_"}
+    1.x files and webui reads them): ``lora_unet_PATH.lora_down.weight`` and so on; the
+    text encoder ``lora_te_`` (SD 1.x) or SDXL's two ``lora_te1_`` and ``lora_te2_``, their
+    paths with CLIP's ``text_model`` level (``lora_te_text_model_encoder_layers_0_...``)."""
+    from .adapters import text_model_path
+
+    first = "lora_te1_" if version == SDXL else "lora_te_"
+    prefix = {"unet": "lora_unet_", "text_encoder": first, "text_encoder_2": "lora_te2_"}
     out = {}
     for part, layers in parts.items():
         for path, (a, b, mult) in layers.items():
+            if part != "unet":
+                path = text_model_path(path)
             name = prefix[part] + path.replace(".", "_")
             out[f"{name}.lora_down.weight"] = a.contiguous()
             out[f"{name}.lora_up.weight"] = b.contiguous()

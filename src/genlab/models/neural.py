@@ -6,6 +6,8 @@ calls, each with a default here (as scikit-learn's BaseMixture declares its temp
     conditions(data)               -> Condition of every training sample, or None
     training_data(data)            -> (inputs, Condition or None) the steps draw batches from
     updates()                      -> [(name, parameters)], one optimizer each, in order
+                                      (parameters: a list, or parameter groups as dicts
+                                      with "params" and optionally "lr" and "name")
     training_step(batch, update)   -> {"loss": ..., other metrics}; batch: Batch(x, cond)
     fsdp_units()                   -> the modules ``--fsdp`` shards (none: not shardable)
     after_training(x)              -> work after the last step (fit a latent Gaussian ...)
@@ -93,7 +95,9 @@ class NeuralModel(GenerativeModel):
 
     def updates(self) -> list[tuple[str, list[nn.Parameter]]]:
         """The optimizer updates of one training step, in order, with the parameters each
-        moves. One by default; a GAN has two (discriminator, then generator)."""
+        moves. One by default; a GAN has two (discriminator, then generator). An update
+        may give parameter groups instead of a list (a LoRA's U-Net and text-encoder rates;
+        see ``training.trainer.param_groups``)."""
         return [("main", self.trainable_parameters())]
 
     def training_step(self, batch: Batch, update: str = "main") -> dict[str, torch.Tensor]:

@@ -71,6 +71,21 @@ def batch_plan(x: Any, batch_size: int, seed: int) -> Callable[[int], torch.Tens
     return partial(batch_indices, n=len(x), batch_size=batch_size, seed=seed)
 
 
+def param_groups(params: list, lr: float) -> list[dict[str, Any]]:
+    """An update's parameters as the optimizer's groups: a plain list is one group at the
+    run's ``lr``; a model may give groups (dicts with ``params`` and optionally ``lr`` and
+    ``name``, as kohya's separate U-Net and text-encoder rates), a group without ``lr``
+    taking the run's. Only parameters that require gradients are kept; empty groups go."""
+    if not params or not isinstance(params[0], dict):
+        params = [{"params": params}]
+    out = []
+    for group in params:
+        kept = [p for p in group["params"] if p.requires_grad]
+        if kept:
+            out.append({**group, "params": kept, "lr": group.get("lr", lr)})
+    return out  # none at all: AdamW's own "empty parameter list" error, as before
+
+
 def lr_factor(step: int, warmup: int, decay: int) -> float:
     """genlab's default schedule (kept here for its callers; see schedules.py)."""
     return schedules.default_factor(step, warmup, decay)
@@ -169,14 +184,14 @@ class Trainer:
                 "--fsdp with one process: nothing to shard over; training unsharded.",
                 stacklevel=2,
             )
-        updates = model.updates()
-        self.params = {name: [p for p in ps if p.requires_grad] for name, ps in updates}
+        groups = {name: param_groups(ps, config.lr) for name, ps in model.updates()}
+        self.params = {name: [p for g in gs for p in g["params"]] for name, gs in groups.items()}
         opts = [
             torch.optim.AdamW(
-                ps, lr=config.lr, betas=(config.beta1, config.beta2),
+                gs, lr=config.lr, betas=(config.beta1, config.beta2),
                 weight_decay=config.weight_decay,
             )
-            for ps in self.params.values()
+            for gs in groups.values()
         ]  # fmt: skip
         # The schedules step once per optimizer step of the run (not once per process, as a
         # prepared scheduler would), and not after a step the GradScaler skipped.
@@ -303,8 +318,18 @@ class Trainer:
         self.bad_steps = 0
         if self.ema is not None:
             self.ema.update(self.model.trainable_state())
-        lr = next(iter(self.scheds.values())).get_last_lr()[0]
-        return metrics | {"lr": torch.tensor(lr)}
+        return metrics | self._learning_rates()
+
+    def _learning_rates(self) -> dict[str, torch.Tensor]:
+        """The next step's learning rate: ``lr`` (the first update's first group), and
+        ``lr_NAME`` for each named parameter group of the first update."""
+        sched = next(iter(self.scheds.values()))
+        lrs = sched.get_last_lr()
+        out = {"lr": torch.tensor(lrs[0])}
+        for group, lr in zip(sched.optimizer.param_groups, lrs, strict=True):
+            if "name" in group:
+                out[f"lr_{group['name']}"] = torch.tensor(lr)
+        return out
 
     def _forward(self, name: str, batch: Batch) -> dict[str, torch.Tensor]:
         if self.sharding is None:  # a prepared module: DDP and autocast are in its forward

@@ -310,10 +310,10 @@ class StableDiffusionBackend:
         import os
         import shutil
 
-        from ...lora.adapters import fuse
+        from ...lora.files import fuse_parts
 
         base = self.lora_base()
-        fuse(base.net["denoiser"], lora.state, lora.factor(scale))
+        fuse_parts(base.backend._lora_parts(), lora, scale)  # the text encoders' too
         out = Path(out)
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,12 +2,15 @@
 diffusers' own LoRA example: latents drawn from the autoencoder's posterior and scaled,
 noise added by the folder's DDPM schedule at a uniform timestep, the U-Net's prediction
 (noise, or velocity where the folder says ``v_prediction``) against its target by MSE,
-captions through the frozen CLIP text encoder. Both frozen encoders run once per image and
+captions through the CLIP text encoder(s). Both frozen encoders run once per image and
 caption before training (their outputs never change); each step then draws a fresh latent
-from the cached posterior, so the loss is the same as encoding every step."""
+from the cached posterior, so the loss is the same as encoding every step. Where a LoRA also
+trains the text encoders (``encode_every_step``), the captions' token ids are kept instead
+and pass through the encoders at every step, with gradients."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,9 @@ class DiffusersBase:
         self.tokenizer = pipe.tokenizer
         self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
         self.data_shape = (3, *reversed(self.backend.default_size()))
+        #: set by a LoRA that trains the text encoders: captions then pass through them at
+        #: every step (``caption_condition``, ``step_condition``) instead of once
+        self.encode_every_step = False
 
     # --- training ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -63,12 +69,10 @@ class DiffusersBase:
         rows = [(i, c) for i, r in enumerate(records) for c in r["captions"]]
         index = torch.tensor([i for i, _ in rows])
         x = self.image_latents(data.x, index)
-        if self.sdxl:
-            tokens, pooled = self.encode_text_xl([c for _, c in rows])
-            ids = self.sample_time_ids(data.x, index)
-            return x, Condition(tokens=tokens, pooled=pooled, time_ids=ids)
-        tokens = self.encode_text([c for _, c in rows])
-        return x, Condition(tokens=tokens)
+        cond = self.caption_condition([c for _, c in rows])
+        if self.sdxl:  # each image's own size and crop where they are in buckets
+            cond = replace(cond, time_ids=self.sample_time_ids(data.x, index))
+        return x, cond
 
     # --- images: encoded once, square or in aspect-ratio buckets -----------------------------
     @torch.no_grad()
@@ -141,6 +145,45 @@ class DiffusersBase:
             ids.append([*images.original[j], *images.crop[j], *images.bucket(j)])
         return torch.tensor(ids, dtype=torch.float32)
 
+    # --- captions: encoded once (frozen encoders) or every step (trained ones) ----------------
+    def caption_condition(self, texts: list[str]) -> Condition:
+        """The training condition of each caption: its embeddings (and SDXL's pooled one),
+        computed once, where the text encoders are frozen; their token ids where a LoRA
+        trains them (``encode_every_step``), which ``step_condition`` encodes each step."""
+        if self.encode_every_step:
+            return Condition(ids=self.token_ids(texts))
+        if self.sdxl:
+            tokens, pooled = self.encode_text_xl(texts)
+            return Condition(tokens=tokens, pooled=pooled)
+        return Condition(tokens=self.encode_text(texts))
+
+    def token_ids(self, texts: list[str]) -> torch.Tensor:
+        """(n, 77) CLIP token ids as the pipeline tokenizes a prompt; SDXL: (n, 154), the
+        first tokenizer's ids then the second's (a Condition has one ``ids`` field)."""
+        pipe = self.backend.pipe
+        tokenizers = [pipe.tokenizer, pipe.tokenizer_2] if self.sdxl else [pipe.tokenizer]
+        return torch.cat([
+            tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                return_tensors="pt").input_ids
+            for tok in tokenizers
+        ], dim=1)  # fmt: skip
+
+    def step_condition(self, cond: Condition) -> Condition:
+        """A batch's condition with its captions' embeddings: the cached ones, or the token
+        ids through the (trained) encoders, with gradients, as diffusers'
+        train_dreambooth_lora(_sdxl).py's ``encode_prompt`` does when it trains them."""
+        if cond.ids is None:
+            return cond
+        if not self.sdxl:
+            return Condition(tokens=self.net["text"](cond.ids)[0], time_ids=cond.time_ids)
+        first, second = cond.ids.chunk(2, dim=1)
+        hidden = []
+        for ids, encoder in ((first, self.net["text"]), (second, self.net["text_2"])):
+            out = encoder(ids, output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])  # SDXL's penultimate layer, as the pipeline
+        pooled = out[0]  # the second encoder's projected pooled embedding
+        return Condition(tokens=torch.cat(hidden, dim=-1), pooled=pooled, time_ids=cond.time_ids)
+
     @torch.no_grad()
     def encode_text_xl(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """SDXL: both encoders' hidden states side by side (n, 77, D1 + D2) and the pooled
@@ -192,13 +235,14 @@ class DiffusersBase:
         else:
             target = noise
         extra = {}
+        cond = self.step_condition(batch.cond)
         if self.sdxl:
-            ids = batch.cond.time_ids
+            ids = cond.time_ids
             if ids is None:
                 ids = self.time_ids(len(z), z.device)
-            ids = ids.to(device=z.device, dtype=batch.cond.tokens.dtype)
-            extra["added_cond_kwargs"] = {"text_embeds": batch.cond.pooled, "time_ids": ids}
-        pred = self.net["denoiser"](noisy, t, encoder_hidden_states=batch.cond.tokens, **extra)
+            ids = ids.to(device=z.device, dtype=cond.tokens.dtype)
+            extra["added_cond_kwargs"] = {"text_embeds": cond.pooled, "time_ids": ids}
+        pred = self.net["denoiser"](noisy, t, encoder_hidden_states=cond.tokens, **extra)
         pred = pred.sample
         if not min_snr_gamma:
             return {"loss": nn.functional.mse_loss(pred.float(), target.float())}
