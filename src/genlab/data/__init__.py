@@ -48,6 +48,8 @@ SETTINGS: tuple[Option, ...] = (
     Option("captions_per_image", int, 4, "captions kept per scene", low=1, high=64),
     Option("repeats", int, 1, "times each image is seen an epoch", low=1, high=10_000),
     Option("part", str, "all", "digits part", choices=images.DIGITS_PARTS),
+    Option("heldout", str, "default", "shapes compositions kept out of training",
+           choices=tuple(shapes.HELDOUT_SETS)),
 )  # fmt: skip
 
 __all__ = ["DATASETS", "SETTINGS", "Dataset", "as_table", "check_array", "load", "load_spec",
