@@ -357,6 +357,25 @@ def test_a_new_unet_reuses_the_shipped_autoencoder():
         LatentDiffusion((3, 32, 32), autoencoder="no/such/run", text_encoder="tiny")
 
 
+def test_the_wide_recipe_is_the_shipped_one_on_the_wide_split():
+    """txt2img-shapes-wide differs from txt2img-shapes only in its split and its autoencoder
+    (the shipped one), and trains: two steps on 16 wide-split scenes, a narrow U-Net."""
+    from genlab.data import load as load_data
+    from genlab.training.runfolder import load_recipe
+    from genlab.training.trainer import TrainConfig, Trainer
+
+    wide, shipped = load_recipe("txt2img-shapes-wide"), load_recipe("txt2img-shapes")
+    assert wide["data_options"] == {**shipped["data_options"], "heldout": "wide"}
+    assert wide["model_config"] == {**shipped["model_config"], "autoencoder": "builtin"}
+    assert wide["train"] == shipped["train"] and wide["model"] == shipped["model"]
+    data = load_data("shapes", **{**wide["data_options"], "n": 16, "captions_per_image": 1})
+    assert data.info["heldout"] == "wide"
+    model = LatentDiffusion((3, 32, 32), **{**wide["model_config"], "channels": (16, 32)})
+    config = TrainConfig.make(model, {**wide["train"], "steps": 2, "batch_size": 8,
+                                      "progress": False})  # fmt: skip
+    assert np.isfinite(Trainer(model, data, config).train()["loss"])
+
+
 def test_wilson_interval():
     from genlab.evaluation.text_to_image import wilson
 
