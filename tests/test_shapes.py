@@ -1,6 +1,8 @@
 """Captioned scenes: reproducible, held-out compositions kept out of training, captions in
 every style, colours measurable from the pixels."""
 
+import hashlib
+import json
 import re
 
 import numpy as np
@@ -35,6 +37,52 @@ def test_training_never_shows_a_heldout_composition_and_heldout_always_does():
     assert {c for c, _ in seen} == set(S.COLOURS) and {s for _, s in seen} == set(S.SHAPES)
     relations = {r["scene"]["relation"] for r in train.records} - {None}
     assert relations == set(S.RELATIONS)
+
+
+def test_the_wide_split_holds_out_what_it_says_and_training_still_shows_every_word():
+    """heldout="wide": the default set and more; "train" shows none of it, "heldout" one of
+    it in every scene (each composition somewhere), and training still draws every colour,
+    shape, relation and position, each colour as three shapes or more."""
+    default, wide = S.HELDOUT_SETS["default"], S.HELDOUT_SETS["wide"]
+    assert default.pairs == S.HELDOUT_PAIRS and default.triples == S.HELDOUT_TRIPLES
+    assert default.placements == frozenset()  # the shipped model's split, unchanged
+    assert default.pairs < wide.pairs and default.triples < wide.triples
+    assert (len(wide.pairs), len(wide.triples), len(wide.placements)) == (10, 8, 3)
+    words = set(S.COLOURS), set(S.SHAPES), set(S.RELATIONS), set(S.POSITIONS)
+    assert all(c in words[0] and s in words[1] for c, s in wide.pairs)
+    assert all(a in words[1] and r in words[2] and b in words[1] for a, r, b in wide.triples)
+    assert all(s in words[1] and p in words[3] for s, p in wide.placements)
+
+    train = gd.load("shapes", n=600, seed=0, heldout="wide")
+    held = gd.load("shapes", n=300, seed=0, split="heldout", heldout="wide")
+    assert train.info["heldout"] == "wide"
+    for record in train.records:
+        scene = _scene(record)
+        pairs, triples = scene.compositions()
+        assert not pairs & wide.pairs and not triples & wide.triples
+        assert not scene.placements() & wide.placements
+        assert not scene.is_heldout("wide") and not scene.is_heldout()
+    assert all(_scene(r).is_heldout("wide") for r in held.records)
+    shown = [_scene(r) for r in held.records]
+    assert set().union(*(s.compositions()[0] for s in shown)) >= wide.pairs
+    assert set().union(*(s.compositions()[1] for s in shown)) >= wide.triples
+    assert set().union(*(s.placements() for s in shown)) >= wide.placements
+
+    seen = {(t["colour"], t["shape"]) for r in train.records for t in r["scene"]["things"]}
+    assert {c for c, _ in seen} == words[0] and {s for _, s in seen} == words[1]
+    assert min(sum(c == colour for c, _ in seen) for colour in S.COLOURS) >= 3
+    assert min(sum(s == shape for _, s in seen) for shape in S.SHAPES) >= 6
+    scenes = [r["scene"] for r in train.records]
+    assert {s["relation"] for s in scenes} - {None} == words[2]
+    assert {s["position"] for s in scenes} - {None} == words[3]
+    # the default split draws what it drew before the option existed: the scenes and
+    # captions (the rng's draws, no pixel arithmetic) of commit 3c96d1d, which had no option
+    for split, digest in (
+        ("train", "3859d5776c9177e3effd57c804a6fa87af90db355e97d79c06b262b8555b56fe"),
+        ("heldout", "fe0bd681450c973c21fab9a9f337a453a1a3128abe2f27306c6d139179b4f4ad"),
+    ):
+        records = gd.load("shapes", n=100, seed=0, split=split, heldout="default").records
+        assert hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest() == digest
 
 
 def test_captions_come_in_every_style_and_name_what_is_drawn():
@@ -100,6 +148,7 @@ def test_split_keeps_captions_with_their_images():
         ({"n": 0}, "n >= 1"),
         ({"scale": "byte"}, "scale must be"),
         ({"colours": "rainbow"}, "colours must be"),
+        ({"heldout": "narrow"}, "heldout must be 'default' or 'wide'"),
     ],
 )
 def test_bad_options_are_one_sentence(options, message):

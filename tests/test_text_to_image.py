@@ -317,6 +317,65 @@ def test_eval_t2i_reports_every_attribute_and_writes_grids(tiny_model, tmp_path,
     )
 
 
+def test_eval_t2i_on_the_wide_heldout_set_and_a_bad_set_is_one_sentence(
+    tiny_model, tmp_path, capsys
+):
+    import json
+
+    from genlab.cli import main
+
+    _, folder = tiny_model
+    argv = ["eval-t2i", str(folder / "ld"), "--n", "4", "--seed", "7"]
+    assert main([*argv, "--heldout", "wide", "--out", str(tmp_path / "w")]) == 0
+    wide = json.loads((tmp_path / "w" / "eval-t2i.json").read_text())
+    assert wide["heldout_set"] == "wide" and "held-out set wide" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "d")]) == 0
+    default = json.loads((tmp_path / "d" / "eval-t2i.json").read_text())
+    assert default["heldout_set"] == "default"
+    assert wide["heldout"]["examples"] != default["heldout"]["examples"]  # other scenes
+    assert main([*argv, "--heldout", "narrow", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--heldout must be default or wide" in err and len(err.splitlines()) == 1
+
+
+def test_a_new_unet_reuses_the_shipped_autoencoder():
+    """autoencoder="builtin" (recipe txt2img-shapes-wide): the shipped model's first stage,
+    weights and latent scale included, with no autoencoder trained again."""
+    from genlab.assets import load_shipped
+
+    shipped = load_shipped("txt2img-shapes")._vae
+    model = LatentDiffusion(
+        (3, 32, 32), autoencoder="builtin", text_encoder="tiny", channels=(16, 32),
+        attention=False,
+    )  # fmt: skip
+    theirs = shipped.net.state_dict()
+    mine = model._vae.net.state_dict()
+    assert set(mine) == set(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert float(mine["scale_factor"]) != 1.0  # the trained scale, not a fresh one
+    assert model.autoencoder is None and model.autoencoder_config == shipped.get_config()
+    with pytest.raises(GenlabError, match="does not exist"):
+        LatentDiffusion((3, 32, 32), autoencoder="no/such/run", text_encoder="tiny")
+
+
+def test_the_wide_recipe_is_the_shipped_one_on_the_wide_split():
+    """txt2img-shapes-wide differs from txt2img-shapes only in its split and its autoencoder
+    (the shipped one), and trains: two steps on 16 wide-split scenes, a narrow U-Net."""
+    from genlab.data import load as load_data
+    from genlab.training.runfolder import load_recipe
+    from genlab.training.trainer import TrainConfig, Trainer
+
+    wide, shipped = load_recipe("txt2img-shapes-wide"), load_recipe("txt2img-shapes")
+    assert wide["data_options"] == {**shipped["data_options"], "heldout": "wide"}
+    assert wide["model_config"] == {**shipped["model_config"], "autoencoder": "builtin"}
+    assert wide["train"] == shipped["train"] and wide["model"] == shipped["model"]
+    data = load_data("shapes", **{**wide["data_options"], "n": 16, "captions_per_image": 1})
+    assert data.info["heldout"] == "wide"
+    model = LatentDiffusion((3, 32, 32), **{**wide["model_config"], "channels": (16, 32)})
+    config = TrainConfig.make(model, {**wide["train"], "steps": 2, "batch_size": 8,
+                                      "progress": False})  # fmt: skip
+    assert np.isfinite(Trainer(model, data, config).train()["loss"])
+
+
 def test_wilson_interval():
     from genlab.evaluation.text_to_image import wilson
 

@@ -22,6 +22,7 @@ EXAMPLES = {
   genlab eval-t2i builtin --seed 12345         # the set of seed 12345 again
   genlab eval-t2i builtin-fast                 # the 4-step model, at its own settings
   genlab eval-t2i builtin --seed 7 --deepcache 3   # the adherence cost of step caching
+  genlab eval-t2i runs/txt2img-wide --heldout wide   # a model of recipe txt2img-shapes-wide
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
@@ -44,11 +45,12 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
         sampler, schedule = parse_sampler(args.sampler or "dpmpp-2m", args.schedule)
         settings["sampler"] = sampler if schedule == "default" else f"{sampler}-{schedule}"
     report = evaluate_text_to_image(
-        args.model, n=args.n, out=args.out, seed=args.seed,
+        args.model, n=args.n, out=args.out, seed=args.seed, heldout=args.heldout,
         loras=loras(args.lora, args.lora_scale), **settings,
     )  # fmt: skip
     how = "drawn at random" if report["seed_drawn"] else "given"
-    print(f"prompt set: seed {report['seed']} ({how}; --seed {report['seed']} draws it again)")
+    print(f"prompt set: seed {report['seed']} ({how}; --seed {report['seed']} draws it again), "
+          f"held-out set {args.heldout}")  # fmt: skip
     for split in ("heldout", "seen"):
         acc, asked, band = (report[split][k] for k in ("accuracy", "asked", "interval"))
         shown = ", ".join(
@@ -152,6 +154,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=None,
                    help="the prompt set's seed (default: drawn fresh, recorded)")  # fmt: skip
     p.add_argument("--out", default="report/t2i", help="folder for eval-t2i.json and the grids")
+    p.add_argument("--heldout", default="default",
+                   help="the shapes data's held-out set: default (4 colour-shape pairs, 3 "
+                   "relations) or wide (10 pairs, 8 relations, 3 placements; recipe "
+                   "txt2img-shapes-wide)")  # fmt: skip
     sampler_flags(p, default=None)  # None: the model's own (dpmpp-2m; builtin-fast: lcm)
     p.add_argument("--steps", type=int, help="sampling steps (default 20; builtin-fast: 4)")
     p.add_argument("--cfg", type=float,

@@ -53,6 +53,8 @@ SETTINGS: tuple[Option, ...] = (
            high=16_384),
     Option("bucket_step", int, 64, "bucket sides' grid in pixels", low=1, high=4096),
     Option("part", str, "all", "digits part", choices=images.DIGITS_PARTS),
+    Option("heldout", str, "default", "shapes compositions kept out of training",
+           choices=tuple(shapes.HELDOUT_SETS)),
 )  # fmt: skip
 
 __all__ = ["DATASETS", "SETTINGS", "Dataset", "as_table", "check_array", "load", "load_spec",

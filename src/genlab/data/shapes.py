@@ -5,7 +5,9 @@ people type them into Stable Diffusion front ends).
 Everything is drawn from a seed, so a data set of any size is reproducible. A fixed set of
 compositions never appears in training: some colour-shape pairs, and some (shape, relation,
 shape) triples. ``split="heldout"`` draws only scenes that contain one of them, which is how
-text-to-image models are asked to compose what they have not seen.
+text-to-image models are asked to compose what they have not seen. ``heldout="wide"`` holds
+out more (``HELDOUT_SETS``): ten of the 40 colour-shape pairs, eight triples and three
+placements of a shape at a position, every colour, shape, relation and position still seen.
 
 The background is a grey tone, so a colour word stays measurable from the pixels, and each
 scene keeps its ground truth (``info["scenes"]``) for the adherence detector.
@@ -57,6 +59,27 @@ HELDOUT_TRIPLES = {
     ("triangle", "to the left of", "star"),
     ("heart", "below", "circle"),
 }
+# The wide set keeps the default one (so a model trained on it has not seen the default's
+# compositions either) and adds more of each kind. Pairs: every shape held out in exactly two
+# colours and every colour in one or two shapes, so each colour is still drawn as three or
+# more shapes and each shape in six colours. Triples (with their inverses: "a above b" is
+# "b below a") cover every relation and shape; placements are single objects at a position.
+WIDE_PAIRS = HELDOUT_PAIRS | {
+    ("red", "circle"),
+    ("purple", "circle"),
+    ("orange", "triangle"),
+    ("white", "star"),
+    ("red", "heart"),
+    ("purple", "square"),
+}
+WIDE_TRIPLES = HELDOUT_TRIPLES | {
+    ("star", "above", "heart"),
+    ("square", "to the right of", "triangle"),
+    ("heart", "to the left of", "square"),
+    ("circle", "to the right of", "star"),
+    ("triangle", "above", "circle"),
+}
+WIDE_PLACEMENTS = {("star", "bottom"), ("heart", "left"), ("square", "top")}
 
 SHAPE_WORDS = {
     "circle": ("circle", "disc", "round dot", "ball"),
@@ -92,6 +115,23 @@ INVERSE = {
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """Compositions kept out of training: colour-shape ``pairs``, (shape, relation, shape)
+    ``triples`` (each also held out read from the other object, by ``INVERSE``) and
+    (shape, position) ``placements`` of a single object."""
+
+    pairs: frozenset[tuple[str, str]]
+    triples: frozenset[tuple[str, str, str]]
+    placements: frozenset[tuple[str, str]] = frozenset()
+
+
+HELDOUT_SETS = {
+    "default": HeldOut(frozenset(HELDOUT_PAIRS), frozenset(HELDOUT_TRIPLES)),
+    "wide": HeldOut(frozenset(WIDE_PAIRS), frozenset(WIDE_TRIPLES), frozenset(WIDE_PLACEMENTS)),
+}
+
+
+@dataclass(frozen=True)
 class Thing:
     """One object of a scene: what it is and where its centre lies (x right, y down)."""
 
@@ -121,9 +161,17 @@ class Scene:
             }
         return pairs, triples
 
-    def is_heldout(self) -> bool:
+    def placements(self) -> set:
+        """(shape, position) of a single object; none for a pair."""
+        return {(self.things[0].shape, self.position)} if self.position is not None else set()
+
+    def is_heldout(self, heldout: str = "default") -> bool:
+        """Whether the scene shows a composition of the held-out set ``heldout``."""
+        held = HELDOUT_SETS[heldout]
         pairs, triples = self.compositions()
-        return bool(pairs & HELDOUT_PAIRS or triples & HELDOUT_TRIPLES)
+        return bool(
+            pairs & held.pairs or triples & held.triples or self.placements() & held.placements
+        )
 
 
 # --- drawing -------------------------------------------------------------------------------
@@ -171,10 +219,14 @@ def draw(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
 
 
 # --- drawing scenes at random --------------------------------------------------------------
-def random_scene(rng: np.random.Generator, split: str = "train", colours: str = "palette") -> Scene:
-    """A scene of ``split``: "train" never shows a held-out composition, "heldout" always
-    shows one, "any" either. ``colours="any"`` then paints each object a random RGB colour
-    (named by its hex code), so no colour-shape pair is special."""
+def random_scene(
+    rng: np.random.Generator, split: str = "train", colours: str = "palette",
+    heldout: str = "default",
+) -> Scene:  # fmt: skip
+    """A scene of ``split``: "train" never shows a composition of the held-out set
+    ``heldout`` ("default" or "wide", ``HELDOUT_SETS``), "heldout" always shows one, "any"
+    either. ``colours="any"`` then paints each object a random RGB colour (named by its hex
+    code), so no colour-shape pair is special."""
     while True:
         scene = _any_scene(rng)
         if colours == "any":
@@ -182,7 +234,7 @@ def random_scene(rng: np.random.Generator, split: str = "train", colours: str = 
                 replace(t, colour=_random_colour(rng, scene.background)) for t in scene.things
             ]
             scene = replace(scene, things=tuple(painted))
-        held = scene.is_heldout()
+        held = scene.is_heldout(heldout)
         if split == "any" or held == (split == "heldout"):
             return scene
 
@@ -285,6 +337,7 @@ def shapes(
     captions_per_image: int = 4,
     scale: str = "pm1",
     colours: str = "palette",
+    heldout: str = "default",
 ) -> Dataset:
     """``n`` captioned scenes of ``split`` ("train", "heldout" or "any"), ``size`` x ``size``
     RGB (32 or 64; any multiple of 8), pixels in [-1, 1] (``scale="pm1"``) or [0, 1]
@@ -292,7 +345,9 @@ def shapes(
     truth: shape, colour, size and centre of each object, the position or relation).
     ``colours="any"`` paints every object a random RGB colour instead of the palette's
     (captions name it by hex code): data for an autoencoder meant to encode any scene,
-    which then sees no colour-shape pair more than another, the held-out ones included."""
+    which then sees no colour-shape pair more than another, the held-out ones included.
+    ``heldout`` names the compositions kept out of "train" and asked by "heldout":
+    "default" (4 pairs, 3 triples) or "wide" (10 pairs, 8 triples, 3 placements)."""
     if split not in ("train", "heldout", "any"):
         raise DataError(f"split must be 'train', 'heldout' or 'any', got '{split}'.")
     if n < 1 or size < 8 or size % 8:
@@ -301,8 +356,10 @@ def shapes(
         raise DataError(f"scale must be 'pm1' or 'unit', got '{scale}'.")
     if colours not in ("palette", "any"):
         raise DataError(f"colours must be 'palette' or 'any', got '{colours}'.")
+    if heldout not in HELDOUT_SETS:
+        raise DataError(f"heldout must be {' or '.join(map(repr, HELDOUT_SETS))}, got '{heldout}'.")
     rng = np.random.default_rng(seed)
-    scenes = [random_scene(rng, split, colours) for _ in range(n)]
+    scenes = [random_scene(rng, split, colours, heldout) for _ in range(n)]
     x = np.stack([draw(s, size) for s in scenes]).astype(np.float32) / 255.0
     texts = [captions(s, rng, captions_per_image) for s in scenes]
     return Dataset(
@@ -311,7 +368,7 @@ def shapes(
         description=f"captioned scenes of coloured shapes, {size}x{size} RGB ({split} split)",
         source="drawn by genlab from a seed",
         licence="MIT (generated)",
-        info={"split": split, "colours": colours},
+        info={"split": split, "colours": colours, "heldout": heldout},
         records=[{"captions": c, "scene": asdict(s)} for c, s in zip(texts, scenes, strict=True)],
     )
 

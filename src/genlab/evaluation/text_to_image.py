@@ -147,16 +147,19 @@ def draw_images(
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None,
     seed: int | None = None, batch: int = 50, loras: tuple[tuple[str, float], ...] = (),
-    references: bool = True, **settings: Any,
+    references: bool = True, heldout: str = "default", **settings: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts (with
     ``loras`` applied: (folder, scale) pairs), with how many prompts asked for each and its
     95% interval. The prompts and the images' seeds come from ``seed``; None draws a fresh
     one (recorded in the report, with ``seed_drawn``). ``references=False`` skips the
-    detector on the real scenes and their reconstructions. With ``out``, writes
+    detector on the real scenes and their reconstructions. ``heldout`` names the held-out
+    set of the shapes data ("default", or "wide": ``genlab.data.shapes.HELDOUT_SETS``): the
+    held-out prompts show one of its compositions and the seen ones none of them, so a model
+    trained on that set's "train" split has seen the seen ones. With ``out``, writes
     eval-t2i.json and a grid of each split there."""
     from ..backends import load_backend
-    from ..data.shapes import shapes
+    from ..data.shapes import HELDOUT_SETS, shapes
     from ..errors import GenlabError
     from ..generation.images import to_pil
     from ..generation.output import grid_of
@@ -165,6 +168,8 @@ def evaluate_text_to_image(
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}.")
+    if heldout not in HELDOUT_SETS:
+        raise GenlabError(f"--heldout must be {' or '.join(HELDOUT_SETS)}, got {heldout!r}.")
     drawn = seed is None
     if drawn:
         seed = fresh_seed()
@@ -180,12 +185,13 @@ def evaluate_text_to_image(
     h = pipe.model.data_shape[1]
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,
-                              "settings": opts}  # fmt: skip
+                              "heldout_set": heldout, "settings": opts}  # fmt: skip
     report["loras"] = [[str(p), float(s)] for p, s in loras]
     grids, fakes, reals = {}, [], []
     t0 = time.perf_counter()
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):
-        data = shapes(n, size=h, seed=SPLIT_SEED[split] + seed, split=data_split, scale="unit")
+        data = shapes(n, size=h, seed=SPLIT_SEED[split] + seed, split=data_split, scale="unit",
+                      heldout=heldout)  # fmt: skip
         prompts = prompts_of(data)
         images = draw_images(pipe, prompts, seed, opts, adapters, batch)
         scores = judged(data, images, prompts)

@@ -70,8 +70,9 @@ class TextUNet(nn.Module):
 
 
 class LatentDiffusion(NeuralModel):
-    """Parameters: ``autoencoder`` (a trained kl-autoencoder's run or model folder, read when
-    training starts; a saved model carries the weights and ``autoencoder_config``),
+    """Parameters: ``autoencoder`` (a trained kl-autoencoder's run or model folder, a latent
+    diffusion model's whose first stage is reused, or "builtin": the shipped model's; read
+    when training starts; a saved model carries the weights and ``autoencoder_config``),
     ``text_encoder`` ("minilm": frozen, pretrained; "minilm-words": its input embeddings;
     "tiny": trained with the U-Net),
     ``max_tokens``, the U-Net's ``channels``/``blocks``/``attention``, ``schedule``,
@@ -240,17 +241,26 @@ def sampling_defaults(given: dict | None) -> dict[str, Any]:
 
 
 def _autoencoder(channels: int, source: str | None, config: dict[str, Any] | None) -> KLAutoencoder:
-    """The frozen first stage: loaded from a kl-autoencoder folder, or (a saved latent model
-    being loaded) built from its config, its weights to follow."""
+    """The frozen first stage: loaded from a kl-autoencoder folder, taken from a latent
+    diffusion model's folder (its first stage; "builtin": the shipped model's, checked
+    against its card, so a new U-Net reuses it without training an autoencoder again), or (a
+    saved latent model being loaded) built from its config, its weights to follow."""
     if source is not None:
         from ..serialization import load
 
+        if source == "builtin":
+            from ..assets import checked_folder
+
+            source = str(checked_folder("txt2img-shapes"))
         if not Path(source).exists():
             raise GenlabError(f"The autoencoder {source} does not exist; train one first "
-                              "(genlab train kl-autoencoder-shapes --out runs/kl-ae).")  # fmt: skip
+                              "(genlab train kl-autoencoder-shapes --out runs/kl-ae) or give "
+                              "'builtin'.")  # fmt: skip
         vae = load(source)
+        if isinstance(vae, LatentDiffusion):  # a text-to-image model: its first stage
+            vae = vae._vae
         if getattr(vae, "name", "") != "kl-autoencoder":
-            raise GenlabError(f"{source} is not a kl-autoencoder model.")
+            raise GenlabError(f"{source} is neither a kl-autoencoder nor a latent-diffusion model.")
     elif config is not None:
         vae = KLAutoencoder(**config)
     else:
