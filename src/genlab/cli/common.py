@@ -123,3 +123,16 @@ def output_file(out: str, flag: str = "--out") -> None:
     from ..runfiles import check_file
 
     check_file(out, flag)
+
+
+#: --tome's help, the same on every command that takes it
+TOME_HELP = (
+    "LOSSY speed-up, off by default: token merging (ToMe) merges this share of the tokens "
+    "(0-0.75) before the attention at the latents' resolution and unmerges after; the "
+    "image changes (figures in docs/results.md, 'Token merging'); default 0 = off (with "
+    "--from-png: the PNG's)"
+)
+
+
+def tome_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tome", type=float, metavar="RATIO", help=TOME_HELP)
