@@ -226,6 +226,7 @@ def test_diffusers_unet_self_attention_sees_n_minus_r_and_removal_is_exact(sd_un
     ]
     with torch.no_grad():
         exact = sd_unet(x, 10, encoder_hidden_states=text).sample
+        exact_seen = list(seen)
         patch = token_merging.apply(sd_unet, TokenMerging(0.5))
         seen.clear()
         merged = sd_unet(x, 10, encoder_hidden_states=text).sample
@@ -234,7 +235,9 @@ def test_diffusers_unet_self_attention_sees_n_minus_r_and_removal_is_exact(sd_un
         again = sd_unet(x, 10, encoder_hidden_states=text).sample
     for h in hooks:
         h.remove()
-    assert merged_seen == [64 - 32, 64 - 32]  # both transformers run at the 8x8 level
+    # the transformers in forward order: down 8x8, middle 4x4, up 8x8 (two)
+    assert exact_seen == [64, 16, 64, 64]
+    assert merged_seen == [64 - 32, 16, 64 - 32, 64 - 32]  # only the 8x8 level merges
     assert torch.equal(again, exact)
     assert not torch.allclose(merged, exact, atol=1e-4)
 

@@ -129,8 +129,9 @@ class TokenMerging:
     """The settings of ToMe for a U-Net, and its seeded draws. ``ratio``: the share of a
     map's tokens merged, in [0, 1 - 1/(sy sx)] (0.75 for the 2 x 2 grid: at most all the
     sources); ``max_downsample``: merged only in attention over maps at most this many times
-    smaller than the latents (1: the highest resolution only, the reference code's default:
-    there attention is quadratic in the most tokens); ``mlp``: also merge before the
+    smaller than the finest map that has attention (1: that one only, the reference code's
+    default, where attention is quadratic in the most tokens; SD 1.x's latents, SDXL's
+    2x smaller level, which is its finest with attention); ``mlp``: also merge before the
     transformer block's MLP (the reference code advises against it: more loss);
     ``random``: draw each cell's destination (else its top-left token); ``seed``."""
 
@@ -159,7 +160,8 @@ class TokenMerging:
         self.generator.manual_seed(self.seed)
 
     def applies(self, downsample: int) -> bool:
-        """Whether attention over a map ``downsample`` times smaller than the latents merges."""
+        """Whether attention over a map ``downsample`` times smaller than the finest map with
+        attention merges."""
         return downsample <= self.max_downsample
 
     def plan(self, metric: torch.Tensor, h: int, w: int) -> MergePlan:

@@ -226,8 +226,10 @@ class UNet(nn.Module):
         the lowest resolution; what runs at its highest is the cross-attention after every
         ResBlock, so there the merged tokens are its queries (the reference code's
         ``merge_crossattn``): the image positions, while the text tokens stay as they are."""
-        for level, module in self.attention_levels():
-            on = merging is not None and merging.applies(2**level)
+        found = self.attention_levels()
+        finest = min((level for level, _ in found), default=0)  # counted from there
+        for level, module in found:
+            on = merging is not None and merging.applies(2 ** (level - finest))
             module.merging = merging if on else None
 
     def blocks(self) -> list[nn.Module]:

@@ -1,7 +1,8 @@
 """Token merging (ToMe, nn/token_merging.py; LOSSY, off by default) in diffusers'
 ``UNet2DConditionModel``, as the reference code (tomesd) places it: in every
-``BasicTransformerBlock`` of the levels the settings cover (the highest resolution by
-default: SD 1.x's 64x64 latents at 512 px, 4096 tokens), the self-attention ``attn1`` runs on
+``BasicTransformerBlock`` of the levels the settings cover (by default the finest level with
+attention: SD 1.x's 64x64 latents at 512 px, 4096 tokens; SDXL's 64x64 level at 1024 px, one
+below its latents, which have no attention), the self-attention ``attn1`` runs on
 the merged tokens and its output is unmerged before the residual add; the cross-attention is
 left whole; the MLP merges only with ``mlp``.
 
@@ -49,8 +50,12 @@ class Patch:
 
     def __init__(self, unet: Any, merging: TokenMerging) -> None:
         self.merging, self.handles = merging, []
-        for downsample, transformer in levels(unet):
-            if not merging.applies(downsample):
+        found = levels(unet)
+        # counted from the finest level with attention: SDXL has none at its latents'
+        # resolution, and its 2x smaller level (64x64 at 1024 px) is where ToMe pays there
+        finest = min((d for d, _ in found), default=1)
+        for downsample, transformer in found:
+            if not merging.applies(downsample // finest):
                 continue
             size: dict[str, int] = {}
             self._hook_pre(transformer, self._note_size(size))
