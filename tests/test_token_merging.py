@@ -351,3 +351,35 @@ def _open(path):
 
     with Image.open(path) as im:
         return im.convert("RGB")
+
+
+def test_sdxl_merges_at_its_finest_level_with_attention():
+    """SDXL has no attention at its latents' resolution: the settings count from its finest
+    level with attention (a tiny SDXL U-Net as tests/support/tiny_sd.py builds it: every
+    transformer runs at 4x4 here, the middle included, as the levels rule gives)."""
+    pytest.importorskip("diffusers")
+    from diffusers import UNet2DConditionModel
+
+    from genlab.interop.diffusers import token_merging
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=2, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=32 + 48,
+        cross_attention_dim=64, norm_num_groups=8,
+    ).eval()  # fmt: skip
+    assert [d for d, _ in token_merging.levels(unet)][:1] == [2]
+    seen = []
+    for block in unet.modules():
+        if type(block).__name__ == "BasicTransformerBlock":
+            block.attn1.to_q.register_forward_hook(lambda m, a, out: seen.append(out.shape[1]))
+    g = torch.Generator().manual_seed(0)
+    x, text = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 5, 64, generator=g)
+    added = {"text_embeds": torch.randn(2, 32, generator=g), "time_ids": torch.zeros(2, 6)}
+    token_merging.apply(unet, TokenMerging(0.5))
+    with torch.no_grad():
+        unet(x, 10, encoder_hidden_states=text, added_cond_kwargs=added)
+    assert seen and set(seen) == {16 - 8}
