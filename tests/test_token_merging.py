@@ -269,9 +269,9 @@ def test_diffusers_identical_tokens_are_exact(sd_unet):
     flat = torch.randn(2, 32, 1, 1).expand(2, 32, 8, 8).contiguous()
     _, text = unet_inputs()
     with torch.no_grad():
-        exact = transformer(flat, encoder_hidden_states=text).sample
+        exact = transformer(flat, encoder_hidden_states=text, return_dict=False)[0]
         patch = token_merging.apply(sd_unet, TokenMerging(0.75, mlp=True))
-        merged = transformer(flat, encoder_hidden_states=text).sample
+        merged = transformer(flat, encoder_hidden_states=text, return_dict=False)[0]
         patch.remove()
     assert torch.allclose(merged, exact, atol=1e-5)
 
@@ -297,7 +297,10 @@ def test_builtin_ratio_zero_is_the_exact_image_and_a_ratio_is_seeded():
     assert np.array_equal(pixels(off), pixels(exact))
     assert "Token merging" not in off.parameters[0]
     assert np.array_equal(pixels(merged), pixels(merged_again))  # the same seed, the same image
-    assert np.array_equal(pixels(merged), np.concatenate([pixels(s) for s in singles]))
+    # image i of a batch merges as it does alone (one grid draw a call, shared by the
+    # batch), up to the rounding of batched convolutions (tests/test_backend_contract.py)
+    diff = np.abs(pixels(merged) - np.concatenate([pixels(s) for s in singles]))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
     assert "Token merging ratio: 0.5" in merged.parameters[0]
     assert not np.array_equal(pixels(merged), pixels(exact))
 
@@ -327,20 +330,20 @@ def test_cli_tome_is_labelled_lossy_refuses_bad_ratios_and_redraws_from_png(tmp_
     from genlab.cli import main
     from genlab.generation import read_parameters
 
-    with pytest.raises(SystemExit):
-        main(["txt2img", "--help"])
-    assert "LOSSY" in capsys.readouterr().out.replace("\n", " ")
+    for command in ("txt2img", "eval-t2i"):
+        assert main([command, "--help"]) == 0
+        assert "LOSSY speed-up" in capsys.readouterr().out
     out = tmp_path / "m.png"
     common = ["--steps", "2", "--seed", "4"]
     try:
-        with pytest.raises(SystemExit) as e:
-            main(["txt2img", "a red circle", "--tome", "0.9", *common, "--out", str(out)])
-        assert e.value.code == 2 and not out.exists()
-        assert "token merging ratio" in capsys.readouterr().err
-        main(["txt2img", "a red circle", "--tome", "0.5", *common, "--out", str(out)])
+        code = main(["txt2img", "a red circle", "--tome", "0.9", *common, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and not out.exists()
+        assert "token merging ratio" in err and err.count("\n") == 1
+        assert main(["txt2img", "a red circle", "--tome", "0.5", *common, "--out", str(out)]) == 0
         assert "Token merging ratio: 0.5" in read_parameters(out)
         again = tmp_path / "again.png"
-        main(["txt2img", "--from-png", str(out), "--out", str(again)])
+        assert main(["txt2img", "--from-png", str(out), "--out", str(again)]) == 0
         assert np.array_equal(np.asarray(_open(again)), np.asarray(_open(out)))
     finally:
         load_backend("builtin").use_token_merging(0)  # the kept back end, for other tests

@@ -114,6 +114,10 @@ def bipartite_soft_matching(
         is_dst = torch.zeros(n, dtype=torch.bool, device=device)
         is_dst[dst] = True
         src = torch.arange(n, device=device)[~is_dst]
+        if len(dst) == 0:  # a map smaller than one cell: nothing to merge into
+            kept = torch.arange(n, device=device).expand(metric.shape[0], n)
+            none = kept[:, :0]
+            return MergePlan(n, src, dst, kept, none, none)
         unit = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         scores = unit[:, src] @ unit[:, dst].transpose(1, 2)  # (B, Ns, Nd) cosine
         best, into = scores.max(dim=-1)  # each source's most similar destination
