@@ -134,3 +134,16 @@ def deepcache_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deepcache-branch", type=int, metavar="B", help="with --deepcache: the "
                    "U-Net skip the shallow path runs up to (default 0: the shallowest and "
                    "fastest; larger: slower, closer to the uncached picture)")  # fmt: skip
+
+
+#: --tome's help, the same on every command that takes it
+TOME_HELP = (
+    "LOSSY speed-up, off by default: token merging (ToMe) merges this share of the tokens "
+    "(0-0.75) before the attention at the latents' resolution and unmerges after; the "
+    "image changes (figures in docs/results.md, 'Token merging'); default 0 = off (with "
+    "--from-png: the PNG's)"
+)
+
+
+def tome_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tome", type=float, metavar="RATIO", help=TOME_HELP)

@@ -14,6 +14,7 @@ from .common import (
     output_folder,
     sampler_flags,
     seed,
+    tome_flag,
 )
 
 EXAMPLES = {
@@ -23,6 +24,7 @@ EXAMPLES = {
   genlab eval-t2i builtin-fast                 # the 4-step model, at its own settings
   genlab eval-t2i builtin --seed 7 --deepcache 3   # the adherence cost of step caching
   genlab eval-t2i runs/txt2img-wide --heldout wide   # a model of recipe txt2img-shapes-wide
+  genlab eval-t2i builtin --seed 12345 --tome 0.5  # the cost of lossy token merging
   genlab eval-t2i runs/txt2img --n 200 --out report/t2i""",
     "compare": """examples:
   genlab compare                          # 8 Gaussians, 3 seeds, each recipe's steps
@@ -46,7 +48,7 @@ def cmd_eval_t2i(args: argparse.Namespace) -> None:
         settings["sampler"] = sampler if schedule == "default" else f"{sampler}-{schedule}"
     report = evaluate_text_to_image(
         args.model, n=args.n, out=args.out, seed=args.seed, heldout=args.heldout,
-        loras=loras(args.lora, args.lora_scale), **settings,
+        loras=loras(args.lora, args.lora_scale), tome=args.tome or 0.0, **settings,
     )  # fmt: skip
     how = "drawn at random" if report["seed_drawn"] else "given"
     print(f"prompt set: seed {report['seed']} ({how}; --seed {report['seed']} draws it again), "
@@ -163,6 +165,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float,
                    help="classifier-free guidance scale (default 5; builtin-fast: 1)")  # fmt: skip
     deepcache_flags(p)
+    tome_flag(p)
     lora_flags(p)
 
     p = command(sub, "compare", cmd_compare,

@@ -18,6 +18,7 @@ from .common import (
     placement_flags,
     sampler_flags,
     seed,
+    tome_flag,
 )
 
 EXAMPLES = {
@@ -33,7 +34,8 @@ EXAMPLES = {
   genlab txt2img "a red circle" --hires-scale 2 --denoising-strength 0.3 --out big.png  # 64x64
   genlab txt2img "a red circle" --hires-scale 2 --hr-sampler euler --hr-prompt "a red circle" \\
       --hr-negative-prompt "blurry" --out big.png  # the second pass's own sampler and prompts
-  genlab txt2img "a red circle" --deepcache 3 --out fast.png  # LOSSY: step caching""",
+  genlab txt2img "a red circle" --deepcache 3 --out fast.png  # LOSSY: step caching
+  genlab txt2img "a red circle" --model SD_FOLDER --tome 0.5  # lossy: token merging""",
     "img2img": """examples:
   genlab img2img scene.png "a blue circle on the left" --strength 0.6 --out redrawn.png
   genlab img2img out.png "green star, top, small" --strength 0.3 --seed 2 --out near.png""",
@@ -82,7 +84,22 @@ def from_png(path: str, args: argparse.Namespace) -> tuple[dict, str]:
               f"{'them' if len(missing) > 1 else 'it'}.", file=sys.stderr)  # fmt: skip
     if args.lora and not args.lora_scale:  # a LoRA the PNG names keeps the scale it had
         args.lora_scale = [recorded.get(Path(p).resolve().name, 1.0) for p in args.lora]
-    return fields, parse_parameters(text).get("Model hash", "")
+    parsed = parse_parameters(text)
+    if args.tome is None and "Token merging ratio" in parsed:  # drawn merged: redrawn so
+        args.tome = tome_ratio(parsed["Token merging ratio"], path)
+    return fields, parsed.get("Model hash", "")
+
+
+def tome_ratio(text: str, path: str) -> float:
+    """The token merging ratio a PNG's parameters record."""
+    from ..errors import GenlabError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise GenlabError(
+            f"{path} records a token merging ratio that is no number: {text!r}."
+        ) from None
 
 
 #: hires flag -> HiresFix field
@@ -152,6 +169,7 @@ def cmd_txt2img(args: argparse.Namespace) -> None:
         pipe.use_refiner(getattr(args, "refiner", None), getattr(args, "refiner_switch", 0.8))
     elif getattr(args, "refiner", None) is not None:
         raise GenlabError("--refiner applies to SDXL checkpoints.")
+    pipe.use_token_merging(args.tome or 0.0)  # always: a kept back end has the last call's
     # a distilled model's own sampler, steps and CFG scale (builtin-fast: lcm, 4, 1) where
     # neither the command line nor the PNG gives them
     own = {k: v for k, v in getattr(pipe.describe(), "sampling", {}).items() if k not in fields}
@@ -238,6 +256,7 @@ def generation(
                    "that draws the last steps of txt2img")  # fmt: skip
     p.add_argument("--refiner-switch", type=float, default=0.8, metavar="F", help="with "
                    "--refiner: the fraction of steps the base draws (default 0.8)")  # fmt: skip
+    tome_flag(p)
     lora_flags(p)
     return p
 

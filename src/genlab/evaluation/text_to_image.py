@@ -147,7 +147,8 @@ def draw_images(
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None,
     seed: int | None = None, batch: int = 50, loras: tuple[tuple[str, float], ...] = (),
-    references: bool = True, heldout: str = "default", **settings: Any,
+    references: bool = True, heldout: str = "default", tome: float = 0.0,
+    **settings: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy per attribute and overall on ``n`` held-out and ``n`` seen prompts (with
     ``loras`` applied: (folder, scale) pairs), with how many prompts asked for each and its
@@ -157,7 +158,8 @@ def evaluate_text_to_image(
     set of the shapes data ("default", or "wide": ``genlab.data.shapes.HELDOUT_SETS``): the
     held-out prompts show one of its compositions and the seen ones none of them, so a model
     trained on that set's "train" split has seen the seen ones. With ``out``, writes
-    eval-t2i.json and a grid of each split there."""
+    eval-t2i.json and a grid of each split there. ``tome``: the ratio of (lossy) token
+    merging to draw with, 0 = off."""
     from ..backends import load_backend
     from ..data.shapes import HELDOUT_SETS, shapes
     from ..errors import GenlabError
@@ -178,6 +180,7 @@ def evaluate_text_to_image(
     pipe = load_backend(str(model))
     if pipe.describe().kind != "genlab":
         raise GenlabError("eval-t2i judges genlab's own text-to-image models on shapes scenes.")
+    pipe.use_token_merging(tome)  # always: the back end is kept between calls
     # the model's own sampling defaults (builtin-fast: lcm, 4 steps, cfg 1), then the given
     own = {"cfg" if k == "cfg_scale" else k: v for k, v in pipe.describe().sampling.items()}
     opts = SETTINGS | own | settings
@@ -187,6 +190,7 @@ def evaluate_text_to_image(
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,
                               "heldout_set": heldout, "settings": opts}  # fmt: skip
     report["loras"] = [[str(p), float(s)] for p, s in loras]
+    report["tome"] = float(tome)
     grids, fakes, reals = {}, [], []
     t0 = time.perf_counter()
     for split, data_split in (("heldout", "heldout"), ("seen", "train")):

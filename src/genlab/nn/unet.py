@@ -5,7 +5,9 @@ embedding of the noise level (and of the class label, when there is one) added t
 features; self-attention runs at the lowest resolution; skip connections carry each
 level's features to the matching decoder level. With ``context_dim`` every ResBlock is
 followed by cross-attention to a text encoder's token embeddings (as in Stable Diffusion's
-U-Net): queries from the image positions, keys and values from the tokens.
+U-Net): queries from the image positions, keys and values from the tokens. Token merging
+(``UNet.use_token_merging``, lossy, off by default) lets the attention of the finest levels
+run on fewer image positions (nn/token_merging.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import LabelEmbedding
+from .token_merging import TokenMerging
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -29,6 +32,21 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
 
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
+
+
+def _merged_tokens(merging: TokenMerging, x: torch.Tensor, normed: torch.Tensor):
+    """(the merge plan of the map x (N, C, H, W), the merged tokens of ``normed`` as an
+    (N, C, T, 1) map): the attention's 1x1 convolutions then run on the T = HW - r tokens
+    as they are, LoRA adapters on them included."""
+    h, w = x.shape[-2:]
+    plan = merging.plan(x.flatten(2).transpose(1, 2), h, w)  # metric: the block's input
+    merged = plan.merge(normed.flatten(2).transpose(1, 2))  # N, T, C
+    return plan, merged.transpose(1, 2)[..., None]
+
+
+def _unmerged(plan, y: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """(N, C, T, 1) outputs of the merged tokens -> the (N, C, H, W) map."""
+    return plan.unmerge(y[..., 0].transpose(1, 2)).transpose(1, 2).reshape(shape)
 
 
 class CrossAttention(nn.Module):
@@ -45,15 +63,21 @@ class CrossAttention(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.heads = heads
+        self.merging: TokenMerging | None = None  # set by UNet.use_token_merging
 
     def forward(self, x: torch.Tensor, context: tuple[torch.Tensor, torch.Tensor]):
         tokens, mask = context
-        n, c, h, w = x.shape
+        n, c = x.shape[:2]
         d = c // self.heads
-        q = self.q(self.norm(x)).view(n, self.heads, d, h * w).transpose(2, 3)  # N, heads, HW, d
+        normed, plan = self.norm(x), None
+        if self.merging is not None:  # queries of merged positions; keys are the text's
+            plan, normed = _merged_tokens(self.merging, x, normed)
+        t = normed.shape[2] * normed.shape[3]
+        q = self.q(normed).view(n, self.heads, d, t).transpose(2, 3)  # N, heads, T, d
         k, v = self.kv(tokens).view(n, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
-        return x + self.out(a.transpose(2, 3).reshape(n, c, h, w))
+        out = self.out(a.transpose(2, 3).reshape(n, c, *normed.shape[2:]))
+        return x + (out if plan is None else _unmerged(plan, out, x.shape))
 
 
 class ResBlock(nn.Module):
@@ -81,12 +105,18 @@ class Attention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         self.heads = heads
+        self.merging: TokenMerging | None = None  # set by UNet.use_token_merging
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).view(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        n, c = x.shape[:2]
+        normed, plan = self.norm(x), None
+        if self.merging is not None:  # queries, keys and values of the merged tokens
+            plan, normed = _merged_tokens(self.merging, x, normed)
+        t = normed.shape[2] * normed.shape[3]
+        q, k, v = self.qkv(normed).view(n, 3, self.heads, c // self.heads, t).unbind(1)
         a = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3))
-        return x + self.out(a.transpose(2, 3).reshape(n, c, h, w))
+        out = self.out(a.transpose(2, 3).reshape(n, c, *normed.shape[2:]))
+        return x + (out if plan is None else _unmerged(plan, out, x.shape))
 
 
 def _time_mlp(base: int, emb_dim: int) -> nn.Sequential:
@@ -171,6 +201,36 @@ class UNet(nn.Module):
         self.head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+
+    def attention_levels(self) -> list[tuple[int, nn.Module]]:
+        """(level, module) of every attention module: level 0 is the latents' resolution,
+        level i is 2^i times smaller (the middle is the last level)."""
+        found, level = [], 0
+        for layer in self.down:
+            if isinstance(layer, ResBlock) and layer.cross is not None:
+                found.append((level, layer.cross))
+            elif isinstance(layer, nn.Conv2d):  # the stride-2 convolution: one level down
+                level += 1
+        middle = [self.mid1.cross, self.mid_attn, self.mid2.cross]
+        found += [(level, m) for m in middle if isinstance(m, CrossAttention | Attention)]
+        for layer in self.up:
+            if isinstance(layer, ResBlock) and layer.cross is not None:
+                found.append((level, layer.cross))
+            elif isinstance(layer, Upsample):
+                level -= 1
+        return found
+
+    def use_token_merging(self, merging: TokenMerging | None) -> None:
+        """Token merging (lossy) in the attention of the levels ``merging`` covers (None:
+        off, the exact network again). This U-Net has self-attention only in its middle, at
+        the lowest resolution; what runs at its highest is the cross-attention after every
+        ResBlock, so there the merged tokens are its queries (the reference code's
+        ``merge_crossattn``): the image positions, while the text tokens stay as they are."""
+        found = self.attention_levels()
+        finest = min((level for level, _ in found), default=0)  # counted from there
+        for level, module in found:
+            on = merging is not None and merging.applies(2 ** (level - finest))
+            module.merging = merging if on else None
 
     def blocks(self) -> list[nn.Module]:
         """The blocks the forward calls one after another, in order (each a unit that

@@ -75,6 +75,7 @@ class TextToImagePipeline:
     def __init__(self, model: Any, name: str = "", model_hash: str = "", spec: str = "") -> None:
         self.model, self.name, self.model_hash = model, name or model.name, model_hash
         self.spec = spec
+        self.token_merging: Any = None  # nn.token_merging.TokenMerging: lossy, off by default
 
     @classmethod
     def load(cls, spec: str = BUILTIN) -> TextToImagePipeline:
@@ -84,6 +85,16 @@ class TextToImagePipeline:
         # pixels; benchmarks/txt2img_speed.py). Only here: a model in training keeps its layout.
         model.net.denoiser.to(memory_format=torch.channels_last)
         return cls(model, name, digest, spec)
+
+    def use_token_merging(self, ratio: float = 0.0) -> None:
+        """LOSSY speed-up: token merging (ToMe) of ``ratio`` of the image positions in the
+        attention at the latents' resolution, for every draw from now on (0: off, the exact
+        U-Net again). At the built-in model's 8x8 latents it saves nearly nothing
+        (docs/results.md, "Token merging"); it is here for the same flag on every model."""
+        from ..nn.token_merging import TokenMerging
+
+        self.token_merging = TokenMerging(ratio) if ratio else None
+        self.model.net.denoiser.net.unet.use_token_merging(self.token_merging)
 
     # --- the contract ---------------------------------------------------------------------
     def describe(self) -> ModelInfo:
@@ -156,6 +167,8 @@ class TextToImagePipeline:
         if truncated:
             extra["Prompt truncated"] = f"to {self.model.text_encoder_module.max_tokens} tokens"
         extra |= lora_parameters(loras)
+        if self.token_merging is not None:  # stable-diffusion-webui's name for it
+            extra["Token merging ratio"] = f"{self.token_merging.ratio:g}"
         params = [
             format_parameters(request, s, model=self.name, model_hash=self.model_hash, extra=extra)
             for s in request.seeds
@@ -261,6 +274,8 @@ class TextToImagePipeline:
         """(latents (n, C, h, w), whether the prompt or the negative prompt was truncated)."""
         request = self.check(request)
         n = request.batch_size
+        if self.token_merging is not None:  # the same draws of merge grids for every image
+            self.token_merging.reset()
         return draw_latents(
             self.model, [request.prompt] * n, [request.negative_prompt] * n, request.seeds,
             sampler=request.sampler, schedule=request.schedule, steps=request.steps,

@@ -64,6 +64,25 @@ class StableDiffusionBackend:
         self.embeddings_dir: Path | None = None
         self.refiner: tuple[Path, float] | None = None  # (folder, switch) of SDXL's refiner
         self._refiner_pipe: Any = None
+        self.token_merging: Any = None  # nn.token_merging.TokenMerging: lossy, off by default
+        self._merge_patch: Any = None
+
+    def use_token_merging(self, ratio: float = 0.0) -> None:
+        """LOSSY speed-up: token merging (ToMe) of ``ratio`` of the tokens in the
+        self-attention at the latents' resolution of the base U-Net (not the refiner's), for
+        every draw from now on; 0: off, the exact U-Net again (``token_merging.py``)."""
+        from ...nn.token_merging import TokenMerging
+
+        self.token_merging = TokenMerging(ratio) if ratio else None
+        if self._pipe is not None:
+            self._patch_unet()
+
+    def _patch_unet(self) -> None:
+        from . import token_merging
+
+        if self._merge_patch is not None:
+            self._merge_patch.remove()
+        self._merge_patch = token_merging.apply(self._pipe.unet, self.token_merging)
 
     def use_refiner(self, folder: str | Path | None, switch: float = 0.8) -> None:
         """Draw the last ``1 - switch`` of every txt2img's steps with the SDXL refiner (or
@@ -138,6 +157,7 @@ class StableDiffusionBackend:
             if self.placement is not None:
                 self.placement.apply(self._pipe)
             (self.speed or DEFAULT).apply(self._pipe)
+            self._patch_unet()
         return self._pipe
 
     @property
@@ -225,6 +245,8 @@ class StableDiffusionBackend:
             request.sampler, request.schedule, self.scheduler_config
         )
         generators = [torch.Generator().manual_seed(s) for s in request.seeds]
+        if self.token_merging is not None:  # the same draws of merge grids for every image
+            self.token_merging.reset()
         stop = cancel_check(cancel)
         estimate = _clean_estimates(self.pipe.scheduler)
 
@@ -250,6 +272,8 @@ class StableDiffusionBackend:
                 callback_on_step_end=on_step if (progress or cancel) else None, **extra,
             )  # fmt: skip
         info = lora_parameters(loras)
+        if self.token_merging is not None:  # stable-diffusion-webui's name for it
+            info["Token merging ratio"] = f"{self.token_merging.ratio:g}"
         if refine:
             out = self._refine(request, out.images, generators, keep_latents, stop)
             info |= {"Refiner": self.refiner[0].name, "Refiner switch at": f"{self.refiner[1]:g}"}
