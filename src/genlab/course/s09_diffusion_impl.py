@@ -13,8 +13,11 @@ RETRAIN = "genlab train ddpm-digits --out runs/ddpm-digits"
 def train_ddpm(train, steps=250, seed=0):
     """A small unconditional DDPM (U-Net widths 16, 32, 32; eps prediction, linear
     schedule, T = 1000) trained for a few hundred steps."""
+    import torch
+
     from genlab.models.diffusion import DDPM
 
+    torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = DDPM(train.shape, channels=(16, 32, 32), attention=False)
     losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
     return model, losses
@@ -202,12 +205,14 @@ def run(page, options) -> None:
             ),
         ]
     )
+    # the code draws as many samples as the quick page did; the full page's code keeps 32
+    code_n = n if options.quick else 32
     page.code(
         train_ddpm,
         sample_ddpm,
         call="from genlab.course.common import image_data, train_briefly\n"
         f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps})\n"
-        "images = sample_ddpm(model)",
+        f"images = sample_ddpm(model, n={code_n})",
     )
     page.tests(
         "tests/test_course.py::test_step9_training_lowers_the_loss",

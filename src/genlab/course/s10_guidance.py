@@ -294,6 +294,7 @@ def run(page, options) -> None:
         'コマンドラインでは genlab txt2img "a red circle on the left" で同じことができます。',
     )
     page.table(rows)
+    # the code samples as many per class as the page did (quick 4, full 8: the default)
     page.code(
         guided_samples,
         accuracy,
@@ -302,8 +303,9 @@ def run(page, options) -> None:
         call="from genlab.assets import load_shipped\n"
         "model = load_shipped('ddpm-digits')\n"
         "classifier = load_shipped('noisy-classifier-digits')\n"
-        "print(accuracy(guided_samples(model, cfg=3.0)))\n"
-        "print(accuracy(guided_samples(model, classifier, cg_scale=4.0)))\n"
+        f"cfg = guided_samples(model, per_class={per_class}, cfg=3.0)\n"
+        f"cg = guided_samples(model, classifier, per_class={per_class}, cg_scale=4.0)\n"
+        f"print(accuracy(cfg, per_class={per_class}), accuracy(cg, per_class={per_class}))\n"
         "text_to_image(['a red circle on the left'])[0].save('red.png')",
     )
     page.tests(

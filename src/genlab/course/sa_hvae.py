@@ -7,8 +7,11 @@ from .common import image_data, loss_figure, train_briefly
 
 def train_hvae(train, steps=800, seed=0):
     """A two-level hierarchical VAE, x <- z1 <- z2, trained on its ELBO."""
+    import torch
+
     from genlab.models.hvae import HVAE
 
+    torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = HVAE(train.shape)
     losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
     return model, losses
