@@ -99,7 +99,7 @@ def run(page, options) -> None:
         "なり、別の目的関数です（生成画像がぼやけます）。",
     )
     train, test = image_data(options.data)
-    steps = 300 if options.quick else 800
+    steps = 100 if options.quick else 800  # quick: a rough model in a few CPU-seconds
     model, losses = train_vae(train, steps, options.elbo_reduction, options.seed)
     x_test = test.x[:512]
     elbo = model.elbo(x_test).numpy()
