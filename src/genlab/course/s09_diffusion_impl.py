@@ -13,17 +13,20 @@ RETRAIN = "genlab train ddpm-digits --out runs/ddpm-digits"
 def train_ddpm(train, steps=250, seed=0):
     """A small unconditional DDPM (U-Net widths 16, 32, 32; eps prediction, linear
     schedule, T = 1000) trained for a few hundred steps."""
+    import torch
+
     from genlab.models.diffusion import DDPM
 
+    torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = DDPM(train.shape, channels=(16, 32, 32), attention=False)
     losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
     return model, losses
 
 
-def sample_ddpm(model, n=32, variance="posterior", seed=0):
-    """Ancestral sampling through all 1000 steps: x_T ~ N(0, I), then x_{t-1} from
-    p(x_{t-1} | x_t) down to x_0."""
-    return model.sample(n, sampler="ddpm", steps=1000, variance=variance, seed=seed)
+def sample_ddpm(model, n=32, steps=1000, variance="posterior", seed=0):
+    """Ancestral sampling through `steps` of the 1000 levels (all of them by default):
+    x_T ~ N(0, I), then x_{t-1} from p(x_{t-1} | x_t) down to x_0."""
+    return model.sample(n, sampler="ddpm", steps=steps, variance=variance, seed=seed)
 
 
 def oracle(numbers, options):
@@ -138,12 +141,14 @@ def run(page, options) -> None:
         f"小さな U-Net（パラメータ {params:,} 個）の損失、{steps} ステップ",
     )
     n = 8 if options.quick else 16
-    brief = sample_ddpm(model, n, options.reverse_variance, options.seed)
+    # quick: 100 ancestral steps over every tenth level (the full page walks all 1000)
+    k = 100 if options.quick else 1000
+    brief = sample_ddpm(model, n, k, options.reverse_variance, options.seed)
     page.figure(
         image_grid(brief.numpy(), nrow=8),
         "samples_brief.png",
-        f"1000-step samples after {steps} training steps",
-        f"{steps} ステップ学習後の 1000 ステップのサンプリング",
+        f"{k}-step samples after {steps} training steps",
+        f"{steps} ステップ学習後の {k} ステップのサンプリング",
     )
     shipped = load_shipped("ddpm-digits")
     info = card("ddpm-digits")
@@ -155,12 +160,12 @@ def run(page, options) -> None:
         f"ステップ（2 コアの CPU で {info['training_seconds'] / 60:.0f} 分）学習した重みが"
         f"同梱されています。再学習するには：{RETRAIN}。同じサンプラーでの生成結果：",
     )
-    full = sample_ddpm(shipped, n, options.reverse_variance, options.seed)
+    full = sample_ddpm(shipped, n, k, options.reverse_variance, options.seed)
     page.figure(
         image_grid(full.numpy(), nrow=8),
         "samples_shipped.png",
-        "1000-step samples of the shipped model",
-        "同梱モデルによる 1000 ステップのサンプリング",
+        f"{k}-step samples of the shipped model",
+        f"同梱モデルによる {k} ステップのサンプリング",
     )
     page.table(
         [
@@ -202,12 +207,14 @@ def run(page, options) -> None:
             ),
         ]
     )
+    # quick: the code samples as the page did; the full page's code keeps 32 of 1000 steps
+    sample_args = f"n={n}, steps={k}" if options.quick else "n=32"
     page.code(
         train_ddpm,
         sample_ddpm,
         call="from genlab.course.common import image_data, train_briefly\n"
         f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps})\n"
-        "images = sample_ddpm(model)",
+        f"images = sample_ddpm(model, {sample_args})",
     )
     page.tests(
         "tests/test_course.py::test_step9_training_lowers_the_loss",

@@ -7,8 +7,11 @@ from .common import image_data, loss_figure, train_briefly
 
 def train_hvae(train, steps=800, seed=0):
     """A two-level hierarchical VAE, x <- z1 <- z2, trained on its ELBO."""
+    import torch
+
     from genlab.models.hvae import HVAE
 
+    torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = HVAE(train.shape)
     losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
     return model, losses
@@ -66,7 +69,7 @@ def run(page, options) -> None:
         "データと同じ大きさの、$T$ 階層の階層型 VAE とみなせます。",
     )
     train, test = image_data(options.data)
-    steps = 300 if options.quick else 800
+    steps = 100 if options.quick else 800  # quick: a rough model in a few CPU-seconds
     model, losses = train_hvae(train, steps, options.seed)
     with torch.no_grad():
         terms = model.elbo_terms(torch.as_tensor(test.x[:512]), torch.Generator().manual_seed(0))
