@@ -191,3 +191,43 @@ def test_bad_lora_files_are_refused_in_one_sentence(sd_folder, tmp_path):
     builtin = resolve("builtin")
     with pytest.raises(GenlabError, match="genlab's own models"):
         builtin.check(GenerationRequest("x", loras=((str(tmp_path / "meta-xl.safetensors"), 1),)))
+
+
+def test_sdxl_kohya_export_uses_the_original_block_names_and_reads_back():
+    """kohya's sd-scripts writes SDXL LoRAs on the original U-Net's block names
+    (``lora_unet_input_blocks_4_1_...``), which webui and Forge read: genlab's export for an
+    SDXL base does the same, and its reader maps them back to the same diffusers layers."""
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save
+
+    from genlab.lora.formats import (
+        SDXL,
+        original_block_path,
+        parse_file_state,
+        sdxl_block_path,
+        to_kohya,
+    )
+
+    paths = [
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+        "down_blocks.2.attentions.1.transformer_blocks.3.attn2.to_k",
+        "mid_block.attentions.0.transformer_blocks.0.attn1.to_v",
+        "up_blocks.0.attentions.2.transformer_blocks.9.attn1.to_out.0",
+        "up_blocks.1.attentions.0.transformer_blocks.1.attn2.to_q",
+    ]
+    expected = ["input_blocks.4.1", "input_blocks.8.1", "middle_block.1", "output_blocks.2.1",
+                "output_blocks.3.1"]  # fmt: skip
+    for path, block in zip(paths, expected, strict=True):
+        assert original_block_path(path).startswith(block + ".")
+        assert sdxl_block_path(original_block_path(path)) == path
+    a, b = torch.randn(4, 8), torch.randn(8, 4)
+    state = to_kohya({"unet": {p: (a.clone(), b.clone(), 0.5) for p in paths}}, SDXL)
+    assert all(k.startswith(("lora_unet_input_blocks_", "lora_unet_middle_block_",
+                             "lora_unet_output_blocks_")) for k in state)  # fmt: skip
+    assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight" in state
+    parsed = parse_file_state(load_bytes(save(state)), {}, "x.safetensors")
+    underscored = sorted(q.replace(".", "_") for q in parsed.parts["unet"])  # kohya's paths
+    assert parsed.base_version == SDXL and underscored == sorted(p.replace(".", "_") for p in paths)
+    assert all(
+        q.startswith(("down_blocks.", "mid_block.", "up_blocks.")) for q in parsed.parts["unet"]
+    )

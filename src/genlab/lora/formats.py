@@ -159,13 +159,33 @@ def sdxl_block_path(path: str, layers_per_block: int = 2) -> str:
     return path
 
 
+def original_block_path(path: str, layers_per_block: int = 2) -> str:
+    """The inverse of ``sdxl_block_path``: a diffusers SDXL U-Net path -> the original block
+    names kohya's sd-scripts trains SDXL on and webui/Forge read (``down_blocks.1.attentions.0``
+    -> ``input_blocks.4.1``: input block 0 is the first convolution, then each level has
+    ``layers_per_block`` blocks and a downsampler; the attention is a block's second layer)."""
+    per = layers_per_block + 1
+    m = re.match(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.*)", path)
+    if m:
+        return f"input_blocks.{int(m.group(1)) * per + int(m.group(2)) + 1}.1.{m.group(3)}"
+    m = re.match(r"mid_block\.attentions\.0\.(.*)", path)
+    if m:
+        return f"middle_block.1.{m.group(1)}"
+    m = re.match(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.*)", path)
+    if m:
+        return f"output_blocks.{int(m.group(1)) * per + int(m.group(2))}.1.{m.group(3)}"
+    return path
+
+
 def to_kohya(
     parts: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, float]]], version: str = SD1
 ):
-    """The same layers in kohya's layout (diffusers' module names, as sd-scripts writes SD
-    1.x files and webui reads them): ``lora_unet_PATH.lora_down.weight`` and so on; the
-    text encoder ``lora_te_`` (SD 1.x) or SDXL's two ``lora_te1_`` and ``lora_te2_``, their
-    paths with CLIP's ``text_model`` level (``lora_te_text_model_encoder_layers_0_...``)."""
+    """The same layers in kohya's layout, as sd-scripts writes them and webui reads them:
+    ``lora_unet_PATH.lora_down.weight`` and so on, PATH in diffusers' module names for SD 1.x
+    and in the original block names for SDXL (``lora_unet_input_blocks_4_1_...``, kohya's
+    SDXL layout); the text encoder ``lora_te_`` (SD 1.x) or SDXL's two ``lora_te1_`` and
+    ``lora_te2_``, their paths with CLIP's ``text_model`` level
+    (``lora_te_text_model_encoder_layers_0_...``)."""
     from .adapters import text_model_path
 
     first = "lora_te1_" if version == SDXL else "lora_te_"
@@ -175,6 +195,8 @@ def to_kohya(
         for path, (a, b, mult) in layers.items():
             if part != "unet":
                 path = text_model_path(path)
+            elif version == SDXL:
+                path = original_block_path(path)
             name = prefix[part] + path.replace(".", "_")
             out[f"{name}.lora_down.weight"] = a.contiguous()
             out[f"{name}.lora_up.weight"] = b.contiguous()
