@@ -402,3 +402,19 @@ def test_the_page_and_the_api_share_one_queue_in_order(servers):
     api.join(300)
     assert [who for who, _ in finished] == ["page", "api"]
     assert finished[0][1][0].is_file() and waiting["status"] == 200
+
+
+def test_lone_surrogates_and_deep_nesting_are_one_sentence(servers):
+    """A prompt holding a lone surrogate (valid JSON, not Unicode a tokenizer reads) and a
+    body of 100,000 nested arrays are 400 with one sentence, not the server's 500."""
+    base = f"http://127.0.0.1:{servers['port']}/sdapi/v1"
+    for field in ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt"):
+        body = {"prompt": PROMPT, "steps": 3, "enable_hr": True, "hr_scale": 2, field: "a \ud800"}
+        raw = json.dumps(body)  # ensure_ascii: the surrogate travels as \ud800
+        r = httpx.post(f"{base}/txt2img", content=raw,
+                       headers={"content-type": "application/json"}, timeout=60)  # fmt: skip
+        assert r.status_code == 400 and "not valid text" in r.json()["detail"], (field, r.text)
+    deep = '{"prompt": "x", "hr_prompt": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = httpx.post(f"{base}/txt2img", content=deep,
+                   headers={"content-type": "application/json"}, timeout=60)  # fmt: skip
+    assert r.status_code in (400, 422) and r.json()["detail"], r.text

@@ -183,3 +183,38 @@ def test_eval_t2i_with_a_seed_out_of_range_is_one_sentence(tmp_path, capsys, see
     assert len(err.strip().splitlines()) == 1
     assert "a seed is a whole number from 0 to 4294967295" in err and "Traceback" not in err
     assert not (tmp_path / "e").exists()
+
+
+# ---- text that is not Unicode, captions with a byte-order mark, a run inside its data
+
+
+def test_prompts_that_are_not_unicode_are_one_sentence(tmp_path, capsys):
+    from genlab.errors import GenlabError
+    from genlab.generation import GenerationRequest
+    from genlab.generation.hires import HiresFix
+
+    with pytest.raises(GenlabError, match="not valid text"):
+        GenerationRequest("a red circle \udcff")  # bytes that were not UTF-8, as argv has them
+    with pytest.raises(GenlabError, match="hires prompt is not valid text"):
+        HiresFix(prompt="a \ud800")
+    _refused(capsys, ["txt2img", "a red circle \udcff", "--out", str(tmp_path / "a.png")],
+             "not valid text")  # fmt: skip
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_a_caption_files_byte_order_mark_is_dropped(tmp_path):
+    from genlab.data.images import _caption
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("a red circle\n", encoding="utf-8-sig")  # as Notepad saves
+    assert _caption(tmp_path / "a.png", "") == "a red circle"
+
+
+def test_a_lora_run_inside_its_image_folder_is_refused(tmp_path, capsys):
+    data = tmp_path / "photos"
+    data.mkdir()
+    Image.new("RGB", (8, 8)).save(data / "a.png")
+    argv = ["finetune", "lora", "--model", "builtin", "--data", str(data), "--caption", "x",
+            "--out", str(data / "run"), "--steps", "1"]  # fmt: skip
+    _refused(capsys, argv, "lies inside the image folder")
+    assert sorted(p.name for p in data.iterdir()) == ["a.png"]

@@ -39,6 +39,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ..training.runconfig import RunConfig
     from ..training.runfolder import saved_config
 
+    data, out = Path(args.data).resolve(), Path(args.out).resolve()
+    if data.is_dir() and out.is_relative_to(data):
+        # its samples and plots would be read as training images by the next run on --data
+        raise GenlabError(f"--out {args.out} lies inside the image folder --data {args.data}: "
+                          "give a run folder outside it.")  # fmt: skip
     prepare_run_folder(args.out)
     if args.resume is None:  # the rule of every command that writes a run (see train_run)
         refuse_other_run(args.out, args.overwrite, "pass --resume latest to continue it, or")

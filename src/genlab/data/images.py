@@ -424,11 +424,12 @@ def _folder_repeats(file: Path, root: Path) -> int:
 
 
 def _caption(image: Path, default: str) -> str:
-    """The caption of an image: its NAME.txt (UTF-8, whitespace collapsed), else ``default``."""
+    """The caption of an image: its NAME.txt (UTF-8, a byte-order mark dropped, whitespace
+    collapsed), else ``default``."""
     side = image.with_suffix(".txt")
     if side.is_file():
         try:
-            text = " ".join(side.read_text(encoding="utf-8").split())
+            text = " ".join(side.read_text(encoding="utf-8-sig").split())
         except (OSError, UnicodeDecodeError) as e:
             raise DataError(f"Cannot read the caption {side} ({e}).") from None
         if text:

@@ -100,12 +100,13 @@ class HiresFix:
     def _second_pass_names(self) -> None:
         """The sampler and schedule in genlab's names ("" for the first pass's), the prompts
         checked as text."""
-        from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, parse_sampler
+        from .request import WEBUI_SAMPLERS, WEBUI_SCHEDULES, check_text, parse_sampler
 
         for name in ("sampler", "schedule", "prompt", "negative_prompt"):
             if not isinstance(getattr(self, name), str):
                 raise GenlabError(f"The hires {name.replace('_', ' ')} must be text (empty: "
                                   f"the first pass's), got {getattr(self, name)!r}.")  # fmt: skip
+            check_text(getattr(self, name), f"hires {name.replace('_', ' ')}")
         sampler, schedule = self.sampler.strip(), self.schedule.strip()
         try:
             schedule = "" if schedule.lower() in _SAME else parse_sampler("euler", schedule)[1]

@@ -92,6 +92,19 @@ def webui_sampler_name(sampler: str, schedule: str) -> str:
     return name if schedule in ("default", "trailing") else f"{name} {WEBUI_SCHEDULES[schedule]}"
 
 
+def check_text(text: str, what: str) -> None:
+    """A prompt the tokenizers can read: Unicode text with no lone surrogates (a JSON
+    ``"\\ud800"``, or bytes that were not UTF-8 on the command line, which Python keeps as
+    surrogates); they would otherwise fail deep inside a tokenizer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise GenlabError(
+            f"The {what} is not valid text: it holds characters that are not Unicode (bytes "
+            "that are not UTF-8, or a lone surrogate such as \\ud800)."
+        ) from None
+
+
 def check_seed(seed: Any, what: str = "seed") -> int:
     """A seed as an int in [0, 2^32), or one sentence."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_RANGE:
@@ -134,6 +147,8 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise GenlabError("The prompt and the negative prompt must be text.")
+        check_text(self.prompt, "prompt")
+        check_text(self.negative_prompt, "negative prompt")
         if not isinstance(self.sampler, str) or not isinstance(self.schedule, str):
             raise GenlabError("The sampler and the schedule are names.")
         sampler, schedule = parse_sampler(self.sampler, self.schedule)

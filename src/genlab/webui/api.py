@@ -600,6 +600,11 @@ def mount_api(
                     return JSONResponse({"detail": e.detail}, status_code=e.status)
                 except GenlabError as e:
                     return JSONResponse({"detail": str(e)}, status_code=400)
+                except RecursionError:  # a body of thousands of nested arrays or objects
+                    return JSONResponse(
+                        {"detail": "The request body nests its JSON too deeply."},
+                        status_code=400,
+                    )
                 except Exception:
                     log.exception("API request failed")
                     return JSONResponse(
