@@ -218,3 +218,13 @@ def test_a_lora_run_inside_its_image_folder_is_refused(tmp_path, capsys):
             "--out", str(data / "run"), "--steps", "1"]  # fmt: skip
     _refused(capsys, argv, "lies inside the image folder")
     assert sorted(p.name for p in data.iterdir()) == ["a.png"]
+
+
+def test_a_deepcache_branch_without_deepcache_and_a_refused_eval_leave_nothing(tmp_path, capsys):
+    _refused(capsys, ["txt2img", "a red circle", "--deepcache-branch", "2", "--out",
+                      str(tmp_path / "b.png")], "applies only with step caching on")  # fmt: skip
+    for bad in (["--n", "0"], ["--heldout", "bogus"]):
+        out = tmp_path / f"ev{bad[1]}"
+        assert main(["eval-t2i", "builtin", *bad, "--out", str(out)]) == 2
+        assert not out.exists()  # refused before any work: no empty report folder
+    assert not (tmp_path / "b.png").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .common import (
     command,
@@ -36,10 +37,21 @@ EXAMPLES = {
 
 
 def cmd_eval_t2i(args: argparse.Namespace) -> None:
+
+    fresh = not Path(args.out).exists()
+    output_folder(args.out)
+    try:
+        _eval_t2i(args)
+    except BaseException:
+        if fresh and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
+            Path(args.out).rmdir()  # a refused evaluation leaves no empty folder behind
+        raise
+
+
+def _eval_t2i(args: argparse.Namespace) -> None:
     from ..evaluation.text_to_image import evaluate_text_to_image
     from ..generation.request import parse_sampler
 
-    output_folder(args.out)
     given = (("steps", args.steps), ("cfg", args.cfg), ("deepcache", args.deepcache),
              ("deepcache_branch", args.deepcache_branch))  # fmt: skip
     settings = {k: v for k, v in given if v is not None}

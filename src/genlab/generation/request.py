@@ -165,6 +165,9 @@ class GenerationRequest:
                     f"{name} must be a whole number from {low} to 1000, got {value!r}"
                     + (" (1: off)." if low else ".")
                 )
+        if self.deepcache_branch and self.deepcache == 1:  # else silently unused
+            raise GenlabError("A DeepCache branch applies only with step caching on: give "
+                              "deepcache (--deepcache N) of 2 or more as well.")  # fmt: skip
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is None:

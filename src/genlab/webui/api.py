@@ -559,6 +559,7 @@ def mount_api(
     from fastapi import APIRouter, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.routing import APIRoute
+    from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse
 
     api = Api(studio, queue_size, flags)
@@ -600,11 +601,11 @@ def mount_api(
                     return JSONResponse({"detail": e.detail}, status_code=e.status)
                 except GenlabError as e:
                     return JSONResponse({"detail": str(e)}, status_code=400)
-                except RecursionError:  # a body of thousands of nested arrays or objects
-                    return JSONResponse(
-                        {"detail": "The request body nests its JSON too deeply."},
-                        status_code=400,
-                    )
+                except HTTPException as e:  # FastAPI's own: a body it could not parse
+                    # (JSON nested thousands deep fails inside json.loads as RecursionError)
+                    detail = e.detail if isinstance(e.detail, str) else "The request is bad."
+                    return JSONResponse({"detail": detail.rstrip(".") + "."},
+                                        status_code=e.status_code)  # fmt: skip
                 except Exception:
                     log.exception("API request failed")
                     return JSONResponse(
