@@ -106,6 +106,7 @@ def test_sharded_training_gives_the_weights_of_ddp(tmp_path):
             torch.testing.assert_close(v.reshape(r0[k].shape), r0[k].to(v.dtype), msg=(name, k))
 
 
+@pytest.mark.slow  # 15 s: in `make test-all`, to keep CI's run under 10 minutes
 def test_a_sharded_run_resumes_exactly_and_its_checkpoints_load_unsharded(tmp_path):
     _torchrun(tmp_path, RESUME, str(tmp_path))
     straight = tensors_of(tmp_path / "straight" / "checkpoints" / "step-6")

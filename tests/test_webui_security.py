@@ -277,8 +277,9 @@ def test_every_queue_function_refuses_paths_outside_the_allowed_roots(site):
     after = sorted(loras.rglob("*")) if loras.exists() else []
     assert after == before  # nothing trained, nothing copied
     # neither uploads nor a folder: our sentence, naming no path
-    messages = queue_call(base, train_fn, [None, None, "", "my-lora", "builtin", 4, 10, 1e-3,
-                                           False])  # fmt: skip
+    messages = queue_call(
+        base, train_fn, [None, None, "", "my-lora", "builtin", 4, 10, 1e-3, False, False]
+    )  # fmt: skip (the last: buckets)
     success, error = outcome(messages)
     assert not success and "Upload images" in error and "/" not in error
 

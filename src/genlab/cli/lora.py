@@ -40,7 +40,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ..training.runfolder import saved_config
 
     data, out = Path(args.data).resolve(), Path(args.out).resolve()
-    if data.is_dir() and out.is_relative_to(data):
+    if args.out.strip() and data.is_dir() and out.is_relative_to(data):
         # its samples and plots would be read as training images by the next run on --data
         raise GenlabError(f"--out {args.out} lies inside the image folder --data {args.data}: "
                           "give a run folder outside it.")  # fmt: skip
