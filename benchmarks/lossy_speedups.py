@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 import torch
+from fewstep_speed import PROMPTS  # this folder's: the same five prompts as the few-step benchmark
 
 from genlab.backends import load_backend
 from genlab.generation import GenerationRequest
@@ -53,13 +54,6 @@ CASES: dict[str, tuple[str, dict]] = {
         {"deepcache": 2, "deepcache_branch": 1},
     ),
 }
-PROMPTS = [
-    "a red circle to the left of a blue square",
-    "a small green star at the top",
-    "pink heart, centre, large",
-    "a golden triangle below a violet disc",
-    "white box, right, small",
-]
 
 
 def draw_all(pipe, fields: dict, batch: int, round_: int) -> tuple[float, float, np.ndarray]:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.lora_resume import assert_resumes_exactly
 
 from genlab.data.buckets import Buckets, bucket_sizes, cover_and_crop, nearest_bucket
 
@@ -161,9 +162,7 @@ def test_bucketed_lora_resumes_exactly(tmp_path, tiny_sd, monkeypatch):
     equal 1 step and --resume latest to 3, bit for bit; the kohya header says so."""
     pytest.importorskip("peft")
     from safetensors import safe_open
-    from safetensors.numpy import load_file
 
-    from genlab.cli import main
     from genlab.training.trainer import Trainer
 
     # the closing preview draws (20 steps, 4 images) change no weight: skipped for speed
@@ -172,16 +171,7 @@ def test_bucketed_lora_resumes_exactly(tmp_path, tiny_sd, monkeypatch):
     root = _folder(tmp_path / "d", {"a": (48, 16), "b": (40, 16), "c": (16, 40), "d": (20, 20)})
     common = ["finetune", "lora", "--model", str(tiny_sd), "--data", str(root), "--caption",
               "a picture", "--lr", "0.01", "--batch-size", "2", "--flip", *TINY]  # fmt: skip
-    assert main([*common, "--steps", "3", "--out", str(tmp_path / "straight"),
-                 "--format", "kohya"]) == 0  # fmt: skip
-    assert main([*common, "--steps", "1", "--out", str(tmp_path / "split")]) == 0
-    assert main([*common, "--steps", "3", "--out", str(tmp_path / "split"),
-                 "--resume", "latest"]) == 0  # fmt: skip
-    name = "model/pytorch_lora_weights.safetensors"
-    a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "split" / name)
-    assert a.keys() == b.keys() and any(np.abs(v).max() > 0 for v in a.values())
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    assert_resumes_exactly(common, tmp_path, steps=3, split=1, straight_extra=("--format", "kohya"))
     with safe_open(str(tmp_path / "straight" / "straight.safetensors"), "pt") as f:
         meta = f.metadata()
     assert meta["ss_enable_bucket"] == "True" and meta["ss_bucket_no_upscale"] == "False"

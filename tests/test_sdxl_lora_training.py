@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.lora_resume import assert_resumes_exactly
 
 
 def _image_folder(root, n=4, size=16):
@@ -22,7 +23,6 @@ def _image_folder(root, n=4, size=16):
 
 def test_sdxl_lora_trains_and_resumes_exactly(tmp_path):
     pytest.importorskip("peft")
-    from safetensors.numpy import load_file
     from support.tiny_sd import write_tiny_sdxl
 
     from genlab.cli import main
@@ -31,15 +31,7 @@ def test_sdxl_lora_trains_and_resumes_exactly(tmp_path):
     imgs = _image_folder(tmp_path / "imgs")
     common = ["finetune", "lora", "--model", str(folder), "--data", str(imgs), "--caption",
               "a square", "--lr", "0.01", "--batch-size", "2"]  # fmt: skip
-    assert main([*common, "--steps", "4", "--out", str(tmp_path / "straight")]) == 0
-    assert main([*common, "--steps", "2", "--out", str(tmp_path / "split")]) == 0
-    assert main([*common, "--steps", "4", "--out", str(tmp_path / "split"),
-                 "--resume", "latest"]) == 0  # fmt: skip
-    name = "model/pytorch_lora_weights.safetensors"
-    a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "split" / name)
-    assert a.keys() == b.keys() and any(np.abs(v).max() > 0 for v in a.values())
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    assert_resumes_exactly(common, tmp_path, steps=4, split=2)
     draw = ["txt2img", "a square", "--model", str(folder), "--steps", "2", "--seed", "1"]
     assert main([*draw, "--out", str(tmp_path / "plain.png")]) == 0
     assert main([*draw, "--lora", str(tmp_path / "straight"), "--lora-scale", "4",

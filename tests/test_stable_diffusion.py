@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support.lora_resume import assert_resumes_exactly
 
 from genlab.generation import parse_parameters, read_parameters
 
@@ -320,19 +321,8 @@ def test_single_file_base_for_lora_and_in_the_page_catalog(sd_folder, tmp_path):
 def test_lora_on_stable_diffusion_resumes_exactly(sd_folder, tmp_path):
     """3 steps, then 3 more by --resume latest: the adapters 6 straight steps give (the
     posterior draws, noise and timesteps come from the checkpointed RNG state)."""
-    from safetensors.numpy import load_file
-
-    from genlab.cli import main
 
     imgs = _image_folder(tmp_path / "imgs")
     common = ["finetune", "lora", "--model", str(sd_folder), "--data", str(imgs), "--caption",
               "a square", "--lr", "0.01", "--batch-size", "2"]  # fmt: skip
-    assert main([*common, "--steps", "6", "--out", str(tmp_path / "straight")]) == 0
-    assert main([*common, "--steps", "3", "--out", str(tmp_path / "split")]) == 0
-    assert main([*common, "--steps", "6", "--out", str(tmp_path / "split"),
-                 "--resume", "latest"]) == 0  # fmt: skip
-    name = "model/pytorch_lora_weights.safetensors"
-    a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "split" / name)
-    assert a.keys() == b.keys() and any(np.abs(v).max() > 0 for v in a.values())
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    assert_resumes_exactly(common, tmp_path, steps=6, split=3)
