@@ -15,7 +15,9 @@ alternating probe (--probe-rounds rounds of --probe steps each, the median round
 per step after the first step) gives each network's seconds per step; diffusers then trains
 for --budget seconds' worth of steps (or --steps steps), genlab for --fraction of that
 time. Each network gets its own learning rate: every value of --lrs is tried on --dev-seed
-at that network's own budget, and the lowest FD wins. The comparison then runs on --seeds,
+at that network's own budget, and the lowest FD wins (a single --lrs value is taken as
+already chosen: no search, so a search can be split over runs, each rate given to
+--seeds with the dev seed). The comparison then runs on --seeds,
 fresh seeds (initial weights, batches and sampling), at the chosen rates. FD: --n samples
 (DPM-Solver++(2M), 20 steps) against the 288 held-out references, digits features. Target
 met when genlab's mean FD over the seeds is at most diffusers' mean FD.
@@ -146,12 +148,14 @@ def main() -> None:
               flush=True)  # fmt: skip
         return m["fd"], m["fd_half"], seconds
 
-    best: dict[str, float] = {}
-    print(f"learning-rate search, seed {args.dev_seed}:", flush=True)
-    for kind in run_kinds:
-        scores = {lr: fd(kind, lr, args.dev_seed)[0] for lr in lrs}
-        best[kind] = min(scores, key=scores.get)
-        print(f"{kind}: lr {best[kind]:g} (FD {', '.join(f'{v:.1f}' for v in scores.values())})")
+    best = dict.fromkeys(run_kinds, lrs[0])  # one rate: already chosen, no search
+    if len(lrs) > 1:
+        print(f"learning-rate search, seed {args.dev_seed}:", flush=True)
+        for kind in run_kinds:
+            scores = {lr: fd(kind, lr, args.dev_seed)[0] for lr in lrs}
+            best[kind] = min(scores, key=scores.get)
+            print(f"{kind}: lr {best[kind]:g} "
+                  f"(FD {', '.join(f'{v:.1f}' for v in scores.values())})")  # fmt: skip
     print(f"fresh seeds {seeds}:", flush=True)
     rows: dict[str, list[tuple[float, float, float]]] = {k: [] for k in run_kinds}
     for seed in seeds:

@@ -207,6 +207,12 @@ def test_builtin_hires_fix_draws_scale_times_the_base_from_the_plain_first_pass(
         pipe.check(GenerationRequest(PROMPT, width=64, height=64))
     with pytest.raises(GenlabError, match="trained at 32x32"):
         pipe.check(replace(request, hires=HiresFix(2, denoising_strength=1.0)))
+    # 2 steps at strength 0.7: the pass's schedule has 2 steps, so it starts from noise too;
+    # refused before the first pass, naming the steps, not the size
+    spy = Spy(pipe)
+    with pytest.raises(GenlabError, match=r"2 steps at denoising strength 0\.7 starts from pure"):
+        hires_fix(spy, pipe.check(replace(request, hires=HiresFix(2, "Lanczos", 2, 0.7))))
+    assert not spy.calls
 
 
 def test_the_second_pass_sampler_and_prompt_are_a_plain_img2img_of_the_first(tmp_path):

@@ -260,3 +260,6 @@ def test_text_encoder_flags_are_checked(sd_folder, imgs, tmp_path, capsys):
     assert "--text-encoder-lr needs --train-text-encoder" in capsys.readouterr().err
     assert main([*args, "--unet-lr", "-1", "--out", str(tmp_path / "b")]) == 2
     assert "unet_lr" in capsys.readouterr().err
+    assert main([*args, "--unet-lr", "0", "--out", str(tmp_path / "c")]) == 2  # trains nothing
+    assert "--unet-lr 0 leaves nothing to train" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -338,6 +338,28 @@ def test_eval_t2i_on_the_wide_heldout_set_and_a_bad_set_is_one_sentence(
     assert "--heldout must be default or wide" in err and len(err.splitlines()) == 1
 
 
+def test_a_held_out_set_other_than_the_models_own_is_warned_about(tmp_path):
+    import json
+
+    from genlab.evaluation.text_to_image import split_warning, trained_split
+
+    assert trained_split("builtin") == trained_split("builtin-fast") == "default"
+    run = tmp_path / "run"
+    run.mkdir()
+    assert trained_split(str(run)) is None  # no meta.json: not known, no warning
+    (run / "meta.json").write_text(json.dumps({"data": "shapes", "data_options": {"n": 8}}))
+    assert trained_split(str(run)) == "default"
+    (run / "meta.json").write_text(
+        json.dumps({"data": "shapes", "data_options": {"heldout": "wide"}})
+    )
+    assert trained_split(str(run)) == "wide"
+    (run / "meta.json").write_text("{not json")
+    assert trained_split(str(run)) is None
+    assert split_warning("default", "default") is None and split_warning(None, "wide") is None
+    assert "held-out figure is partly seen" in split_warning("default", "wide")
+    assert "seen figure is partly held out" in split_warning("wide", "default")
+
+
 def test_a_new_unet_reuses_the_shipped_autoencoder():
     """autoencoder="builtin" (recipe txt2img-shapes-wide): the shipped model's first stage,
     weights and latent scale included, with no autoencoder trained again."""

@@ -62,6 +62,8 @@ def _eval_t2i(args: argparse.Namespace) -> None:
         args.model, n=args.n, out=args.out, seed=args.seed, heldout=args.heldout,
         loras=loras(args.lora, args.lora_scale), tome=args.tome or 0.0, **settings,
     )  # fmt: skip
+    if report["warning"]:
+        print(f"warning: {report['warning']}", file=sys.stderr)
     how = "drawn at random" if report["seed_drawn"] else "given"
     print(f"prompt set: seed {report['seed']} ({how}; --seed {report['seed']} draws it again), "
           f"held-out set {args.heldout}")  # fmt: skip

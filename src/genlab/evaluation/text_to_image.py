@@ -144,6 +144,38 @@ def draw_images(
     return np.concatenate(images)
 
 
+def trained_split(model: str) -> str | None:
+    """The held-out set whose "train" split ``model`` learnt from: "default" for the shipped
+    models (their cards' recipes), a run folder's ``data_options.heldout`` (meta.json), None
+    where it is not known."""
+    from ..backends import SHIPPED
+
+    if str(model) in SHIPPED:
+        return "default"
+    try:
+        meta = json.loads((Path(model) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("data") != "shapes":
+        return None
+    return (meta.get("data_options") or {}).get("heldout", "default")
+
+
+def split_warning(trained: str | None, heldout: str) -> str | None:
+    """What a held-out set other than the model's own means for its two figures."""
+    if trained is None or trained == heldout:
+        return None
+    if heldout == "wide":  # the wide set holds out more than the model's training did
+        return (
+            f"the model trained on the {trained!r} split, which shows some of the {heldout!r} "
+            "held-out compositions: its held-out figure is partly seen."
+        )
+    return (
+        f"the model trained on the {trained!r} split, which lacks some compositions of the "
+        f"{heldout!r} seen prompts: its seen figure is partly held out."
+    )
+
+
 def evaluate_text_to_image(
     model: str = "builtin", n: int = 200, out: str | Path | None = None,
     seed: int | None = None, batch: int = 50, loras: tuple[tuple[str, float], ...] = (),
@@ -189,6 +221,8 @@ def evaluate_text_to_image(
     adapters = checked_loras(loras, pipe.name, pipe.model_hash)
     report: dict[str, Any] = {"model": str(model), "n": n, "seed": seed, "seed_drawn": drawn,
                               "heldout_set": heldout, "settings": opts}  # fmt: skip
+    report["trained_split"] = trained_split(model)
+    report["warning"] = split_warning(report["trained_split"], heldout)
     report["loras"] = [[str(p), float(s)] for p, s in loras]
     report["tome"] = float(tome)
     grids, fakes, reals = {}, [], []

@@ -104,6 +104,9 @@ class LoRA(NeuralModel):
             )
         if text_encoder_lr is not None and not train_text_encoder:
             raise GenlabError("--text-encoder-lr needs --train-text-encoder.")
+        if unet_lr is not None and float(unet_lr) == 0 and not train_text_encoder:
+            # kohya's way to train the text encoder alone; without it nothing would learn
+            raise GenlabError("--unet-lr 0 leaves nothing to train without --train-text-encoder.")
         if targets is None:
             targets = DIFFUSERS_TARGETS if diffusers else BUILTIN_TARGETS
         if base_sha256 and digest != base_sha256:

@@ -123,8 +123,20 @@ class TextToImagePipeline:
             hires = request.hires
             target = target_size(request.width, request.height, hires, factor)
             steps = hires.steps or request.steps
-            _, strength = second_pass_schedule(steps, hires.denoising_strength)
-            self._check_canvas(*target, strength >= 1.0)
+            length, strength = second_pass_schedule(steps, hires.denoising_strength)
+            try:
+                self._check_canvas(*target, strength >= 1.0)
+            except GenlabError:
+                d = hires.denoising_strength
+                if strength < 1.0 or d >= 1.0:
+                    raise
+                # the strength asked is below 1, but the pass's schedule has no step to skip
+                raise GenlabError(
+                    f"A hires pass of {steps} steps at denoising strength {d:g} starts from "
+                    f"pure noise (its schedule, int({steps} / {d:g}) = {length} steps, has "
+                    f"none to skip), which {self.name} cannot draw at {target[0]}x{target[1]}: "
+                    "give the pass more steps (--hires-steps) or a lower denoising strength."
+                ) from None
         checked_loras(request.loras, self.name, self.model_hash)
         return request
 
