@@ -21,9 +21,11 @@ def image_data(spec: str | None):
     return data.split(0.15, seed=0)
 
 
-def train_briefly(model: Any, data: Any, steps: int, lr: float, seed: int = 0) -> list[float]:
-    """Train ``model`` in memory for ``steps`` steps (batch 128, no EMA), with a progress
-    bar; the loss every 10 steps (when the Trainer reads it off the device)."""
+def train_briefly(
+    model: Any, data: Any, steps: int, lr: float, seed: int = 0, batch: int = 128
+) -> list[float]:
+    """Train ``model`` in memory for ``steps`` steps of ``batch`` images (no EMA), with a
+    progress bar; the loss every 10 steps (when the Trainer reads it off the device)."""
     import torch
 
     from ..training.trainer import TrainConfig, Trainer
@@ -34,10 +36,21 @@ def train_briefly(model: Any, data: Any, steps: int, lr: float, seed: int = 0) -
         if step % 10 == 0:
             losses.append(metrics["loss"])
 
-    cfg = TrainConfig(steps=steps, batch_size=128, lr=lr, ema_decay=0, seed=seed, log_every=10)
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, ema_decay=0, seed=seed, log_every=10)
     torch.manual_seed(seed)
     Trainer(model, data, cfg, on_step=record).train()
     return losses
+
+
+def quick_batch(options: Any) -> int:
+    """The batch a step trains with: 32 for --quick (a rough model at a quarter of the
+    work: the quick notebooks run in CI), 128 otherwise."""
+    return 32 if options.quick else 128
+
+
+def shown_batch(batch: int) -> str:
+    """The page's code passes the batch only where it is not the default's 128."""
+    return "" if batch == 128 else f", batch={batch}"
 
 
 def loss_figure(losses: list[float], ylabel: str = "loss"):

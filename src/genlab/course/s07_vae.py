@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import image_data, loss_figure, train_briefly
+from .common import image_data, loss_figure, quick_batch, shown_batch, train_briefly
 
 
-def train_vae(train, steps=800, reduction="sum", seed=0):
+def train_vae(train, steps=800, reduction="sum", seed=0, batch=128):
     """A VAE with an 8-dimensional latent and a Bernoulli decoder, trained on the ELBO."""
     import torch
 
@@ -15,7 +15,7 @@ def train_vae(train, steps=800, reduction="sum", seed=0):
 
     torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = VAE(train.shape, latent_dim=8, likelihood="bernoulli", reduction=reduction)
-    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
+    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed, batch=batch)
     return model, losses
 
 
@@ -100,15 +100,16 @@ def run(page, options) -> None:
     )
     train, test = image_data(options.data)
     steps = 100 if options.quick else 800  # quick: a rough model in a few CPU-seconds
-    model, losses = train_vae(train, steps, options.elbo_reduction, options.seed)
+    batch = quick_batch(options)
+    model, losses = train_vae(train, steps, options.elbo_reduction, options.seed, batch)
     x_test = test.x[:512]
     elbo = model.elbo(x_test).numpy()
     closed, mc = kl_check(model, x_test, seed=options.seed)
     page.figure(
         loss_figure(losses, "negative ELBO"),
         "loss.png",
-        f"The training loss ({steps} steps)",
-        f"学習中の損失（{steps} ステップ）",
+        f"The training loss ({steps} steps of {batch} images)",
+        f"学習中の損失（{batch} 枚のバッチで {steps} ステップ）",
     )
     page.figure(
         image_grid(model.sample(64, seed=options.seed).numpy(), nrow=8),
@@ -151,7 +152,7 @@ def run(page, options) -> None:
         kl_check,
         call="from genlab.course.common import image_data, train_briefly\n"
         f"train, test = image_data(None)\nmodel, losses = "
-        f"train_vae(train, steps={steps}, reduction={options.elbo_reduction!r})\n"
+        f"train_vae(train, steps={steps}, reduction={options.elbo_reduction!r}{shown_batch(batch)})\n"
         "print(model.elbo(test.x[:512]).mean(), kl_check(model, test.x))",
     )
     page.tests("tests/test_course.py::test_step7_vae_elbo_and_kl")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import image_data, loss_figure, train_briefly
+from .common import image_data, loss_figure, quick_batch, shown_batch, train_briefly
 
 RETRAIN = "genlab train ddpm-digits --out runs/ddpm-digits"
 
 
-def train_ddpm(train, steps=250, seed=0):
+def train_ddpm(train, steps=250, seed=0, batch=128):
     """A small unconditional DDPM (U-Net widths 16, 32, 32; eps prediction, linear
     schedule, T = 1000) trained for a few hundred steps."""
     import torch
@@ -19,7 +19,7 @@ def train_ddpm(train, steps=250, seed=0):
 
     torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = DDPM(train.shape, channels=(16, 32, 32), attention=False)
-    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
+    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed, batch=batch)
     return model, losses
 
 
@@ -131,14 +131,15 @@ def run(page, options) -> None:
         "学習画像 1 枚の t = 0, 10, 50, 100, 250, 500, 750, 1000 での様子",
     )
     steps = 100 if options.quick else 250
-    model, losses = train_ddpm(train, steps, options.seed)
+    batch = quick_batch(options)
+    model, losses = train_ddpm(train, steps, options.seed, batch)
     params = sum(p.numel() for p in model.net.parameters())
     page.heading("Training", "学習")
     page.figure(
         loss_figure(losses, "noise-prediction MSE"),
         "loss.png",
-        f"The loss of a small U-Net ({params:,} parameters), {steps} steps",
-        f"小さな U-Net（パラメータ {params:,} 個）の損失、{steps} ステップ",
+        f"The loss of a small U-Net ({params:,} parameters), {steps} steps of {batch} images",
+        f"小さな U-Net（パラメータ {params:,} 個）の損失、{batch} 枚のバッチで {steps} ステップ",
     )
     n = 8 if options.quick else 16
     # quick: 100 ancestral steps over every tenth level (the full page walks all 1000)
@@ -213,7 +214,7 @@ def run(page, options) -> None:
         train_ddpm,
         sample_ddpm,
         call="from genlab.course.common import image_data, train_briefly\n"
-        f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps})\n"
+        f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps}{shown_batch(batch)})\n"
         f"images = sample_ddpm(model, {sample_args})",
     )
     page.tests(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .common import image_data, loss_figure, train_briefly
+from .common import image_data, loss_figure, quick_batch, shown_batch, train_briefly
 
 
-def train_hvae(train, steps=800, seed=0):
+def train_hvae(train, steps=800, seed=0, batch=128):
     """A two-level hierarchical VAE, x <- z1 <- z2, trained on its ELBO."""
     import torch
 
@@ -13,7 +13,7 @@ def train_hvae(train, steps=800, seed=0):
 
     torch.manual_seed(seed)  # the initial weights too: the same seed, the same model
     model = HVAE(train.shape)
-    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed)
+    losses = train_briefly(model, train, steps=steps, lr=2e-3, seed=seed, batch=batch)
     return model, losses
 
 
@@ -70,15 +70,16 @@ def run(page, options) -> None:
     )
     train, test = image_data(options.data)
     steps = 100 if options.quick else 800  # quick: a rough model in a few CPU-seconds
-    model, losses = train_hvae(train, steps, options.seed)
+    batch = quick_batch(options)
+    model, losses = train_hvae(train, steps, options.seed, batch)
     with torch.no_grad():
         terms = model.elbo_terms(torch.as_tensor(test.x[:512]), torch.Generator().manual_seed(0))
     terms = {k: float(v.mean()) for k, v in terms.items()}
     page.figure(
         loss_figure(losses, "negative ELBO"),
         "loss.png",
-        f"The training loss ({steps} steps)",
-        f"学習中の損失（{steps} ステップ）",
+        f"The training loss ({steps} steps of {batch} images)",
+        f"学習中の損失（{batch} 枚のバッチで {steps} ステップ）",
     )
     page.figure(
         image_grid(model.sample(64, seed=options.seed).numpy(), nrow=8),
@@ -105,7 +106,7 @@ def run(page, options) -> None:
     page.code(
         train_hvae,
         call="from genlab.course.common import image_data, train_briefly\n"
-        f"train, test = image_data(None)\nmodel, losses = train_hvae(train, steps={steps})\n"
+        f"train, test = image_data(None)\nmodel, losses = train_hvae(train, steps={steps}{shown_batch(batch)})\n"
         "print(model.elbo(test.x[:512]).mean())",
     )
     page.tests("tests/test_course.py::test_appendix_hvae_elbo_terms")
