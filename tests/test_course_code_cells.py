@@ -1,7 +1,7 @@
 """The code a course page shows (and its notebook runs as a cell) names only what it defines
 or imports: pasted into a fresh interpreter or kernel, it runs. Read from the step modules'
-``page.code(...)`` calls without running the steps, so the steps that train networks are
-checked in the fast suite (their notebooks execute only in `make test-all`)."""
+``page.code(...)`` calls without running the steps: a check in seconds, before the
+notebooks (tests/test_notebooks.py) run them."""
 
 import ast
 import builtins
