@@ -1,6 +1,7 @@
 """Ctrl-C (SIGINT to a real `genlab train` process): the first writes a final checkpoint and
 exits with one line and code 130, and --resume latest continues from it; a second Ctrl-C
-during that save exits at once and leaves the last good checkpoint readable."""
+during that save exits at once and leaves the last good checkpoint readable; SIGTERM is
+handled as Ctrl-C is."""
 
 import os
 import signal
@@ -55,6 +56,21 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"done: {step + 3} steps" in done.stdout
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+    """A scheduler's or `docker stop`'s SIGTERM (and the only way to stop a background run,
+    which ignores SIGINT): the final checkpoint is written, one line, code 143."""
+    run = tmp_path / "run"
+    proc = _start(run, "--set", "checkpoint_every=50")
+    _wait_for_checkpoint(run, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "genlab: terminated"
+    _, state = ckpt.load_checkpoint(ckpt.latest(run / "checkpoints"))
+    assert state["step"] % 50 != 0 or state["step"] > 50  # the final save, not only the periodic
 
 
 def test_a_second_ctrl_c_exits_at_once_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -49,6 +49,26 @@ def _exit_at_next_interrupt() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's, ``docker stop``'s or ``kill``'s request to stop), handled
+    as a Ctrl-C is: a training saves its checkpoint on the way out. A process started in the
+    background ignores Ctrl-C's SIGINT, so SIGTERM is how it is stopped without a loss."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigterm(handler: object) -> object:
+    """Install ``handler`` for SIGTERM (main thread only); the previous one, to restore."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
         print("genlab: error: an argument contains a NUL character.", file=sys.stderr)
@@ -60,13 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     from ..errors import GenlabError
 
+    previous = _on_sigterm(_terminate)
     try:
         args.func(args)
     except GenlabError as e:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _exit_at_next_interrupt()
-        print("genlab: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(e, Terminated)
+        print(f"genlab: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130  # 128 + the signal's number, as shells report
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
     return 0
