@@ -31,12 +31,18 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The tests run in TEST_WORKERS processes (pytest-xdist), one torch thread each, so the
+# waits of the browser, subprocess and server tests overlap with other work; a file's tests
+# stay in one process (--dist loadfile), so its module fixtures are built once.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
 	@$(BIN)/python -c "import torch; b = 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'; print(f'genlab: testing with PyTorch {torch.__version__}, {b} build')"
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-all: lint
-	GENLAB_FUZZ_EXAMPLES=300 $(BIN)/pytest -q -m ''
+	GENLAB_FUZZ_EXAMPLES=300 $(PYTEST) -m ''
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/gmm_vs_sklearn.py
