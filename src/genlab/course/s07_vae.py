@@ -152,7 +152,8 @@ def run(page, options) -> None:
         kl_check,
         call="from genlab.course.common import image_data, train_briefly\n"
         f"train, test = image_data(None)\nmodel, losses = "
-        f"train_vae(train, steps={steps}, reduction={options.elbo_reduction!r}{shown_batch(batch)})\n"
+        f"train_vae(train, steps={steps}, reduction={options.elbo_reduction!r}"
+        f"{shown_batch(batch)})\n"
         "print(model.elbo(test.x[:512]).mean(), kl_check(model, test.x))",
     )
     page.tests("tests/test_course.py::test_step7_vae_elbo_and_kl")

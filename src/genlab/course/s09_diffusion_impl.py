@@ -214,7 +214,8 @@ def run(page, options) -> None:
         train_ddpm,
         sample_ddpm,
         call="from genlab.course.common import image_data, train_briefly\n"
-        f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps}{shown_batch(batch)})\n"
+        f"train, _ = image_data(None)\nmodel, losses = train_ddpm(train, steps={steps}"
+        f"{shown_batch(batch)})\n"
         f"images = sample_ddpm(model, {sample_args})",
     )
     page.tests(

@@ -106,7 +106,8 @@ def run(page, options) -> None:
     page.code(
         train_hvae,
         call="from genlab.course.common import image_data, train_briefly\n"
-        f"train, test = image_data(None)\nmodel, losses = train_hvae(train, steps={steps}{shown_batch(batch)})\n"
+        f"train, test = image_data(None)\nmodel, losses = train_hvae(train, steps={steps}"
+        f"{shown_batch(batch)})\n"
         "print(model.elbo(test.x[:512]).mean())",
     )
     page.tests("tests/test_course.py::test_appendix_hvae_elbo_terms")
