@@ -340,6 +340,7 @@ def test_eval_t2i_on_the_wide_heldout_set_and_a_bad_set_is_one_sentence(
 
 def test_a_held_out_set_other_than_the_models_own_is_warned_about(tmp_path):
     import json
+    import os
 
     from genlab.evaluation.text_to_image import split_warning, trained_split
 
@@ -353,7 +354,15 @@ def test_a_held_out_set_other_than_the_models_own_is_warned_about(tmp_path):
         json.dumps({"data": "shapes", "data_options": {"heldout": "wide"}})
     )
     assert trained_split(str(run)) == "wide"
-    (run / "meta.json").write_text("{not json")
+    (run / "model").mkdir()
+    assert trained_split(str(run / "model")) == "wide"  # the run's model/ folder, given
+    for hostile in ("{not json", "[" * 100_000, "[1]", '{"data": "shapes", "data_options": "wide"}',
+                    '{"data": "shapes", "data_options": {"heldout": 7}}',
+                    '{"data": "shapes", "data_options": {"heldout": "bogus"}}'):  # fmt: skip
+        (run / "meta.json").write_text(hostile)
+        assert trained_split(str(run)) is None, hostile  # not known: no warning, no traceback
+    (run / "meta.json").unlink()
+    os.mkfifo(run / "meta.json")  # would block a read
     assert trained_split(str(run)) is None
     assert split_warning("default", "default") is None and split_warning(None, "wide") is None
     assert "held-out figure is partly seen" in split_warning("default", "wide")

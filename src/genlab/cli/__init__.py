@@ -56,6 +56,11 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum: int, frame: object) -> None:
+    import signal
+
+    # the stop has begun: a repeated SIGTERM (supervisors and `docker stop` send more) must
+    # not break off the final checkpoint; SIGKILL still ends the process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     from ..errors import GenlabError
 
-    previous = _on_sigterm(_terminate)
+    previous, terminated = _on_sigterm(_terminate), False
     try:
         args.func(args)
     except GenlabError as e:
@@ -92,6 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return 143 if terminated else 130  # 128 + the signal's number, as shells report
     finally:
-        if previous is not None:
+        if previous is not None and not terminated:  # terminated: on its way out, TERMs ignored
             _on_sigterm(previous)
     return 0

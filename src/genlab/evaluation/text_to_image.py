@@ -146,19 +146,33 @@ def draw_images(
 
 def trained_split(model: str) -> str | None:
     """The held-out set whose "train" split ``model`` learnt from: "default" for the shipped
-    models (their cards' recipes), a run folder's ``data_options.heldout`` (meta.json), None
-    where it is not known."""
+    models (their cards' recipes), a run's ``data_options.heldout`` (its meta.json, beside
+    the folder given or one up from its ``model/``), None where it is not known or not a
+    held-out set's name."""
     from ..backends import SHIPPED
+    from ..data.shapes import HELDOUT_SETS
 
     if str(model) in SHIPPED:
         return "default"
-    try:
-        meta = json.loads((Path(model) / "meta.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("data") != "shapes":
-        return None
-    return (meta.get("data_options") or {}).get("heldout", "default")
+    folder = Path(model)
+    places = [folder / "meta.json"] + (
+        [folder.parent / "meta.json"] if folder.name == "model" else []
+    )
+    for path in places:
+        if not path.is_file():  # a FIFO or folder named meta.json is not a run's record
+            continue
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(meta, dict) or meta.get("data") != "shapes":
+            return None
+        options = meta.get("data_options")
+        if not isinstance(options, dict):
+            return None
+        heldout = options.get("heldout", "default")
+        return heldout if isinstance(heldout, str) and heldout in HELDOUT_SETS else None
+    return None
 
 
 def split_warning(trained: str | None, heldout: str) -> str | None:
