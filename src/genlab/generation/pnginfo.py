@@ -65,7 +65,7 @@ def format_parameters(
     if request.strength is not None:
         pairs["Denoising strength"] = _number(request.strength)
     if request.hires is not None:  # webui's keys; "Size" stays the base size, as webui's
-        pairs |= _hires_pairs(request, request.hires)
+        pairs |= _hires_pairs(request)
     if request.deepcache > 1:  # lossy: a PNG says it was drawn with step caching
         pairs["DeepCache"] = request.deepcache
         if request.deepcache_branch:
@@ -78,28 +78,39 @@ def format_parameters(
     return "\n".join(lines)
 
 
-def _hires_pairs(request: GenerationRequest, hires: Any) -> dict[str, Any]:
-    """webui's hires keys; the second pass's sampler, schedule and prompts only where they
-    differ from the first pass's, as webui writes them ("Hires schedule type" is its
+def hires_fields(request: GenerationRequest) -> dict[str, Any]:
+    """webui's hires keys of a request with hires fix, values as they are (the API's
+    extra_generation_params); the second pass's sampler, schedule and prompts only where
+    they differ from the first pass's, as webui writes them ("Hires schedule type" is its
     scheduler's label, written where the second pass's differs)."""
-    pairs: dict[str, Any] = {"Denoising strength": _number(hires.denoising_strength)}
+    hires = request.hires
+    fields: dict[str, Any] = {}
     second = hires.second_pass(request)
     if second["sampler"] != request.sampler:
-        pairs["Hires sampler"] = WEBUI_SAMPLERS[second["sampler"]]
+        fields["Hires sampler"] = WEBUI_SAMPLERS[second["sampler"]]
     if second["prompt"] != request.prompt:
-        pairs["Hires prompt"] = second["prompt"]
+        fields["Hires prompt"] = second["prompt"]
     if second["negative_prompt"] != request.negative_prompt:
-        pairs["Hires negative prompt"] = second["negative_prompt"]
+        fields["Hires negative prompt"] = second["negative_prompt"]
     if hires.resized:
-        pairs["Hires resize"] = f"{hires.resize_x}x{hires.resize_y}"
+        fields["Hires resize"] = f"{hires.resize_x}x{hires.resize_y}"
     else:
-        pairs["Hires upscale"] = _number(hires.scale)
+        fields["Hires upscale"] = hires.scale
     if hires.steps:
-        pairs["Hires steps"] = hires.steps
-    pairs["Hires upscaler"] = hires.upscaler
+        fields["Hires steps"] = hires.steps
+    fields["Hires upscaler"] = hires.upscaler
     if second["schedule"] != request.schedule:
-        pairs["Hires schedule type"] = WEBUI_SCHEDULES[second["schedule"]]
-    return pairs
+        fields["Hires schedule type"] = WEBUI_SCHEDULES[second["schedule"]]
+    return fields
+
+
+def _hires_pairs(request: GenerationRequest) -> dict[str, Any]:
+    """The PNG text's hires keys: the denoising strength, then ``hires_fields`` with the
+    scale written as webui writes numbers."""
+    fields = hires_fields(request)
+    if "Hires upscale" in fields:
+        fields["Hires upscale"] = _number(request.hires.scale)
+    return {"Denoising strength": _number(request.hires.denoising_strength)} | fields
 
 
 #: the keys format_parameters writes from the request itself (the rest come from ``extra``)

@@ -26,7 +26,12 @@ from typing import Any
 
 from ..errors import GenlabError
 from ..generation.hires import LATENT_MODES, PIXEL_UPSCALERS, HiresFix
-from ..generation.pnginfo import format_parameters, parameters_from_bytes, parse_parameters
+from ..generation.pnginfo import (
+    format_parameters,
+    hires_fields,
+    parameters_from_bytes,
+    parse_parameters,
+)
 from ..generation.prompt_loras import prompt_loras
 from ..generation.request import (
     MAX_BATCH,
@@ -433,27 +438,7 @@ def run_job(
 
 def hires_params(request: GenerationRequest) -> dict:
     """webui's extra_generation_params of hires fix (none without it)."""
-    hires = request.hires
-    if hires is None:
-        return {}
-    out: dict[str, Any] = (
-        {"Hires resize": f"{hires.resize_x}x{hires.resize_y}"}
-        if hires.resized
-        else {"Hires upscale": hires.scale}
-    )
-    if hires.steps:
-        out["Hires steps"] = hires.steps
-    out["Hires upscaler"] = hires.upscaler
-    second = hires.second_pass(request)
-    if second["sampler"] != request.sampler:
-        out["Hires sampler"] = WEBUI_SAMPLERS[second["sampler"]]
-    if second["schedule"] != request.schedule:
-        out["Hires schedule type"] = WEBUI_SCHEDULES[second["schedule"]]
-    if second["prompt"] != request.prompt:
-        out["Hires prompt"] = second["prompt"]
-    if second["negative_prompt"] != request.negative_prompt:
-        out["Hires negative prompt"] = second["negative_prompt"]
-    return out
+    return {} if request.hires is None else hires_fields(request)
 
 
 def set_model(api: Api, name: str) -> None:
